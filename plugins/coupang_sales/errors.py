@@ -1,0 +1,79 @@
+"""Failure categories of a collection, each with the action a person has to take."""
+
+from __future__ import annotations
+
+# category -> (retryable, default action for the alert)
+CATEGORIES: dict[str, tuple[bool, str]] = {
+    "tax_invoice_pending": (
+        False,
+        "The seller must process (confirm) the pending reverse-issued tax invoice "
+        "(미처리된 세금계산서) in Supplier Hub; collection resumes on the next run.",
+    ),
+    "sub_account_expired": (
+        False,
+        "The master account must click '연장하기' at 서플라이어허브 > 부계정 관리 "
+        "for the integration's sub-account.",
+    ),
+    "auth_challenge": (
+        False,
+        "The portal asked for SMS verification (인증번호); a person must complete the "
+        "login once, or the seller must disable the challenge for the integration account.",
+    ),
+    "bot_rejected": (
+        False,
+        "The portal rejected the automated browser (Access Denied): run the extractor "
+        "with a headed browser or a remote Selenium Grid node (SELENIUM_REMOTE_URL).",
+    ),
+    "bad_credentials": (
+        False,
+        "Fix the username/password in the account's Airflow connection.",
+    ),
+    "portal_unavailable": (
+        True,
+        "The portal failed or timed out; the task retries by itself. Check the portal if it persists.",
+    ),
+    "export_format_changed": (
+        False,
+        "The portal's export changed shape; update the parser (coupang_sales.exports) "
+        "for the new columns before re-running.",
+    ),
+    "validation_failed": (
+        False,
+        "The extracted data broke a data-quality rule; open the kept validation result "
+        "and fix the source or the rule, then re-run the date.",
+    ),
+    "warehouse_error": (
+        True,
+        "The warehouse failed; the task retries by itself. Check the PostgreSQL connection "
+        "'coupang_warehouse' if it persists.",
+    ),
+    "configuration_error": (
+        False,
+        "Fix the DAG or account configuration named in the message.",
+    ),
+    "not_implemented": (False, "This collection path is not implemented yet."),
+}
+
+
+class CollectionError(Exception):
+    """A collection failure with a category from ``CATEGORIES``.
+
+    Messages must never contain credentials: build them from account ids, URLs
+    without query secrets, page titles and counts only.
+    """
+
+    def __init__(self, category: str, message: str, *, action: str | None = None):
+        if category not in CATEGORIES:
+            raise ValueError(f"unknown failure category {category!r}")
+        self.category = category
+        self.retryable, default_action = CATEGORIES[category]
+        self.action = action or default_action
+        self.detail = message
+        super().__init__(f"[{category}] {message} Action: {self.action}")
+
+
+class ExportFormatError(CollectionError):
+    """An export or page no longer has the shape the parser expects."""
+
+    def __init__(self, message: str):
+        super().__init__("export_format_changed", message)

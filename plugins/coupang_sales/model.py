@@ -1,0 +1,58 @@
+"""The warehouse row shapes shared by the channel policies and the loader."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+ROCKET = "coupang_rocket"
+JET = "coupang_jet"
+
+# sales.order_lines, in table order. Money columns are integer won.
+ORDER_LINE_COLUMNS: tuple[str, ...] = (
+    "channel",
+    "account_id",
+    "order_id",
+    "line_key",
+    "option_id",
+    "product_name",
+    "sales_date",
+    "quantity",
+    "gross_amount",
+    "coupon_discount",
+    "payment_amount",
+    "seller_shipping_fee",
+    "collected_commission",
+    "is_cancelled",
+    "source",
+    "cancelled_quantity",
+    "cancelled_amount",
+)
+MONEY_COLUMNS = ("gross_amount", "coupon_discount", "payment_amount", "seller_shipping_fee",
+                 "collected_commission", "cancelled_amount")
+
+
+@dataclass(frozen=True)
+class Window:
+    """Inclusive range of Asia/Seoul dates a run collects."""
+
+    start: dt.date
+    end: dt.date
+
+    def __post_init__(self) -> None:
+        if self.start > self.end:
+            raise ValueError(f"window start {self.start} is after its end {self.end}")
+
+    def __contains__(self, day: dt.date) -> bool:
+        return self.start <= day <= self.end
+
+    def days(self) -> list[dt.date]:
+        n = (self.end - self.start).days
+        return [self.start + dt.timedelta(days=i) for i in range(n + 1)]
+
+    @classmethod
+    def ending(cls, end: dt.date, lookback_days: int) -> "Window":
+        return cls(end - dt.timedelta(days=lookback_days), end)
+
+    def __str__(self) -> str:
+        return f"{self.start.isoformat()}..{self.end.isoformat()}"
