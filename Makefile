@@ -1,0 +1,26 @@
+# The project's commands. `make demo` and `make test` are the two a new user needs.
+SHELL := /bin/bash
+PY := .venv/bin/python
+SCENARIO ?= include/sandbox/scenarios/demo.json
+FROM ?=
+TO ?=
+WAREHOUSE_DSN ?=
+
+.PHONY: setup demo test airflow lint bench
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	@$(PY) scripts/demo.py --scenario "$(SCENARIO)" \
+		$(if $(FROM),--from "$(FROM)") $(if $(TO),--to "$(TO)") \
+		$(if $(WAREHOUSE_DSN),--warehouse-dsn "$(WAREHOUSE_DSN)")
+
+test: setup
+	@$(PY) -m pytest -p no:cacheprovider
+
+airflow: setup
+	@$(PY) scripts/airflow_ui.py --scenario "$(SCENARIO)"
+
+lint: setup
+	@.venv/bin/ruff check . && .venv/bin/ruff check --select AIR .

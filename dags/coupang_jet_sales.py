@@ -1,0 +1,21 @@
+"""
+### Coupang Jet sales (Rocket Growth, Wing)
+
+Collects every active `coupang_jet` account of `sales.accounts` into `sales.order_lines`,
+each by its own integration version (`sales.accounts.jet_version`).
+
+**Version 1** (Wing sales page): payment amount without coupon discounts; the option ID
+is stored as the order ID; no shipping fee.
+
+**Version 2** (Rocket Growth settlement reports): payment amount after coupon discounts;
+the real order ID; fulfilment fees applied as 판매자 부담 배송비; commission collected
+(a rate entered in `sales.commission_settings` takes precedence, see the view
+`sales.order_lines_effective`).
+
+**Per account:** extract → validate → transform → load. Extraction from Wing is not
+implemented yet: an active Jet account fails with reason `not_implemented`.
+"""
+
+from coupang_sales.airflow_glue.dag_factory import build_channel_dag
+
+dag = build_channel_dag("coupang_jet", doc_md=__doc__)

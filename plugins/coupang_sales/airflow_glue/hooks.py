@@ -1,0 +1,54 @@
+"""Hooks for the portals: credentials from an Airflow connection, I/O through the page objects."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from airflow.sdk import BaseHook
+
+if TYPE_CHECKING:
+    from coupang_sales.portals.supplier_hub import SupplierHubSession
+
+
+class SupplierHubHook(BaseHook):
+    """Opens a logged-out browser session on Supplier Hub for one account's connection.
+
+    The connection holds: ``host`` = Supplier Hub base URL (``https://supplier.coupang.com``
+    or the sandbox URL), ``login``/``password`` = the integration's sub-account, and
+    optional ``extra`` keys ``sso_url`` (the sign-on entry URL), ``remote_url`` (a
+    Selenium Grid node, also from ``SELENIUM_REMOTE_URL``), ``headless`` (default true)
+    and ``timeout`` seconds. The password is passed to the browser form only.
+    """
+
+    conn_name_attr = "supplier_hub_conn_id"
+    hook_name = "Coupang Supplier Hub"
+    conn_type = "http"
+
+    def __init__(self, supplier_hub_conn_id: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.supplier_hub_conn_id = supplier_hub_conn_id
+
+    def session(self, *, download_dir: Path, artifacts_dir: Path | None = None) -> "SupplierHubSession":
+        from coupang_sales.portals.supplier_hub import SupplierHubSession
+
+        conn = self.get_connection(self.supplier_hub_conn_id)
+        extra = conn.extra_dejson
+        base_url = conn.host if "://" in (conn.host or "") else f"{conn.schema or 'https'}://{conn.host}"
+        if conn.port and f":{conn.port}" not in base_url:
+            base_url = f"{base_url}:{conn.port}"
+        remote_url = extra.get("remote_url") or os.environ.get("SELENIUM_REMOTE_URL") or None
+        headless = str(extra.get("headless", os.environ.get("SELENIUM_HEADLESS", "true"))).lower() != "false"
+
+        def driver_factory(download_dir: Path):
+            from coupang_sales.portals.browser import open_browser
+
+            return open_browser(download_dir, headless=headless, remote_url=remote_url)
+
+        return SupplierHubSession(
+            base_url=base_url.rstrip("/"), username=conn.login, password=conn.password,
+            download_dir=download_dir, sso_url=extra.get("sso_url"),
+            timeout=float(extra.get("timeout", 20)), artifacts_dir=artifacts_dir,
+            driver_factory=driver_factory,
+        )

@@ -1,0 +1,135 @@
+"""What every collection task needs from its Airflow context: the window, staging, the audit."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from coupang_sales.errors import CollectionError
+from coupang_sales.model import Window
+
+SEOUL = ZoneInfo("Asia/Seoul")
+DEFAULT_LOOKBACK_DAYS = 14
+DEFAULT_RESTATEMENT_HORIZON_DAYS = 60
+# Categories whose fix belongs to the seller: the run is recorded 'blocked', not 'failed'.
+BLOCKED_CATEGORIES = frozenset({"tax_invoice_pending", "sub_account_expired"})
+
+log = logging.getLogger(__name__)
+
+
+def seoul_today() -> dt.date:
+    """Today in Asia/Seoul; ``COUPANG_TODAY`` (YYYY-MM-DD) pins it for sandboxes and replays."""
+    pinned = os.environ.get("COUPANG_TODAY")
+    return dt.date.fromisoformat(pinned) if pinned else dt.datetime.now(SEOUL).date()
+
+
+def resolve_window(context: Mapping[str, Any]) -> Window:
+    """The window a run collects: [D - lookback_days, D].
+
+    D is the ``date`` param when given (manual runs and the UI), else the run's logical
+    date in Asia/Seoul (the schedule's data interval start: the day before the run),
+    else yesterday in Seoul (a manual run with no logical date).
+    """
+    params = context.get("params") or {}
+    if params.get("date"):
+        end = dt.date.fromisoformat(str(params["date"]))
+    elif context.get("logical_date"):
+        end = context["logical_date"].astimezone(SEOUL).date()
+    else:
+        end = seoul_today() - dt.timedelta(days=1)
+    lookback = params.get("lookback_days")
+    return Window.ending(end, DEFAULT_LOOKBACK_DAYS if lookback is None else int(lookback))
+
+
+def list_until(context: Mapping[str, Any], window: Window) -> dt.date:
+    """Last 작성일자 to read for restatements of the window (never past today in Seoul)."""
+    params = context.get("params") or {}
+    horizon = params.get("restatement_horizon_days")
+    horizon = DEFAULT_RESTATEMENT_HORIZON_DAYS if horizon is None else int(horizon)
+    return max(window.end, min(seoul_today(), window.end + dt.timedelta(days=horizon)))
+
+
+def staging_dir(context: Mapping[str, Any], account_id: str) -> Path:
+    """Per run and account folder for raw and intermediate files.
+
+    ``COUPANG_STAGING_DIR`` (default ``$AIRFLOW_HOME/staging``) must be shared by all
+    workers in a multi-worker deployment (docker-compose mounts one volume for it).
+    """
+    root = Path(os.environ.get("COUPANG_STAGING_DIR")
+                or Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser() / "staging")
+    run_id = re.sub(r"[^A-Za-z0-9_.-]", "_", str(context.get("run_id") or "manual"))
+    dag_id = context["dag"].dag_id if context.get("dag") else "adhoc"
+    return root / dag_id / run_id / re.sub(r"[^A-Za-z0-9_.-]", "_", account_id)
+
+
+def warehouse_connection(conn_id: str = "coupang_warehouse"):
+    """A psycopg (v3) connection to the warehouse, in autocommit (each load opens its own transaction)."""
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    try:
+        conn = PostgresHook(postgres_conn_id=conn_id).get_conn()
+    except Exception as exc:  # the driver's message names host and database, never the password
+        raise CollectionError("warehouse_error", f"cannot connect to warehouse '{conn_id}': "
+                              f"{type(exc).__name__}: {exc}") from exc
+    conn.autocommit = True
+    return conn
+
+
+@contextlib.contextmanager
+def recorded_attempt(context: Mapping[str, Any], account: Mapping[str, Any], window: Window,
+                     ) -> Iterator[dict[str, Any]]:
+    """Record a failed attempt in ``sales.collection_runs`` and make non-transient failures final.
+
+    Yields a dict the task may fill with counts for the record. A ``CollectionError``
+    whose category is not retryable becomes ``AirflowFailException`` so Airflow does not
+    retry it (retrying does not approve a tax invoice).
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    started = dt.datetime.now(dt.timezone.utc)
+    counts: dict[str, Any] = {}
+    try:
+        yield counts
+    except Exception as exc:
+        error = exc if isinstance(exc, CollectionError) else None
+        category = error.category if error else "unexpected_error"
+        status = "blocked" if category in BLOCKED_CATEGORIES else "failed"
+        message = str(exc) if error else f"{type(exc).__name__}: {exc}"
+        _record(context, account, window, status=status, reason=category, message=message,
+                started=started, counts=counts)
+        if error is not None and not error.retryable:
+            raise AirflowFailException(str(error)) from exc
+        raise
+
+
+def record_success(context: Mapping[str, Any], account: Mapping[str, Any], window: Window, *,
+                   started: dt.datetime, counts: Mapping[str, Any]) -> None:
+    _record(context, account, window, status="success", reason=None, message=None,
+            started=started, counts=counts)
+
+
+def _record(context, account, window, *, status, reason, message, started, counts) -> None:
+    from coupang_sales.warehouse import record_run
+
+    ti = context.get("ti")
+    try:
+        conn = warehouse_connection()
+        try:
+            record_run(conn, channel=account["channel"], account_id=account["account_id"], window=window,
+                       status=status, reason=reason, message=message,
+                       rows_extracted=counts.get("rows_extracted"), rows_loaded=counts.get("rows_loaded"),
+                       started_at=started, run_id=context.get("run_id"),
+                       task_id=getattr(ti, "task_id", None), try_number=getattr(ti, "try_number", None),
+                       details={k: v for k, v in counts.items() if k not in ("rows_extracted", "rows_loaded")})
+        finally:
+            conn.close()
+    except Exception:  # the audit must not hide the collection's own error
+        log.exception("could not record the attempt of %s/%s in sales.collection_runs",
+                      account.get("channel"), account.get("account_id"))

@@ -1,0 +1,1 @@
+"""Channel policies: raw portal rows in, ``sales.order_lines`` rows out (pure pandas)."""

@@ -1,0 +1,74 @@
+"""Great Expectations suites, built in code, and the runner that validates frames with them."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass
+class Check:
+    """One frame to validate and the expectations (GX objects) it must meet."""
+
+    name: str
+    frame: "pd.DataFrame"
+    expectations: Sequence[Any]
+
+
+@dataclass
+class QualityResult:
+    success: bool
+    failures: list[str] = field(default_factory=list)
+    results: dict[str, Any] = field(default_factory=dict)  # JSON-safe, per check
+
+    def to_json(self) -> str:
+        return json.dumps({"success": self.success, "failures": self.failures, "results": self.results},
+                          ensure_ascii=False, indent=1, default=str)
+
+
+def gx():
+    """Import Great Expectations quietly (it is slow to import: call only inside tasks)."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import great_expectations
+
+    return great_expectations
+
+
+def _describe_failure(check: str, expectation: dict[str, Any]) -> str:
+    kwargs = {k: v for k, v in expectation.get("kwargs", {}).items() if k != "batch_id"}
+    result = expectation.get("result", {})
+    sample = result.get("partial_unexpected_list")
+    detail = f" ({result.get('unexpected_count')} unexpected, e.g. {sample[:3]})" if sample else ""
+    where = ", ".join(f"{k}={v}" for k, v in kwargs.items())
+    return f"{check}: {expectation['expectation_type']}({where}){detail}"
+
+
+def run_checks(suite_name: str, checks: Sequence[Check]) -> QualityResult:
+    """Validate each frame against its expectations in an ephemeral GX context."""
+    g = gx()
+    context = g.get_context(mode="ephemeral")
+    source = context.data_sources.add_pandas(name=suite_name)
+    outcome = QualityResult(success=True)
+    for check in checks:
+        asset = source.add_dataframe_asset(name=check.name)
+        batch = asset.add_batch_definition_whole_dataframe(f"{check.name}_all").get_batch(
+            batch_parameters={"dataframe": check.frame})
+        suite = g.ExpectationSuite(name=f"{suite_name}.{check.name}")
+        for expectation in check.expectations:
+            suite.add_expectation(expectation)
+        described = batch.validate(suite, result_format="SUMMARY").describe_dict()
+        outcome.results[check.name] = described
+        for expectation in described["expectations"]:
+            if not expectation["success"]:
+                outcome.success = False
+                outcome.failures.append(_describe_failure(check.name, expectation))
+    return outcome
+
+
+Builder = Callable[..., list[Check]]

@@ -1,0 +1,56 @@
+"""The Great Expectations suite for Coupang Rocket: what 일반매입계정 and 입고상세내역 must satisfy."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+
+from coupang_sales.quality import Check, gx
+
+INT_TYPES = ["Int64", "int64"]
+
+
+def rocket_checks(invoices: pd.DataFrame, lines: pd.DataFrame, *, first_day: dt.date,
+                  last_day: dt.date) -> list[Check]:
+    """Expectations over the typed, de-duplicated extract of one account.
+
+    ``first_day``..``last_day`` is the range the invoices were listed for (작성일자).
+    """
+    E = gx().expectations
+    line_frame = lines.assign(
+        supply_plus_tax=lines["total_supply"] + lines["total_tax"],
+        # 반출 (a return) carries negative amounts; a 발주 line never does.
+        sign_matches_kind=((lines["kind"] == "반출") & (lines["total_price"] <= 0))
+        | ((lines["kind"] == "발주") & (lines["total_price"] >= 0)),
+    )
+    line_checks = [E.ExpectColumnValuesToNotBeNull(column=c) for c in ("invoice_no", "po_no", "sku_id")]
+    line_checks += [E.ExpectColumnValueLengthsToBeBetween(column=c, min_value=1)
+                    for c in ("invoice_no", "po_no", "sku_id")]
+    line_checks += [E.ExpectColumnValuesToBeInTypeList(column=c, type_list=INT_TYPES)
+                    for c in ("qty", "total_price", "total_supply", "total_tax")]
+    line_checks += [
+        E.ExpectColumnPairValuesToBeEqual(column_A="total_price", column_B="supply_plus_tax"),
+        E.ExpectColumnValuesToBeInSet(column="sign_matches_kind", value_set=[True]),
+        E.ExpectCompoundColumnsToBeUnique(column_list=[
+            "invoice_no", "kind", "po_no", "sku_id", "moved_date", "center", "qty", "total_price"]),
+    ]
+
+    totals = lines.groupby("invoice_no", as_index=False)["total_price"].sum()
+    invoice_frame = invoices.merge(totals, on="invoice_no", how="left")
+    invoice_frame["lines_total"] = invoice_frame["total_price"].fillna(0).astype("Int64")
+    invoice_frame["written_date"] = pd.to_datetime(invoice_frame["written_date"])
+    invoice_checks = [
+        E.ExpectColumnValuesToNotBeNull(column="invoice_no"),
+        E.ExpectColumnValuesToBeUnique(column="invoice_no"),
+        E.ExpectColumnValuesToBeInTypeList(column="payable_amount", type_list=INT_TYPES),
+        # Σ 총단가 of an invoice's lines = its 지급예정금액
+        E.ExpectColumnPairValuesToBeEqual(column_A="lines_total", column_B="payable_amount"),
+        E.ExpectColumnValuesToBeBetween(column="written_date",
+                                        min_value=dt.datetime.combine(first_day, dt.time()),
+                                        max_value=dt.datetime.combine(last_day, dt.time())),
+    ]
+    return [
+        Check("rocket_receive_detail_lines", line_frame, line_checks),
+        Check("rocket_invoices", invoice_frame.drop(columns=["total_price"]), invoice_checks),
+    ]

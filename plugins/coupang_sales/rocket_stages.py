@@ -1,0 +1,126 @@
+"""The four Coupang Rocket stages over a staging folder: extract, validate, transform, load.
+
+Each stage reads what the previous one staged and returns a small JSON-safe summary
+(paths and counts only), which is all that goes to XCom. Staged frames are pickles
+written and read only by these stages, with the same code version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from coupang_sales.errors import CollectionError, ExportFormatError
+from coupang_sales.model import ROCKET, Window
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from coupang_sales.portals.supplier_hub import SupplierHubSession
+
+INVOICES_FILE = "invoices.json"
+DETAIL_GLOB = "receive_detail_*.xlsx"
+
+
+def extract(session: "SupplierHubSession", *, window: Window, list_until: dt.date,
+            staging: Path) -> dict[str, Any]:
+    """List the invoices written in [window.start, list_until] and download each 입고상세내역.
+
+    Invoices after the window are read too (``list_until``): their 반출 lines restate
+    lines inside the window, so re-running an old date gives the same rows as the day
+    it first ran plus every later cancellation.
+    """
+    staging.mkdir(parents=True, exist_ok=True)
+    for old in staging.glob(DETAIL_GLOB):
+        old.unlink()  # a retry starts from a clean folder: never mix two attempts' files
+    session.login()
+    invoices = session.list_invoices(window.start, list_until)
+    (staging / INVOICES_FILE).write_text(json.dumps(invoices, ensure_ascii=False), encoding="utf-8")
+    for row in invoices:
+        invoice_no = str(row.get("계산서번호", "")).strip()
+        if not invoice_no:
+            raise ExportFormatError(f"일반매입계정: a row has no 계산서번호: {sorted(row)}")
+        path = session.download_receive_detail(invoice_no)
+        target = staging / f"receive_detail_{invoice_no}.xlsx"
+        if path != target:
+            path.replace(target)
+    return {"invoices": len(invoices), "list_until": list_until.isoformat()}
+
+
+def validate(*, staging: Path, window: Window, list_until: dt.date) -> dict[str, Any]:
+    """Parse the staged files by header name, drop verbatim duplicates and run the GX suite.
+
+    A failed expectation raises ``validation_failed`` with the failures in the message;
+    the full result is kept as ``quality_result.json`` in the staging folder.
+    """
+    import pandas as pd
+
+    from coupang_sales.channels import rocket
+    from coupang_sales.exports import read_table
+    from coupang_sales.quality import run_checks
+    from coupang_sales.quality.rocket import rocket_checks
+
+    rows = json.loads((staging / INVOICES_FILE).read_text(encoding="utf-8"))
+    invoices = rocket.parse_invoices(rows)
+    frames = []
+    for invoice_no in invoices["invoice_no"]:
+        path = staging / f"receive_detail_{invoice_no}.xlsx"
+        if not path.exists():
+            raise CollectionError("portal_unavailable", f"입고상세내역 of invoice {invoice_no} was not downloaded")
+        raw = read_table(path, rocket.DETAIL_COLUMNS, source=f"입고상세내역 {invoice_no}.xlsx")
+        frames.append(rocket.parse_receive_detail(raw.frame, source=f"입고상세내역 {invoice_no}"))
+        stray = set(frames[-1]["invoice_no"]) - {invoice_no}
+        if stray:
+            raise ExportFormatError(f"입고상세내역 of invoice {invoice_no} holds lines of invoices {sorted(stray)}")
+    columns = list(rocket.parse_receive_detail(
+        pd.DataFrame(columns=list(rocket.DETAIL_COLUMNS)), source="empty").columns)
+    lines = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    deduped = rocket.drop_duplicate_lines(lines)
+
+    result = run_checks("coupang_rocket", rocket_checks(
+        invoices, deduped.lines, first_day=window.start, last_day=list_until))
+    (staging / "quality_result.json").write_text(result.to_json(), encoding="utf-8")
+    if not result.success:
+        raise CollectionError(
+            "validation_failed",
+            f"{len(result.failures)} expectation(s) failed: " + "; ".join(result.failures)
+            + f". Full result: {staging / 'quality_result.json'}")
+    invoices.to_pickle(staging / "invoices.pkl")
+    deduped.lines.to_pickle(staging / "lines.pkl")
+    return {"rows_extracted": len(lines), "duplicates_removed": deduped.duplicates_removed,
+            "invoices": len(invoices)}
+
+
+def transform(*, staging: Path, account_id: str) -> dict[str, Any]:
+    """Apply the Rocket policy to the validated lines."""
+    import pandas as pd
+
+    from coupang_sales.channels import rocket
+
+    result = rocket.transform(pd.read_pickle(staging / "invoices.pkl"), pd.read_pickle(staging / "lines.pkl"),
+                              account_id=account_id)
+    result.order_lines.to_pickle(staging / "order_lines.pkl")
+    result.unmatched_returns.to_csv(staging / "unmatched_returns.csv", index=False)
+    return {"order_lines": len(result.order_lines),
+            "unmatched_returns": len(result.unmatched_returns),
+            "unmatched_return_amount": int(result.unmatched_returns["unmatched_amount"].sum())}
+
+
+def load(conn: "psycopg.Connection", *, staging: Path, account_id: str, window: Window,
+         run_id: str | None) -> dict[str, Any]:
+    """Replace the window's rows of the account in one transaction.
+
+    Lines dated after the window (from invoices read only for their 반출 lines) belong to
+    later runs and are not loaded here.
+    """
+    import pandas as pd
+
+    from coupang_sales.warehouse import replace_window
+
+    lines = pd.read_pickle(staging / "order_lines.pkl")
+    in_window = lines[[d in window for d in lines["sales_date"]]]
+    result = replace_window(conn, channel=ROCKET, account_id=account_id, window=window,
+                            lines=in_window, run_id=run_id)
+    return {**result.as_dict(), "payment_amount": int(in_window["payment_amount"].sum())}

@@ -1,0 +1,215 @@
+"""PostgreSQL warehouse access: schema, the all-or-nothing window load, and the collection audit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from coupang_sales.model import ORDER_LINE_COLUMNS, Window
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import psycopg
+
+FEE_COLUMNS = ("channel", "account_id", "fee_date", "fee_type", "amount")
+
+
+def schema_sql() -> str:
+    return resources.files(__package__).joinpath("schema.sql").read_text(encoding="utf-8")
+
+
+def apply_schema(conn: "psycopg.Connection") -> None:
+    """Create or update the ``sales`` schema; safe to call on every run."""
+    with conn.transaction(), conn.cursor() as cur:
+        # Serialise concurrent first runs: CREATE ... IF NOT EXISTS still races on the catalog.
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext('coupang_sales.schema'))")
+        cur.execute(schema_sql())
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    rows_loaded: int
+    added: int
+    changed: int
+    removed: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {"rows_loaded": self.rows_loaded, "added": self.added,
+                "changed": self.changed, "removed": self.removed}
+
+
+def _records(frame: "pd.DataFrame", columns: tuple[str, ...]):
+    """Rows as plain Python values (int, str, date, bool, None) for COPY.
+
+    A float anywhere is a bug upstream (money is integer won), so it raises instead of
+    being rounded here.
+    """
+    import numpy as np
+    import pandas as pd
+
+    for values in frame.loc[:, list(columns)].itertuples(index=False, name=None):
+        row = []
+        for column, value in zip(columns, values):
+            if value is None or value is pd.NA or value is pd.NaT:
+                row.append(None)
+                continue
+            if isinstance(value, np.generic):
+                value = value.item()
+            if isinstance(value, float):
+                raise TypeError(f"column {column!r} holds a float ({value!r}); "
+                                "warehouse rows must carry integer won and text ids")
+            row.append(value)
+        yield tuple(row)
+
+
+def replace_window(
+    conn: "psycopg.Connection",
+    *,
+    channel: str,
+    account_id: str,
+    window: Window,
+    lines: "pd.DataFrame",
+    run_id: str | None,
+) -> LoadResult:
+    """Replace one account's ``sales.order_lines`` for ``window`` with ``lines``, atomically.
+
+    Everything happens in one transaction under an advisory lock per (channel, account),
+    so two overlapping runs of the same account serialise and a failure leaves the
+    warehouse as it was. Rows of the window that the new extract no longer has are
+    removed; every added, changed or removed line is written to
+    ``sales.order_line_changes`` with the run that did it.
+    """
+    bad = lines[(lines["channel"] != channel) | (lines["account_id"] != account_id)]
+    if len(bad):
+        raise ValueError(f"{len(bad)} rows do not belong to {channel}/{account_id}")
+    outside = lines[[not (window.start <= d <= window.end) for d in lines["sales_date"]]]
+    if len(outside):
+        raise ValueError(
+            f"{len(outside)} rows of {channel}/{account_id} are dated outside the window {window}, "
+            f"e.g. {outside['sales_date'].iloc[0]}")
+    cols = ", ".join(ORDER_LINE_COLUMNS)
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"order_lines:{channel}:{account_id}",))
+        cur.execute(
+            "CREATE TEMP TABLE incoming ON COMMIT DROP AS "
+            f"SELECT {cols} FROM sales.order_lines WITH NO DATA")
+        with cur.copy(f"COPY incoming ({cols}) FROM STDIN") as copy:
+            for record in _records(lines, ORDER_LINE_COLUMNS):
+                copy.write_row(record)
+        # The lines this load replaces: the window's rows, plus any row whose key comes
+        # back with a date moved into the window.
+        cur.execute(
+            """
+            CREATE TEMP TABLE replaced ON COMMIT DROP AS
+            SELECT o.* FROM sales.order_lines o
+            WHERE o.channel = %(channel)s AND o.account_id = %(account)s
+              AND (o.sales_date BETWEEN %(start)s AND %(end)s
+                   OR EXISTS (SELECT 1 FROM incoming i
+                              WHERE i.order_id = o.order_id AND i.line_key = o.line_key))
+            """,
+            {"channel": channel, "account": account_id, "start": window.start, "end": window.end},
+        )
+        cur.execute(
+            """
+            INSERT INTO sales.order_line_changes
+                (channel, account_id, order_id, line_key, sales_date, change,
+                 old_payment_amount, new_payment_amount, old_quantity, new_quantity, run_id)
+            SELECT %(channel)s, %(account)s,
+                   coalesce(i.order_id, r.order_id), coalesce(i.line_key, r.line_key),
+                   coalesce(i.sales_date, r.sales_date),
+                   CASE WHEN r.order_id IS NULL THEN 'added'
+                        WHEN i.order_id IS NULL THEN 'removed' ELSE 'changed' END,
+                   r.payment_amount, i.payment_amount, r.quantity, i.quantity, %(run_id)s
+            FROM incoming i
+            FULL JOIN replaced r ON r.order_id = i.order_id AND r.line_key = i.line_key
+            WHERE r.order_id IS NULL OR i.order_id IS NULL
+               OR (r.payment_amount, r.quantity, r.sales_date, r.gross_amount, r.is_cancelled)
+                  IS DISTINCT FROM
+                  (i.payment_amount, i.quantity, i.sales_date, i.gross_amount, i.is_cancelled)
+            RETURNING change
+            """,
+            {"channel": channel, "account": account_id, "run_id": run_id},
+        )
+        changes = [row[0] for row in cur.fetchall()]
+        cur.execute(
+            """
+            DELETE FROM sales.order_lines o USING replaced r
+            WHERE o.channel = r.channel AND o.account_id = r.account_id
+              AND o.order_id = r.order_id AND o.line_key = r.line_key
+            """
+        )
+        cur.execute(
+            f"INSERT INTO sales.order_lines ({cols}, run_id) SELECT {cols}, %s FROM incoming",
+            (run_id,),
+        )
+        loaded = cur.rowcount
+    return LoadResult(loaded, changes.count("added"), changes.count("changed"), changes.count("removed"))
+
+
+def replace_account_fees(
+    conn: "psycopg.Connection", *, channel: str, account_id: str, window: Window,
+    fees: "pd.DataFrame", run_id: str | None,
+) -> int:
+    """Replace the per-account, per-day usage fees of ``window`` (Jet v2 보관비 and the like)."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"account_fees:{channel}:{account_id}",))
+        cur.execute(
+            "DELETE FROM sales.account_fees WHERE channel = %s AND account_id = %s "
+            "AND fee_date BETWEEN %s AND %s",
+            (channel, account_id, window.start, window.end),
+        )
+        with cur.copy(f"COPY sales.account_fees ({', '.join(FEE_COLUMNS)}, run_id) FROM STDIN") as copy:
+            for record in _records(fees, FEE_COLUMNS):
+                copy.write_row((*record, run_id))
+    return len(fees)
+
+
+def active_accounts(conn: "psycopg.Connection", channel: str) -> list[dict[str, Any]]:
+    """The active accounts of a channel: ids and connection names only, never credentials."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT account_id, conn_id, jet_version FROM sales.accounts "
+            "WHERE channel = %s AND active ORDER BY account_id",
+            (channel,),
+        )
+        return [{"channel": channel, "account_id": a, "conn_id": c, "jet_version": v}
+                for a, c, v in cur.fetchall()]
+
+
+def upsert_account(conn: "psycopg.Connection", *, channel: str, account_id: str, conn_id: str,
+                   jet_version: int | None = None, active: bool = True) -> None:
+    with conn.transaction():
+        conn.execute(
+            """
+            INSERT INTO sales.accounts (channel, account_id, conn_id, jet_version, active)
+            VALUES (%s, %s, %s, %s, %s)
+            ON CONFLICT (channel, account_id) DO UPDATE
+            SET conn_id = excluded.conn_id, jet_version = excluded.jet_version, active = excluded.active
+            """,
+            (channel, account_id, conn_id, jet_version, active),
+        )
+
+
+def record_run(
+    conn: "psycopg.Connection", *, channel: str, account_id: str, window: Window, status: str,
+    reason: str | None = None, message: str | None = None, rows_extracted: int | None = None,
+    rows_loaded: int | None = None, started_at: dt.datetime | None = None,
+    run_id: str | None = None, task_id: str | None = None, try_number: int | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Append one attempt to ``sales.collection_runs`` (committed at once, whatever follows)."""
+    with conn.transaction():
+        conn.execute(
+            """
+            INSERT INTO sales.collection_runs
+                (channel, account_id, window_start, window_end, status, reason, message,
+                 rows_extracted, rows_loaded, started_at, run_id, task_id, try_number, details)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            """,
+            (channel, account_id, window.start, window.end, status, reason, message,
+             rows_extracted, rows_loaded, started_at, run_id, task_id, try_number,
+             json.dumps(details, ensure_ascii=False, default=str) if details else None),
+        )

@@ -1,0 +1,116 @@
+-- Warehouse schema of the Coupang sales collection. Idempotent: safe to apply on every run.
+CREATE SCHEMA IF NOT EXISTS sales;
+
+CREATE TABLE IF NOT EXISTS sales.accounts (
+    channel      text    NOT NULL CHECK (channel IN ('coupang_rocket', 'coupang_jet')),
+    account_id   text    NOT NULL,
+    conn_id      text    NOT NULL,
+    jet_version  smallint CHECK (jet_version IN (1, 2)),
+    active       boolean NOT NULL DEFAULT true,
+    PRIMARY KEY (channel, account_id),
+    CHECK ((channel = 'coupang_jet') = (jet_version IS NOT NULL))
+);
+
+CREATE TABLE IF NOT EXISTS sales.order_lines (
+    channel              text    NOT NULL,
+    account_id           text    NOT NULL,
+    order_id             text    NOT NULL,
+    line_key             text    NOT NULL,
+    option_id            text,
+    product_name         text,
+    sales_date           date    NOT NULL,
+    quantity             bigint  NOT NULL,
+    gross_amount         bigint  NOT NULL,
+    coupon_discount      bigint  NOT NULL DEFAULT 0,
+    payment_amount       bigint  NOT NULL,
+    seller_shipping_fee  bigint  NOT NULL DEFAULT 0,
+    collected_commission bigint,
+    is_cancelled         boolean NOT NULL DEFAULT false,
+    source               text    NOT NULL CHECK (source IN ('rocket', 'jet_v1', 'jet_v2')),
+    cancelled_quantity   bigint  NOT NULL DEFAULT 0,
+    cancelled_amount     bigint  NOT NULL DEFAULT 0,
+    loaded_at            timestamptz NOT NULL DEFAULT now(),
+    run_id               text,
+    PRIMARY KEY (channel, account_id, order_id, line_key)
+);
+CREATE INDEX IF NOT EXISTS order_lines_by_date ON sales.order_lines (channel, account_id, sales_date);
+
+CREATE TABLE IF NOT EXISTS sales.account_fees (
+    channel     text   NOT NULL,
+    account_id  text   NOT NULL,
+    fee_date    date   NOT NULL,
+    fee_type    text   NOT NULL,
+    amount      bigint NOT NULL,
+    run_id      text,
+    PRIMARY KEY (channel, account_id, fee_date, fee_type)
+);
+
+CREATE TABLE IF NOT EXISTS sales.commission_settings (
+    channel       text    NOT NULL,
+    account_id    text    NOT NULL,
+    option_id     text,
+    rate_percent  numeric(7, 4) NOT NULL CHECK (rate_percent >= 0 AND rate_percent <= 100),
+    updated_at    timestamptz NOT NULL DEFAULT now()
+);
+-- One rate per (channel, account, option) with NULL meaning "all options".
+CREATE UNIQUE INDEX IF NOT EXISTS commission_settings_key
+    ON sales.commission_settings (channel, account_id, coalesce(option_id, ''));
+
+-- The effective commission is computed when read, so a rate entered today applies to all past rows.
+CREATE OR REPLACE VIEW sales.order_lines_effective AS
+SELECT ol.*,
+       CASE WHEN cs.rate_percent IS NOT NULL
+                -- rate % x payment, rounded half up to whole won
+                THEN floor(ol.payment_amount * cs.rate_percent / 100 + 0.5)::bigint
+            ELSE ol.collected_commission
+       END AS effective_commission,
+       CASE WHEN cs.rate_percent IS NOT NULL THEN 'user'
+            WHEN ol.collected_commission IS NOT NULL THEN 'collected'
+       END AS commission_source
+FROM sales.order_lines ol
+LEFT JOIN LATERAL (
+    SELECT s.rate_percent
+    FROM sales.commission_settings s
+    WHERE s.channel = ol.channel AND s.account_id = ol.account_id
+      AND (s.option_id = ol.option_id OR s.option_id IS NULL)
+    ORDER BY s.option_id IS NULL  -- the per-option rate is more specific than the account-wide one
+    LIMIT 1
+) cs ON true;
+
+CREATE TABLE IF NOT EXISTS sales.collection_runs (
+    id              bigserial PRIMARY KEY,
+    channel         text NOT NULL,
+    account_id      text NOT NULL,
+    window_start    date NOT NULL,
+    window_end      date NOT NULL,
+    status          text NOT NULL CHECK (status IN ('success', 'blocked', 'failed')),
+    reason          text,
+    message         text,
+    rows_extracted  bigint,
+    rows_loaded     bigint,
+    started_at      timestamptz,
+    finished_at     timestamptz NOT NULL DEFAULT now(),
+    run_id          text,
+    task_id         text,
+    try_number      integer,
+    details         jsonb
+);
+CREATE INDEX IF NOT EXISTS collection_runs_by_account ON sales.collection_runs (channel, account_id, finished_at);
+
+-- What a re-collection changed, so "why did 5 January drop?" has an answer.
+CREATE TABLE IF NOT EXISTS sales.order_line_changes (
+    id              bigserial PRIMARY KEY,
+    channel         text NOT NULL,
+    account_id      text NOT NULL,
+    order_id        text NOT NULL,
+    line_key        text NOT NULL,
+    sales_date      date NOT NULL,
+    change          text NOT NULL CHECK (change IN ('added', 'changed', 'removed')),
+    old_payment_amount bigint,
+    new_payment_amount bigint,
+    old_quantity    bigint,
+    new_quantity    bigint,
+    run_id          text,
+    changed_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS order_line_changes_by_date ON sales.order_line_changes (channel, account_id, sales_date);

@@ -1,0 +1,67 @@
+"""DagBag import test and the policies every DAG of the package must follow."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DAG_IDS = ("coupang_rocket_sales", "coupang_jet_sales")
+HEAVY = ("pandas", "great_expectations", "selenium", "psycopg", "psycopg2", "numpy", "openpyxl",
+         "python_calamine")
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(ROOT / "dags"))
+
+
+def test_no_import_errors(dagbag):
+    assert dagbag.import_errors == {}
+
+
+@pytest.mark.parametrize("dag_id", DAG_IDS)
+def test_dag_present_with_policy(dagbag, dag_id):
+    dag = dagbag.dags.get(dag_id)
+    assert dag is not None, f"{dag_id} missing from dags/"
+    assert dag.doc_md and len(dag.doc_md) > 200
+    assert {"sales", "coupang"} <= set(dag.tags)
+    assert dag.timezone.name == "Asia/Seoul"
+    for t in dag.tasks:
+        assert t.owner == "data-engineering", t.task_id
+        assert t.retries >= 1, t.task_id
+        assert t.doc_md, f"{t.task_id} has no doc_md"
+        assert t.on_failure_callback, f"{t.task_id} sends no alert on failure"
+
+
+@pytest.mark.parametrize("dag_id", DAG_IDS)
+def test_extract_validate_transform_load_per_account(dagbag, dag_id):
+    dag = dagbag.dags.get(dag_id)
+    ids = set(dag.task_ids)
+    assert {"list_accounts", "collect.extract", "collect.validate", "collect.transform", "collect.load"} <= ids
+    assert "collect.validate" in dag.get_task("collect.extract").downstream_task_ids
+    assert "collect.transform" in dag.get_task("collect.validate").downstream_task_ids
+    assert "collect.load" in dag.get_task("collect.transform").downstream_task_ids
+
+
+def test_rocket_checks_run_before_extract(dagbag):
+    dag = dagbag.dags["coupang_rocket_sales"]
+    assert dag.get_task("collect.check_sub_account_expiry").downstream_task_ids == {"collect.check_tax_invoice_block"}
+    assert dag.get_task("collect.check_tax_invoice_block").downstream_task_ids == {"collect.extract"}
+
+
+def test_parsing_dags_imports_nothing_heavy():
+    """Loading dags/ in a fresh interpreter must not import pandas, GX, selenium or a DB driver."""
+    code = (
+        "import sys; from airflow.dag_processing.dagbag import DagBag; "
+        f"b = DagBag(dag_folder={str(ROOT / 'dags')!r}); assert not b.import_errors, b.import_errors; "
+        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**__import__('os').environ, "PYTHONPATH": str(ROOT / "plugins")})
+    assert out.stdout.strip().splitlines()[-1:] in ([], [""]), f"heavy modules imported: {out.stdout.strip()}"

@@ -1,0 +1,106 @@
+"""The warehouse load against a real PostgreSQL: all-or-nothing, idempotent, audited."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from coupang_sales.model import ORDER_LINE_COLUMNS, ROCKET, Window
+from coupang_sales.warehouse import record_run, replace_window
+
+pytestmark = pytest.mark.integration
+D = dt.date.fromisoformat
+WINDOW = Window(D("2026-01-01"), D("2026-01-07"))
+
+
+def frame(*rows: tuple[str, str, int]) -> pd.DataFrame:
+    """Rows of (order_id, sales_date, payment_amount)."""
+    data = []
+    for order_id, day, amount in rows:
+        data.append({"channel": ROCKET, "account_id": "V1", "order_id": order_id, "line_key": f"{order_id}:k",
+                     "option_id": "S1", "product_name": "보리차", "sales_date": D(day), "quantity": 1,
+                     "gross_amount": amount, "coupon_discount": 0, "payment_amount": amount,
+                     "seller_shipping_fee": 0, "collected_commission": None, "is_cancelled": amount == 0,
+                     "source": "rocket", "cancelled_quantity": 0, "cancelled_amount": 0})
+    out = pd.DataFrame(data, columns=list(ORDER_LINE_COLUMNS))
+    for column in ("quantity", "gross_amount", "coupon_discount", "payment_amount", "seller_shipping_fee",
+                   "collected_commission", "cancelled_quantity", "cancelled_amount"):
+        out[column] = out[column].astype("Int64")
+    return out
+
+
+def table(conn) -> list[tuple]:
+    return conn.execute("SELECT order_id, sales_date, payment_amount FROM sales.order_lines "
+                        "ORDER BY order_id").fetchall()
+
+
+def test_loading_the_same_window_twice_leaves_the_same_rows(warehouse):
+    lines = frame(("PO1", "2026-01-05", 99_000), ("PO2", "2026-01-06", 1_000))
+    first = replace_window(warehouse, channel=ROCKET, account_id="V1", window=WINDOW, lines=lines, run_id="r1")
+    before = table(warehouse)
+    second = replace_window(warehouse, channel=ROCKET, account_id="V1", window=WINDOW, lines=lines, run_id="r2")
+    assert table(warehouse) == before == [("PO1", D("2026-01-05"), 99_000), ("PO2", D("2026-01-06"), 1_000)]
+    assert (first.added, second.added, second.changed, second.removed) == (2, 0, 0, 0)
+
+
+def test_restatement_is_audited_with_old_and_new_amount(warehouse):
+    replace_window(warehouse, channel=ROCKET, account_id="V1", window=WINDOW,
+                   lines=frame(("PO1", "2026-01-05", 99_000)), run_id="day5")
+    result = replace_window(warehouse, channel=ROCKET, account_id="V1", window=WINDOW,
+                            lines=frame(("PO1", "2026-01-05", 0)), run_id="day6")
+    assert result.changed == 1
+    change = warehouse.execute("SELECT change, old_payment_amount, new_payment_amount, run_id "
+                               "FROM sales.order_line_changes WHERE run_id = 'day6'").fetchall()
+    assert change == [("changed", 99_000, 0, "day6")]
+
+
+def test_rows_gone_from_the_source_are_removed_and_audited(warehouse):
+    replace_window(warehouse, channel=ROCKET, account_id="V1", window=WINDOW,
+                   lines=frame(("PO1", "2026-01-05", 1), ("PO2", "2026-01-05", 2)), run_id="a")
+    result = replace_window(warehouse, channel=ROCKET, account_id="V1", window=WINDOW,
+                            lines=frame(("PO1", "2026-01-05", 1)), run_id="b")
+    assert result.removed == 1 and [r[0] for r in table(warehouse)] == ["PO1"]
+
+
+def test_rows_outside_the_window_are_untouched(warehouse):
+    replace_window(warehouse, channel=ROCKET, account_id="V1", window=Window(D("2025-12-01"), D("2025-12-31")),
+                   lines=frame(("OLD", "2025-12-20", 5)), run_id="a")
+    replace_window(warehouse, channel=ROCKET, account_id="V1", window=WINDOW, lines=frame(), run_id="b")
+    assert table(warehouse) == [("OLD", D("2025-12-20"), 5)]
+
+
+def test_a_failing_load_leaves_the_warehouse_as_it_was(warehouse):
+    replace_window(warehouse, channel=ROCKET, account_id="V1", window=WINDOW,
+                   lines=frame(("PO1", "2026-01-05", 99_000)), run_id="good")
+    bad = frame(("PO1", "2026-01-05", 0), ("PO2", "2026-01-05", 7))
+    bad["payment_amount"] = bad["payment_amount"].astype(object)
+    bad.loc[1, "payment_amount"] = 7.5  # a float must never reach the table
+    with pytest.raises(TypeError, match="float"):
+        replace_window(warehouse, channel=ROCKET, account_id="V1", window=WINDOW, lines=bad, run_id="bad")
+    assert table(warehouse) == [("PO1", D("2026-01-05"), 99_000)]
+
+
+def test_rows_dated_outside_the_window_are_refused(warehouse):
+    with pytest.raises(ValueError, match="outside the window"):
+        replace_window(warehouse, channel=ROCKET, account_id="V1", window=WINDOW,
+                       lines=frame(("PO1", "2026-02-01", 1)), run_id="x")
+
+
+def test_every_attempt_is_recorded(warehouse):
+    record_run(warehouse, channel=ROCKET, account_id="V1", window=WINDOW, status="blocked",
+               reason="tax_invoice_pending", message="process the tax invoice", run_id="r")
+    assert warehouse.execute("SELECT status, reason, window_start, window_end FROM sales.collection_runs").fetchall() \
+        == [("blocked", "tax_invoice_pending", WINDOW.start, WINDOW.end)]
+
+
+def test_user_commission_rate_overrides_collected_when_read(warehouse):
+    lines = frame(("O1", "2026-01-05", 10_005))
+    lines["collected_commission"] = pd.array([1_188], dtype="Int64")
+    replace_window(warehouse, channel=ROCKET, account_id="V1", window=WINDOW, lines=lines, run_id="r")
+    view = "SELECT effective_commission, commission_source FROM sales.order_lines_effective"
+    assert warehouse.execute(view).fetchall() == [(1_188, "collected")]
+    warehouse.execute("INSERT INTO sales.commission_settings (channel, account_id, rate_percent) "
+                      "VALUES ('coupang_rocket', 'V1', 10)")
+    assert warehouse.execute(view).fetchall() == [(1_001, "user")]  # 10% of 10,005 = 1,000.5 -> half up

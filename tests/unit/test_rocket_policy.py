@@ -1,0 +1,127 @@
+"""Coupang Rocket policy rules (PRODUCT.md §2.1), one test per rule."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from coupang_sales.channels import rocket
+from coupang_sales.errors import ExportFormatError
+
+D = dt.date.fromisoformat
+
+
+def invoice(no: str, written: str, payable: int) -> dict[str, str]:
+    return {"계산서번호": no, "거래처명": "주식회사 예시상사", "작성일자": written, "공급가액": f"{payable:,}",
+            "부가가치세": "0", "지급예정금액": f"{payable:,}", "세금계산서 확정일": written, "발행유형": "역발행"}
+
+
+def line(no: str, kind: str, po: str, sku: str, qty: int, supply: int, tax: int, moved: str = "2026-01-03",
+         center: str = "이천1") -> dict[str, str]:
+    return {"구분": kind, "번호": po, "SKU번호": sku, "SKU명": f"상품 {sku}", "입고/반출일자": moved, "물류센터": center,
+            "세금타입": "과세", "수량": str(qty), "단가": f"{supply + tax:,}", "공급가액": f"{supply:,}", "세액": f"{tax:,}",
+            "총단가": f"{qty * (supply + tax):,}", "총공급가액": f"{qty * supply:,}", "총세액": f"{qty * tax:,}",
+            "계산서번호": no, "지급일": "2026-02-10"}
+
+
+def run(invoices: list[dict], lines: list[dict], account: str = "V1") -> rocket.RocketResult:
+    typed_invoices = rocket.parse_invoices(invoices)
+    typed_lines = rocket.parse_receive_detail(pd.DataFrame(lines), source="test")
+    return rocket.transform(typed_invoices, rocket.drop_duplicate_lines(typed_lines).lines, account_id=account)
+
+
+def test_payment_amount_is_total_unit_price_chong_danga():
+    out = run([invoice("300", "2026-01-05", 99_000)], [line("300", "발주", "PO1", "S1", 10, 9_000, 900)]).order_lines
+    assert out["payment_amount"].tolist() == [99_000]  # 총단가 = 10 x (9,000 + 900)
+    assert out["gross_amount"].tolist() == [99_000]
+    assert out["coupon_discount"].tolist() == [0]
+
+
+def test_sales_date_is_invoice_written_date_not_receipt_date():
+    out = run([invoice("300", "2026-01-05", 9_900)],
+              [line("300", "발주", "PO1", "S1", 1, 9_000, 900, moved="2026-01-02")]).order_lines
+    assert out["sales_date"].tolist() == [D("2026-01-05")]
+
+
+def test_order_id_is_po_number_and_option_id_is_sku():
+    out = run([invoice("300", "2026-01-05", 9_900)], [line("300", "발주", "PO1", "S1", 1, 9_000, 900)]).order_lines
+    assert out.loc[0, "order_id"] == "PO1" and out.loc[0, "option_id"] == "S1"
+    assert out.loc[0, "source"] == "rocket" and pd.isna(out.loc[0, "collected_commission"])
+
+
+def test_paid_jan5_cancelled_jan6_restates_jan5_to_zero():
+    """The seed's own example: paid 5 January, cancelled 6 January -> 5 January amount 0."""
+    out = run(
+        [invoice("300", "2026-01-05", 99_000), invoice("301", "2026-01-06", -99_000)],
+        [line("300", "발주", "PO1", "S1", 10, 9_000, 900),
+         line("301", "반출", "PO1", "S1", -10, 9_000, 900, moved="2026-01-06")],
+    )
+    lines = out.order_lines
+    assert len(lines) == 1, "a cancellation adds no line of its own"
+    assert lines.loc[0, "sales_date"] == D("2026-01-05")
+    assert lines.loc[0, "payment_amount"] == 0 and lines.loc[0, "quantity"] == 0
+    assert bool(lines.loc[0, "is_cancelled"]) is True
+    assert lines.loc[0, "cancelled_amount"] == 99_000
+    assert out.unmatched_returns.empty
+
+
+def test_partial_return_reduces_the_original_line():
+    out = run(
+        [invoice("300", "2026-01-05", 99_000), invoice("301", "2026-01-06", -29_700)],
+        [line("300", "발주", "PO1", "S1", 10, 9_000, 900),
+         line("301", "반출", "PO1", "S1", -3, 9_000, 900, moved="2026-01-06")],
+    ).order_lines
+    assert lines_of(out) == [("PO1", D("2026-01-05"), 7, 69_300, False)]
+
+
+def lines_of(frame: pd.DataFrame) -> list[tuple]:
+    return [(r.order_id, r.sales_date, int(r.quantity), int(r.payment_amount), bool(r.is_cancelled))
+            for r in frame.itertuples()]
+
+
+def test_return_matches_only_same_po_and_sku():
+    out = run(
+        [invoice("300", "2026-01-05", 19_800), invoice("301", "2026-01-06", -9_900)],
+        [line("300", "발주", "PO1", "S1", 1, 9_000, 900), line("300", "발주", "PO1", "S2", 1, 9_000, 900),
+         line("301", "반출", "PO1", "S2", -1, 9_000, 900)],
+    ).order_lines
+    assert sorted((r.option_id, int(r.payment_amount)) for r in out.itertuples()) == [("S1", 9_900), ("S2", 0)]
+
+
+def test_unmatched_return_is_kept_visible_not_dropped():
+    out = run([invoice("301", "2026-01-06", -9_900)], [line("301", "반출", "PO9", "S9", -1, 9_000, 900)])
+    assert out.order_lines.empty
+    assert out.unmatched_returns.to_dict("records") == [
+        {"po_no": "PO9", "sku_id": "S9", "invoices": "301", "unmatched_qty": 1, "unmatched_amount": 9_900}]
+
+
+def test_verbatim_duplicate_lines_are_removed_and_counted():
+    typed = rocket.parse_receive_detail(pd.DataFrame([line("300", "발주", "PO1", "S1", 1, 9_000, 900)] * 2),
+                                        source="test")
+    deduped = rocket.drop_duplicate_lines(typed)
+    assert len(deduped.lines) == 1 and deduped.duplicates_removed == 1
+
+
+def test_numbers_as_text_with_thousands_separators_are_integer_won():
+    out = run([invoice("300", "2026-01-05", 1_234_567)], [line("300", "발주", "PO1", "S1", 1, 1_122_334, 112_233)])
+    assert out.order_lines["payment_amount"].dtype == "Int64"
+    assert int(out.order_lines.loc[0, "payment_amount"]) == 1_234_567
+
+
+def test_missing_required_column_names_it():
+    raw = pd.DataFrame([line("300", "발주", "PO1", "S1", 1, 9_000, 900)]).drop(columns=["총단가"])
+    with pytest.raises(ExportFormatError, match="총단가"):
+        rocket.parse_receive_detail(raw, source="입고상세내역 300")
+
+
+def test_unknown_line_kind_fails_loudly():
+    raw = pd.DataFrame([line("300", "교환", "PO1", "S1", 1, 9_000, 900)])
+    with pytest.raises(ExportFormatError, match="구분"):
+        rocket.parse_receive_detail(raw, source="test")
+
+
+def test_line_of_an_unlisted_invoice_fails():
+    with pytest.raises(ExportFormatError, match="missing from 일반매입계정"):
+        run([invoice("300", "2026-01-05", 9_900)], [line("999", "발주", "PO1", "S1", 1, 9_000, 900)])
