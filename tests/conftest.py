@@ -26,6 +26,7 @@ os.environ.update({
     "COUPANG_STAGING_DIR": str(_HOME / "staging"),
     "SE_OFFLINE": "true",
     "GX_ANALYTICS_ENABLED": "False",
+    "COUPANG_RETRY_DELAY_SECONDS": "1",  # dag.test() waits out retry delays
 })
 
 

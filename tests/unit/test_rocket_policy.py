@@ -20,8 +20,9 @@ def invoice(no: str, written: str, payable: int) -> dict[str, str]:
 
 def line(no: str, kind: str, po: str, sku: str, qty: int, supply: int, tax: int, moved: str = "2026-01-03",
          center: str = "이천1") -> dict[str, str]:
-    return {"구분": kind, "번호": po, "SKU번호": sku, "SKU명": f"상품 {sku}", "입고/반출일자": moved, "물류센터": center,
-            "세금타입": "과세", "수량": str(qty), "단가": f"{supply + tax:,}", "공급가액": f"{supply:,}", "세액": f"{tax:,}",
+    return {"구분": kind, "번호": po, "SKU번호": sku, "SKU명": f"상품 {sku}", "입고/반출일자": moved,
+            "물류센터": center, "세금타입": "과세", "수량": str(qty), "단가": f"{supply + tax:,}",
+            "공급가액": f"{supply:,}", "세액": f"{tax:,}",
             "총단가": f"{qty * (supply + tax):,}", "총공급가액": f"{qty * supply:,}", "총세액": f"{qty * tax:,}",
             "계산서번호": no, "지급일": "2026-02-10"}
 

@@ -1,18 +1,19 @@
-"""Builds the per-channel collection DAG: list accounts, then checks -> extract -> validate -> transform -> load per account."""
+"""Builds the per-channel collection DAG: list accounts, then per account checks, extract, validate, transform, load."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Any
 
-from airflow.sdk import CronDataIntervalTimetable, DAG, Param, get_current_context, task, task_group
+import pendulum
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, get_current_context, task, task_group
 
 from coupang_sales.airflow_glue.notifiers import CollectionAlertNotifier
 from coupang_sales.airflow_glue.operators import SubAccountExpiryOperator, TaxInvoiceBlockOperator
 from coupang_sales.airflow_glue.runtime import (
     DEFAULT_LOOKBACK_DAYS,
     DEFAULT_RESTATEMENT_HORIZON_DAYS,
-    SEOUL,
     list_until,
     record_success,
     recorded_attempt,
@@ -23,16 +24,16 @@ from coupang_sales.airflow_glue.runtime import (
 from coupang_sales.errors import CollectionError
 from coupang_sales.model import JET, ROCKET, Window
 
-# Mapped task instances are named by their account in the UI.
-TASK_LABEL = "{{ task.op_kwargs['account']['account_id'] }}"
-OPERATOR_LABEL = "{{ task.account['account_id'] }}"
+# Mapped task instances are named by their account in the UI; each task sets the variable.
+TASK_LABEL = OPERATOR_LABEL = "{{ account_label }}"
 
+DAG_TIMEZONE = pendulum.timezone("Asia/Seoul")  # Airflow serialises pendulum zones only
 SCHEDULE = "0 6 * * *"  # 06:00 Asia/Seoul, collecting up to the day before
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "data-engineering",
     # Only transient failures reach a retry: the others raise AirflowFailException.
     "retries": 3,
-    "retry_delay": dt.timedelta(minutes=2),
+    "retry_delay": dt.timedelta(seconds=int(os.environ.get("COUPANG_RETRY_DELAY_SECONDS", "120"))),
     "retry_exponential_backoff": True,
     "max_retry_delay": dt.timedelta(minutes=30),
 }
@@ -59,6 +60,12 @@ TASK_DOCS = {
 }
 
 
+def labelled_context(account: dict[str, Any]) -> dict[str, Any]:
+    context = get_current_context()
+    context["account_label"] = account["account_id"]
+    return context
+
+
 def _window_of(summary: dict[str, Any]) -> Window:
     return Window(dt.date.fromisoformat(summary["window"][0]), dt.date.fromisoformat(summary["window"][1]))
 
@@ -71,11 +78,11 @@ def _rocket_tasks(account):
         from coupang_sales import rocket_stages
         from coupang_sales.airflow_glue.hooks import SupplierHubHook
 
-        context = get_current_context()
+        context = labelled_context(account)
         window = resolve_window(context)
         staging = staging_dir(context, account["account_id"])
         until = list_until(context, window)
-        started = dt.datetime.now(dt.timezone.utc)
+        started = dt.datetime.now(dt.UTC)
         with recorded_attempt(context, account, window):
             with SupplierHubHook(account["conn_id"]).session(
                     download_dir=staging / "downloads", artifacts_dir=staging / "artifacts") as session:
@@ -88,7 +95,7 @@ def _rocket_tasks(account):
         from coupang_sales import rocket_stages
 
         window = _window_of(extracted)
-        with recorded_attempt(get_current_context(), account, window):
+        with recorded_attempt(labelled_context(account), account, window):
             summary = rocket_stages.validate(staging=Path(extracted["staging"]) / "raw", window=window,
                                              list_until=dt.date.fromisoformat(extracted["list_until"]))
         return {**extracted, **summary}
@@ -97,7 +104,7 @@ def _rocket_tasks(account):
     def transform(account: dict[str, Any], validated: dict[str, Any]) -> dict[str, Any]:
         from coupang_sales import rocket_stages
 
-        with recorded_attempt(get_current_context(), account, _window_of(validated)):
+        with recorded_attempt(labelled_context(account), account, _window_of(validated)):
             summary = rocket_stages.transform(staging=Path(validated["staging"]) / "raw",
                                               account_id=account["account_id"])
         return {**validated, **summary}
@@ -106,7 +113,7 @@ def _rocket_tasks(account):
     def load(account: dict[str, Any], transformed: dict[str, Any]) -> dict[str, Any]:
         from coupang_sales import rocket_stages
 
-        context = get_current_context()
+        context = labelled_context(account)
         window = _window_of(transformed)
         with recorded_attempt(context, account, window) as counts:
             counts.update(transformed)
@@ -136,7 +143,7 @@ def _rocket_tasks(account):
 def _jet_tasks(account):
     @task(map_index_template=TASK_LABEL, doc_md=TASK_DOCS["extract"])
     def extract(account: dict[str, Any]) -> dict[str, Any]:
-        context = get_current_context()
+        context = labelled_context(account)
         window = resolve_window(context)
         with recorded_attempt(context, account, window):
             raise CollectionError("not_implemented",
@@ -167,8 +174,8 @@ def build_channel_dag(channel: str, *, doc_md: str | None = None) -> DAG:
         raise ValueError(f"unknown channel {channel!r}")
     with DAG(
         dag_id=f"{channel}_sales",
-        schedule=CronDataIntervalTimetable(SCHEDULE, timezone=SEOUL),
-        start_date=dt.datetime(2026, 1, 1, tzinfo=SEOUL),
+        schedule=CronDataIntervalTimetable(SCHEDULE, timezone=DAG_TIMEZONE),
+        start_date=pendulum.datetime(2026, 1, 1, tz=DAG_TIMEZONE),
         catchup=False,
         default_args={**DEFAULT_ARGS, "on_failure_callback": [CollectionAlertNotifier()]},
         params=PARAMS,

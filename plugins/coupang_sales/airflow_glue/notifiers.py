@@ -115,7 +115,9 @@ class CollectionAlertNotifier(BaseNotifier):
             log.error("connection %s has no 'to' in its extra; e-mail alert not sent", self.smtp_conn_id)
             return
         message = EmailMessage()
-        message["Subject"], message["From"], message["To"] = subject, extra.get("from", "airflow@localhost"), ", ".join(recipients)
+        message["Subject"] = subject
+        message["From"] = extra.get("from", "airflow@localhost")
+        message["To"] = ", ".join(recipients)
         message.set_content(body)
         smtp_class = smtplib.SMTP_SSL if str(extra.get("ssl", "false")).lower() == "true" else smtplib.SMTP
         with smtp_class(conn.host or "localhost", int(conn.port or 25), timeout=30) as smtp:

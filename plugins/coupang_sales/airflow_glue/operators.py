@@ -57,11 +57,13 @@ class SubAccountExpiryOperator(_SupplierHubCheckOperator):
         from coupang_sales.errors import CollectionError
         from coupang_sales.sub_accounts import sub_account_expiry_status
 
+        context["account_label"] = self.account["account_id"]
         window = resolve_window(context)
         with recorded_attempt(context, self.account, window), self._session(context) as session:
             session.login()
             accounts = session.sub_accounts()
-            status = sub_account_expiry_status(accounts, username=session.username,
+            status = sub_account_expiry_status(accounts, username=session._username,  # TODO public property
+
                                                today=seoul_today(), warn_days=int(self.warn_days))
             if status.expired:
                 raise CollectionError("sub_account_expired",
@@ -93,6 +95,7 @@ class TaxInvoiceBlockOperator(_SupplierHubCheckOperator):
     def execute(self, context: "Context") -> dict[str, Any]:
         from coupang_sales.errors import CollectionError
 
+        context["account_label"] = self.account["account_id"]
         window = resolve_window(context)
         with recorded_attempt(context, self.account, window), self._session(context) as session:
             session.login()
@@ -102,4 +105,4 @@ class TaxInvoiceBlockOperator(_SupplierHubCheckOperator):
                     f"{self.account['account_id']}: Supplier Hub shows an unprocessed tax invoice "
                     f"(미처리된 세금계산서); settlement data for {window} cannot be collected.")
         return {"account_id": self.account["account_id"], "blocked": False,
-                "checked_at": dt.datetime.now(dt.timezone.utc).isoformat()}
+                "checked_at": dt.datetime.now(dt.UTC).isoformat()}

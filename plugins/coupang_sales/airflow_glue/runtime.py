@@ -93,7 +93,7 @@ def recorded_attempt(context: Mapping[str, Any], account: Mapping[str, Any], win
     """
     from airflow.sdk.exceptions import AirflowFailException
 
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     counts: dict[str, Any] = {}
     try:
         yield counts

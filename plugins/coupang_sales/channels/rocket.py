@@ -122,7 +122,7 @@ def transform(invoices: pd.DataFrame, lines: pd.DataFrame, *, account_id: str) -
       first, by its quantity and 총단가: to 0 when fully returned (``is_cancelled``), less
       when partial. What a return could not be matched to stays in ``unmatched_returns``.
     """
-    written = dict(zip(invoices["invoice_no"], invoices["written_date"]))
+    written = dict(zip(invoices["invoice_no"], invoices["written_date"], strict=True))
     missing = sorted(set(lines["invoice_no"]) - set(written))
     if missing:
         raise ExportFormatError(f"입고상세내역 lines name invoices missing from 일반매입계정: {missing[:5]}")

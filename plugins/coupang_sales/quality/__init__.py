@@ -49,6 +49,19 @@ def _describe_failure(check: str, expectation: dict[str, Any]) -> str:
     return f"{check}: {expectation['expectation_type']}({where}){detail}"
 
 
+def gx_frame(frame: "pd.DataFrame") -> "pd.DataFrame":
+    """The frame as GX sees types: nullable ``Int64`` becomes numpy ``int64`` when it has no gap.
+
+    GX's type expectations do not recognise pandas' nullable integers; a column with a
+    missing value is left as ``object`` so an "integer" expectation fails on it.
+    """
+    out = frame.copy()
+    for column in out.columns:
+        if str(out[column].dtype) == "Int64":
+            out[column] = out[column].astype("object" if out[column].isna().any() else "int64")
+    return out
+
+
 def run_checks(suite_name: str, checks: Sequence[Check]) -> QualityResult:
     """Validate each frame against its expectations in an ephemeral GX context."""
     g = gx()
@@ -58,7 +71,7 @@ def run_checks(suite_name: str, checks: Sequence[Check]) -> QualityResult:
     for check in checks:
         asset = source.add_dataframe_asset(name=check.name)
         batch = asset.add_batch_definition_whole_dataframe(f"{check.name}_all").get_batch(
-            batch_parameters={"dataframe": check.frame})
+            batch_parameters={"dataframe": gx_frame(check.frame)})
         suite = g.ExpectationSuite(name=f"{suite_name}.{check.name}")
         for expectation in check.expectations:
             suite.add_expectation(expectation)

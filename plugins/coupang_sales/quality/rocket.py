@@ -8,7 +8,7 @@ import pandas as pd
 
 from coupang_sales.quality import Check, gx
 
-INT_TYPES = ["Int64", "int64"]
+INT_TYPES = ["int64"]  # see coupang_sales.quality.gx_frame
 
 
 def rocket_checks(invoices: pd.DataFrame, lines: pd.DataFrame, *, first_day: dt.date,

@@ -52,7 +52,7 @@ def _records(frame: "pd.DataFrame", columns: tuple[str, ...]):
 
     for values in frame.loc[:, list(columns)].itertuples(index=False, name=None):
         row = []
-        for column, value in zip(columns, values):
+        for column, value in zip(columns, values, strict=True):
             if value is None or value is pd.NA or value is pd.NaT:
                 row.append(None)
                 continue

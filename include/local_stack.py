@@ -1,0 +1,133 @@
+"""The local stack for the demo, the UI launcher and the end-to-end tests: Airflow env, embedded warehouse, accounts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CHANNEL_OF = {"rocket": "coupang_rocket", "jet": "coupang_jet"}
+
+
+def airflow_env(home: Path, *, staging: Path | None = None) -> dict[str, str]:
+    """Environment for an Airflow 3 home with SQLite metadata, this package's DAGs and no examples."""
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "COUPANG_STAGING_DIR": str(staging or home / "staging"),
+        "SE_OFFLINE": "true",
+        "GX_ANALYTICS_ENABLED": "False",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "plugins"), str(ROOT / "include"),
+                                                    os.environ.get("PYTHONPATH")])),
+    }
+
+
+class EmbeddedWarehouse:
+    """An embedded PostgreSQL 16 (pgserver) on a Unix socket in ``data_dir``."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+        self.server = None
+
+    def start(self) -> "EmbeddedWarehouse":
+        import pgserver
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.server = pgserver.get_server(self.data_dir, cleanup_mode="stop")
+        return self
+
+    @property
+    def dsn(self) -> str:
+        return self.server.get_uri()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.cleanup()
+            self.server = None
+
+
+def connection_json(dsn: str) -> str:
+    """An Airflow connection (JSON form) for a libpq DSN/URI, socket hosts included."""
+    import psycopg
+
+    info = psycopg.conninfo.conninfo_to_dict(dsn)
+    conn = {"conn_type": "postgres", "host": info.get("host", "localhost"), "login": info.get("user"),
+            "password": info.get("password"), "schema": info.get("dbname", "postgres")}
+    if info.get("port"):
+        conn["port"] = int(info["port"])
+    return json.dumps({k: v for k, v in conn.items() if v not in (None, "")})
+
+
+def conn_id_for(channel: str, account_id: str) -> str:
+    return f"{channel}_{re.sub(r'[^a-z0-9]+', '_', account_id.lower())}"
+
+
+def register_scenario_accounts(conn, scenario: dict[str, Any], portal_url: str,
+                               channels: tuple[str, ...] = ("rocket", "jet")) -> dict[str, str]:
+    """Put the scenario's accounts in ``sales.accounts`` and return their Airflow connections as env vars.
+
+    The credentials are the sandbox's fake ones, passed as ``AIRFLOW_CONN_*`` variables
+    exactly as a deployment passes real ones.
+    """
+    from coupang_sales.warehouse import upsert_account
+
+    env: dict[str, str] = {}
+    for key in channels:
+        channel = CHANNEL_OF[key]
+        for account in (scenario.get(key) or {}).get("accounts", []):
+            conn_id = conn_id_for(channel, account["account_id"])
+            upsert_account(conn, channel=channel, account_id=account["account_id"], conn_id=conn_id,
+                           jet_version=account.get("version") if key == "jet" else None)
+            env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps({
+                "conn_type": "http", "host": portal_url, "login": account["username"],
+                "password": account["password"]})
+    return env
+
+
+def logical_date_for(day: dt.date) -> dt.datetime:
+    """The logical date of the scheduled run collecting up to ``day`` (06:00 Asia/Seoul that day)."""
+    from zoneinfo import ZoneInfo
+
+    return dt.datetime.combine(day, dt.time(6), tzinfo=ZoneInfo("Asia/Seoul"))
+
+
+def summary(conn, run_ids: list[str]) -> str:
+    """A readable summary: each collection's outcome, then rows and won per channel, account and date."""
+    lines = ["", "Collections (sales.collection_runs, last attempt per account and run):"]
+    rows = conn.execute(
+        """
+        SELECT DISTINCT ON (run_id, channel, account_id)
+               run_id, channel, account_id, window_start, window_end, status, coalesce(reason, ''),
+               coalesce(rows_loaded::text, '-'), coalesce(message, '')
+        FROM sales.collection_runs WHERE run_id = ANY(%s)
+        ORDER BY run_id, channel, account_id, finished_at DESC, id DESC
+        """,
+        (run_ids,),
+    ).fetchall()
+    lines.append(f"  {'window':<23} {'channel':<15} {'account':<12} {'status':<8} {'reason':<20} {'rows':>5}  action")
+    for _, channel, account, start, end, status, reason, loaded, message in rows:
+        action = message.split("Action: ", 1)[1] if "Action: " in message else ""
+        lines.append(f"  {start}..{end} {channel:<15} {account:<12} {status:<8} {reason:<20} {loaded:>5}  "
+                     f"{action[:90]}")
+    lines += ["", "Sales (sales.order_lines_effective):",
+              f"  {'channel':<15} {'account':<12} {'date':<10} {'lines':>5} {'payment won':>12} "
+              f"{'coupons':>9} {'ship fee':>9} {'commission':>10} {'cancelled':>9}"]
+    for channel, account, day, n, pay, coupon, fee, commission, cancelled in conn.execute(
+        """
+        SELECT channel, account_id, sales_date, count(*), sum(payment_amount), sum(coupon_discount),
+               sum(seller_shipping_fee), coalesce(sum(effective_commission)::text, '-'),
+               count(*) FILTER (WHERE is_cancelled)
+        FROM sales.order_lines_effective GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        """
+    ).fetchall():
+        lines.append(f"  {channel:<15} {account:<12} {day!s:<10} {n:>5} {pay:>12,} {coupon:>9,} {fee:>9,} "
+                     f"{commission:>10} {cancelled:>9}")
+    return "\n".join(lines)

@@ -1,0 +1,112 @@
+"""Injected portal failures (server errors, slow pages, lost sessions, broken downloads, bot walls)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+PORTALS = ("supplier_hub", "wing")
+KINDS = ("http_500", "timeout", "session_expired", "broken_download", "bot_rejected")
+BROKEN_MODES = ("truncated", "html")
+
+
+@dataclass(frozen=True)
+class Fault:
+    portal: str  # supplier_hub | wing; sign-on pages count for the portal of their client_id
+    kind: str
+    path_contains: str = ""  # matched against the path plus '?query'; '' matches every request
+    times: int = 1  # how many matching requests fail
+    after: int = 0  # matching requests let through before the first failure
+    delay_seconds: float = 30.0  # timeout only: how long the answer is held back
+    mode: str = "truncated"  # broken_download only: truncated .xlsx, or an HTML body instead
+
+
+def parse_fault(raw: Any, path: str) -> Fault:
+    """A Fault from its scenario object; ValueError names the bad field."""
+    allowed = ("portal", "kind", "path_contains", "times", "after", "delay_seconds", "mode")
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{path}: must be an object")
+    unknown = sorted(k for k in raw if k not in allowed and not str(k).startswith("_"))
+    if unknown:
+        raise ValueError(f"{path}.{unknown[0]}: unknown field (known: {', '.join(allowed)})")
+    for key in ("portal", "kind"):
+        if key not in raw:
+            raise ValueError(f"{path}.{key}: required field is missing")
+    if raw["portal"] not in PORTALS:
+        raise ValueError(f"{path}.portal: must be one of {', '.join(PORTALS)}")
+    if raw["kind"] not in KINDS:
+        raise ValueError(f"{path}.kind: must be one of {', '.join(KINDS)}")
+    if not isinstance(raw.get("path_contains", ""), str):
+        raise ValueError(f"{path}.path_contains: must be a string")
+    for key, minimum in (("times", 1), ("after", 0)):
+        value = raw.get(key, minimum)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"{path}.{key}: must be a whole number of at least {minimum}")
+    delay = raw.get("delay_seconds", 30.0)
+    if isinstance(delay, bool) or not isinstance(delay, (int, float)) or delay <= 0:
+        raise ValueError(f"{path}.delay_seconds: must be a positive number of seconds")
+    if raw.get("mode", "truncated") not in BROKEN_MODES:
+        raise ValueError(f"{path}.mode: must be one of {', '.join(BROKEN_MODES)}")
+    return Fault(portal=raw["portal"], kind=raw["kind"], path_contains=raw.get("path_contains", ""),
+                 times=raw.get("times", 1), after=raw.get("after", 0), delay_seconds=float(delay),
+                 mode=raw.get("mode", "truncated"))
+
+
+# Which kinds can act on which requests: a fault is only used up where it can show.
+_SIGN_ON_KINDS = {"http_500", "timeout", "bot_rejected"}
+_PORTAL_KINDS = {"http_500", "timeout", "session_expired", "broken_download", "bot_rejected"}
+
+
+class FaultBook:
+    """The scenario's faults with how often each has matched, shared by all request threads."""
+
+    def __init__(self, faults: tuple[Fault, ...]):
+        self._faults = faults
+        self._seen = [0] * len(faults)
+        self._lock = threading.Lock()
+
+    def take(self, portal: str | None, target: str, *, sign_on: bool) -> Fault | None:
+        """The fault that hits this request, counting the match; None to serve it normally."""
+        if portal is None:
+            return None
+        kinds = _SIGN_ON_KINDS if sign_on else _PORTAL_KINDS
+        with self._lock:
+            for i, fault in enumerate(self._faults):
+                if fault.portal != portal or fault.kind not in kinds or fault.path_contains not in target:
+                    continue
+                if self._seen[i] >= fault.after + fault.times:
+                    continue
+                self._seen[i] += 1
+                if self._seen[i] > fault.after:
+                    return fault
+        return None
+
+    def remaining(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [{"portal": f.portal, "kind": f.kind, "path_contains": f.path_contains,
+                     "remaining": max(0, f.after + f.times - seen)}
+                    for f, seen in zip(self._faults, self._seen, strict=True)]
+
+
+async def hold(seconds: float, stopping: threading.Event) -> None:
+    """Delay an answer, but let a stopping server end the wait at once."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while not stopping.is_set():
+        left = deadline - loop.time()
+        if left <= 0:
+            return
+        await asyncio.sleep(min(left, 0.1))
+
+
+def truncate_body(body: bytes) -> bytes:
+    # Cut in the middle so the zip's central directory (at the end) is missing, as a dropped
+    # connection would leave it: the 'PK' magic is still there, the archive is unreadable.
+    return body[: max(2, len(body) // 2)]
+
+
+BROKEN_HTML = ("<!DOCTYPE html><html><head><title>오류</title></head>"
+               "<body><p>다운로드 중 오류가 발생했습니다.</p></body></html>").encode()

@@ -1,0 +1,166 @@
+"""The sandbox web application and a uvicorn server that runs it in a background thread."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+
+from sandbox import supplier_hub
+from sandbox.faults import BROKEN_HTML, Fault, hold, truncate_body
+from sandbox.scenario import Scenario, load_scenario
+from sandbox.sso import REALM_PATH, LoginRequired, Portal, sign_on_url
+from sandbox.sso import router as sso_router
+from sandbox.state import SandboxState
+from sandbox.web import render
+
+# Wing joins this tuple with its own module (mounted under a prefix such as '/wing',
+# since both portals would otherwise claim '/').
+PORTALS: tuple[Portal, ...] = (supplier_hub.PORTAL,)
+CONTROL_PREFIX = "/__sandbox__"
+
+
+def _portal_of(request: Request, portals: Sequence[Portal]) -> tuple[Portal | None, bool]:
+    """The portal a request belongs to, and whether it is a sign-on page."""
+    path = request.url.path
+    if path.startswith(CONTROL_PREFIX):
+        return None, False
+    if path.startswith(REALM_PATH):
+        client_id = request.query_params.get("client_id", "")
+        return next((p for p in portals if p.client_id == client_id), None), True
+    # Longest prefix first, so '/wing/...' is Wing's even though Supplier Hub owns '/'.
+    for portal in sorted(portals, key=lambda p: len(p.prefix), reverse=True):
+        if path.startswith(portal.prefix + "/") or path == portal.prefix:
+            return portal, False
+    return None, False
+
+
+async def _apply_fault(fault: Fault, portal: Portal, request: Request, call_next: Any,
+                       state: SandboxState) -> Response | None:
+    """The faulty answer, or None when the request should go on (after a delay)."""
+    if fault.kind == "http_500":
+        return render(request, "server_error.html", status_code=500)
+    if fault.kind == "bot_rejected":
+        return render(request, "access_denied.html", status_code=403, target=str(request.url),
+                      reference=secrets.token_hex(8))
+    if fault.kind == "timeout":
+        await hold(fault.delay_seconds, state.stopping)
+        if state.stopping.is_set():
+            return Response("sandbox stopping", status_code=503)
+        return None
+    if fault.kind == "session_expired":
+        state.end_session(request.cookies.get(portal.session_cookie))
+        response = RedirectResponse(sign_on_url(portal, str(request.url)), status_code=302)
+        response.delete_cookie(portal.session_cookie, path="/")
+        return response
+    if fault.kind == "broken_download":
+        response = await call_next(request)
+        body = b"".join([chunk async for chunk in response.body_iterator])
+        broken = truncate_body(body) if fault.mode == "truncated" else BROKEN_HTML
+        headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+        return Response(broken, status_code=response.status_code, headers=headers)
+    raise AssertionError(f"unhandled fault kind {fault.kind}")
+
+
+def create_app(state: SandboxState, portals: Sequence[Portal] = PORTALS) -> FastAPI:
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.sandbox = state
+    app.state.portals = {p.client_id: p for p in portals}
+
+    @app.middleware("http")
+    async def faults_and_log(request: Request, call_next: Any) -> Response:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        portal, sign_on = _portal_of(request, portals)
+        fault = state.faults.take(portal.name if portal else None, target, sign_on=sign_on)
+        response = await _apply_fault(fault, portal, request, call_next, state) if fault and portal else None
+        if response is None:
+            response = await call_next(request)
+        state.record(request.method, target, response.status_code)
+        return response
+
+    @app.exception_handler(LoginRequired)
+    async def to_sign_on(request: Request, exc: LoginRequired) -> Response:
+        return RedirectResponse(exc.location, status_code=302)
+
+    @app.get(f"{CONTROL_PREFIX}/health")
+    def health() -> dict[str, bool]:
+        return {"ok": True}
+
+    @app.get(f"{CONTROL_PREFIX}/state")
+    def snapshot() -> JSONResponse:
+        return JSONResponse(state.snapshot())
+
+    app.include_router(sso_router)
+    for portal in portals:
+        app.include_router(portal.router, prefix=portal.prefix)
+    return app
+
+
+class SandboxServer:
+    """Serves one scenario on a local port; ``start()`` returns once connections are accepted."""
+
+    def __init__(self, scenario: Scenario | Mapping[str, Any] | str | Path, host: str = "127.0.0.1",
+                 port: int = 0):
+        self.scenario = load_scenario(scenario)
+        self.state = SandboxState(self.scenario)
+        self.app = create_app(self.state)
+        self.host, self.port = host, port
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        if not self.port:
+            raise RuntimeError("the sandbox server has no port yet: call start()")
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 15.0) -> SandboxServer:
+        if self._server is not None:
+            raise RuntimeError("the sandbox server is already started")
+        # Bind here, not in uvicorn, so port 0 resolves to a known port before serving.
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off", ws="none",
+                                timeout_graceful_shutdown=2, timeout_keep_alive=30)
+        self._server = uvicorn.Server(config)
+        self.state.stopping.clear()
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
+                                        name=f"sandbox-{self.port}", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive():
+                self._server = None
+                sock.close()
+                raise RuntimeError("the sandbox server failed to start")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the sandbox server did not start within {timeout} s")
+            time.sleep(0.01)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._server is None:
+            return
+        self.state.stopping.set()  # ends held (timeout fault) answers at once
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

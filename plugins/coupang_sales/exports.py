@@ -1,0 +1,193 @@
+"""Shared parsing of portal exports: .xlsx tables by header name, header matching, text cells to integer won."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from coupang_sales.errors import ExportFormatError
+
+# A whole number after separators and spaces are removed: optional sign, digits only.
+# U+2212 (the typographic minus) shows up when numbers are copied from web pages.
+_INTEGER = re.compile(r"[+\-\u2212]?\d+")
+# Cells that mean "nothing" in the portals' exports; only some columns may read them as 0.
+_BLANKS = {"", "-"}
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+def normalise_header(name: object) -> str:
+    """A header name reduced for comparison: Unicode NFC, every whitespace character removed.
+
+    Exports differ from the page (and from month to month) in spacing only —
+    '판매수수료 VAT' vs '판매수수료VAT', a trailing non-breaking space, a line break inside a
+    wrapped header cell — so whitespace never decides whether two headers are the same.
+    NFC because a header typed on macOS can arrive with decomposed Hangul jamo.
+    """
+    if name is None:
+        return ""
+    text = unicodedata.normalize("NFC", str(name)).replace("\ufeff", "")  # BOM on a CSV's first header
+    return "".join(text.split())
+
+
+def select_columns(
+    frame: pd.DataFrame,
+    required: Sequence[str],
+    *,
+    source: str,
+    optional: Sequence[str] = (),
+) -> pd.DataFrame:
+    """The ``required`` columns of ``frame`` (then any ``optional`` ones present), under their canonical names.
+
+    Columns are matched by name with ``normalise_header``, never by position; columns not
+    asked for are dropped. A required name with no match raises ``ExportFormatError``
+    listing every missing name and ``source`` (the report), so the alert says what changed.
+    Two columns of ``frame`` matching the same wanted name are ambiguous and raise too,
+    rather than silently picking one.
+    """
+    by_normal: dict[str, list[object]] = {}
+    for column in frame.columns:
+        by_normal.setdefault(normalise_header(column), []).append(column)
+
+    missing = [name for name in required if normalise_header(name) not in by_normal]
+    if missing:
+        raise ExportFormatError(
+            f"{source}: missing column(s) {', '.join(repr(m) for m in missing)}; "
+            f"found {[str(c) for c in frame.columns]}")
+
+    chosen: dict[str, object] = {}
+    for name in [*required, *optional]:
+        matches = by_normal.get(normalise_header(name), [])
+        if len(matches) > 1:
+            raise ExportFormatError(f"{source}: column {name!r} appears {len(matches)} times: {matches}")
+        if matches and name not in chosen:
+            chosen[name] = matches[0]
+    # Positional take + new labels, so a duplicated *unwanted* header cannot confuse the lookup.
+    positions = [frame.columns.get_loc(original) for original in chosen.values()]
+    selected = frame.iloc[:, positions].copy()
+    selected.columns = list(chosen)
+    return selected
+
+
+def _is_missing(value: object) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, (float, np.floating)) and value != value
+
+
+def _to_int(value: object, *, blank_as_zero: bool) -> int | None:
+    """One cell as an int, or None when it is not a whole number (the caller reports it)."""
+    if _is_missing(value):
+        return 0 if blank_as_zero else None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    # A spreadsheet may hand over a numeric cell as 12345.0: accept it only when it is
+    # exactly whole, and leave floats at once.
+    if isinstance(value, (float, np.floating)):
+        return int(value) if float(value).is_integer() else None
+    if isinstance(value, Decimal):
+        return int(value) if value.is_finite() and value == value.to_integral_value() else None
+    text = "".join(str(value).split()).replace(",", "")
+    if text in _BLANKS:
+        return 0 if blank_as_zero else None
+    if not _INTEGER.fullmatch(text):
+        return None
+    return int(text.replace("\u2212", "-"))
+
+
+def parse_won(series: pd.Series, *, column: str, blank_as_zero: bool = False) -> pd.Series:
+    """Integer won (or a count) from raw cells such as '12,345', '-1,000' or ' 9 900 ', as ``Int64``.
+
+    Thousands separators and every space are removed and a leading minus is kept; the
+    value is then read as a whole number — never through float, so no rounding can creep
+    into money. Blank cells ('' / '-' / missing) are 0 only with ``blank_as_zero`` (for
+    columns where blank really means none, like discounts); anything else that is not a
+    whole number ('12.5', 'abc', a blank in a required column) raises ``ExportFormatError``
+    naming ``column``, the 1-based data row and the value.
+    """
+    values: list[int] = []
+    for position, cell in enumerate(series.tolist()):
+        number = _to_int(cell, blank_as_zero=blank_as_zero)
+        if number is None or abs(number) > _INT64_MAX:
+            raise ExportFormatError(f"column {column!r} row {position + 1}: {cell!r} is not a whole number")
+        values.append(number)
+    return pd.Series(pd.array(values, dtype="Int64"), index=series.index, name=series.name)
+
+
+SUMMARY_LABELS = {"합계", "총계", "소계", "total"}
+
+
+def _cell_text(value: object) -> str:
+    """A cell as the text a person sees; integral floats lose their '.0' (calamine reads numbers as float)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time() else value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value).strip()
+
+
+@dataclass
+class Table:
+    frame: pd.DataFrame  # raw text cells under the canonical header names
+    header_row: int      # 1-based row of the header in the sheet
+    blank_rows: int      # rows with no value, skipped
+    summary_rows: int    # 합계 rows, skipped
+
+
+def read_table(path: Path, required: Sequence[str], *, source: str) -> Table:
+    """Read the first sheet of ``path``: title rows above the header, a trailing 합계 row and blank
+    rows are skipped (and counted); every other row is kept as text under its header name.
+
+    The header row is the first row holding every ``required`` name (whitespace ignored).
+    A file that is not a readable workbook, or has no such row, raises ``ExportFormatError``
+    naming the file and the missing columns.
+    """
+    from python_calamine import CalamineWorkbook
+
+    try:
+        rows = CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0).to_python(skip_empty_area=False)
+    except Exception as exc:
+        raise ExportFormatError(f"{source}: not a readable .xlsx export ({type(exc).__name__}: {exc})") from exc
+    wanted = {normalise_header(name): name for name in required}
+    best_missing: list[str] = list(required)
+    header_index = None
+    for position, row in enumerate(rows):
+        present = {normalise_header(cell) for cell in row}
+        missing = [wanted[n] for n in wanted if n not in present]
+        if not missing:
+            header_index, header = position, [normalise_header(cell) for cell in row]
+            break
+        if len(missing) < len(best_missing):
+            best_missing = missing
+    if header_index is None:
+        raise ExportFormatError(f"{source}: no header row with the columns {best_missing} "
+                                f"(first {min(len(rows), 5)} rows read)")
+    positions = {name: header.index(normalise_header(name)) for name in required}
+    records, blank, summary = [], 0, 0
+    for row in rows[header_index + 1:]:
+        cells = [_cell_text(v) for v in row]
+        if not any(cells):
+            blank += 1
+            continue
+        first = next(c for c in cells if c)
+        if normalise_header(first).lower() in SUMMARY_LABELS:
+            summary += 1
+            continue
+        records.append([cells[positions[name]] if positions[name] < len(cells) else "" for name in required])
+    frame = pd.DataFrame(records, columns=list(required), dtype=object)
+    return Table(frame=frame, header_row=header_index + 1, blank_rows=blank, summary_rows=summary)

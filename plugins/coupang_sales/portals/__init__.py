@@ -1,0 +1,6 @@
+"""Browser sessions and page objects of the Coupang portals (Selenium, no Airflow)."""
+
+from coupang_sales.portals.browser import open_browser
+from coupang_sales.portals.supplier_hub import SubAccount, SupplierHubSession
+
+__all__ = ["SubAccount", "SupplierHubSession", "open_browser"]

@@ -1,0 +1,123 @@
+"""coupang_rocket_sales end to end: sandbox over HTTP, headless Chromium, GX, PostgreSQL, Airflow dag.test()."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import local_stack
+import pytest
+
+pytestmark = pytest.mark.integration
+D = dt.date.fromisoformat
+
+
+def rocket_account(account_id: str, username: str, *, invoices: list, expires: str = "2026-12-31") -> dict:
+    return {"account_id": account_id, "vendor_name": "주식회사 예시상사", "username": username,
+            "password": f"pw-{username}", "sub_account_expires": expires, "sms_challenge": False,
+            "invoices": invoices}
+
+
+def rocket_line(kind: str, po: str, sku: str, qty: int, supply: int, tax: int, moved: str) -> dict:
+    return {"kind": kind, "po_no": po, "sku_id": sku, "sku_name": f"상품 {sku}", "moved_date": moved,
+            "center": "이천1", "qty": qty, "unit_price": supply + tax, "unit_supply": supply, "unit_tax": tax}
+
+
+SCENARIO = {
+    "today": "2026-01-07",
+    "rocket": {"accounts": [
+        rocket_account("V00000001", "sub_ok", invoices=[
+            {"invoice_no": "30000001", "written_date": "2026-01-05", "tax_invoice_confirmed": "2026-01-06",
+             "lines": [rocket_line("발주", "100000001", "55501", 10, 9_000, 900, "2026-01-03"),
+                       rocket_line("발주", "100000002", "55502", 2, 20_000, 2_000, "2026-01-04")]},
+            {"invoice_no": "30000002", "written_date": "2026-01-06", "tax_invoice_confirmed": "2026-01-07",
+             "lines": [rocket_line("반출", "100000001", "55501", -10, 9_000, 900, "2026-01-06"),
+                       rocket_line("발주", "100000003", "55503", 1, 5_000, 500, "2026-01-05")]},
+        ]),
+        rocket_account("V00000002", "sub_taxblock", invoices=[
+            {"invoice_no": "30000010", "written_date": "2026-01-05", "tax_invoice_confirmed": None,
+             "lines": [rocket_line("발주", "100000010", "55510", 1, 1_000, 100, "2026-01-04")]}]),
+        rocket_account("V00000003", "sub_expired", expires="2026-01-01", invoices=[]),
+    ]},
+    "jet": {"accounts": []},
+    "faults": [],
+}
+
+
+@pytest.fixture(scope="module")
+def portal():
+    from sandbox import SandboxServer, load_scenario
+
+    with SandboxServer(load_scenario(SCENARIO)) as server:
+        yield server
+
+
+@pytest.fixture
+def rocket_dag(warehouse, portal, airflow_db, monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("COUPANG_TODAY", SCENARIO["today"])
+    for key, value in local_stack.register_scenario_accounts(warehouse, SCENARIO, portal.url).items():
+        monkeypatch.setenv(key, value)
+    bag = DagBag(dag_folder=str(local_stack.ROOT / "dags"))
+    assert not bag.import_errors
+    return bag.dags["coupang_rocket_sales"]
+
+
+def order_lines(conn) -> list[tuple]:
+    return conn.execute("SELECT account_id, order_id, sales_date, quantity, payment_amount, is_cancelled "
+                        "FROM sales.order_lines ORDER BY account_id, order_id").fetchall()
+
+
+def outcomes(conn, run_id: str) -> dict[str, tuple]:
+    rows = conn.execute("SELECT DISTINCT ON (account_id) account_id, status, reason, message FROM "
+                        "sales.collection_runs WHERE run_id = %s ORDER BY account_id, id DESC", (run_id,)).fetchall()
+    return {account: (status, reason, message) for account, status, reason, message in rows}
+
+
+def test_rocket_run_loads_policy_rows_and_records_each_account(rocket_dag, warehouse):
+    run = rocket_dag.test(logical_date=local_stack.logical_date_for(D("2026-01-06")))
+    assert order_lines(warehouse) == [
+        # paid 5 Jan, cancelled (반출) on the 6 Jan invoice -> the 5 Jan line is restated to 0
+        ("V00000001", "100000001", D("2026-01-05"), 0, 0, True),
+        ("V00000001", "100000002", D("2026-01-05"), 2, 44_000, False),
+        ("V00000001", "100000003", D("2026-01-06"), 1, 5_500, False),
+    ]
+    result = outcomes(warehouse, run.run_id)
+    assert result["V00000001"][:2] == ("success", None)
+    assert result["V00000002"][:2] == ("blocked", "tax_invoice_pending")
+    assert "Supplier Hub" in result["V00000002"][2]
+    assert result["V00000003"][:2] == ("blocked", "sub_account_expired")
+    assert "연장하기" in result["V00000003"][2]
+
+
+def test_rerunning_the_same_date_leaves_the_same_rows(rocket_dag, warehouse):
+    rocket_dag.test(logical_date=local_stack.logical_date_for(D("2026-01-06")))
+    first = order_lines(warehouse)
+    rocket_dag.test(logical_date=local_stack.logical_date_for(D("2026-01-06")))
+    assert order_lines(warehouse) == first and len(first) == 3
+
+
+def test_an_earlier_date_rerun_still_sees_the_later_cancellation(rocket_dag, warehouse):
+    """Re-running 5 Jan after the 6 Jan cancellation exists keeps 5 Jan at 0 (look-ahead for 반출)."""
+    rocket_dag.test(logical_date=local_stack.logical_date_for(D("2026-01-05")))
+    rows = order_lines(warehouse)
+    assert ("V00000001", "100000001", D("2026-01-05"), 0, 0, True) in rows
+    assert all(r[2] <= D("2026-01-05") for r in rows), "a 5 Jan run loads nothing dated after its window"
+
+
+def test_no_credential_reaches_xcom_or_the_audit(rocket_dag, warehouse):
+    run = rocket_dag.test(logical_date=local_stack.logical_date_for(D("2026-01-06")))
+    secrets = [a["password"] for a in SCENARIO["rocket"]["accounts"]]
+    audit = " ".join(str(r) for r in warehouse.execute("SELECT * FROM sales.collection_runs").fetchall())
+    assert not any(s in audit for s in secrets)
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        values = [str(v) for v in session.scalars(select(XComModel.value).where(XComModel.run_id == run.run_id))]
+    assert values and not any(s in v for v in values for s in secrets)
+    staged = [p for p in Path(os.environ["COUPANG_STAGING_DIR"]).rglob("*") if p.is_file()]
+    assert staged and not any(s.encode() in p.read_bytes() for p in staged for s in secrets)

@@ -1,0 +1,426 @@
+"""Supplier Hub page objects against the sandbox: real HTTP, real headless Chromium."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from python_calamine import CalamineWorkbook
+
+from coupang_sales.errors import CollectionError, ExportFormatError
+from coupang_sales.portals import supplier_hub as hub_module
+from coupang_sales.portals.browser import open_browser
+from coupang_sales.portals.supplier_hub import PURCHASE_ACCOUNT_HEADERS, SubAccount, SupplierHubSession
+from sandbox import SandboxServer, load_scenario
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+TODAY = dt.date(2026, 1, 7)
+DETAIL_HEADERS = ("구분", "번호", "SKU번호", "SKU명", "입고/반출일자", "물류센터", "세금타입", "수량", "단가",
+                  "공급가액", "세액", "총단가", "총공급가액", "총세액", "계산서번호", "지급일")
+PASSWORD = "pw-Ok-7f3k2"
+BIG_INVOICE = "70000001"  # 23 lines: three 입고상세내역 pages
+
+
+def line(po_no: str, sku_id: str, qty: int, day: dt.date, *, kind: str = "발주") -> dict:
+    return {"kind": kind, "po_no": po_no, "sku_id": sku_id, "sku_name": f"상품 {sku_id}", "moved_date": day.isoformat(),
+            "center": "이천1", "qty": qty, "unit_price": 1000, "unit_supply": 1000, "unit_tax": 100}
+
+
+def invoice(no: str, written: dt.date, lines: list[dict], *, confirmed: bool = True, **extra) -> dict:
+    return {"invoice_no": no, "written_date": written.isoformat(),
+            "tax_invoice_confirmed": (written + dt.timedelta(days=1)).isoformat() if confirmed else None,
+            "lines": lines, **extra}
+
+
+def account(account_id: str, username: str, invoices: list[dict], **extra) -> dict:
+    return {"account_id": account_id, "vendor_name": f"거래처 {account_id}", "username": username,
+            "password": PASSWORD, "sub_account_expires": "2026-06-30", "invoices": invoices, **extra}
+
+
+def main_scenario() -> dict:
+    # One invoice a day for 56 days up to today: two 일반매입계정 pages.
+    days = [TODAY - dt.timedelta(days=i) for i in range(1, 56)]
+    daily = [invoice(f"6{i:07d}", day, [line(f"9{i:08d}", "501", 1 + i % 5, day)]) for i, day in enumerate(days)]
+    big_lines = [line(f"8{i:08d}", str(600 + i), 2, TODAY) for i in range(22)]
+    big_lines.append(line("800000000", "600", -1, TODAY, kind="반출"))
+    daily.append(invoice(BIG_INVOICE, TODAY, big_lines, duplicate_lines=True))
+    return {
+        "today": TODAY.isoformat(),
+        "rocket": {"accounts": [
+            account("V1", "hub_ok", daily),
+            account("V2", "hub_sms", [], sms_challenge=True),
+            account("V3", "hub_expired", [], sub_account_expires="2026-01-01", master_username="hub_master",
+                    master_password="pw-Master-9"),
+            account("V4", "hub_blocked", [invoice("40000001", TODAY, [line("1", "1", 1, TODAY)], confirmed=False)]),
+        ]},
+        "faults": [],
+    }
+
+
+def small_scenario(faults: list[dict]) -> dict:
+    invoices = [invoice("10000001", TODAY, [line("1", "1", 3, TODAY)])]
+    return {"today": TODAY.isoformat(), "rocket": {"accounts": [account("V9", "hub_small", invoices)]},
+            "faults": faults}
+
+
+@pytest.fixture(scope="module")
+def portal():
+    with SandboxServer(load_scenario(main_scenario())) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def chrome(tmp_path_factory):
+    """One browser for the module: a Chrome start costs more than a whole test against the sandbox."""
+    driver = open_browser(tmp_path_factory.mktemp("downloads"))
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def reuse_chrome(chrome):
+    """A driver_factory lending the module's browser with an empty cookie jar; its quit() is a no-op."""
+
+    def factory(download_dir: Path):
+        chrome.execute_cdp_cmd("Network.clearBrowserCookies", {})
+        chrome.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(download_dir)})
+        chrome.get("about:blank")
+        return chrome
+
+    chrome.quit = lambda: None
+    yield factory
+    del chrome.quit
+
+
+@pytest.fixture
+def open_hub(reuse_chrome, tmp_path):
+    def make(server: SandboxServer, username: str, password: str = PASSWORD, **kwargs) -> SupplierHubSession:
+        kwargs.setdefault("timeout", 10)
+        kwargs.setdefault("driver_factory", reuse_chrome)
+        return SupplierHubSession(base_url=server.url, username=username, password=password,
+                                  download_dir=tmp_path / "downloads", **kwargs)
+
+    return make
+
+
+def http_login(server: SandboxServer, username: str, password: str = PASSWORD) -> requests.Session:
+    """Sign on with plain HTTP, for checks of the sandbox itself."""
+    http = requests.Session()
+    page = http.get(server.url + "/", timeout=5)
+    action = re.search(r'class="kc-form-login" action="([^"]+)"', page.text)[1].replace("&amp;", "&")
+    http.post(server.url + action, data={"username": username, "password": password}, timeout=5)
+    return http
+
+
+# --- sign-on -------------------------------------------------------------------------------
+
+
+def test_login_with_the_default_browser_reaches_the_home_page(portal, tmp_path):
+    with SupplierHubSession(base_url=portal.url, username="hub_ok", password=PASSWORD,
+                            download_dir=tmp_path / "dl", timeout=10) as hub:
+        hub.login()
+        assert "Supplier Hub" in hub.driver.title
+        assert hub.driver.current_url.rstrip("/") == portal.url
+        profile = hub.driver.profile_dir
+    assert hub.driver is None and not profile.exists(), "the browser quit and its profile is gone"
+
+
+def test_login_through_an_explicit_sso_url(portal, open_hub):
+    with open_hub(portal, "hub_ok", sso_url=portal.url) as hub:
+        hub.login()
+        assert hub.sub_accounts() == [SubAccount("hub_ok", dt.date(2026, 6, 30))]
+
+
+def test_bad_credentials_are_reported_without_the_credentials(portal, open_hub, tmp_path):
+    artifacts = tmp_path / "artifacts"
+    with open_hub(portal, "hub_ok", password="wrong-" + PASSWORD, artifacts_dir=artifacts) as hub:
+        with pytest.raises(CollectionError) as caught:
+            hub.login()
+    assert caught.value.category == "bad_credentials"
+    assert "아이디 또는 비밀번호" in str(caught.value)
+    assert PASSWORD not in str(caught.value) and "hub_ok" not in str(caught.value)
+    saved = sorted(p.suffix for p in artifacts.iterdir())
+    assert saved == [".html", ".png"]
+    for path in artifacts.iterdir():
+        assert PASSWORD.encode() not in path.read_bytes()
+        assert b"hub_ok" not in path.read_bytes(), "the sign-on page echoes the username; it is scrubbed"
+
+
+def test_an_sms_step_ends_with_auth_challenge_instead_of_waiting(portal, open_hub):
+    with open_hub(portal, "hub_sms", timeout=20) as hub:
+        started = time.monotonic()
+        with pytest.raises(CollectionError) as caught:
+            hub.login()
+    assert caught.value.category == "auth_challenge"
+    assert time.monotonic() - started < 5
+
+
+def test_an_expired_sub_account_is_reported_with_the_extension_action(portal, open_hub):
+    with open_hub(portal, "hub_expired") as hub:
+        with pytest.raises(CollectionError) as caught:
+            hub.login()
+    assert caught.value.category == "sub_account_expired"
+    assert "연장하기" in caught.value.action
+
+
+def test_the_master_account_extends_the_sub_account_which_can_then_sign_on(open_hub):
+    with SandboxServer(main_scenario()) as server:
+        with open_hub(server, "hub_master", password="pw-Master-9") as hub:
+            hub.login()
+            assert hub.sub_accounts() == [SubAccount("hub_expired", dt.date(2026, 1, 1))]
+            new_expiry = hub.extend_sub_account("hub_expired")
+            assert new_expiry == TODAY + dt.timedelta(days=90)
+            assert server.state.sub_account_expires["hub_expired"] == new_expiry
+            assert hub.sub_accounts() == [SubAccount("hub_expired", new_expiry)]
+            with pytest.raises(CollectionError) as caught:
+                hub.extend_sub_account("someone_else")
+            assert caught.value.category == "configuration_error"
+        with open_hub(server, "hub_expired") as hub:
+            hub.login()
+
+
+def test_bot_protection_is_reported_as_bot_rejected(open_hub):
+    scenario = small_scenario([{"portal": "supplier_hub", "kind": "bot_rejected", "times": 5}])
+    with SandboxServer(scenario) as server, open_hub(server, "hub_small") as hub:
+        with pytest.raises(CollectionError) as caught:
+            hub.login()
+    assert caught.value.category == "bot_rejected"
+
+
+# --- 정산 -----------------------------------------------------------------------------------
+
+
+def test_a_pending_tax_invoice_blocks_every_settlement_page(portal, open_hub):
+    with open_hub(portal, "hub_blocked") as hub:
+        hub.login()
+        assert hub.settlement_blocked() is True
+        with pytest.raises(CollectionError) as caught:
+            hub.list_invoices(TODAY - dt.timedelta(days=7), TODAY)
+        assert caught.value.category == "tax_invoice_pending" and not caught.value.retryable
+        assert "미처리된 세금계산서" in str(caught.value)
+        with pytest.raises(CollectionError) as caught:
+            hub.download_receive_detail("40000001")
+        assert caught.value.category == "tax_invoice_pending"
+
+
+def test_confirming_the_tax_invoice_lifts_the_block(open_hub):
+    with SandboxServer(main_scenario()) as server, open_hub(server, "hub_blocked") as hub:
+        hub.login()
+        assert hub.settlement_blocked()
+        server.state.confirm_tax_invoice("40000001")
+        assert not hub.settlement_blocked()
+        assert [r["계산서번호"] for r in hub.list_invoices(TODAY, TODAY)] == ["40000001"]
+
+
+def test_list_invoices_pages_through_all_rows_of_the_window(portal, open_hub):
+    with open_hub(portal, "hub_ok") as hub:
+        hub.login()
+        rows = hub.list_invoices(TODAY - dt.timedelta(days=55), TODAY)
+        assert len(rows) == 56
+        assert len({r["계산서번호"] for r in rows}) == 56
+        assert all(set(PURCHASE_ACCOUNT_HEADERS) <= set(r) for r in rows)
+        pages = {q for q in (r.target for r in portal.state.requests) if "purchase/account" in q and "page=2" in q}
+        assert pages, "the second page was read"
+        week = hub.list_invoices(TODAY - dt.timedelta(days=6), TODAY)
+    assert sorted(r["작성일자"] for r in week)[0] == (TODAY - dt.timedelta(days=6)).isoformat()
+    assert len(week) == 7  # daily invoices of the six days before today, and today's big one
+    big = next(r for r in week if r["계산서번호"] == BIG_INVOICE)
+    assert big["지급예정금액"] == "47,300"  # 22 x 2 x 1,100 - 1,100, with a thousands separator
+    assert big["세금계산서 확정일"] == (TODAY + dt.timedelta(days=1)).isoformat()
+
+
+def test_list_invoices_of_an_empty_window_is_empty(portal, open_hub):
+    with open_hub(portal, "hub_ok") as hub:
+        hub.login()
+        assert hub.list_invoices(dt.date(2020, 1, 1), dt.date(2020, 1, 31)) == []
+
+
+def test_download_receive_detail_saves_the_messy_xlsx(portal, open_hub, tmp_path):
+    with open_hub(portal, "hub_ok") as hub:
+        hub.login()
+        path = hub.download_receive_detail(BIG_INVOICE)
+    assert path == tmp_path / "downloads" / f"receive_detail_{BIG_INVOICE}.xlsx"
+    assert path.read_bytes()[:2] == b"PK"
+    rows = CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0).to_python()
+    assert tuple(rows[2]) == DETAIL_HEADERS
+    lines = [r for r in rows if r[0] in ("발주", "반출")]
+    assert len(lines) == 24  # 23 lines, one of them twice
+    assert rows[-1][0] == "합계"
+    assert rows[-1][DETAIL_HEADERS.index("총단가")] == "47,300"
+
+
+def test_download_receive_detail_through_the_browser(portal, open_hub):
+    with open_hub(portal, "hub_ok", download_mode="browser") as hub:
+        hub.login()
+        path = hub.download_receive_detail("60000000")
+    assert path.name == "receive_detail_60000000.xlsx" and path.read_bytes()[:2] == b"PK"
+    assert [p.name for p in path.parent.iterdir()] == [path.name], "the browser's own file was taken over"
+
+
+def test_an_unknown_invoice_is_reported_as_a_page_problem(portal, open_hub):
+    with open_hub(portal, "hub_ok") as hub:
+        hub.login()
+        with pytest.raises(ExportFormatError, match="99999999"):
+            hub.download_receive_detail("99999999")
+
+
+def test_receive_detail_pages_past_two_need_the_total_count(portal):
+    http = http_login(portal, "hub_ok")
+    url = f"{portal.url}/scm/receive/detail?vendorPaymentInfoSeq={BIG_INVOICE}"
+
+    def cells(query: str) -> list[str]:
+        body = http.get(url + query, timeout=5).text
+        return re.findall(r"<tr><td>(발주|반출)</td>", body)
+
+    assert len(cells("&page=1")) == 10 and len(cells("&page=2")) == 10
+    assert cells("&page=3") == [], "the real site returns nothing past page 2 without totalCount"
+    assert len(cells("&page=3&totalCount=23")) == 3
+
+
+# --- an unexpected page ---------------------------------------------------------------------
+
+
+def test_a_missing_table_is_an_export_format_error_naming_page_and_part(portal, open_hub, monkeypatch):
+    monkeypatch.setitem(hub_module.SELECTORS, "purchase_account.table", ("css selector", "table.renamed"))
+    with open_hub(portal, "hub_ok", timeout=1.5) as hub:
+        hub.login()
+        with pytest.raises(ExportFormatError) as caught:
+            hub.list_invoices(TODAY, TODAY)
+    assert caught.value.category == "export_format_changed"
+    assert "일반매입계정" in str(caught.value) and "table" in str(caught.value)
+
+
+def test_a_missing_column_is_an_export_format_error_naming_it(portal, open_hub, monkeypatch):
+    monkeypatch.setattr(hub_module, "PURCHASE_ACCOUNT_HEADERS", (*PURCHASE_ACCOUNT_HEADERS, "정산일자"))
+    with open_hub(portal, "hub_ok") as hub:
+        hub.login()
+        with pytest.raises(ExportFormatError, match="일반매입계정: the table lacks the column.s. 정산일자"):
+            hub.list_invoices(TODAY, TODAY)
+
+
+# --- faults ---------------------------------------------------------------------------------
+
+
+def test_a_server_error_once_is_portal_unavailable_then_the_retry_works(open_hub):
+    scenario = small_scenario([{"portal": "supplier_hub", "kind": "http_500",
+                                "path_contains": "/scm/settlement/general/purchase/account", "times": 1}])
+    with SandboxServer(scenario) as server, open_hub(server, "hub_small") as hub:
+        hub.login()
+        with pytest.raises(CollectionError) as caught:
+            hub.list_invoices(TODAY, TODAY)
+        assert caught.value.category == "portal_unavailable" and caught.value.retryable
+        assert "500" in str(caught.value)
+        assert [r["계산서번호"] for r in hub.list_invoices(TODAY, TODAY)] == ["10000001"]
+
+
+def test_a_server_error_on_the_download_is_portal_unavailable(open_hub):
+    scenario = small_scenario([{"portal": "supplier_hub", "kind": "http_500", "path_contains": "/excel"}])
+    with SandboxServer(scenario) as server, open_hub(server, "hub_small") as hub:
+        hub.login()
+        with pytest.raises(CollectionError, match="HTTP 500") as caught:
+            hub.download_receive_detail("10000001")
+        assert caught.value.category == "portal_unavailable"
+        assert hub.download_receive_detail("10000001").exists()
+
+
+@pytest.mark.parametrize(("mode", "category"), [("truncated", "portal_unavailable"),
+                                                 ("html", "export_format_changed")])
+def test_a_broken_download_is_reported_and_not_kept(open_hub, mode, category, tmp_path):
+    scenario = small_scenario([{"portal": "supplier_hub", "kind": "broken_download", "path_contains": "/excel",
+                                "mode": mode}])
+    with SandboxServer(scenario) as server, open_hub(server, "hub_small") as hub:
+        hub.login()
+        with pytest.raises(CollectionError) as caught:
+            hub.download_receive_detail("10000001")
+    assert caught.value.category == category
+    assert "10000001" in str(caught.value) and "/scm/receive/detail/excel" in str(caught.value)
+    assert not (tmp_path / "downloads" / "receive_detail_10000001.xlsx").exists()
+
+
+def test_a_lost_session_signs_on_again_once(open_hub):
+    scenario = small_scenario([{"portal": "supplier_hub", "kind": "session_expired",
+                                "path_contains": "/scm/settlement", "times": 1}])
+    with SandboxServer(scenario) as server, open_hub(server, "hub_small") as hub:
+        hub.login()
+        assert len(hub.list_invoices(TODAY, TODAY)) == 1
+        assert len(server.state.sessions) == 1, "the lost session was replaced by a new one"
+
+
+def test_a_session_lost_twice_is_portal_unavailable(open_hub):
+    scenario = small_scenario([{"portal": "supplier_hub", "kind": "session_expired",
+                                "path_contains": "/scm/", "times": 3}])
+    with SandboxServer(scenario) as server, open_hub(server, "hub_small") as hub:
+        hub.login()
+        with pytest.raises(CollectionError) as caught:
+            hub.list_invoices(TODAY, TODAY)
+    assert caught.value.category == "portal_unavailable" and "sign-on" in str(caught.value)
+
+
+def test_a_lost_session_on_the_download_signs_on_again(open_hub):
+    scenario = small_scenario([{"portal": "supplier_hub", "kind": "session_expired", "path_contains": "/excel"}])
+    with SandboxServer(scenario) as server, open_hub(server, "hub_small") as hub:
+        hub.login()
+        assert hub.download_receive_detail("10000001").read_bytes()[:2] == b"PK"
+
+
+def test_a_slow_page_is_portal_unavailable_after_the_timeout(open_hub):
+    scenario = small_scenario([{"portal": "supplier_hub", "kind": "timeout", "path_contains": "/scm/settlement",
+                                "delay_seconds": 30}])
+    with SandboxServer(scenario) as server, open_hub(server, "hub_small", timeout=1) as hub:
+        hub.login()
+        started = time.monotonic()
+        with pytest.raises(CollectionError) as caught:
+            hub.list_invoices(TODAY, TODAY)
+        assert caught.value.category == "portal_unavailable"
+        assert time.monotonic() - started < 5
+        stopping = time.monotonic()
+    assert time.monotonic() - stopping < 5, "stopping the sandbox does not wait for the held answer"
+
+
+def test_a_password_typed_into_a_hanging_sign_on_never_reaches_the_artifacts(open_hub, tmp_path):
+    scenario = small_scenario([{"portal": "supplier_hub", "kind": "timeout", "path_contains": "login-actions",
+                                "delay_seconds": 30}])
+    artifacts = tmp_path / "artifacts"
+    with SandboxServer(scenario) as server, open_hub(server, "hub_small", timeout=1, artifacts_dir=artifacts) as hub:
+        with pytest.raises(CollectionError) as caught:
+            hub.login()
+    assert caught.value.category == "portal_unavailable"
+    assert PASSWORD not in str(caught.value)
+    files = list(artifacts.iterdir())
+    assert files, "artifacts were saved"
+    for path in files:
+        assert PASSWORD.encode() not in path.read_bytes()
+
+
+# --- the command line -----------------------------------------------------------------------
+
+
+def test_the_command_line_serves_a_scenario_until_sigterm():
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "include")}
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "--scenario",
+                             str(ROOT / "include/sandbox/scenarios/demo.json")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        assert ready, "no 'listening' line within 30 s"
+        first = proc.stdout.readline()
+        match = re.fullmatch(r"sandbox listening on (http://127\.0\.0\.1:\d+)\n", first)
+        assert match, first
+        assert requests.get(match[1] + "/__sandbox__/health", timeout=5).json() == {"ok": True}
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,194 @@
+"""Sandbox scenario files: validation names the bad field, and the amounts follow scenario-format.md."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import io
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from python_calamine import CalamineWorkbook
+
+from sandbox import ScenarioError, load_scenario
+from sandbox.excel import RECEIVE_DETAIL_HEADERS, receive_detail_xlsx
+
+DEMO = Path(__file__).resolve().parents[2] / "include" / "sandbox" / "scenarios" / "demo.json"
+
+# The example of scenario-format.md, verbatim: the minimum the loader must accept.
+MINIMUM = {
+    "today": "2026-01-07",
+    "rocket": {"accounts": [{
+        "account_id": "V00012345", "vendor_name": "주식회사 예시상사", "username": "sub_user1", "password": "pw-1",
+        "sub_account_expires": "2026-03-31", "sms_challenge": False,
+        "invoices": [{
+            "invoice_no": "30608513", "written_date": "2026-01-05", "tax_invoice_confirmed": "2026-01-06",
+            "lines": [{"kind": "발주", "po_no": "123456789", "sku_id": "55501", "sku_name": "보리차 1L x 12",
+                       "moved_date": "2026-01-03", "center": "이천1", "qty": 10, "unit_price": 9000,
+                       "unit_supply": 9000, "unit_tax": 900}],
+        }],
+    }]},
+    "jet": {"accounts": [{
+        "account_id": "A00098765", "username": "wing_user", "password": "pw-2", "version": 2,
+        "v1_sales": [{"date": "2026-01-05", "option_id": "87001", "product_name": "보리차", "option_name": "1L x 12",
+                      "qty": 3, "amount": 29700}],
+        "v2_orders": [{"order_id": "2100001", "option_id": "87001", "sku_id": "55501", "product_name": "보리차",
+                       "recognized_date": "2026-01-05", "unit_price": 9900, "qty": 3, "coupang_discount": 0,
+                       "instant_coupon": 1000, "download_coupon": 500, "commission_rate": 10.8,
+                       "fees": [{"type": "입출고비", "amount": 650}, {"type": "배송비", "amount": 2500}],
+                       "cancelled_date": None}],
+        "account_fees": [{"date": "2026-01-05", "type": "보관비", "amount": 1200}],
+    }]},
+    "faults": [{"portal": "supplier_hub", "path_contains": "/scm/receive/detail", "kind": "http_500", "times": 1}],
+}
+
+
+def _line(kind: str, qty: int, *, po_no: str = "123456789", sku_id: str = "55501", unit_supply: int = 9000,
+          unit_tax: int = 900) -> dict:
+    return {"kind": kind, "po_no": po_no, "sku_id": sku_id, "sku_name": "보리차 1L x 12", "moved_date": "2026-01-06",
+            "center": "이천1", "qty": qty, "unit_price": unit_supply, "unit_supply": unit_supply, "unit_tax": unit_tax}
+
+
+def with_change(change) -> dict:
+    raw = copy.deepcopy(MINIMUM)
+    change(raw)
+    return raw
+
+
+def test_the_minimum_shape_of_scenario_format_md_is_accepted():
+    scenario = load_scenario(MINIMUM)
+    assert scenario.today == dt.date(2026, 1, 7)
+    account = scenario.rocket_accounts[0]
+    assert account.invoices[0].lines[0].kind == "발주"
+    assert scenario.jet_accounts[0].version == 2
+    assert scenario.faults[0].kind == "http_500" and scenario.faults[0].times == 1
+
+
+def test_the_demo_scenario_loads_and_covers_the_demo_cases():
+    scenario = load_scenario(DEMO)
+    rocket = {a.account_id: a for a in scenario.rocket_accounts}
+    assert scenario.today == dt.date(2026, 1, 7)
+    assert [a.has_pending_tax_invoice for a in rocket.values()].count(True) == 1
+    assert [a.sub_account_expires < scenario.today for a in rocket.values()].count(True) == 1
+    assert any(dt.timedelta(0) <= a.sub_account_expires - scenario.today <= dt.timedelta(days=7)
+               for a in rocket.values())
+    returns = [line for a in rocket.values() for inv in a.invoices for line in inv.lines if line.kind == "반출"]
+    assert len(returns) == 2
+    assert sorted(a.version for a in scenario.jet_accounts) == [1, 2]
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda s: s["rocket"]["accounts"][0]["invoices"][0].update(written_date="2026/01/05"),
+     "rocket.accounts[0].invoices[0].written_date: not a YYYY-MM-DD date"),
+    (lambda s: s["rocket"]["accounts"][0]["invoices"][0].update(written_date="2026-02-30"),
+     "rocket.accounts[0].invoices[0].written_date: not a YYYY-MM-DD date"),
+    (lambda s: s.pop("today"), "today: required field is missing"),
+    (lambda s: s["rocket"]["accounts"][0]["invoices"][0]["lines"][0].update(qty=1.5),
+     "rocket.accounts[0].invoices[0].lines[0].qty: must be a whole number"),
+    (lambda s: s["rocket"]["accounts"][0]["invoices"][0]["lines"][0].update(kind="입고"),
+     "rocket.accounts[0].invoices[0].lines[0].kind: must be one of 발주, 반출"),
+    (lambda s: s["rocket"]["accounts"][0]["invoices"][0]["lines"].append(_line("반출", 2)),
+     "rocket.accounts[0].invoices[0].lines[1].qty: a 반출 line needs a negative quantity"),
+    (lambda s: s["rocket"]["accounts"][0]["invoices"][0]["lines"].append(_line("반출", -1, sku_id="99")),
+     "rocket.accounts[0].invoices[0].lines[1].po_no: 반출 line has no 발주 line"),
+    (lambda s: s["rocket"]["accounts"][0]["invoices"][0]["lines"].append(_line("반출", -11)),
+     "rocket.accounts[0].invoices[0].lines[1].qty: returns 11"),
+    (lambda s: s["rocket"]["accounts"][0]["invoices"][0].pop("tax_invoice_confirmed"),
+     "rocket.accounts[0].invoices[0].tax_invoice_confirmed: required field is missing"),
+    (lambda s: s["rocket"]["accounts"][0]["invoices"][0].update(tax_invoice_confirmd="2026-01-06"),
+     "rocket.accounts[0].invoices[0].tax_invoice_confirmd: unknown field"),
+    (lambda s: s["rocket"]["accounts"][0].update(sub_account_expires=None),
+     "rocket.accounts[0].sub_account_expires: not a YYYY-MM-DD date"),
+    (lambda s: s["rocket"]["accounts"][0].update(sms_challenge="yes"),
+     "rocket.accounts[0].sms_challenge: must be true or false"),
+    (lambda s: s["rocket"]["accounts"][0].update(password=""),
+     "rocket.accounts[0].password: must be a non-empty string"),
+    (lambda s: s["rocket"]["accounts"].append(copy.deepcopy(s["rocket"]["accounts"][0]) | {"account_id": "V2"}),
+     "rocket.accounts[1].username: duplicate username"),
+    (lambda s: s["jet"]["accounts"][0].update(version=3), "jet.accounts[0].version: must be 1 or 2"),
+    (lambda s: s["jet"]["accounts"][0]["v2_orders"][0]["fees"][0].update(type="보관비"),
+     "jet.accounts[0].v2_orders[0].fees[0].type: must be one of 입출고비, 배송비"),
+    (lambda s: s["jet"]["accounts"][0]["v2_orders"][0].update(cancelled_date="2026-01-04"),
+     "jet.accounts[0].v2_orders[0].cancelled_date: before recognized_date"),
+    (lambda s: s["faults"][0].update(kind="explode"), "faults[0].kind: must be one of"),
+    (lambda s: s["faults"][0].update(times=0), "faults[0].times: must be a whole number of at least 1"),
+    (lambda s: s["faults"][0].update(portal="wing_hub"), "faults[0].portal: must be one of"),
+])
+def test_a_malformed_scenario_is_rejected_naming_the_bad_field(change, message):
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(with_change(change))
+    assert str(caught.value).startswith(message), str(caught.value)
+
+
+def test_a_bad_file_is_rejected_with_its_name_and_position(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text('{"today": "2026-01-07",,}', encoding="utf-8")
+    with pytest.raises(ScenarioError, match=r"broken.json: not valid JSON \(line 1 column 24"):
+        load_scenario(path)
+    with pytest.raises(ScenarioError, match="cannot read"):
+        load_scenario(tmp_path / "missing.json")
+
+
+def test_a_yaml_scenario_is_accepted_too(tmp_path):
+    yaml = pytest.importorskip("yaml")
+    path = tmp_path / "scenario.yaml"
+    path.write_text(yaml.safe_dump(json.loads(json.dumps(MINIMUM)), allow_unicode=True), encoding="utf-8")
+    assert load_scenario(path).rocket_accounts[0].invoices[0].invoice_no == "30608513"
+
+
+def test_line_amounts_total_price_is_qty_times_unit_supply_plus_unit_tax():
+    raw = with_change(lambda s: s["rocket"]["accounts"][0]["invoices"][0]["lines"].append(_line("반출", -3)))
+    purchase, returned = load_scenario(raw).rocket_accounts[0].invoices[0].lines
+    assert (purchase.total_supply, purchase.total_tax, purchase.total_price) == (90_000, 9_000, 99_000)
+    assert purchase.total_price == purchase.qty * (purchase.unit_supply + purchase.unit_tax)
+    # a 반출 line carries a negative quantity, so all its totals are negative
+    assert (returned.total_supply, returned.total_tax, returned.total_price) == (-27_000, -2_700, -29_700)
+
+
+def test_invoice_amounts_are_the_sums_of_its_lines():
+    raw = copy.deepcopy(MINIMUM)
+    raw["rocket"]["accounts"][0]["invoices"][0]["lines"] += [
+        _line("발주", 2, po_no="2", sku_id="7", unit_supply=20_000, unit_tax=2_000), _line("반출", -1)]
+    invoice = load_scenario(raw).rocket_accounts[0].invoices[0]
+    assert invoice.supply_amount == 90_000 + 40_000 - 9_000  # 공급가액
+    assert invoice.vat_amount == 9_000 + 4_000 - 900  # 부가가치세
+    assert invoice.payable_amount == invoice.supply_amount + invoice.vat_amount == 133_100  # 지급예정금액
+    assert invoice.payable_amount == sum(line.total_price for line in invoice.lines)
+    assert invoice.first_payment_amount == invoice.payable_amount and invoice.second_payment_amount == 0
+
+
+def test_a_tax_free_line_needs_no_tax_and_gets_its_tax_type():
+    raw = with_change(lambda s: s["rocket"]["accounts"][0]["invoices"][0]["lines"][0].update(unit_tax=0))
+    assert load_scenario(raw).rocket_accounts[0].invoices[0].lines[0].tax_type == "면세"
+    raw = with_change(lambda s: s["rocket"]["accounts"][0]["invoices"][0]["lines"][0].update(tax_type="면세"))
+    with pytest.raises(ScenarioError, match=r"lines\[0\].unit_tax: must be 0 for tax_type 면세"):
+        load_scenario(raw)
+
+
+def test_jet_v2_commission_is_rounded_down_and_its_vat_too():
+    order = load_scenario(MINIMUM).jet_accounts[0].v2_orders[0]
+    assert order.commission_rate == Decimal("10.8")
+    assert (order.sales_amount, order.revenue_amount, order.seller_coupon) == (29_700, 29_700, 1_500)
+    assert order.commission == 3_207  # 10.8 % of 29,700 = 3,207.6
+    assert order.commission_vat == 320
+
+
+def test_the_receive_detail_export_is_messy_like_the_real_one():
+    raw = with_change(lambda s: s["rocket"]["accounts"][0]["invoices"][0].update(duplicate_lines=True))
+    raw["rocket"]["accounts"][0]["invoices"][0]["lines"].append(_line("반출", -1))
+    invoice = load_scenario(raw).rocket_accounts[0].invoices[0]
+    body = receive_detail_xlsx(invoice, "주식회사 예시상사", dt.datetime(2026, 1, 7, 9))
+    assert body[:2] == b"PK"
+    rows = CalamineWorkbook.from_filelike(io.BytesIO(body)).get_sheet_by_index(0).to_python()
+    header_at = next(i for i, row in enumerate(rows) if list(row) == list(RECEIVE_DETAIL_HEADERS))
+    assert header_at in (1, 2), "one or two title rows above the header"
+    body_rows = rows[header_at + 1:]
+    assert any(all(cell == "" for cell in row) for row in body_rows), "a blank row"
+    lines = [row for row in body_rows if row[0] in ("발주", "반출")]
+    assert len(lines) == 3, "the duplicated line appears twice"
+    assert lines[0] == lines[1]
+    total_price = RECEIVE_DETAIL_HEADERS.index("총단가")
+    assert lines[0][total_price] == "99,000" and lines[-1][total_price] == "-9,900"
+    assert body_rows[-1][0] == "합계" and body_rows[-1][total_price] == "89,100"
