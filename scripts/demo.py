@@ -10,6 +10,7 @@ when the pipeline itself broke, not when a collection was correctly blocked.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -36,8 +37,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warehouse-dsn")
     args = parser.parse_args(argv)
 
+    LOG.parent.mkdir(parents=True, exist_ok=True)
+    print(f"demo: Airflow's and the services' logs go to {LOG}", flush=True)
+    with LOG.open("w") as log, _output_to(log):
+        return _demo(args, parser)
+
+
+def _demo(args, parser) -> int:
     work = Path(tempfile.mkdtemp(prefix="coupang-demo-"))
     os.environ.update(local_stack.airflow_env(work / "airflow"))
+    # Transient failures retry after seconds, not minutes, so the demo does not stall.
+    os.environ.setdefault("COUPANG_RETRY_DELAY_SECONDS", "5")
     from sandbox import SandboxServer, load_scenario
 
     raw = json.loads(args.scenario.read_text(encoding="utf-8"))
@@ -54,14 +64,44 @@ def main(argv: list[str] | None = None) -> int:
     sandbox = SandboxServer(scenario)
     try:
         sandbox.start()
-        print(f"demo: sandbox portal at {sandbox.url}; warehouse {'embedded (temporary)' if warehouse else 'given'}; "
-              f"runs {first}..{last}", flush=True)
+        _say(f"demo: sandbox portal at {sandbox.url}; warehouse {'embedded (temporary)' if warehouse else 'given'}; "
+             f"runs {first}..{last}")
         return run(dsn, raw, sandbox.url, first, last)
     finally:
         sandbox.stop()
         if warehouse:
             warehouse.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+LOG = ROOT / ".local" / "demo.log"
+_console = None
+
+
+def _say(message: str) -> None:
+    os.write(_console if _console is not None else 1, (message + "\n").encode())
+
+
+@contextlib.contextmanager
+def _output_to(log):
+    """Send everything written to stdout/stderr (Airflow's task logs) to ``log``; progress still shows."""
+    global _console
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    _console = saved[0]
+    os.dup2(log.fileno(), 1)
+    os.dup2(log.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+        _console = None
 
 
 def run(dsn: str, scenario: dict, portal_url: str, first: dt.date, last: dt.date) -> int:
@@ -80,19 +120,19 @@ def run(dsn: str, scenario: dict, portal_url: str, first: dt.date, last: dt.date
     db.resetdb()
     bag = DagBag(dag_folder=str(local_stack.ROOT / "dags"))
     if bag.import_errors:
-        print(f"demo: DAG import errors: {bag.import_errors}", file=sys.stderr)
+        _say(f"demo: DAG import errors: {bag.import_errors}")
         return 1
     run_ids = []
     day = first
     while day <= last:
         for dag_id in ("coupang_rocket_sales", "coupang_jet_sales"):
-            print(f"demo: running {dag_id} for {day}", flush=True)
             dag_run = bag.dags[dag_id].test(logical_date=local_stack.logical_date_for(day))
+            _say(f"demo: {dag_id} for {day}: run {dag_run.state}")
             run_ids.append(dag_run.run_id)
         day += dt.timedelta(days=1)
 
     with psycopg.connect(dsn, autocommit=True) as conn:
-        print(local_stack.summary(conn, run_ids))
+        _say(local_stack.summary(conn, run_ids))
         outcomes = conn.execute(
             """
             SELECT DISTINCT ON (run_id, channel, account_id) channel, account_id, status, reason
@@ -104,12 +144,13 @@ def run(dsn: str, scenario: dict, portal_url: str, first: dt.date, last: dt.date
     broken = [o for o in outcomes if o[2] == "failed" and o[3] not in EXPECTED_REFUSALS]
     days = (last - first).days + 1
     if len([o for o in outcomes if o[0] == "coupang_rocket"]) < active * days:
-        print("demo: some Rocket account has no recorded outcome: the pipeline broke", file=sys.stderr)
+        _say(f"demo: some Rocket account has no recorded outcome: the pipeline broke (see {LOG})")
         return 1
     if broken:
-        print(f"demo: the pipeline broke for {broken}", file=sys.stderr)
+        _say(f"demo: the pipeline broke for {broken} (see {LOG})")
         return 1
-    print("\ndemo: done (blocked collections above are expected outcomes of the scenario)")
+    _say("\ndemo: done. A run is 'failed' when one of its accounts was blocked; "
+         "the blocked collections above are expected outcomes of the scenario.")
     return 0
 
 

@@ -290,6 +290,11 @@ class SupplierHubSession:
         self.driver: WebDriver | None = None
         self._relogins = 0
 
+    @property
+    def username(self) -> str:
+        """The sub-account this session logs in as (to find it in 부계정 관리); never the password."""
+        return self._username
+
     def __repr__(self) -> str:  # the default would be harmless, but keep credentials out for sure
         return f"SupplierHubSession(base_url={self.base_url!r})"
 
@@ -648,25 +653,41 @@ class SupplierHubSession:
         return text
 
     def _save_artifacts(self, step: str) -> None:
-        """Screenshot and page source of a failed step, with the credential inputs emptied first."""
+        """Screenshot and page source of a failed step, with the credential inputs emptied first.
+
+        Each part is tried on its own: a browser stuck mid-navigation may refuse one and
+        still give the other.
+        """
         if self.artifacts_dir is None or self.driver is None:
             return
-        try:
-            self._accept_alert()
-        except WebDriverException:
-            pass
+        driver = self.driver
         stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S%f")
         base = self.artifacts_dir / f"supplier_hub_{step}_{stamp}"
         try:
             self.artifacts_dir.mkdir(parents=True, exist_ok=True)
-            try:
-                self.driver.execute_script("window.stop();" + _CLEAR_CREDENTIALS_JS)
-                cleared = True
-            except WebDriverException:
-                cleared = False
-            if cleared:  # no screenshot of a page whose inputs may still hold credentials
-                self.driver.save_screenshot(str(base.with_suffix(".png")))
-            base.with_suffix(".html").write_text(self._scrub(self.driver.page_source), encoding="utf-8")
-            log.info("saved failure artifacts of %s as %s.*", step, base.name)
-        except (WebDriverException, OSError) as exc:
+        except OSError as exc:
             log.warning("could not save failure artifacts of %s: %s", step, type(exc).__name__)
+            return
+        for attempt in (self._accept_alert, self._stop_loading):
+            try:
+                attempt()
+            except WebDriverException:
+                pass
+        try:
+            driver.execute_script(_CLEAR_CREDENTIALS_JS)
+            # no screenshot of a page whose inputs may still hold credentials
+            driver.save_screenshot(str(base.with_suffix(".png")))
+        except WebDriverException as exc:
+            log.warning("no screenshot of the failed step %s: %s", step, type(exc).__name__)
+        try:
+            base.with_suffix(".html").write_text(self._scrub(driver.page_source), encoding="utf-8")
+        except (WebDriverException, OSError) as exc:
+            log.warning("no page source of the failed step %s: %s", step, type(exc).__name__)
+        log.info("saved failure artifacts of %s as %s.*", step, base.name)
+
+    def _stop_loading(self) -> None:
+        # A page still loading makes WebDriver commands wait for it; CDP stops it at once.
+        if isinstance(self.driver, ChromiumDriver):
+            self.driver.execute_cdp_cmd("Page.stopLoading", {})
+        else:
+            self.driver.execute_script("window.stop();")
