@@ -62,8 +62,7 @@ class SubAccountExpiryOperator(_SupplierHubCheckOperator):
         with recorded_attempt(context, self.account, window), self._session(context) as session:
             session.login()
             accounts = session.sub_accounts()
-            status = sub_account_expiry_status(accounts, username=session._username,  # TODO public property
-
+            status = sub_account_expiry_status(accounts, username=session.username,
                                                today=seoul_today(), warn_days=int(self.warn_days))
             if status.expired:
                 raise CollectionError("sub_account_expired",
