@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,8 +25,8 @@ INVOICES_FILE = "invoices.json"
 DETAIL_GLOB = "receive_detail_*.xlsx"
 
 
-def extract(session: "SupplierHubSession", *, window: Window, list_until: dt.date,
-            staging: Path) -> dict[str, Any]:
+def extract(session: "SupplierHubSession", *, account: Mapping[str, Any], window: Window,
+            list_until: dt.date, staging: Path) -> dict[str, Any]:
     """List the invoices written in [window.start, list_until] and download each 입고상세내역.
 
     Invoices after the window are read too (``list_until``): their 반출 lines restate
@@ -49,7 +50,7 @@ def extract(session: "SupplierHubSession", *, window: Window, list_until: dt.dat
     return {"invoices": len(invoices), "list_until": list_until.isoformat()}
 
 
-def validate(*, staging: Path, window: Window, list_until: dt.date) -> dict[str, Any]:
+def validate(*, staging: Path, account: Mapping[str, Any], window: Window, list_until: dt.date) -> dict[str, Any]:
     """Parse the staged files by header name, drop verbatim duplicates and run the GX suite.
 
     A failed expectation raises ``validation_failed`` with the failures in the message;
@@ -93,14 +94,14 @@ def validate(*, staging: Path, window: Window, list_until: dt.date) -> dict[str,
             "invoices": len(invoices)}
 
 
-def transform(*, staging: Path, account_id: str) -> dict[str, Any]:
+def transform(*, staging: Path, account: Mapping[str, Any]) -> dict[str, Any]:
     """Apply the Rocket policy to the validated lines."""
     import pandas as pd
 
     from coupang_sales.channels import rocket
 
     result = rocket.transform(pd.read_pickle(staging / "invoices.pkl"), pd.read_pickle(staging / "lines.pkl"),
-                              account_id=account_id)
+                              account_id=account["account_id"])
     result.order_lines.to_pickle(staging / "order_lines.pkl")
     result.unmatched_returns.to_csv(staging / "unmatched_returns.csv", index=False)
     return {"order_lines": len(result.order_lines),
@@ -108,7 +109,7 @@ def transform(*, staging: Path, account_id: str) -> dict[str, Any]:
             "unmatched_return_amount": int(result.unmatched_returns["unmatched_amount"].sum())}
 
 
-def load(conn: "psycopg.Connection", *, staging: Path, account_id: str, window: Window,
+def load(conn: "psycopg.Connection", *, staging: Path, account: Mapping[str, Any], window: Window,
          run_id: str | None) -> dict[str, Any]:
     """Replace the window's rows of the account in one transaction.
 
@@ -121,6 +122,6 @@ def load(conn: "psycopg.Connection", *, staging: Path, account_id: str, window: 
 
     lines = pd.read_pickle(staging / "order_lines.pkl")
     in_window = lines[[d in window for d in lines["sales_date"]]]
-    result = replace_window(conn, channel=ROCKET, account_id=account_id, window=window,
+    result = replace_window(conn, channel=ROCKET, account_id=account["account_id"], window=window,
                             lines=in_window, run_id=run_id)
     return {**result.as_dict(), "payment_amount": int(in_window["payment_amount"].sum())}

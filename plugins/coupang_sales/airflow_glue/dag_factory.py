@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pendulum
@@ -21,7 +23,6 @@ from coupang_sales.airflow_glue.runtime import (
     staging_dir,
     warehouse_connection,
 )
-from coupang_sales.errors import CollectionError
 from coupang_sales.model import JET, ROCKET, Window
 
 # Mapped task instances are named by their account in the UI; each task sets the variable.
@@ -70,13 +71,32 @@ def _window_of(summary: dict[str, Any]) -> Window:
     return Window(dt.date.fromisoformat(summary["window"][0]), dt.date.fromisoformat(summary["window"][1]))
 
 
-def _rocket_tasks(account):
-    from pathlib import Path
+@dataclass(frozen=True)
+class ChannelSpec:
+    stages: str            # module with extract/validate/transform/load over a staging folder
+    hook: str              # PortalHook subclass in coupang_sales.airflow_glue.hooks
+    supplier_hub_checks: bool
+    tags: tuple[str, ...]
+
+
+CHANNELS = {
+    ROCKET: ChannelSpec("coupang_sales.rocket_stages", "SupplierHubHook", True, ("coupang", "rocket", "supplier-hub")),
+    JET: ChannelSpec("coupang_sales.jet_stages", "WingHook", False, ("coupang", "jet", "wing")),
+}
+
+
+def _stages(spec: ChannelSpec):
+    from importlib import import_module
+
+    return import_module(spec.stages)
+
+
+def _collect(spec: ChannelSpec, account):
+    """extract -> validate -> transform -> load for one account (after the Supplier Hub checks for Rocket)."""
 
     @task(map_index_template=TASK_LABEL, doc_md=TASK_DOCS["extract"])
     def extract(account: dict[str, Any]) -> dict[str, Any]:
-        from coupang_sales import rocket_stages
-        from coupang_sales.airflow_glue.hooks import SupplierHubHook
+        from coupang_sales.airflow_glue import hooks
 
         context = labelled_context(account)
         window = resolve_window(context)
@@ -84,44 +104,37 @@ def _rocket_tasks(account):
         until = list_until(context, window)
         started = dt.datetime.now(dt.UTC)
         with recorded_attempt(context, account, window):
-            with SupplierHubHook(account["conn_id"]).session(
-                    download_dir=staging / "downloads", artifacts_dir=staging / "artifacts") as session:
-                summary = rocket_stages.extract(session, window=window, list_until=until, staging=staging / "raw")
+            hook = getattr(hooks, spec.hook)(account["conn_id"])
+            with hook.session(download_dir=staging / "downloads", artifacts_dir=staging / "artifacts") as session:
+                summary = _stages(spec).extract(session, account=account, window=window, list_until=until,
+                                                staging=staging / "raw")
         return {"window": [window.start.isoformat(), window.end.isoformat()], "staging": str(staging),
-                "started_at": started.isoformat(), **summary}
+                "list_until": until.isoformat(), "started_at": started.isoformat(), **summary}
 
     @task(map_index_template=TASK_LABEL, doc_md=TASK_DOCS["validate"])
     def validate(account: dict[str, Any], extracted: dict[str, Any]) -> dict[str, Any]:
-        from coupang_sales import rocket_stages
-
         window = _window_of(extracted)
         with recorded_attempt(labelled_context(account), account, window):
-            summary = rocket_stages.validate(staging=Path(extracted["staging"]) / "raw", window=window,
-                                             list_until=dt.date.fromisoformat(extracted["list_until"]))
+            summary = _stages(spec).validate(staging=Path(extracted["staging"]) / "raw", account=account,
+                                             window=window, list_until=dt.date.fromisoformat(extracted["list_until"]))
         return {**extracted, **summary}
 
     @task(map_index_template=TASK_LABEL, doc_md=TASK_DOCS["transform"])
     def transform(account: dict[str, Any], validated: dict[str, Any]) -> dict[str, Any]:
-        from coupang_sales import rocket_stages
-
         with recorded_attempt(labelled_context(account), account, _window_of(validated)):
-            summary = rocket_stages.transform(staging=Path(validated["staging"]) / "raw",
-                                              account_id=account["account_id"])
+            summary = _stages(spec).transform(staging=Path(validated["staging"]) / "raw", account=account)
         return {**validated, **summary}
 
     @task(map_index_template=TASK_LABEL, doc_md=TASK_DOCS["load"])
     def load(account: dict[str, Any], transformed: dict[str, Any]) -> dict[str, Any]:
-        from coupang_sales import rocket_stages
-
         context = labelled_context(account)
         window = _window_of(transformed)
         with recorded_attempt(context, account, window) as counts:
             counts.update(transformed)
             conn = warehouse_connection()
             try:
-                summary = rocket_stages.load(conn, staging=Path(transformed["staging"]) / "raw",
-                                             account_id=account["account_id"], window=window,
-                                             run_id=context.get("run_id"))
+                summary = _stages(spec).load(conn, staging=Path(transformed["staging"]) / "raw", account=account,
+                                             window=window, run_id=context.get("run_id"))
             finally:
                 conn.close()
         result = {**transformed, **summary}
@@ -129,49 +142,26 @@ def _rocket_tasks(account):
                        counts=result)
         return result
 
-    expiry = SubAccountExpiryOperator(
-        task_id="check_sub_account_expiry", account=account, map_index_template=OPERATOR_LABEL,
-        on_expiry_warning=[CollectionAlertNotifier(warning=True)], doc_md=TASK_DOCS["check_sub_account_expiry"])
-    block = TaxInvoiceBlockOperator(
-        task_id="check_tax_invoice_block", account=account, map_index_template=OPERATOR_LABEL,
-        doc_md=TASK_DOCS["check_tax_invoice_block"])
     extracted = extract(account)
-    expiry >> block >> extracted
+    if spec.supplier_hub_checks:
+        expiry = SubAccountExpiryOperator(
+            task_id="check_sub_account_expiry", account=account, map_index_template=OPERATOR_LABEL,
+            on_expiry_warning=[CollectionAlertNotifier(warning=True)],
+            doc_md=TASK_DOCS["check_sub_account_expiry"])
+        block = TaxInvoiceBlockOperator(
+            task_id="check_tax_invoice_block", account=account, map_index_template=OPERATOR_LABEL,
+            doc_md=TASK_DOCS["check_tax_invoice_block"])
+        expiry >> block >> extracted
     return load(account, transform(account, validate(account, extracted)))
 
 
-def _jet_tasks(account):
-    @task(map_index_template=TASK_LABEL, doc_md=TASK_DOCS["extract"])
-    def extract(account: dict[str, Any]) -> dict[str, Any]:
-        context = labelled_context(account)
-        window = resolve_window(context)
-        with recorded_attempt(context, account, window):
-            raise CollectionError("not_implemented",
-                                  f"{account['account_id']}: Coupang Jet (Wing) extraction is not implemented yet.")
-
-    @task(map_index_template=TASK_LABEL, doc_md=TASK_DOCS["validate"])
-    def validate(account: dict[str, Any], extracted: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError
-
-    @task(map_index_template=TASK_LABEL, doc_md=TASK_DOCS["transform"])
-    def transform(account: dict[str, Any], validated: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError
-
-    @task(map_index_template=TASK_LABEL, doc_md=TASK_DOCS["load"])
-    def load(account: dict[str, Any], transformed: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError
-
-    return load(account, transform(account, validate(account, extract(account))))
-
-
-CHANNEL_TASKS = {ROCKET: _rocket_tasks, JET: _jet_tasks}
-CHANNEL_TAGS = {ROCKET: ["coupang", "rocket", "supplier-hub"], JET: ["coupang", "jet", "wing"]}
 
 
 def build_channel_dag(channel: str, *, doc_md: str | None = None) -> DAG:
     """The daily collection DAG of ``channel`` ('coupang_rocket' or 'coupang_jet')."""
-    if channel not in CHANNEL_TASKS:
+    if channel not in CHANNELS:
         raise ValueError(f"unknown channel {channel!r}")
+    spec = CHANNELS[channel]
     with DAG(
         dag_id=f"{channel}_sales",
         schedule=CronDataIntervalTimetable(SCHEDULE, timezone=DAG_TIMEZONE),
@@ -179,7 +169,7 @@ def build_channel_dag(channel: str, *, doc_md: str | None = None) -> DAG:
         catchup=False,
         default_args={**DEFAULT_ARGS, "on_failure_callback": [CollectionAlertNotifier()]},
         params=PARAMS,
-        tags=["sales", *CHANNEL_TAGS[channel]],
+        tags=["sales", *spec.tags],
         doc_md=doc_md,
         max_active_runs=4,
     ) as dag:
@@ -196,7 +186,7 @@ def build_channel_dag(channel: str, *, doc_md: str | None = None) -> DAG:
 
         @task_group(group_id="collect", tooltip="One mapped group per active account")
         def collect(account):
-            return CHANNEL_TASKS[channel](account)
+            return _collect(spec, account)
 
         collect.expand(account=list_accounts())
     return dag

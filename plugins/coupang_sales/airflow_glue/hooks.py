@@ -4,36 +4,35 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from airflow.sdk import BaseHook
 
-if TYPE_CHECKING:
-    from coupang_sales.portals.supplier_hub import SupplierHubSession
 
+class PortalHook(BaseHook):
+    """Opens a (not yet logged-in) browser session on a Coupang portal for one account's connection.
 
-class SupplierHubHook(BaseHook):
-    """Opens a logged-out browser session on Supplier Hub for one account's connection.
-
-    The connection holds: ``host`` = Supplier Hub base URL (``https://supplier.coupang.com``
-    or the sandbox URL), ``login``/``password`` = the integration's sub-account, and
-    optional ``extra`` keys ``sso_url`` (the sign-on entry URL), ``remote_url`` (a
-    Selenium Grid node, also from ``SELENIUM_REMOTE_URL``), ``headless`` (default true)
-    and ``timeout`` seconds. The password is passed to the browser form only.
+    The connection holds: ``host`` = the portal's base URL (``https://supplier.coupang.com``,
+    ``https://wing.coupang.com`` or the sandbox URL), ``login``/``password`` = the
+    integration's account, and optional ``extra`` keys ``sso_url`` (the sign-on entry URL),
+    ``remote_url`` (a Selenium Grid node, also from ``SELENIUM_REMOTE_URL``), ``headless``
+    (default true) and ``timeout`` seconds. The password goes to the browser form only.
     """
 
-    conn_name_attr = "supplier_hub_conn_id"
-    hook_name = "Coupang Supplier Hub"
+    conn_name_attr = "portal_conn_id"
     conn_type = "http"
+    session_class = ""  # dotted path of the page-object session class
 
-    def __init__(self, supplier_hub_conn_id: str, **kwargs) -> None:
+    def __init__(self, portal_conn_id: str, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.supplier_hub_conn_id = supplier_hub_conn_id
+        self.portal_conn_id = portal_conn_id
 
-    def session(self, *, download_dir: Path, artifacts_dir: Path | None = None) -> "SupplierHubSession":
-        from coupang_sales.portals.supplier_hub import SupplierHubSession
+    def session(self, *, download_dir: Path, artifacts_dir: Path | None = None) -> Any:
+        from importlib import import_module
 
-        conn = self.get_connection(self.supplier_hub_conn_id)
+        module, _, name = self.session_class.rpartition(".")
+        session_class = getattr(import_module(module), name)
+        conn = self.get_connection(self.portal_conn_id)
         extra = conn.extra_dejson
         base_url = conn.host if "://" in (conn.host or "") else f"{conn.schema or 'https'}://{conn.host}"
         if conn.port and f":{conn.port}" not in base_url:
@@ -46,9 +45,23 @@ class SupplierHubHook(BaseHook):
 
             return open_browser(download_dir, headless=headless, remote_url=remote_url)
 
-        return SupplierHubSession(
+        return session_class(
             base_url=base_url.rstrip("/"), username=conn.login, password=conn.password,
             download_dir=download_dir, sso_url=extra.get("sso_url"),
             timeout=float(extra.get("timeout", 20)), artifacts_dir=artifacts_dir,
             driver_factory=driver_factory,
         )
+
+
+class SupplierHubHook(PortalHook):
+    """Coupang Supplier Hub (Rocket)."""
+
+    hook_name = "Coupang Supplier Hub"
+    session_class = "coupang_sales.portals.supplier_hub.SupplierHubSession"
+
+
+class WingHook(PortalHook):
+    """Coupang Wing (Jet / Rocket Growth)."""
+
+    hook_name = "Coupang Wing"
+    session_class = "coupang_sales.portals.wing.WingSession"

@@ -414,3 +414,13 @@ def transform_v2(category_tr: pd.DataFrame, warehousing_shipping: pd.DataFrame, 
 
     return JetV2Result(order_lines=order_lines, account_fees=account_fees,
                        unmatched_cancellations=unmatched_cancellations, unmatched_fees=unmatched_fees)
+
+
+def order_fee_totals(warehousing_shipping: pd.DataFrame) -> pd.Series:
+    """Each order's net fee (입출고비 + 배송비, reversals subtracted) from WAREHOUSING_SHIPPING, by 주문ID.
+
+    The quality suite checks that the fee spread over an order's lines sums to this.
+    """
+    rows = _parse_warehousing_shipping(warehousing_shipping)
+    rows = rows[rows["order_id"] != ""]
+    return rows.groupby("order_id")["fee"].sum().astype("Int64")

@@ -73,6 +73,7 @@ def replace_window(
     window: Window,
     lines: "pd.DataFrame",
     run_id: str | None,
+    account_fees: "pd.DataFrame | None" = None,
 ) -> LoadResult:
     """Replace one account's ``sales.order_lines`` for ``window`` with ``lines``, atomically.
 
@@ -80,7 +81,8 @@ def replace_window(
     so two overlapping runs of the same account serialise and a failure leaves the
     warehouse as it was. Rows of the window that the new extract no longer has are
     removed; every added, changed or removed line is written to
-    ``sales.order_line_changes`` with the run that did it.
+    ``sales.order_line_changes`` with the run that did it. ``account_fees`` (Jet v2 usage
+    fees per day) replace the window's fees in the same transaction.
     """
     bad = lines[(lines["channel"] != channel) | (lines["account_id"] != account_id)]
     if len(bad):
@@ -146,25 +148,25 @@ def replace_window(
             (run_id,),
         )
         loaded = cur.rowcount
+        if account_fees is not None:
+            _replace_fees(cur, channel=channel, account_id=account_id, window=window, fees=account_fees,
+                          run_id=run_id)
     return LoadResult(loaded, changes.count("added"), changes.count("changed"), changes.count("removed"))
 
 
-def replace_account_fees(
-    conn: "psycopg.Connection", *, channel: str, account_id: str, window: Window,
-    fees: "pd.DataFrame", run_id: str | None,
-) -> int:
+def _replace_fees(cur, *, channel: str, account_id: str, window: Window, fees: "pd.DataFrame",
+                  run_id: str | None) -> None:
     """Replace the per-account, per-day usage fees of ``window`` (Jet v2 보관비 and the like)."""
-    with conn.transaction(), conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"account_fees:{channel}:{account_id}",))
-        cur.execute(
-            "DELETE FROM sales.account_fees WHERE channel = %s AND account_id = %s "
-            "AND fee_date BETWEEN %s AND %s",
-            (channel, account_id, window.start, window.end),
-        )
-        with cur.copy(f"COPY sales.account_fees ({', '.join(FEE_COLUMNS)}, run_id) FROM STDIN") as copy:
-            for record in _records(fees, FEE_COLUMNS):
-                copy.write_row((*record, run_id))
-    return len(fees)
+    outside = [d for d in fees["fee_date"] if d not in window]
+    if outside:
+        raise ValueError(f"{len(outside)} account fees of {channel}/{account_id} are dated outside {window}")
+    cur.execute(
+        "DELETE FROM sales.account_fees WHERE channel = %s AND account_id = %s AND fee_date BETWEEN %s AND %s",
+        (channel, account_id, window.start, window.end),
+    )
+    with cur.copy(f"COPY sales.account_fees ({', '.join(FEE_COLUMNS)}, run_id) FROM STDIN") as copy:
+        for record in _records(fees, FEE_COLUMNS):
+            copy.write_row((*record, run_id))
 
 
 def active_accounts(conn: "psycopg.Connection", channel: str) -> list[dict[str, Any]]:

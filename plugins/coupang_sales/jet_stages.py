@@ -1,0 +1,134 @@
+"""The four Coupang Jet stages over a staging folder, per integration version (1: sales page, 2: reports)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from coupang_sales.errors import CollectionError
+from coupang_sales.model import JET, Window
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from coupang_sales.portals.wing import WingSession
+
+V1_FILE = "v1_sales.json"
+REPORTS = ("CATEGORY_TR", "WAREHOUSING_SHIPPING")
+
+
+def _check(version: int) -> int:
+    if version not in (1, 2):
+        raise CollectionError("configuration_error", f"sales.accounts.jet_version must be 1 or 2, not {version!r}")
+    return version
+
+
+def extract(session: "WingSession", *, account: Mapping[str, Any], window: Window, list_until: dt.date,
+            staging: Path) -> dict[str, Any]:
+    """v1: the sales page rows of the window. v2: both settlement reports for [window.start, list_until]
+    (cancellations and fee reversals dated after the window restate lines inside it)."""
+    version = _check(account["jet_version"])
+    staging.mkdir(parents=True, exist_ok=True)
+    for old in staging.iterdir():
+        if old.is_file():
+            old.unlink()  # a retry starts clean: never mix two attempts' files
+    session.login()
+    if version == 1:
+        rows = session.v1_sales(window.start, window.end)
+        (staging / V1_FILE).write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+        return {"version": 1, "list_until": window.end.isoformat(), "source_rows": len(rows)}
+    for report in REPORTS:
+        path = session.download_settlement_report(report, window.start, list_until)
+        path.replace(staging / f"{report}.xlsx")
+    return {"version": 2, "list_until": list_until.isoformat()}
+
+
+def _raw(staging: Path, version: int):
+    import pandas as pd
+
+    from coupang_sales.channels import jet
+    from coupang_sales.exports import read_table
+
+    if version == 1:
+        rows = json.loads((staging / V1_FILE).read_text(encoding="utf-8"))
+        frame = pd.DataFrame(rows, dtype=object) if rows else pd.DataFrame(columns=list(jet.V1_COLUMNS))
+        return (frame,)
+    return (read_table(staging / "CATEGORY_TR.xlsx", jet.CATEGORY_TR_COLUMNS, source="CATEGORY_TR.xlsx").frame,
+            read_table(staging / "WAREHOUSING_SHIPPING.xlsx", jet.WAREHOUSING_SHIPPING_REQUIRED,
+                       source="WAREHOUSING_SHIPPING.xlsx").frame)
+
+
+def _run_suite(name: str, checks, staging: Path) -> None:
+    from coupang_sales.quality import run_checks
+
+    result = run_checks(name, checks)
+    path = staging / f"quality_{name}.json"
+    path.write_text(result.to_json(), encoding="utf-8")
+    if not result.success:
+        raise CollectionError("validation_failed", f"{len(result.failures)} expectation(s) failed: "
+                              + "; ".join(result.failures) + f". Full result: {path}")
+
+
+def validate(*, staging: Path, account: Mapping[str, Any], window: Window, list_until: dt.date) -> dict[str, Any]:
+    """Read the staged rows by header name and check them with the raw GX suite of the version."""
+    from coupang_sales.quality import jet as suites
+
+    version = _check(account["jet_version"])
+    raw = _raw(staging, version)
+    if version == 1:
+        _run_suite("coupang_jet_v1_raw", suites.v1_raw_checks(raw[0], first_day=window.start,
+                                                                last_day=window.end), staging)
+    else:
+        _run_suite("coupang_jet_v2_raw", suites.v2_raw_checks(*raw, first_day=window.start,
+                                                                last_day=list_until), staging)
+    return {"rows_extracted": sum(len(frame) for frame in raw)}
+
+
+def transform(*, staging: Path, account: Mapping[str, Any]) -> dict[str, Any]:
+    """Apply the policy of the version, then check its output with the policy GX suite."""
+    import pandas as pd
+
+    from coupang_sales.channels import jet
+    from coupang_sales.quality import jet as suites
+
+    version, account_id = _check(account["jet_version"]), account["account_id"]
+    raw = _raw(staging, version)
+    if version == 1:
+        lines = jet.transform_v1(raw[0], account_id=account_id)
+        fees = pd.DataFrame(columns=list(jet.ACCOUNT_FEE_COLUMNS))
+        unmatched = {"unmatched_cancellations": 0, "unmatched_fees": 0}
+        _run_suite("coupang_jet_v1_policy", suites.v1_policy_checks(lines), staging)
+    else:
+        result = jet.transform_v2(*raw, account_id=account_id)
+        lines, fees = result.order_lines, result.account_fees
+        unmatched = {"unmatched_cancellations": len(result.unmatched_cancellations),
+                     "unmatched_fees": len(result.unmatched_fees)}
+        result.unmatched_cancellations.to_csv(staging / "unmatched_cancellations.csv", index=False)
+        result.unmatched_fees.to_csv(staging / "unmatched_fees.csv", index=False)
+        matched_fees = jet.order_fee_totals(raw[1])
+        matched_fees = matched_fees[matched_fees.index.isin(set(lines["order_id"]))]
+        _run_suite("coupang_jet_v2_policy", suites.v2_policy_checks(lines, matched_fees), staging)
+    lines.to_pickle(staging / "order_lines.pkl")
+    fees.to_pickle(staging / "account_fees.pkl")
+    return {"order_lines": len(lines), "account_fee_rows": len(fees), **unmatched}
+
+
+def load(conn: "psycopg.Connection", *, staging: Path, account: Mapping[str, Any], window: Window,
+         run_id: str | None) -> dict[str, Any]:
+    """Replace the window's order lines and usage fees of the account in one transaction."""
+    import pandas as pd
+
+    from coupang_sales.warehouse import replace_window
+
+    lines = pd.read_pickle(staging / "order_lines.pkl")
+    fees = pd.read_pickle(staging / "account_fees.pkl")
+    lines = lines[[d in window for d in lines["sales_date"]]]
+    fees = fees[[d in window for d in fees["fee_date"]]]
+    result = replace_window(conn, channel=JET, account_id=account["account_id"], window=window, lines=lines,
+                            run_id=run_id, account_fees=fees)
+    return {**result.as_dict(), "payment_amount": int(lines["payment_amount"].sum()),
+            "seller_shipping_fee": int(lines["seller_shipping_fee"].sum()),
+            "account_fees": int(fees["amount"].sum()) if len(fees) else 0}

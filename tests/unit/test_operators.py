@@ -1,0 +1,119 @@
+"""The Supplier Hub check operators, executed with a faked portal session and audit."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from coupang_sales.airflow_glue import operators, runtime
+from coupang_sales.errors import CollectionError
+from coupang_sales.portals.supplier_hub import SubAccount
+
+ACCOUNT = {"channel": "coupang_rocket", "account_id": "V1", "conn_id": "coupang_rocket_v1", "jet_version": None}
+TODAY = dt.date(2026, 1, 7)
+
+
+class FakeSession:
+    username = "sub_user"
+
+    def __init__(self, *, expires=dt.date(2026, 3, 31), blocked=False, login_error=None):
+        self.expires, self.blocked, self.login_error = expires, blocked, login_error
+        self.extended = []
+
+    def login(self):
+        if self.login_error:
+            raise self.login_error
+
+    def sub_accounts(self):
+        return [SubAccount("someone_else", dt.date(2020, 1, 1)), SubAccount(self.username, self.expires)]
+
+    def extend_sub_account(self, username):
+        self.extended.append(username)
+        self.expires = TODAY + dt.timedelta(days=90)
+        return self.expires
+
+    def settlement_blocked(self):
+        return self.blocked
+
+
+@pytest.fixture
+def audit(monkeypatch):
+    records = []
+    monkeypatch.setattr(runtime, "_record", lambda context, account, window, **kw: records.append(kw))
+    monkeypatch.setenv("COUPANG_TODAY", TODAY.isoformat())
+    return records
+
+
+def run(operator, session):
+    operator._session = lambda context: contextlib.nullcontext(session)
+    context = {"params": {"date": "2026-01-06", "lookback_days": 14}, "run_id": "r1"}
+    return operator.execute(context)
+
+
+class Recorder:
+    def __init__(self):
+        self.calls = []
+
+    def notify(self, context):
+        self.calls.append(context["coupang_warning"])
+
+
+def test_expired_sub_account_fails_without_retry_naming_yeonjanghagi(audit):
+    op = operators.SubAccountExpiryOperator(task_id="t", account=ACCOUNT)
+    with pytest.raises(AirflowFailException, match="연장하기"):
+        run(op, FakeSession(expires=dt.date(2026, 1, 6)))
+    assert audit[0]["status"] == "blocked" and audit[0]["reason"] == "sub_account_expired"
+
+
+def test_sub_account_expiring_within_warn_days_warns_and_succeeds(audit):
+    notifier = Recorder()
+    op = operators.SubAccountExpiryOperator(task_id="t", account=ACCOUNT, on_expiry_warning=[notifier])
+    result = run(op, FakeSession(expires=dt.date(2026, 1, 10)))
+    assert result["warned"] is True and result["days_left"] == 3
+    assert len(notifier.calls) == 1 and "2026-01-10" in notifier.calls[0] and "연장하기" in notifier.calls[0]
+    assert audit == []  # a warning is not a failed collection
+
+
+def test_sub_account_far_from_expiry_does_not_warn(audit):
+    notifier = Recorder()
+    op = operators.SubAccountExpiryOperator(task_id="t", account=ACCOUNT, warn_days=7, on_expiry_warning=[notifier])
+    assert run(op, FakeSession(expires=dt.date(2026, 1, 15)))["warned"] is False
+    assert notifier.calls == []
+
+
+def test_auto_extend_clicks_yeonjanghagi_when_near(audit):
+    session = FakeSession(expires=dt.date(2026, 1, 9))
+    op = operators.SubAccountExpiryOperator(task_id="t", account=ACCOUNT, auto_extend=True)
+    result = run(op, session)
+    assert session.extended == ["sub_user"] and result["expires"] == "2026-04-07" and result["warned"] is False
+
+
+def test_pending_tax_invoice_blocks_without_retry(audit):
+    op = operators.TaxInvoiceBlockOperator(task_id="t", account=ACCOUNT)
+    with pytest.raises(AirflowFailException, match="미처리된 세금계산서"):
+        run(op, FakeSession(blocked=True))
+    assert audit[0]["status"] == "blocked" and audit[0]["reason"] == "tax_invoice_pending"
+    assert "2025-12-23..2026-01-06" in audit[0]["message"]
+
+
+def test_no_pending_tax_invoice_passes(audit):
+    op = operators.TaxInvoiceBlockOperator(task_id="t", account=ACCOUNT)
+    assert run(op, FakeSession())["blocked"] is False and audit == []
+
+
+def test_transient_portal_failure_stays_retryable(audit):
+    op = operators.TaxInvoiceBlockOperator(task_id="t", account=ACCOUNT)
+    with pytest.raises(CollectionError) as raised:
+        run(op, FakeSession(login_error=CollectionError("portal_unavailable", "HTTP 500 on /")))
+    assert not isinstance(raised.value, AirflowFailException) and raised.value.retryable
+    assert audit[0]["status"] == "failed" and audit[0]["reason"] == "portal_unavailable"
+
+
+def test_sms_challenge_is_its_own_category_and_final(audit):
+    op = operators.SubAccountExpiryOperator(task_id="t", account=ACCOUNT)
+    with pytest.raises(AirflowFailException, match="auth_challenge"):
+        run(op, FakeSession(login_error=CollectionError("auth_challenge", "SMS verification (인증번호) asked")))
+    assert audit[0]["reason"] == "auth_challenge" and audit[0]["status"] == "failed"
