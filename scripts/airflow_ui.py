@@ -54,6 +54,11 @@ def main() -> int:
         with psycopg.connect(warehouse.dsn, autocommit=True) as conn:
             apply_schema(conn)
             env.update(local_stack.register_scenario_accounts(conn, raw, sandbox.url, channels=("rocket",)))
+        # Pools serialise each portal's browser tasks (one logged-in seller per browser/IP).
+        subprocess.run(["airflow", "db", "migrate"], env=env, check=True, capture_output=True)
+        for pool, portal in (("coupang_supplier_hub", "Supplier Hub"), ("coupang_wing", "Wing")):
+            subprocess.run(["airflow", "pools", "set", pool, "1", f"{portal}: one logged-in seller at a time"],
+                           env=env, check=True, capture_output=True)
         standalone = subprocess.Popen(["airflow", "standalone"], env=env, cwd=ROOT, start_new_session=True,
                                       stdout=open(home / "standalone.log", "w"), stderr=subprocess.STDOUT)
         url = f"http://localhost:{args.port}"

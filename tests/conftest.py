@@ -31,13 +31,21 @@ os.environ.update({
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory):
-    """An embedded PostgreSQL 16 (pgserver) for the whole session, on a Unix socket."""
+def pg_server():
+    """An embedded PostgreSQL 16 (pgserver) for the whole session, on a Unix socket.
+
+    Its folder is not under pytest's basetemp: a second pytest session on the machine
+    prunes old basetemps and would delete a live data directory.
+    """
+    import shutil
+
     import pgserver
 
-    server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
+    data_dir = Path(tempfile.mkdtemp(prefix="coupang-pg-"))
+    server = pgserver.get_server(data_dir, cleanup_mode="stop")
     yield server
     server.cleanup()
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -74,3 +82,39 @@ def airflow_db():
 
     db.resetdb()
     yield
+
+
+class _Inbox:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        import email
+        import email.policy
+
+        self.messages.append((envelope.rcpt_tos, email.message_from_bytes(envelope.content,
+                                                                          policy=email.policy.default)))
+        return "250 OK"
+
+    def subjects(self) -> list[str]:
+        return [str(message["Subject"]) for _, message in self.messages]
+
+
+@pytest.fixture
+def smtp(monkeypatch):
+    """A real SMTP server on loopback, wired as the alerts connection ``coupang_alerts_smtp``."""
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    inbox = _Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    monkeypatch.setenv("AIRFLOW_CONN_COUPANG_ALERTS_SMTP", json.dumps(
+        {"conn_type": "smtp", "host": "127.0.0.1", "port": port,
+         "extra": {"to": "data-eng@example.com", "from": "airflow@example.com"}}))
+    yield inbox
+    controller.stop()

@@ -65,3 +65,12 @@ def test_parsing_dags_imports_nothing_heavy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**__import__('os').environ, "PYTHONPATH": str(ROOT / "plugins")})
     assert out.stdout.strip().splitlines()[-1:] in ([], [""]), f"heavy modules imported: {out.stdout.strip()}"
+
+
+@pytest.mark.parametrize(("dag_id", "pool"), [("coupang_rocket_sales", "coupang_supplier_hub"),
+                                              ("coupang_jet_sales", "coupang_wing")])
+def test_browser_tasks_share_the_portal_pool(dagbag, dag_id, pool):
+    dag = dagbag.dags[dag_id]
+    browser_tasks = [t for t in dag.tasks if t.task_id in (
+        "collect.extract", "collect.check_sub_account_expiry", "collect.check_tax_invoice_block")]
+    assert browser_tasks and {t.pool for t in browser_tasks} == {pool}

@@ -2,43 +2,13 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
-import json
-import socket
-
 import pytest
-from aiosmtpd.controller import Controller
 
 from coupang_sales.airflow_glue.notifiers import CollectionAlertNotifier, alert_facts
 from coupang_sales.errors import CollectionError
 
 pytestmark = pytest.mark.integration
 ACCOUNT = {"channel": "coupang_rocket", "account_id": "V00034567", "conn_id": "c", "jet_version": None}
-
-
-class Inbox:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append((envelope.rcpt_tos, envelope.content.decode("utf-8")))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp(monkeypatch):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    monkeypatch.setenv("AIRFLOW_CONN_COUPANG_ALERTS_SMTP", json.dumps(
-        {"conn_type": "smtp", "host": "127.0.0.1", "port": port,
-         "extra": {"to": "data-eng@example.com", "from": "airflow@example.com"}}))
-    yield inbox
-    controller.stop()
 
 
 class FakeTask:
@@ -69,8 +39,7 @@ def test_alert_names_channel_account_window_category_action_and_log():
 def test_failure_alert_is_emailed_through_the_smtp_connection(smtp):
     CollectionAlertNotifier().notify(failure_context())
     assert len(smtp.messages) == 1
-    recipients, raw = smtp.messages[0]
-    message = email.message_from_string(raw, policy=email.policy.default)
+    recipients, message = smtp.messages[0]
     assert recipients == ["data-eng@example.com"]
     assert message["Subject"] == "[coupang-sales] FAILED coupang_rocket V00034567 2025-12-23..2026-01-06: " \
                                  "tax_invoice_pending"

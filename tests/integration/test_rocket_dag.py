@@ -13,9 +13,10 @@ pytestmark = pytest.mark.integration
 D = dt.date.fromisoformat
 
 
-def rocket_account(account_id: str, username: str, *, invoices: list, expires: str = "2026-12-31") -> dict:
+def rocket_account(account_id: str, username: str, *, invoices: list, expires: str = "2026-12-31",
+                   sms: bool = False) -> dict:
     return {"account_id": account_id, "vendor_name": "주식회사 예시상사", "username": username,
-            "password": f"pw-{username}", "sub_account_expires": expires, "sms_challenge": False,
+            "password": f"pw-{username}", "sub_account_expires": expires, "sms_challenge": sms,
             "invoices": invoices}
 
 
@@ -28,20 +29,29 @@ SCENARIO = {
     "today": "2026-01-07",
     "rocket": {"accounts": [
         rocket_account("V00000001", "sub_ok", invoices=[
+            # the export repeats its lines, as overlapping real downloads do
             {"invoice_no": "30000001", "written_date": "2026-01-05", "tax_invoice_confirmed": "2026-01-06",
+             "duplicate_lines": True,
              "lines": [rocket_line("발주", "100000001", "55501", 10, 9_000, 900, "2026-01-03"),
                        rocket_line("발주", "100000002", "55502", 2, 20_000, 2_000, "2026-01-04")]},
             {"invoice_no": "30000002", "written_date": "2026-01-06", "tax_invoice_confirmed": "2026-01-07",
-             "lines": [rocket_line("반출", "100000001", "55501", -10, 9_000, 900, "2026-01-06"),
+             "lines": [rocket_line("반출", "100000001", "55501", -10, 9_000, 900, "2026-01-06"),   # full return
+                       rocket_line("반출", "100000002", "55502", -1, 20_000, 2_000, "2026-01-06"),  # partial
                        rocket_line("발주", "100000003", "55503", 1, 5_000, 500, "2026-01-05")]},
         ]),
         rocket_account("V00000002", "sub_taxblock", invoices=[
             {"invoice_no": "30000010", "written_date": "2026-01-05", "tax_invoice_confirmed": None,
              "lines": [rocket_line("발주", "100000010", "55510", 1, 1_000, 100, "2026-01-04")]}]),
         rocket_account("V00000003", "sub_expired", expires="2026-01-01", invoices=[]),
+        rocket_account("V00000004", "sub_sms", sms=True, invoices=[]),
+        rocket_account("V00000005", "sub_expiring", expires="2026-01-10", invoices=[
+            {"invoice_no": "30000020", "written_date": "2026-01-06", "tax_invoice_confirmed": "2026-01-07",
+             "lines": [rocket_line("발주", "100000020", "55520", 3, 1_000, 100, "2026-01-05")]}]),
     ]},
     "jet": {"accounts": []},
-    "faults": [],
+    # V00000005's 입고상세내역 download fails twice, then the portal recovers (the first test sees it)
+    "faults": [{"portal": "supplier_hub", "kind": "http_500", "times": 2,
+                "path_contains": "vendorPaymentInfoSeq=30000020"}],
 }
 
 
@@ -76,27 +86,47 @@ def outcomes(conn, run_id: str) -> dict[str, tuple]:
     return {account: (status, reason, message) for account, status, reason, message in rows}
 
 
-def test_rocket_run_loads_policy_rows_and_records_each_account(rocket_dag, warehouse):
+EXPECTED = [
+    # paid 5 Jan, cancelled (반출) on the 6 Jan invoice -> the 5 Jan line is restated to 0
+    ("V00000001", "100000001", D("2026-01-05"), 0, 0, True),
+    # partial return of 1 of 2 -> the 5 Jan line is reduced, not offset by a negative 6 Jan line
+    ("V00000001", "100000002", D("2026-01-05"), 1, 22_000, False),
+    ("V00000001", "100000003", D("2026-01-06"), 1, 5_500, False),
+    ("V00000005", "100000020", D("2026-01-06"), 3, 3_300, False),
+]
+
+
+def test_rocket_run_loads_policy_rows_records_each_account_and_alerts(rocket_dag, warehouse, smtp):
     run = rocket_dag.test(logical_date=local_stack.logical_date_for(D("2026-01-06")))
-    assert order_lines(warehouse) == [
-        # paid 5 Jan, cancelled (반출) on the 6 Jan invoice -> the 5 Jan line is restated to 0
-        ("V00000001", "100000001", D("2026-01-05"), 0, 0, True),
-        ("V00000001", "100000002", D("2026-01-05"), 2, 44_000, False),
-        ("V00000001", "100000003", D("2026-01-06"), 1, 5_500, False),
-    ]
+    assert order_lines(warehouse) == EXPECTED
     result = outcomes(warehouse, run.run_id)
     assert result["V00000001"][:2] == ("success", None)
     assert result["V00000002"][:2] == ("blocked", "tax_invoice_pending")
     assert "Supplier Hub" in result["V00000002"][2]
     assert result["V00000003"][:2] == ("blocked", "sub_account_expired")
     assert "연장하기" in result["V00000003"][2]
+    assert result["V00000004"][:2] == ("failed", "auth_challenge")
+    assert result["V00000005"][:2] == ("success", None)
+    attempts = warehouse.execute("SELECT status, reason FROM sales.collection_runs WHERE account_id = 'V00000005' "
+                                 "ORDER BY id").fetchall()
+    assert attempts == [("failed", "portal_unavailable")] * 2 + [("success", None)], "transient: retried"
+    details = warehouse.execute("SELECT details FROM sales.collection_runs WHERE account_id = 'V00000001' "
+                                "AND status = 'success'").fetchone()[0]
+    assert details["duplicates_removed"] == 1 and details["unmatched_returns"] == 0  # the export repeats one line
+    # one alert per failed account, and a warning (not a failure) for the expiring sub-account
+    assert sorted(smtp.subjects()) == [
+        "[coupang-sales] FAILED coupang_rocket V00000002 2025-12-23..2026-01-06: tax_invoice_pending",
+        "[coupang-sales] FAILED coupang_rocket V00000003 2025-12-23..2026-01-06: sub_account_expired",
+        "[coupang-sales] FAILED coupang_rocket V00000004 2025-12-23..2026-01-06: auth_challenge",
+        "[coupang-sales] WARNING coupang_rocket V00000005 2025-12-23..2026-01-06: sub_account_expiring",
+    ]
 
 
 def test_rerunning_the_same_date_leaves_the_same_rows(rocket_dag, warehouse):
     rocket_dag.test(logical_date=local_stack.logical_date_for(D("2026-01-06")))
     first = order_lines(warehouse)
     rocket_dag.test(logical_date=local_stack.logical_date_for(D("2026-01-06")))
-    assert order_lines(warehouse) == first and len(first) == 3
+    assert order_lines(warehouse) == first == EXPECTED
 
 
 def test_an_earlier_date_rerun_still_sees_the_later_cancellation(rocket_dag, warehouse):

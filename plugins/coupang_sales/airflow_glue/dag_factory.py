@@ -77,11 +77,18 @@ class ChannelSpec:
     hook: str              # PortalHook subclass in coupang_sales.airflow_glue.hooks
     supplier_hub_checks: bool
     tags: tuple[str, ...]
+    pool: str              # browser tasks of one portal share it: one logged-in seller per browser/IP
+
+    @property
+    def pool_name(self) -> str:
+        """The Airflow pool of the portal's browser tasks (``COUPANG_<PORTAL>_POOL`` overrides the name)."""
+        return os.environ.get(f"COUPANG_{self.pool.upper()}_POOL", f"coupang_{self.pool}")
 
 
 CHANNELS = {
-    ROCKET: ChannelSpec("coupang_sales.rocket_stages", "SupplierHubHook", True, ("coupang", "rocket", "supplier-hub")),
-    JET: ChannelSpec("coupang_sales.jet_stages", "WingHook", False, ("coupang", "jet", "wing")),
+    ROCKET: ChannelSpec("coupang_sales.rocket_stages", "SupplierHubHook", True,
+                        ("coupang", "rocket", "supplier-hub"), "supplier_hub"),
+    JET: ChannelSpec("coupang_sales.jet_stages", "WingHook", False, ("coupang", "jet", "wing"), "wing"),
 }
 
 
@@ -94,7 +101,7 @@ def _stages(spec: ChannelSpec):
 def _collect(spec: ChannelSpec, account):
     """extract -> validate -> transform -> load for one account (after the Supplier Hub checks for Rocket)."""
 
-    @task(map_index_template=TASK_LABEL, doc_md=TASK_DOCS["extract"])
+    @task(map_index_template=TASK_LABEL, doc_md=TASK_DOCS["extract"], pool=spec.pool_name)
     def extract(account: dict[str, Any]) -> dict[str, Any]:
         from coupang_sales.airflow_glue import hooks
 
@@ -146,11 +153,11 @@ def _collect(spec: ChannelSpec, account):
     if spec.supplier_hub_checks:
         expiry = SubAccountExpiryOperator(
             task_id="check_sub_account_expiry", account=account, map_index_template=OPERATOR_LABEL,
-            on_expiry_warning=[CollectionAlertNotifier(warning=True)],
+            on_expiry_warning=[CollectionAlertNotifier(warning=True)], pool=spec.pool_name,
             doc_md=TASK_DOCS["check_sub_account_expiry"])
         block = TaxInvoiceBlockOperator(
             task_id="check_tax_invoice_block", account=account, map_index_template=OPERATOR_LABEL,
-            doc_md=TASK_DOCS["check_tax_invoice_block"])
+            pool=spec.pool_name, doc_md=TASK_DOCS["check_tax_invoice_block"])
         expiry >> block >> extracted
     return load(account, transform(account, validate(account, extracted)))
 

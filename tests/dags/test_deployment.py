@@ -1,0 +1,67 @@
+"""docker-compose.yaml: the services of an Airflow 3 CeleryExecutor deployment, wired to the settings the code reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
+SERVICES = COMPOSE["services"]
+PACKAGE = "\n".join(p.read_text() for p in (ROOT / "plugins" / "coupang_sales").rglob("*.py"))
+
+
+def env_of(service: str) -> dict:
+    return SERVICES[service].get("environment", {})
+
+
+def test_all_airflow_components_and_backing_services_exist():
+    assert {"postgres", "warehouse", "redis", "selenium", "airflow-apiserver", "airflow-scheduler",
+            "airflow-dag-processor", "airflow-triggerer", "airflow-worker", "airflow-init", "sandbox"} <= set(SERVICES)
+    for name in ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"):
+        assert SERVICES[name]["command"].split()[0] in ("api-server", "scheduler", "dag-processor", "triggerer")
+
+
+def test_workers_scale_out_with_celery():
+    worker = SERVICES["airflow-worker"]
+    assert worker["command"] == "celery worker"
+    assert "container_name" not in worker, "a fixed container name prevents --scale airflow-worker=N"
+    assert env_of("airflow-worker")["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert env_of("airflow-worker")["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
+
+
+def test_image_is_built_from_the_official_airflow_image_with_requirements():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "FROM apache/airflow:3.3.2" in dockerfile and "requirements.txt" in dockerfile
+    assert SERVICES["airflow-scheduler"]["build"] == "."
+
+
+def test_selenium_grid_has_shared_memory_and_managed_downloads():
+    selenium = SERVICES["selenium"]
+    assert selenium["image"].startswith("selenium/standalone-chromium")
+    assert selenium["shm_size"] and selenium["environment"]["SE_ENABLE_MANAGED_DOWNLOADS"] == "true"
+
+
+@pytest.mark.parametrize("setting", ["SELENIUM_REMOTE_URL", "COUPANG_STAGING_DIR", "AIRFLOW_CONN_COUPANG_WAREHOUSE"])
+def test_the_code_reads_the_settings_the_deployment_sets(setting):
+    assert setting in env_of("airflow-worker")
+    code_name = setting.replace("AIRFLOW_CONN_COUPANG_WAREHOUSE", "coupang_warehouse")
+    assert code_name in PACKAGE, f"{code_name} is set by docker-compose.yaml but not read by the package"
+
+
+def test_staging_is_one_volume_shared_by_every_worker():
+    staging = env_of("airflow-worker")["COUPANG_STAGING_DIR"]
+    assert any(v.endswith(f":{staging}") and not v.startswith(("./", "/")) for v in SERVICES["airflow-worker"]["volumes"])
+    assert "staging" in COMPOSE["volumes"]
+
+
+def test_init_creates_the_portal_pools_the_dags_use():
+    init = "\n".join(SERVICES["airflow-init"]["command"])
+    for pool in ("coupang_supplier_hub", "coupang_wing"):
+        assert f"pools set {pool}" in init and f'"coupang_{{self.pool}}"' in PACKAGE
+
+
+def test_sandbox_is_an_optional_profile():
+    assert SERVICES["sandbox"]["profiles"] == ["sandbox"]
