@@ -12,8 +12,10 @@ the real order ID; fulfilment fees applied as 판매자 부담 배송비; commis
 (a rate entered in `sales.commission_settings` takes precedence, see the view
 `sales.order_lines_effective`).
 
-**Per account:** extract → validate → transform → load. Extraction from Wing is not
-implemented yet: an active Jet account fails with reason `not_implemented`.
+**Per account:** extract (browser sign-on; v1 sales page, or v2 reports requested,
+polled and downloaded) → validate (Great Expectations on the raw rows) → transform
+(policy, then the policy's GX suite) → load (order lines and 보관비-type account fees in
+one transaction). A '주문 정산취소' restates the original line on its date (to 0 when full).
 """
 
 from coupang_sales.airflow_glue.dag_factory import build_channel_dag

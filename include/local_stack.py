@@ -70,18 +70,22 @@ def conn_id_for(channel: str, account_id: str) -> str:
     return f"{channel}_{re.sub(r'[^a-z0-9]+', '_', account_id.lower())}"
 
 
-def register_scenario_accounts(conn, scenario: dict[str, Any], portal_url: str,
+PORTAL_OF = {"rocket": "supplier_hub", "jet": "wing"}
+
+
+def register_scenario_accounts(conn, scenario: dict[str, Any], sandbox,
                                channels: tuple[str, ...] = ("rocket", "jet")) -> dict[str, str]:
     """Put the scenario's accounts in ``sales.accounts`` and return their Airflow connections as env vars.
 
     The credentials are the sandbox's fake ones, passed as ``AIRFLOW_CONN_*`` variables
-    exactly as a deployment passes real ones.
+    exactly as a deployment passes real ones. ``sandbox`` is the running ``SandboxServer``.
     """
     from coupang_sales.warehouse import upsert_account
 
     env: dict[str, str] = {}
     for key in channels:
         channel = CHANNEL_OF[key]
+        portal_url = sandbox.portal_url(PORTAL_OF[key])
         for account in (scenario.get(key) or {}).get("accounts", []):
             conn_id = conn_id_for(channel, account["account_id"])
             upsert_account(conn, channel=channel, account_id=account["account_id"], conn_id=conn_id,

@@ -53,7 +53,7 @@ def main() -> int:
         env["AIRFLOW_CONN_COUPANG_WAREHOUSE"] = local_stack.connection_json(warehouse.dsn)
         with psycopg.connect(warehouse.dsn, autocommit=True) as conn:
             apply_schema(conn)
-            env.update(local_stack.register_scenario_accounts(conn, raw, sandbox.url, channels=("rocket",)))
+            env.update(local_stack.register_scenario_accounts(conn, raw, sandbox))
         # Pools serialise each portal's browser tasks (one logged-in seller per browser/IP).
         subprocess.run(["airflow", "db", "migrate"], env=env, check=True, capture_output=True)
         for pool, portal in (("coupang_supplier_hub", "Supplier Hub"), ("coupang_wing", "Wing")):

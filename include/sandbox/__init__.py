@@ -1,4 +1,4 @@
-"""Portal sandbox: Coupang Supplier Hub (and later Wing) served from a scenario file for tests and demos."""
+"""Portal sandbox: Coupang Supplier Hub and Wing served from a scenario file for tests and demos."""
 
 from sandbox.scenario import Scenario, ScenarioError, load_scenario
 from sandbox.server import SandboxServer

@@ -16,6 +16,8 @@ from sandbox.faults import Fault, parse_fault
 PURCHASE, RETURN = "발주", "반출"
 TAX_TYPES = ("과세", "면세", "영세")
 JET_FEE_TYPES = ("입출고비", "배송비")
+# How many download-list calls a Wing report request takes to be COMPLETED, unless the account says.
+REPORT_READY_AFTER_POLLS = 3
 
 
 class ScenarioError(ValueError):
@@ -115,7 +117,8 @@ class RocketAccount:
 @dataclass(frozen=True)
 class JetFee:
     type: str  # 입출고비 | 배송비
-    amount: int
+    amount: int  # 발생비용(A)
+    discount: int  # 할인가(B)
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,12 @@ class JetV2Order:
     commission_rate: Decimal  # 판매수수료율(%,VAT별도)
     fees: tuple[JetFee, ...]
     cancelled_date: dt.date | None
+    order_date: dt.date  # 주문일 (WAREHOUSING_SHIPPING)
+    product_id: str  # 등록상품 ID
+    category_id: str  # 카테고리ID
+    shipment_id: str  # 배송ID
+    package_size: str  # 개별포장 상품 사이즈
+    center: str  # 물류센터
 
     @property
     def sales_amount(self) -> int:  # 판매액(A*B)
@@ -164,6 +173,10 @@ class JetV2Order:
     def commission_vat(self) -> int:  # 판매수수료 VAT, 10 % rounded down
         return int((Decimal(self.commission) / 10).to_integral_value(ROUND_FLOOR))
 
+    @property
+    def settlement_amount(self) -> int:  # 정산대상액: what the seller is paid for the order
+        return self.revenue_amount - self.seller_coupon - self.commission - self.commission_vat
+
 
 @dataclass(frozen=True)
 class JetAccountFee:
@@ -182,6 +195,7 @@ class JetAccount:
     v1_sales: tuple[JetV1Sale, ...]
     v2_orders: tuple[JetV2Order, ...]
     account_fees: tuple[JetAccountFee, ...]
+    report_ready_after_polls: int  # download-list calls until a requested report is COMPLETED
 
 
 @dataclass(frozen=True)
@@ -405,14 +419,19 @@ def _check_returns(account: RocketAccount, path: str) -> None:
 
 
 def _jet_fee(raw: Any, path: str) -> JetFee:
-    o = _Obj(raw, path, ("type", "amount"))
-    return JetFee(type=o.get("type", _choice(JET_FEE_TYPES)), amount=o.integer("amount", minimum=0))
+    o = _Obj(raw, path, ("type", "amount", "discount"))
+    fee = JetFee(type=o.get("type", _choice(JET_FEE_TYPES)), amount=o.integer("amount", minimum=0),
+                 discount=o.integer("discount", 0, minimum=0))
+    if fee.discount > fee.amount:
+        raise ScenarioError(f"{o.at('discount')}: more than the fee's amount")
+    return fee
 
 
 def _jet_v1_sale(raw: Any, path: str) -> JetV1Sale:
     o = _Obj(raw, path, ("date", "option_id", "product_name", "option_name", "qty", "amount"))
     return JetV1Sale(date=o.date("date"), option_id=o.text("option_id"), product_name=o.text("product_name"),
-                     option_name=o.text("option_name"), qty=o.integer("qty"), amount=o.integer("amount"))
+                     option_name=o.text("option_name"), qty=o.integer("qty", minimum=1),
+                     amount=o.integer("amount", minimum=0))
 
 
 def _rate(value: Any, path: str) -> Decimal:
@@ -424,21 +443,31 @@ def _rate(value: Any, path: str) -> Decimal:
 def _jet_v2_order(raw: Any, path: str) -> JetV2Order:
     o = _Obj(raw, path, ("order_id", "option_id", "sku_id", "product_name", "recognized_date", "unit_price",
                          "qty", "coupang_discount", "instant_coupon", "download_coupon", "commission_rate",
-                         "fees", "cancelled_date"))
+                         "fees", "cancelled_date", "order_date", "product_id", "category_id", "shipment_id",
+                         "package_size", "center"))
+    order_id, option_id = o.text("order_id"), o.text("option_id")
+    recognized = o.date("recognized_date")
     order = JetV2Order(
-        order_id=o.text("order_id"), option_id=o.text("option_id"), sku_id=o.text("sku_id"),
-        product_name=o.text("product_name"), recognized_date=o.date("recognized_date"),
+        order_id=order_id, option_id=option_id, sku_id=o.text("sku_id"),
+        product_name=o.text("product_name"), recognized_date=recognized,
         unit_price=o.integer("unit_price", minimum=0), qty=o.integer("qty", minimum=1),
         coupang_discount=o.integer("coupang_discount", 0, minimum=0),
         instant_coupon=o.integer("instant_coupon", 0, minimum=0),
         download_coupon=o.integer("download_coupon", 0, minimum=0),
         commission_rate=o.get("commission_rate", _rate), fees=o.items("fees", _jet_fee, ()),
         cancelled_date=o.opt_date("cancelled_date"),
+        order_date=o.date("order_date", recognized),
+        # The report shows these ids and places; a scenario rarely cares, so they have stand-ins.
+        product_id=o.text("product_id", f"1{option_id}"), category_id=o.text("category_id", "80285"),
+        shipment_id=o.text("shipment_id", f"7{order_id}"), package_size=o.text("package_size", "소형"),
+        center=o.text("center", "이천1"),
     )
     if order.coupang_discount + order.seller_coupon > order.sales_amount:
         raise ScenarioError(f"{path}: discounts exceed 판매액 (unit_price x qty)")
     if order.cancelled_date and order.cancelled_date < order.recognized_date:
         raise ScenarioError(f"{o.at('cancelled_date')}: before recognized_date")
+    if order.order_date > order.recognized_date:
+        raise ScenarioError(f"{o.at('order_date')}: after recognized_date")
     return order
 
 
@@ -453,15 +482,35 @@ def _version(value: Any, path: str) -> int:
     return int(value)
 
 
+# The data each integration version is collected from; the other version's data may be
+# there too (Wing shows both to every seller), but this part must be.
+_VERSION_DATA = {1: ("v1_sales", "the sales page"), 2: ("v2_orders", "the settlement reports")}
+
+
 def _jet_account(raw: Any, path: str) -> JetAccount:
     o = _Obj(raw, path, ("account_id", "username", "password", "version", "sms_challenge", "v1_sales",
-                         "v2_orders", "account_fees"))
-    return JetAccount(
+                         "v2_orders", "account_fees", "report_ready_after_polls"))
+    version = o.get("version", _version)
+    needed, source = _VERSION_DATA[version]
+    if needed not in o.value:
+        raise ScenarioError(f"{o.at(needed)}: required field is missing (a version {version} account is "
+                            f"collected from {source}; [] for none)")
+    account = JetAccount(
         account_id=o.text("account_id"), username=o.text("username"), password=o.text("password"),
-        version=o.get("version", _version), sms_challenge=o.boolean("sms_challenge", False),
+        version=version, sms_challenge=o.boolean("sms_challenge", False),
         v1_sales=o.items("v1_sales", _jet_v1_sale, ()), v2_orders=o.items("v2_orders", _jet_v2_order, ()),
         account_fees=o.items("account_fees", _jet_account_fee, ()),
+        report_ready_after_polls=o.integer("report_ready_after_polls", REPORT_READY_AFTER_POLLS, minimum=1),
     )
+    # The sales page has one row per sales date and option; two would be a page Wing cannot show.
+    seen: dict[tuple[dt.date, str], int] = {}
+    for i, sale in enumerate(account.v1_sales):
+        key = (sale.date, sale.option_id)
+        if key in seen:
+            raise ScenarioError(f"{o.at('v1_sales')}[{i}]: duplicate date {sale.date} and option_id "
+                                f"{sale.option_id} (also at {o.at('v1_sales')}[{seen[key]}])")
+        seen[key] = i
+    return account
 
 
 def _fault(raw: Any, path: str) -> Fault:

@@ -14,7 +14,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from sandbox import supplier_hub
+from sandbox import supplier_hub, wing
 from sandbox.faults import BROKEN_HTML, Fault, hold, truncate_body
 from sandbox.scenario import Scenario, load_scenario
 from sandbox.sso import REALM_PATH, LoginRequired, Portal, sign_on_url
@@ -22,9 +22,8 @@ from sandbox.sso import router as sso_router
 from sandbox.state import SandboxState
 from sandbox.web import render
 
-# Wing joins this tuple with its own module (mounted under a prefix such as '/wing',
-# since both portals would otherwise claim '/').
-PORTALS: tuple[Portal, ...] = (supplier_hub.PORTAL,)
+# Wing is mounted under '/wing', since both portals would otherwise claim '/'.
+PORTALS: tuple[Portal, ...] = (supplier_hub.PORTAL, wing.PORTAL)
 CONTROL_PREFIX = "/__sandbox__"
 
 
@@ -121,6 +120,13 @@ class SandboxServer:
         if not self.port:
             raise RuntimeError("the sandbox server has no port yet: call start()")
         return f"http://{self.host}:{self.port}"
+
+    def portal_url(self, name: str) -> str:
+        """The base URL of one portal (``supplier_hub`` or ``wing``): where its paths start."""
+        for portal in PORTALS:
+            if portal.name == name:
+                return self.url + portal.prefix
+        raise KeyError(f"no portal {name!r}; the sandbox serves {', '.join(p.name for p in PORTALS)}")
 
     def start(self, timeout: float = 15.0) -> SandboxServer:
         if self._server is not None:

@@ -1,4 +1,4 @@
-"""The sandbox's mutable in-memory state: sessions, sub-account expiry, tax invoices, faults."""
+"""The sandbox's mutable in-memory state: sessions, sub-account expiry, tax invoices, report requests, faults."""
 
 from __future__ import annotations
 
@@ -24,6 +24,21 @@ class Session:
     account_id: str
     username: str
     is_master: bool
+    # Wing's double-submit token: sent as the XSRF-TOKEN cookie, expected back in x-xsrf-token.
+    xsrf_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+
+
+@dataclass
+class ReportRequest:
+    """A Wing settlement report asked for (엑셀 다운로드 요청); it gets ready as the download list is polled."""
+
+    request_id: int
+    account_id: str
+    report_type: str  # sellerReportType: CATEGORY_TR | WAREHOUSING_SHIPPING
+    start: dt.date
+    end: dt.date
+    requested_at: dt.datetime
+    polls: int = 0  # download-list calls that have listed it
 
 
 @dataclass
@@ -52,6 +67,7 @@ class SandboxState:
     sessions: dict[str, Session] = field(default_factory=dict)
     auth_sessions: dict[str, AuthSession] = field(default_factory=dict)
     requests: list[RequestRecord] = field(default_factory=list)
+    report_requests: dict[int, ReportRequest] = field(default_factory=dict)  # Wing, by requestId
     faults: FaultBook = field(init=False)
     stopping: threading.Event = field(default_factory=threading.Event)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
@@ -112,6 +128,27 @@ class SandboxState:
         account = self.scenario.rocket_account(account_id)
         return [inv.invoice_no for inv in account.invoices if self.tax_invoice_confirmed[inv.invoice_no] is None]
 
+    # --- Wing ----------------------------------------------------------------------------
+
+    def new_report_request(self, account_id: str, report_type: str, start: dt.date, end: dt.date) -> ReportRequest:
+        with self.lock:
+            # Numbers like the real site's, never reused within one sandbox run; the clock is
+            # the scenario's today, a minute per request.
+            count = len(self.report_requests)
+            request_id = 80_000_001 + count
+            requested_at = dt.datetime.combine(self.today, dt.time(9, 0)) + dt.timedelta(minutes=count)
+            request = ReportRequest(request_id, account_id, report_type, start, end, requested_at)
+            self.report_requests[request_id] = request
+            return request
+
+    def poll_report_requests(self, account_id: str) -> list[ReportRequest]:
+        """The account's report requests, newest first, each counted as polled once more."""
+        with self.lock:
+            mine = [r for r in self.report_requests.values() if r.account_id == account_id]
+            for request in mine:
+                request.polls += 1
+            return sorted(mine, key=lambda r: r.request_id, reverse=True)
+
     def record(self, method: str, target: str, status: int) -> None:
         with self.lock:
             self.requests.append(RequestRecord(method, target, status))
@@ -126,5 +163,7 @@ class SandboxState:
                                           for n, d in self.tax_invoice_confirmed.items()},
                 "sessions": len(self.sessions),
                 "requests": len(self.requests),
+                "report_requests": {r.request_id: {"account_id": r.account_id, "report_type": r.report_type,
+                                                   "polls": r.polls} for r in self.report_requests.values()},
                 "faults": self.faults.remaining(),
             }

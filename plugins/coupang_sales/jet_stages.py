@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from coupang_sales.errors import CollectionError
-from coupang_sales.model import JET, Window
+from coupang_sales.model import JET, Window, dated_within
 
 if TYPE_CHECKING:
     import psycopg
@@ -125,8 +125,8 @@ def load(conn: "psycopg.Connection", *, staging: Path, account: Mapping[str, Any
 
     lines = pd.read_pickle(staging / "order_lines.pkl")
     fees = pd.read_pickle(staging / "account_fees.pkl")
-    lines = lines[[d in window for d in lines["sales_date"]]]
-    fees = fees[[d in window for d in fees["fee_date"]]]
+    lines = dated_within(lines, "sales_date", window)
+    fees = dated_within(fees, "fee_date", window)
     result = replace_window(conn, channel=JET, account_id=account["account_id"], window=window, lines=lines,
                             run_id=run_id, account_fees=fees)
     return {**result.as_dict(), "payment_amount": int(lines["payment_amount"].sum()),

@@ -56,3 +56,9 @@ class Window:
 
     def __str__(self) -> str:
         return f"{self.start.isoformat()}..{self.end.isoformat()}"
+
+
+def dated_within(frame, column: str, window: Window):
+    """The rows of ``frame`` whose ``column`` date lies in ``window`` (an empty frame keeps its columns)."""
+    mask = [day in window for day in frame[column]]
+    return frame.loc[frame.index[mask] if mask else frame.index[:0]]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from coupang_sales.errors import CollectionError, ExportFormatError
-from coupang_sales.model import ROCKET, Window
+from coupang_sales.model import ROCKET, Window, dated_within
 
 if TYPE_CHECKING:
     import psycopg
@@ -121,7 +121,7 @@ def load(conn: "psycopg.Connection", *, staging: Path, account: Mapping[str, Any
     from coupang_sales.warehouse import replace_window
 
     lines = pd.read_pickle(staging / "order_lines.pkl")
-    in_window = lines[[d in window for d in lines["sales_date"]]]
+    in_window = dated_within(lines, "sales_date", window)
     result = replace_window(conn, channel=ROCKET, account_id=account["account_id"], window=window,
                             lines=in_window, run_id=run_id)
     return {**result.as_dict(), "payment_amount": int(in_window["payment_amount"].sum())}

@@ -53,14 +53,15 @@ def test_the_code_reads_the_settings_the_deployment_sets(setting):
 
 def test_staging_is_one_volume_shared_by_every_worker():
     staging = env_of("airflow-worker")["COUPANG_STAGING_DIR"]
-    assert any(v.endswith(f":{staging}") and not v.startswith(("./", "/")) for v in SERVICES["airflow-worker"]["volumes"])
+    volumes = SERVICES["airflow-worker"]["volumes"]
+    assert any(v.endswith(f":{staging}") and not v.startswith(("./", "/")) for v in volumes)
     assert "staging" in COMPOSE["volumes"]
 
 
 def test_init_creates_the_portal_pools_the_dags_use():
     init = "\n".join(SERVICES["airflow-init"]["command"])
     for pool in ("coupang_supplier_hub", "coupang_wing"):
-        assert f"pools set {pool}" in init and f'"coupang_{{self.pool}}"' in PACKAGE
+        assert f"pools set {pool}" in init and '"coupang_{self.pool}"' in PACKAGE
 
 
 def test_sandbox_is_an_optional_profile():

@@ -68,7 +68,7 @@ def rocket_dag(warehouse, portal, airflow_db, monkeypatch):
     from airflow.dag_processing.dagbag import DagBag
 
     monkeypatch.setenv("COUPANG_TODAY", SCENARIO["today"])
-    for key, value in local_stack.register_scenario_accounts(warehouse, SCENARIO, portal.url).items():
+    for key, value in local_stack.register_scenario_accounts(warehouse, SCENARIO, portal).items():
         monkeypatch.setenv(key, value)
     bag = DagBag(dag_folder=str(local_stack.ROOT / "dags"))
     assert not bag.import_errors

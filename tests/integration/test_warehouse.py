@@ -104,3 +104,12 @@ def test_user_commission_rate_overrides_collected_when_read(warehouse):
     warehouse.execute("INSERT INTO sales.commission_settings (channel, account_id, rate_percent) "
                       "VALUES ('coupang_rocket', 'V1', 10)")
     assert warehouse.execute(view).fetchall() == [(1_001, "user")]  # 10% of 10,005 = 1,000.5 -> half up
+
+
+def test_an_account_with_nothing_in_its_window_loads_zero_rows(warehouse):
+    from coupang_sales.model import dated_within
+
+    empty = dated_within(frame(("PO1", "2026-02-01", 1)), "sales_date", WINDOW)
+    assert list(empty.columns) == list(ORDER_LINE_COLUMNS)
+    result = replace_window(warehouse, channel=ROCKET, account_id="V1", window=WINDOW, lines=empty, run_id="r")
+    assert result.rows_loaded == 0 and table(warehouse) == []

@@ -192,3 +192,140 @@ def test_the_receive_detail_export_is_messy_like_the_real_one():
     total_price = RECEIVE_DETAIL_HEADERS.index("총단가")
     assert lines[0][total_price] == "99,000" and lines[-1][total_price] == "-9,900"
     assert body_rows[-1][0] == "합계" and body_rows[-1][total_price] == "89,100"
+
+
+# --- the jet section ---------------------------------------------------------------------------
+
+D5, D6 = dt.date(2026, 1, 5), dt.date(2026, 1, 6)
+
+
+def jet_change(change) -> dict:
+    """MINIMUM with its Jet account changed by ``change(account)``."""
+    return with_change(lambda s: change(s["jet"]["accounts"][0]))
+
+
+def v2_order(s: dict) -> dict:
+    return s["v2_orders"][0]
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda a: a.pop("version"), "jet.accounts[0].version: required field is missing"),
+    (lambda a: a.update(version="2"), "jet.accounts[0].version: must be 1 or 2"),
+    (lambda a: a.update(version=True), "jet.accounts[0].version: must be 1 or 2"),
+    (lambda a: a.pop("v2_orders"), "jet.accounts[0].v2_orders: required field is missing (a version 2 account"),
+    (lambda a: (a.update(version=1), a.pop("v1_sales")),
+     "jet.accounts[0].v1_sales: required field is missing (a version 1 account"),
+    (lambda a: a.pop("username"), "jet.accounts[0].username: required field is missing"),
+    (lambda a: a.update(sms_challenge=1), "jet.accounts[0].sms_challenge: must be true or false"),
+    (lambda a: a.update(report_ready_after_polls=0), "jet.accounts[0].report_ready_after_polls: must be at least 1"),
+    (lambda a: a.update(vendor_name="x"), "jet.accounts[0].vendor_name: unknown field"),
+    (lambda a: a.update(v1_sales={}), "jet.accounts[0].v1_sales: must be a list"),
+    (lambda a: a["v1_sales"][0].update(qty=0), "jet.accounts[0].v1_sales[0].qty: must be at least 1"),
+    (lambda a: a["v1_sales"][0].update(amount=-1), "jet.accounts[0].v1_sales[0].amount: must be at least 0"),
+    (lambda a: a["v1_sales"][0].update(date="2026-1-5"), "jet.accounts[0].v1_sales[0].date: not a YYYY-MM-DD date"),
+    (lambda a: a["v1_sales"][0].pop("option_name"), "jet.accounts[0].v1_sales[0].option_name: required field"),
+    (lambda a: a["v1_sales"].append(dict(a["v1_sales"][0])),
+     "jet.accounts[0].v1_sales[1]: duplicate date 2026-01-05 and option_id 87001"),
+    (lambda a: v2_order(a).pop("commission_rate"),
+     "jet.accounts[0].v2_orders[0].commission_rate: required field is missing"),
+    (lambda a: v2_order(a).update(commission_rate=120),
+     "jet.accounts[0].v2_orders[0].commission_rate: must be a percentage between 0 and 100"),
+    (lambda a: v2_order(a).update(unit_price=9900.5), "jet.accounts[0].v2_orders[0].unit_price: must be a whole"),
+    (lambda a: v2_order(a).update(qty=0), "jet.accounts[0].v2_orders[0].qty: must be at least 1"),
+    (lambda a: v2_order(a).update(instant_coupon=30_000), "jet.accounts[0].v2_orders[0]: discounts exceed 판매액"),
+    (lambda a: v2_order(a).update(recognized_date=None), "jet.accounts[0].v2_orders[0].recognized_date: not a"),
+    (lambda a: v2_order(a).update(order_date="2026-01-06"),
+     "jet.accounts[0].v2_orders[0].order_date: after recognized_date"),
+    (lambda a: v2_order(a)["fees"][1].update(amount=-2500),
+     "jet.accounts[0].v2_orders[0].fees[1].amount: must be at least 0"),
+    (lambda a: v2_order(a)["fees"][1].update(discount=3000),
+     "jet.accounts[0].v2_orders[0].fees[1].discount: more than the fee's amount"),
+    (lambda a: v2_order(a)["fees"][1].pop("type"), "jet.accounts[0].v2_orders[0].fees[1].type: required field"),
+    (lambda a: a["v2_orders"].append(dict(v2_order(a))),
+     "jet.accounts[0].v2_orders[1].order_id: duplicate order_id '2100001'"),
+    (lambda a: a["account_fees"][0].pop("type"), "jet.accounts[0].account_fees[0].type: required field is missing"),
+    (lambda a: a["account_fees"][0].update(date="yesterday"),
+     "jet.accounts[0].account_fees[0].date: not a YYYY-MM-DD date"),
+    (lambda a: a["account_fees"][0].update(amount="1,200"),
+     "jet.accounts[0].account_fees[0].amount: must be a whole number"),
+])
+def test_a_malformed_jet_account_is_rejected_naming_the_bad_field(change, message):
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(jet_change(change))
+    assert str(caught.value).startswith(message), str(caught.value)
+
+
+def test_a_jet_section_that_is_not_an_object_or_has_no_list_is_rejected():
+    with pytest.raises(ScenarioError, match=r"^jet: must be an object"):
+        load_scenario(with_change(lambda s: s.update(jet=[])))
+    with pytest.raises(ScenarioError, match=r"^jet.accounts: must be a list"):
+        load_scenario(with_change(lambda s: s["jet"].update(accounts={})))
+    with pytest.raises(ScenarioError, match=r"^jet.accounts\[1\].username: duplicate username 'wing_user'"):
+        load_scenario(with_change(lambda s: s["jet"]["accounts"].append(
+            copy.deepcopy(s["jet"]["accounts"][0]) | {"account_id": "A2"})))
+
+
+def test_a_version_1_account_needs_only_its_sales_and_a_version_2_account_only_its_orders():
+    v1 = load_scenario(jet_change(lambda a: (a.update(version=1), a.pop("v2_orders"), a.pop("account_fees"))))
+    assert v1.jet_accounts[0].version == 1 and v1.jet_accounts[0].v2_orders == ()
+    v2 = load_scenario(jet_change(lambda a: (a.pop("v1_sales"), a.update(v2_orders=[]))))
+    assert v2.jet_accounts[0].v1_sales == () and v2.jet_accounts[0].v2_orders == ()
+
+
+def test_jet_defaults_fill_the_report_columns_a_scenario_rarely_cares_about():
+    account = load_scenario(MINIMUM).jet_accounts[0]
+    order = account.v2_orders[0]
+    assert account.report_ready_after_polls == 3 and account.sms_challenge is False
+    assert order.order_date == order.recognized_date
+    assert (order.product_id, order.shipment_id, order.package_size, order.center) == ("187001", "72100001", "소형",
+                                                                                        "이천1")
+    assert [f.discount for f in order.fees] == [0, 0]
+    assert order.settlement_amount == 29_700 - 1_500 - 3_207 - 320  # 정산대상액
+
+
+def test_the_wing_reports_follow_scenario_format_md():
+    from sandbox.excel import (
+        CATEGORY_TR_HEADERS,
+        WAREHOUSING_SHIPPING_HEADERS,
+        category_tr_rows,
+        settlement_period_end,
+        warehousing_shipping_rows,
+    )
+
+    raw = jet_change(lambda a: v2_order(a).update(cancelled_date="2026-01-06"))
+    account = load_scenario(raw).jet_accounts[0]
+    tr = [dict(zip(CATEGORY_TR_HEADERS, row, strict=True)) for row in category_tr_rows(account, D5, D6)]
+    assert [(r["거래유형"], r["매출인식일"]) for r in tr] == [("주문 정산", "2026-01-05"),
+                                                       ("주문 정산취소", "2026-01-06")]
+    sale, cancel = tr
+    assert (sale["판매가(A)"], sale["판매수량(B)"], sale["판매액(A*B)"], sale["매출금액(A*B-C)"]) == (
+        "9,900", "3", "29,700", "29,700")
+    assert (sale["즉시할인쿠폰(D)"], sale["다운로드쿠폰(E)"], sale["판매자할인쿠폰(D+E)"]) == ("1,000", "500", "1,500")
+    assert (sale["판매수수료율(%,VAT별도)"], sale["판매수수료"], sale["판매수수료 VAT"]) == ("10.8", "3,207", "320")
+    assert sale["정산대상액"] == "24,673" and sale["정산주기(종료일)"] == "2026-01-11"
+    assert (cancel["판매가(A)"], cancel["판매수량(B)"], cancel["판매액(A*B)"], cancel["판매수수료"]) == (
+        "9,900", "-3", "-29,700", "-3,207")
+    assert [r["거래유형"] for r in tr if r["매출인식일"] == "2026-01-06"] == ["주문 정산취소"]
+    assert category_tr_rows(account, D6, D6) == [[*cancel.values()]]
+
+    ws = [dict(zip(WAREHOUSING_SHIPPING_HEADERS, row, strict=True))
+          for row in warehousing_shipping_rows(account, D5, D6)]
+    assert [(r["주문ID"], r["거래유형"], r["발생비용(A)"], r["매출인식일"]) for r in ws] == [
+        ("2100001", "배송비 정산", "2,500", "2026-01-05"),
+        ("2100001", "입출고비 정산", "650", "2026-01-05"),
+        ("", "보관비", "1,200", "2026-01-05"),  # account-level: blank order columns, 거래유형 = the fee's type
+        ("2100001", "배송비 정산취소", "-2,500", "2026-01-06"),
+        ("2100001", "입출고비 정산취소", "-650", "2026-01-06"),
+    ]
+    assert settlement_period_end(dt.date(2026, 1, 11)) == dt.date(2026, 1, 11)  # a Sunday ends its own week
+    assert settlement_period_end(dt.date(2026, 1, 12)) == dt.date(2026, 1, 18)
+
+
+def test_the_demo_jet_accounts_cover_the_wing_cases():
+    accounts = {a.version: a for a in load_scenario(DEMO).jet_accounts}
+    assert accounts[1].v1_sales
+    orders = accounts[2].v2_orders
+    assert any(o.seller_coupon for o in orders), "a coupon"
+    assert all(o.fees for o in orders), "입출고비 and 배송비"
+    assert any(o.cancelled_date for o in orders), "a cancelled order"
+    assert {f.type for f in accounts[2].account_fees} == {"보관비"}

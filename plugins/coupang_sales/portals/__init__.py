@@ -2,5 +2,6 @@
 
 from coupang_sales.portals.browser import open_browser
 from coupang_sales.portals.supplier_hub import SubAccount, SupplierHubSession
+from coupang_sales.portals.wing import WingSession
 
-__all__ = ["SubAccount", "SupplierHubSession", "open_browser"]
+__all__ = ["SubAccount", "SupplierHubSession", "WingSession", "open_browser"]
