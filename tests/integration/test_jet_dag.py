@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
-
 import local_stack
+import pytest
 
 pytestmark = pytest.mark.integration
 D = dt.date.fromisoformat
