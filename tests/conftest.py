@@ -118,3 +118,21 @@ def smtp(monkeypatch):
          "extra": {"to": "data-eng@example.com", "from": "airflow@example.com"}}))
     yield inbox
     controller.stop()
+
+
+@pytest.fixture
+def collection_dag(warehouse, airflow_db, monkeypatch):
+    """``make(sandbox, scenario, dag_id)``: the DAG with the scenario's accounts registered in the warehouse,
+    their connections in the environment and the sandbox's clock as today."""
+    import local_stack
+    from airflow.dag_processing.dagbag import DagBag
+
+    def make(sandbox, scenario: dict, dag_id: str):
+        monkeypatch.setenv("COUPANG_TODAY", scenario["today"])
+        for key, value in local_stack.register_scenario_accounts(warehouse, scenario, sandbox).items():
+            monkeypatch.setenv(key, value)
+        bag = DagBag(dag_folder=str(ROOT / "dags"))
+        assert not bag.import_errors
+        return bag.dags[dag_id]
+
+    return make

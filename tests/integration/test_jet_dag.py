@@ -48,15 +48,8 @@ def portal():
 
 
 @pytest.fixture
-def jet_dag(warehouse, portal, airflow_db, monkeypatch):
-    from airflow.dag_processing.dagbag import DagBag
-
-    monkeypatch.setenv("COUPANG_TODAY", SCENARIO["today"])
-    for key, value in local_stack.register_scenario_accounts(warehouse, SCENARIO, portal).items():
-        monkeypatch.setenv(key, value)
-    bag = DagBag(dag_folder=str(local_stack.ROOT / "dags"))
-    assert not bag.import_errors
-    return bag.dags["coupang_jet_sales"]
+def jet_dag(collection_dag, portal):
+    return collection_dag(portal, SCENARIO, "coupang_jet_sales")
 
 
 COLUMNS = ("account_id, order_id, option_id, sales_date, quantity, gross_amount, coupon_discount, payment_amount, "
