@@ -9,6 +9,7 @@ State lives in .local/ (Airflow home, warehouse data) so runs survive a restart.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -85,11 +86,15 @@ def main() -> int:
     finally:
         if standalone and standalone.poll() is None:
             os.killpg(standalone.pid, signal.SIGINT)
-            try:
-                standalone.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(standalone.pid, signal.SIGTERM)
-                standalone.wait(10)
+            # SIGINT asks standalone to stop its components; escalate if it does not within the grace time.
+            for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 20)):
+                try:
+                    standalone.wait(grace)
+                    break
+                except subprocess.TimeoutExpired:
+                    os.killpg(standalone.pid, sig)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(standalone.pid, signal.SIGKILL)  # components left behind by the parent
         sandbox.stop()
         warehouse.stop()
 
