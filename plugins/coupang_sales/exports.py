@@ -76,6 +76,39 @@ def select_columns(
     return selected
 
 
+def cell_text(series: pd.Series) -> pd.Series:
+    """Cells as trimmed text; blanks become ''; a whole number read as float loses its '.0'."""
+    def one(value: object) -> str:
+        if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+            return ""
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value).strip()
+
+    return series.map(one).astype(object)
+
+
+def parse_dates(series: pd.Series, *, column: str, source: str) -> pd.Series:
+    """Dates from '2026-01-05', '2026.01.05', '2026/01/05', '20260105' or date objects, as ``datetime.date``."""
+    def one(position: int, value: object) -> dt.date:
+        if isinstance(value, dt.datetime):
+            return value.date()
+        if isinstance(value, dt.date):
+            return value
+        text = "" if value is None else str(value).strip()
+        text = text.replace(".", "-").replace("/", "-").rstrip("-")  # '2026.01.05.' is common too
+        if len(text) == 8 and text.isdigit():
+            text = f"{text[:4]}-{text[4:6]}-{text[6:]}"
+        try:
+            # Anything after the day (a time of day) is not part of the date basis.
+            return dt.date.fromisoformat(text[:10])
+        except ValueError:
+            raise ExportFormatError(
+                f"{source}: column {column!r} row {position + 1}: {value!r} is not a date") from None
+
+    return pd.Series([one(i, v) for i, v in enumerate(series.tolist())], index=series.index, dtype=object)
+
+
 def _is_missing(value: object) -> bool:
     if value is None or value is pd.NA or value is pd.NaT:
         return True

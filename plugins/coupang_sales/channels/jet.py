@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from coupang_sales.errors import ExportFormatError
-from coupang_sales.exports import normalise_header, parse_won, select_columns
+from coupang_sales.exports import cell_text, normalise_header, parse_dates, parse_won, select_columns
 from coupang_sales.model import JET, ORDER_LINE_COLUMNS
 
 # The documented headers of each page/report (PRODUCT.md §3.2), for readers of the exports.
@@ -64,53 +64,20 @@ class JetV2Result:
 
 # ---------------------------------------------------------------------------- cell helpers
 
-def _text(series: pd.Series) -> pd.Series:
-    """Cells as trimmed text; blanks become ''; a whole number read as float loses its '.0'."""
-    def one(value: object) -> str:
-        if value is None or value is pd.NA or (isinstance(value, float) and value != value):
-            return ""
-        if isinstance(value, float) and value.is_integer():
-            return str(int(value))
-        return str(value).strip()
-
-    return series.map(one).astype(object)
-
-
 def _ids(series: pd.Series, *, column: str, source: str) -> pd.Series:
     """An ID column: text, never blank (it is part of a key)."""
-    ids = _text(series)
+    ids = cell_text(series)
     blank = np.flatnonzero((ids == "").to_numpy())
     if len(blank):
         raise ExportFormatError(f"{source}: column {column!r} row {blank[0] + 1} is blank")
     return ids
 
 
-def _dates(series: pd.Series, *, column: str, source: str) -> pd.Series:
-    """Dates from '2026-01-05', '2026.01.05', '2026/01/05', '20260105' or date objects, as ``datetime.date``."""
-    def one(position: int, value: object) -> dt.date:
-        if isinstance(value, dt.datetime):
-            return value.date()
-        if isinstance(value, dt.date):
-            return value
-        text = "" if value is None else str(value).strip()
-        text = text.replace(".", "-").replace("/", "-").rstrip("-")  # '2026.01.05.' is common too
-        if len(text) == 8 and text.isdigit():
-            text = f"{text[:4]}-{text[4:6]}-{text[6:]}"
-        try:
-            # Anything after the day (a time of day) is not part of the date basis.
-            return dt.date.fromisoformat(text[:10])
-        except ValueError:
-            raise ExportFormatError(
-                f"{source}: column {column!r} row {position + 1}: {value!r} is not a date") from None
-
-    return pd.Series([one(i, v) for i, v in enumerate(series.tolist())], index=series.index, dtype=object)
-
-
 def _drop_blank_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows with no value at all (blank separator rows of the exports) carry nothing."""
     if frame.empty:
         return frame
-    filled = frame.apply(lambda column: _text(column) != "")
+    filled = frame.apply(lambda column: cell_text(column) != "")
     return frame[filled.any(axis=1)]
 
 
@@ -156,8 +123,8 @@ def transform_v1(sales: pd.DataFrame, *, account_id: str) -> pd.DataFrame:
     raw = _drop_blank_rows(select_columns(sales, V1_COLUMNS, source=V1_SOURCE))
     rows = pd.DataFrame({
         "option_id": _ids(raw["옵션ID"], column="옵션ID", source=V1_SOURCE),
-        "sales_date": _dates(raw["판매일"], column="판매일", source=V1_SOURCE),  # 판매일
-        "product_name": _product_names(_text(raw["등록상품명"]), _text(raw["옵션명"])),
+        "sales_date": parse_dates(raw["판매일"], column="판매일", source=V1_SOURCE),  # 판매일
+        "product_name": _product_names(cell_text(raw["등록상품명"]), cell_text(raw["옵션명"])),
         "quantity": parse_won(raw["판매수량"], column=f"{V1_SOURCE}: 판매수량"),
         "amount": parse_won(raw["판매금액"], column=f"{V1_SOURCE}: 판매금액"),  # before coupons
     })
@@ -191,7 +158,7 @@ def _parse_category_tr(frame: pd.DataFrame) -> pd.DataFrame:
     """Typed CATEGORY_TR rows: one per report row, amounts as given (signs untouched)."""
     raw = _drop_blank_rows(select_columns(frame, CATEGORY_TR_REQUIRED, source=CATEGORY_TR,
                                           optional=(*_PRODUCT_NAME_COLUMNS, _OPTION_NAME_COLUMN)))
-    kinds = _text(raw["거래유형"]).map(normalise_header)
+    kinds = cell_text(raw["거래유형"]).map(normalise_header)
     known = {normalise_header(ORDER_SETTLEMENT), normalise_header(ORDER_CANCELLATION)}
     unknown = sorted(set(kinds) - known)
     if unknown:
@@ -201,8 +168,8 @@ def _parse_category_tr(frame: pd.DataFrame) -> pd.DataFrame:
     if name_column is None:
         names = pd.Series("", index=raw.index, dtype=object)
     else:
-        option = _text(raw[_OPTION_NAME_COLUMN]) if _OPTION_NAME_COLUMN in raw.columns else ""
-        names = _product_names(_text(raw[name_column]), option)
+        option = cell_text(raw[_OPTION_NAME_COLUMN]) if _OPTION_NAME_COLUMN in raw.columns else ""
+        names = _product_names(cell_text(raw[name_column]), option)
 
     def won(column: str, *, blank_as_zero: bool = False) -> pd.Series:
         return parse_won(raw[column], column=f"{CATEGORY_TR}: {column}", blank_as_zero=blank_as_zero)
@@ -212,7 +179,7 @@ def _parse_category_tr(frame: pd.DataFrame) -> pd.DataFrame:
         "option_id": _ids(raw["옵션ID"], column="옵션ID", source=CATEGORY_TR),
         "is_cancellation": kinds == normalise_header(ORDER_CANCELLATION),
         "product_name": names,
-        "recognized_date": _dates(raw["매출인식일"], column="매출인식일", source=CATEGORY_TR),  # 매출인식일
+        "recognized_date": parse_dates(raw["매출인식일"], column="매출인식일", source=CATEGORY_TR),  # 매출인식일
         "quantity": won("판매수량(B)"),
         "gross": won("판매액(A*B)"),                                                 # 판매액(A*B)
         "coupon": won("쿠팡지원할인(C)", blank_as_zero=True) + won("판매자할인쿠폰(D+E)", blank_as_zero=True),
@@ -227,11 +194,11 @@ def _parse_warehousing_shipping(frame: pd.DataFrame) -> pd.DataFrame:
     def won(column: str, *, blank_as_zero: bool = False) -> pd.Series:
         return parse_won(raw[column], column=f"{WAREHOUSING_SHIPPING}: {column}", blank_as_zero=blank_as_zero)
 
-    fee_type = _text(raw["거래유형"]).map(lambda t: " ".join(t.split()))
+    fee_type = cell_text(raw["거래유형"]).map(lambda t: " ".join(t.split()))
     fee = won("발생비용(A)") - won("할인가(B)", blank_as_zero=True) + won("추가비용", blank_as_zero=True)
     reversal = fee_type.map(normalise_header).str.endswith(_REVERSAL_SUFFIX)
     return pd.DataFrame({
-        "order_id": _text(raw["주문ID"]),
+        "order_id": cell_text(raw["주문ID"]),
         "fee_type": fee_type,
         "recognized_date": raw["매출인식일"],  # parsed only where used (account-level fees)
         "fee": fee.where(~reversal, -fee.abs()),
@@ -402,7 +369,8 @@ def transform_v2(category_tr: pd.DataFrame, warehousing_shipping: pd.DataFrame, 
     }, columns=list(UNMATCHED_FEE_COLUMNS))
 
     usage = fee_rows[account_level]
-    usage = usage.assign(fee_date=_dates(usage["recognized_date"], column="매출인식일", source=WAREHOUSING_SHIPPING))
+    usage = usage.assign(fee_date=parse_dates(usage["recognized_date"], column="매출인식일",
+                                              source=WAREHOUSING_SHIPPING))
     usage = usage.groupby(["fee_date", "fee_type"], sort=True, as_index=False).agg(amount=("fee", "sum"))
     account_fees = pd.DataFrame({
         "channel": JET,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from coupang_sales.errors import ExportFormatError
-from coupang_sales.exports import parse_won, select_columns
+from coupang_sales.exports import cell_text, parse_dates, parse_won, select_columns
 from coupang_sales.model import ORDER_LINE_COLUMNS, ROCKET
 
 # 일반매입계정 list columns the policy needs (the page has more).
@@ -34,26 +34,6 @@ _DETAIL_RENAME = {
 }
 
 
-def _parse_date(series: pd.Series, *, column: str, source: str) -> pd.Series:
-    def one(pos: int, value: object) -> dt.date:
-        if isinstance(value, dt.datetime):
-            return value.date()
-        if isinstance(value, dt.date):
-            return value
-        text = str(value).strip().replace(".", "-").replace("/", "-")
-        try:
-            return dt.date.fromisoformat(text[:10])
-        except ValueError:
-            raise ExportFormatError(
-                f"{source}: column {column!r} row {pos + 1} has {value!r}, not a date") from None
-
-    return pd.Series([one(i, v) for i, v in enumerate(series)], index=series.index, dtype=object)
-
-
-def _text(series: pd.Series) -> pd.Series:
-    return series.map(lambda v: "" if v is None or (isinstance(v, float) and v != v) else str(v).strip())
-
-
 def parse_invoices(rows: Iterable[Mapping[str, str]], *, source: str = "일반매입계정") -> pd.DataFrame:
     """Typed invoices (one row per 계산서번호) from the 일반매입계정 rows, parsed by header name."""
     raw = pd.DataFrame(list(rows))
@@ -61,13 +41,13 @@ def parse_invoices(rows: Iterable[Mapping[str, str]], *, source: str = "일반�
         raw = pd.DataFrame(columns=list(INVOICE_COLUMNS))
     raw = select_columns(raw, INVOICE_COLUMNS, source=source)
     out = pd.DataFrame({
-        "invoice_no": _text(raw["계산서번호"]),
-        "written_date": _parse_date(raw["작성일자"], column="작성일자", source=source),  # 작성일자
+        "invoice_no": cell_text(raw["계산서번호"]),
+        "written_date": parse_dates(raw["작성일자"], column="작성일자", source=source),  # 작성일자
         "supply_amount": parse_won(raw["공급가액"], column="공급가액"),
         "vat_amount": parse_won(raw["부가가치세"], column="부가가치세"),
         "payable_amount": parse_won(raw["지급예정금액"], column="지급예정금액"),  # 지급예정금액
-        "tax_invoice_confirmed": _text(raw["세금계산서 확정일"]),
-        "issue_type": _text(raw["발행유형"]),
+        "tax_invoice_confirmed": cell_text(raw["세금계산서 확정일"]),
+        "issue_type": cell_text(raw["발행유형"]),
     })
     return out.drop_duplicates(subset=["invoice_no"]).reset_index(drop=True)
 
@@ -80,9 +60,9 @@ def parse_receive_detail(raw: pd.DataFrame, *, source: str) -> pd.DataFrame:
         if korean in DETAIL_MONEY:
             out[name] = parse_won(raw[korean], column=f"{source}: {korean}")
         elif korean == "입고/반출일자":
-            out[name] = _parse_date(raw[korean], column=korean, source=source)
+            out[name] = parse_dates(raw[korean], column=korean, source=source)
         else:
-            out[name] = _text(raw[korean])
+            out[name] = cell_text(raw[korean])
     unknown = sorted(set(out["kind"]) - {PURCHASE, RETURN})
     if unknown:
         raise ExportFormatError(f"{source}: column '구분' has unknown values {unknown}; expected 발주 or 반출")

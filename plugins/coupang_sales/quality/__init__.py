@@ -49,6 +49,20 @@ def _describe_failure(check: str, expectation: dict[str, Any]) -> str:
     return f"{check}: {expectation['expectation_type']}({where}){detail}"
 
 
+# GX's name for a whole-number column once gx_frame has converted pandas' nullable Int64.
+INT_TYPES = ["int64"]
+
+
+def ids_present(columns) -> list:
+    """Expectations that each ID column is filled: not null and not an empty string."""
+    E = gx().expectations
+    out = []
+    for column in columns:
+        out += [E.ExpectColumnValuesToNotBeNull(column=column),
+                E.ExpectColumnValueLengthsToBeBetween(column=column, min_value=1)]
+    return out
+
+
 def gx_frame(frame: "pd.DataFrame") -> "pd.DataFrame":
     """The frame as GX sees types: nullable ``Int64`` becomes numpy ``int64`` when it has no gap.
 

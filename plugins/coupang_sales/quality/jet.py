@@ -6,10 +6,9 @@ import datetime as dt
 
 import pandas as pd
 
-from coupang_sales.quality import Check, gx
+from coupang_sales.quality import INT_TYPES, Check, gx, ids_present
 
 INTEGER_TEXT = r"^\s*[-+\u2212]?[\d,\s]+\s*$"  # whole numbers as the portal prints them ("12,345", "-1,000")
-INT_TYPES = ["int64"]  # see coupang_sales.quality.gx_frame
 
 
 def _dates_between(frame: pd.DataFrame, column: str, first_day: dt.date, last_day: dt.date):
@@ -23,20 +22,11 @@ def _dates_between(frame: pd.DataFrame, column: str, first_day: dt.date, last_da
                                             max_value=dt.datetime.combine(last_day, dt.time()))]
 
 
-def _ids_present(columns):
-    E = gx().expectations
-    out = []
-    for column in columns:
-        out += [E.ExpectColumnValuesToNotBeNull(column=column),
-                E.ExpectColumnValueLengthsToBeBetween(column=column, min_value=1)]
-    return out
-
-
 def v1_raw_checks(rows: pd.DataFrame, *, first_day: dt.date, last_day: dt.date) -> list[Check]:
     """The v1 sales page rows: 옵션ID present, counts and amounts whole numbers, 판매일 inside the window."""
     E = gx().expectations
     frame = rows.copy()
-    expectations = _ids_present(["옵션ID"])
+    expectations = ids_present(["옵션ID"])
     expectations += [E.ExpectColumnValuesToMatchRegex(column=c, regex=INTEGER_TEXT) for c in ("판매수량", "판매금액")]
     expectations += _dates_between(frame, "판매일", first_day, last_day)
     return [Check("jet_v1_sales_page", frame, expectations)]
@@ -47,7 +37,7 @@ def v2_raw_checks(category_tr: pd.DataFrame, warehousing: pd.DataFrame, *, first
     """The v2 reports: IDs present, amounts whole numbers, 매출인식일 inside the listed range."""
     E = gx().expectations
     tr = category_tr.copy()
-    tr_expect = _ids_present(["주문ID", "옵션ID"])
+    tr_expect = ids_present(["주문ID", "옵션ID"])
     tr_expect.append(E.ExpectColumnValuesToBeInSet(column="거래유형", value_set=["주문 정산", "주문 정산취소"]))
     tr_expect += [E.ExpectColumnValuesToMatchRegex(column=c, regex=INTEGER_TEXT)
                   for c in ("판매수량(B)", "판매액(A*B)", "판매수수료", "판매수수료 VAT")]
@@ -86,7 +76,7 @@ def v2_policy_checks(lines: pd.DataFrame, order_fees: pd.Series) -> list[Check]:
     per_order["order_fee"] = per_order["order_id"].map(order_fees).fillna(0).astype("Int64")
     return [
         Check("jet_v2_order_lines", frame, [
-            *_ids_present(["order_id", "option_id"]),
+            *ids_present(["order_id", "option_id"]),
             E.ExpectColumnPairValuesToBeEqual(column_A="payment_plus_coupon", column_B="gross_amount"),
             E.ExpectColumnValuesToBeInSet(column="non_negative_unless_cancelled", value_set=[True]),
             E.ExpectCompoundColumnsToBeUnique(column_list=["order_id", "line_key"]),

@@ -6,9 +6,7 @@ import datetime as dt
 
 import pandas as pd
 
-from coupang_sales.quality import Check, gx
-
-INT_TYPES = ["int64"]  # see coupang_sales.quality.gx_frame
+from coupang_sales.quality import INT_TYPES, Check, gx, ids_present
 
 
 def rocket_checks(invoices: pd.DataFrame, lines: pd.DataFrame, *, first_day: dt.date,
@@ -24,9 +22,7 @@ def rocket_checks(invoices: pd.DataFrame, lines: pd.DataFrame, *, first_day: dt.
         sign_matches_kind=((lines["kind"] == "반출") & (lines["total_price"] <= 0))
         | ((lines["kind"] == "발주") & (lines["total_price"] >= 0)),
     )
-    line_checks = [E.ExpectColumnValuesToNotBeNull(column=c) for c in ("invoice_no", "po_no", "sku_id")]
-    line_checks += [E.ExpectColumnValueLengthsToBeBetween(column=c, min_value=1)
-                    for c in ("invoice_no", "po_no", "sku_id")]
+    line_checks = ids_present(("invoice_no", "po_no", "sku_id"))
     line_checks += [E.ExpectColumnValuesToBeInTypeList(column=c, type_list=INT_TYPES)
                     for c in ("qty", "total_price", "total_supply", "total_tax")]
     line_checks += [
