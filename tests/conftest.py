@@ -120,6 +120,47 @@ def smtp(monkeypatch):
     controller.stop()
 
 
+class _SlackInbox:
+    """Messages posted to a local HTTP server standing in for a Slack incoming webhook."""
+
+    def __init__(self):
+        self.posts: list[dict] = []
+
+    def subjects(self) -> list[str]:
+        return [post["text"].split("\n", 1)[0].strip("*") for post in self.posts]
+
+
+@pytest.fixture
+def slack(monkeypatch):
+    """A real HTTP server on loopback, wired as the Slack webhook connection ``coupang_alerts_slack``."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    inbox = _SlackInbox()
+
+    class Webhook(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            if self.path == "/services/T000/B000/XXXX":
+                inbox.posts.append(json.loads(body))
+                self.send_response(200)
+            else:
+                self.send_response(404)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Webhook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("AIRFLOW_CONN_COUPANG_ALERTS_SLACK", json.dumps(
+        {"conn_type": "http", "host": f"http://127.0.0.1:{server.server_port}/services/T000/B000/XXXX"}))
+    yield inbox
+    server.shutdown()
+    server.server_close()
+
+
 @pytest.fixture
 def collection_dag(warehouse, airflow_db, monkeypatch):
     """``make(sandbox, scenario, dag_id)``: the DAG with the scenario's accounts registered in the warehouse,

@@ -36,7 +36,17 @@ def test_dag_present_with_policy(dagbag, dag_id):
         assert t.owner == "data-engineering", t.task_id
         assert t.retries >= 1, t.task_id
         assert t.doc_md, f"{t.task_id} has no doc_md"
-        assert t.on_failure_callback, f"{t.task_id} sends no alert on failure"
+        if t.task_id == "report":  # it fails the run when an account failed, which has alerted already
+            assert not t.on_failure_callback and t.trigger_rule == "all_done"
+        else:
+            assert t.on_failure_callback, f"{t.task_id} sends no alert on failure"
+
+
+@pytest.mark.parametrize("dag_id", DAG_IDS)
+def test_the_report_runs_after_every_collection(dagbag, dag_id):
+    dag = dagbag.dags[dag_id]
+    assert dag.get_task("report").upstream_task_ids >= {"list_accounts", "collect.load"}
+    assert [t.task_id for t in dag.leaves] == ["report"], "the report decides the run's state"
 
 
 @pytest.mark.parametrize("dag_id", DAG_IDS)

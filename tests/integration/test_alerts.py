@@ -50,3 +50,11 @@ def test_failure_alert_is_emailed_through_the_smtp_connection(smtp):
 def test_no_smtp_connection_means_no_email_and_no_error(monkeypatch):
     monkeypatch.delenv("AIRFLOW_CONN_COUPANG_ALERTS_SMTP", raising=False)
     CollectionAlertNotifier().notify(failure_context())  # only logged
+
+
+def test_failure_alert_is_posted_to_the_slack_webhook(slack):
+    CollectionAlertNotifier().notify(failure_context())
+    assert slack.subjects() == ["[coupang-sales] FAILED coupang_rocket V00034567 2025-12-23..2026-01-06: "
+                                "tax_invoice_pending"]
+    text = slack.posts[0]["text"]
+    assert "Action:   The seller must process" in text and "http://ui/log/1" in text

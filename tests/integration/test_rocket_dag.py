@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from pathlib import Path
 
@@ -43,7 +44,9 @@ SCENARIO = {
             {"invoice_no": "30000010", "written_date": "2026-01-05", "tax_invoice_confirmed": None,
              "lines": [rocket_line("발주", "100000010", "55510", 1, 1_000, 100, "2026-01-04")]}]),
         rocket_account("V00000003", "sub_expired", expires="2026-01-01", invoices=[]),
-        rocket_account("V00000004", "sub_sms", sms=True, invoices=[]),
+        rocket_account("V00000004", "sub_plain", invoices=[
+            {"invoice_no": "30000030", "written_date": "2026-01-04", "tax_invoice_confirmed": "2026-01-05",
+             "lines": [rocket_line("발주", "100000030", "55530", 2, 10_000, 1_000, "2026-01-03")]}]),
         rocket_account("V00000005", "sub_expiring", expires="2026-01-10", invoices=[
             {"invoice_no": "30000020", "written_date": "2026-01-06", "tax_invoice_confirmed": "2026-01-07",
              "lines": [rocket_line("발주", "100000020", "55520", 3, 1_000, 100, "2026-01-05")]}]),
@@ -85,11 +88,26 @@ EXPECTED = [
     # partial return of 1 of 2 -> the 5 Jan line is reduced, not offset by a negative 6 Jan line
     ("V00000001", "100000002", D("2026-01-05"), 1, 22_000, False),
     ("V00000001", "100000003", D("2026-01-06"), 1, 5_500, False),
+    ("V00000004", "100000030", D("2026-01-04"), 2, 22_000, False),
     ("V00000005", "100000020", D("2026-01-06"), 3, 3_300, False),
 ]
 
 
-def test_rocket_run_loads_policy_rows_records_each_account_and_alerts(rocket_dag, warehouse, smtp):
+def collection_report(run_id: str) -> dict:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        value = session.scalar(select(XComModel.value).where(
+            XComModel.run_id == run_id, XComModel.task_id == "report", XComModel.key == "collection_report"))
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def test_five_accounts_three_loads_two_blocked_two_failure_alerts(rocket_dag, warehouse, smtp, slack):
+    """Tax invoice pending, sub-account expired, a portal failing twice then recovering, and two clean
+    accounts: three loads (the flaky one after retries), two blocked records, exactly two failure
+    alerts per alert channel, and an expiry warning that is not a failure."""
     run = rocket_dag.test(logical_date=local_stack.logical_date_for(D("2026-01-06")))
     assert order_lines(warehouse) == EXPECTED
     result = outcomes(warehouse, run.run_id)
@@ -98,7 +116,7 @@ def test_rocket_run_loads_policy_rows_records_each_account_and_alerts(rocket_dag
     assert "Supplier Hub" in result["V00000002"][2]
     assert result["V00000003"][:2] == ("blocked", "sub_account_expired")
     assert "연장하기" in result["V00000003"][2]
-    assert result["V00000004"][:2] == ("failed", "auth_challenge")
+    assert result["V00000004"][:2] == ("success", None)
     assert result["V00000005"][:2] == ("success", None)
     attempts = warehouse.execute("SELECT status, reason FROM sales.collection_runs WHERE account_id = 'V00000005' "
                                  "ORDER BY id").fetchall()
@@ -107,12 +125,20 @@ def test_rocket_run_loads_policy_rows_records_each_account_and_alerts(rocket_dag
                                 "AND status = 'success'").fetchone()[0]
     assert details["duplicates_removed"] == 1 and details["unmatched_returns"] == 0  # the export repeats one line
     # one alert per failed account, and a warning (not a failure) for the expiring sub-account
-    assert sorted(smtp.subjects()) == [
+    alerts = [
         "[coupang-sales] FAILED coupang_rocket V00000002 2025-12-23..2026-01-06: tax_invoice_pending",
         "[coupang-sales] FAILED coupang_rocket V00000003 2025-12-23..2026-01-06: sub_account_expired",
-        "[coupang-sales] FAILED coupang_rocket V00000004 2025-12-23..2026-01-06: auth_challenge",
         "[coupang-sales] WARNING coupang_rocket V00000005 2025-12-23..2026-01-06: sub_account_expiring",
     ]
+    assert sorted(smtp.subjects()) == alerts
+    assert sorted(slack.subjects()) == alerts
+    # the run's report, shown in the UI as the report task's XCom; the run itself is failed
+    report = collection_report(run.run_id)
+    assert report["totals"] == {"blocked": 2, "success": 3}
+    by_account = {row["account_id"]: row for row in report["accounts"]}
+    assert by_account["V00000005"]["attempts"] == 3 and by_account["V00000005"]["payment_amount"] == 3_300
+    assert by_account["V00000002"]["reason"] == "tax_invoice_pending"
+    assert run.state == "failed"
 
 
 def test_rerunning_the_same_date_leaves_the_same_rows(rocket_dag, warehouse):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ from coupang_sales.airflow_glue.runtime import (
 )
 from coupang_sales.model import JET, ROCKET, Window
 
+log = logging.getLogger(__name__)
+
 # Mapped task instances are named by their account in the UI; each task sets the variable.
 TASK_LABEL = OPERATOR_LABEL = "{{ account_label }}"
 
@@ -42,6 +45,10 @@ DEFAULT_ARGS: dict[str, Any] = {
 PARAMS = {
     "date": Param(None, type=["null", "string"], format="date",
                   description="Last Asia/Seoul date of the window (YYYY-MM-DD). Empty: the run's logical date."),
+    "from_date": Param(None, type=["null", "string"], format="date",
+                       description="Range collection: first date of the window (YYYY-MM-DD); the window is "
+                                   "[from_date, date] in one browser session per account and lookback_days is "
+                                   "ignored. Empty: a daily window."),
     "lookback_days": Param(DEFAULT_LOOKBACK_DAYS, type="integer", minimum=0, maximum=366,
                            description="Days before 'date' re-collected, so later restatements land."),
     "restatement_horizon_days": Param(
@@ -58,6 +65,10 @@ TASK_DOCS = {
                 "A failure keeps `quality_result.json` in the staging folder and loads nothing.",
     "transform": "Applies the channel policy (PRODUCT.md §2) to the validated rows.",
     "load": "Replaces the account's rows of the window in one transaction and records the run.",
+    "report": "Runs after every account, whatever happened: builds the collection report (each account's "
+              "status, failure category, attempts, rows and won) from `sales.collection_runs`, shows it as "
+              "the XCom `collection_report` and as a table in this log, and fails the run (without another "
+              "alert: each failed account has already alerted) when any account did not load.",
 }
 
 
@@ -195,5 +206,27 @@ def build_channel_dag(channel: str, *, doc_md: str | None = None) -> DAG:
         def collect(account):
             return _collect(spec, account)
 
-        collect.expand(account=list_accounts())
+        @task(doc_md=TASK_DOCS["report"], trigger_rule="all_done", on_failure_callback=[])
+        def report(accounts: list[dict[str, Any]]) -> None:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from coupang_sales.airflow_glue.report import collection_report, format_report
+
+            context = get_current_context()
+            conn = warehouse_connection()
+            try:
+                summary = collection_report(conn, channel=channel, run_id=context["run_id"], accounts=accounts)
+            finally:
+                conn.close()
+            context["ti"].xcom_push(key="collection_report", value=summary)
+            log.info("%s", format_report(summary))
+            missing = [row for row in summary["accounts"] if row["status"] != "success"]
+            if missing:
+                raise AirflowFailException(
+                    f"{len(missing)} of {len(summary['accounts'])} account(s) did not load: "
+                    + ", ".join(f"{row['account_id']} {row['status']} ({row['reason'] or 'see its tasks'})"
+                                for row in missing))
+
+        accounts = list_accounts()
+        collect.expand(account=accounts) >> report(accounts)
     return dag

@@ -31,11 +31,15 @@ def seoul_today() -> dt.date:
 
 
 def resolve_window(context: Mapping[str, Any]) -> Window:
-    """The window a run collects: [D - lookback_days, D].
+    """The window a run collects: [D - lookback_days, D], or [from_date, D] for a range run.
 
     D is the ``date`` param when given (manual runs and the UI), else the run's logical
     date in Asia/Seoul (the schedule's data interval start: the day before the run),
     else yesterday in Seoul (a manual run with no logical date).
+
+    A ``from_date`` param makes the run a range collection: the whole range in one
+    browser session per account (a year's backfill logs in once per account, not 365
+    times), restated by the same rules as a daily run.
     """
     params = context.get("params") or {}
     if params.get("date"):
@@ -44,6 +48,12 @@ def resolve_window(context: Mapping[str, Any]) -> Window:
         end = context["logical_date"].astimezone(SEOUL).date()
     else:
         end = seoul_today() - dt.timedelta(days=1)
+    if params.get("from_date"):
+        start = dt.date.fromisoformat(str(params["from_date"]))
+        if start > end:
+            raise CollectionError("configuration_error",
+                                  f"params: from_date {start} is after the last date of the range {end}")
+        return Window(start, end)
     lookback = params.get("lookback_days")
     return Window.ending(end, DEFAULT_LOOKBACK_DAYS if lookback is None else int(lookback))
 

@@ -1,0 +1,67 @@
+"""The collection report of one DAG run: each account's last attempt, readable in the Airflow UI.
+
+The ``report`` task of each DAG builds it from ``sales.collection_runs`` (the audit every
+attempt writes), pushes it as the XCom ``collection_report`` and prints it as a table in
+its log, so the run's page answers "what happened to each account?" without SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import psycopg
+
+_LAST_ATTEMPTS = """
+SELECT account_id, status, reason, message, rows_extracted, rows_loaded, window_start, window_end,
+       details, attempts
+FROM (
+    SELECT *, count(*) OVER (PARTITION BY account_id) AS attempts,
+           row_number() OVER (PARTITION BY account_id ORDER BY finished_at DESC, id DESC) AS newest
+    FROM sales.collection_runs WHERE channel = %s AND run_id = %s
+) attempts WHERE newest = 1
+"""
+
+
+def collection_report(conn: "psycopg.Connection", *, channel: str, run_id: str,
+                      accounts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Per account of the run: status, reason, counts, attempts and the action; plus totals.
+
+    An account listed for the run but with no recorded attempt (its tasks never started
+    or crashed before recording) is reported as ``not_recorded``, never left out.
+    """
+    found = {row[0]: row for row in conn.execute(_LAST_ATTEMPTS, (channel, run_id)).fetchall()}
+    rows = []
+    for account in accounts:
+        account_id = account["account_id"]
+        if account_id not in found:
+            rows.append({"account_id": account_id, "status": "not_recorded", "reason": None, "attempts": 0,
+                         "window": None, "rows_extracted": None, "rows_loaded": None, "payment_amount": None,
+                         "message": "No attempt was recorded: open the account's mapped tasks."})
+            continue
+        _, status, reason, message, extracted, loaded, start, end, details, attempts = found[account_id]
+        details = details or {}
+        rows.append({"account_id": account_id, "status": status, "reason": reason, "attempts": int(attempts),
+                     "window": f"{start.isoformat()}..{end.isoformat()}", "rows_extracted": extracted,
+                     "rows_loaded": loaded, "payment_amount": details.get("payment_amount"),
+                     "message": message})
+    statuses = [row["status"] for row in rows]
+    return {"channel": channel, "run_id": run_id, "accounts": rows,
+            "totals": {status: statuses.count(status) for status in sorted(set(statuses))}}
+
+
+def format_report(report: Mapping[str, Any]) -> str:
+    """The report as a fixed-width table for the task log."""
+    lines = [f"Collection report of {report['channel']} run {report['run_id']}: "
+             + ", ".join(f"{n} {status}" for status, n in report["totals"].items()),
+             f"  {'account':<14} {'status':<13} {'reason':<22} {'window':<22} {'tries':>5} {'rows':>8} "
+             f"{'payment won':>14}"]
+    for row in report["accounts"]:
+        won = "-" if row["payment_amount"] is None else f"{row['payment_amount']:,}"
+        loaded = "-" if row["rows_loaded"] is None else str(row["rows_loaded"])
+        lines.append(f"  {row['account_id']:<14} {row['status']:<13} {row['reason'] or '':<22} "
+                     f"{row['window'] or '':<22} {row['attempts']:>5} {loaded:>8} {won:>14}")
+        if row["status"] != "success" and row["message"]:
+            lines.append(f"      {row['message']}")
+    return "\n".join(lines)

@@ -1,0 +1,47 @@
+"""Which dates a run collects: scheduled, manual with a date, and range (from/to) runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from coupang_sales.airflow_glue.runtime import list_until, resolve_window
+from coupang_sales.errors import CollectionError
+from coupang_sales.model import Window
+
+D = dt.date.fromisoformat
+SEOUL_0600 = dt.datetime(2026, 1, 5, 21, 0, tzinfo=dt.UTC)  # 2026-01-06 06:00 in Asia/Seoul
+
+
+def test_scheduled_run_ends_on_its_logical_date_in_seoul():
+    window = resolve_window({"logical_date": SEOUL_0600, "params": {"lookback_days": 3}})
+    assert window == Window(D("2026-01-03"), D("2026-01-06"))
+
+
+def test_date_param_beats_the_logical_date():
+    window = resolve_window({"logical_date": SEOUL_0600, "params": {"date": "2026-02-01", "lookback_days": 0}})
+    assert window == Window(D("2026-02-01"), D("2026-02-01"))
+
+
+def test_manual_run_without_a_date_collects_up_to_yesterday(monkeypatch):
+    monkeypatch.setenv("COUPANG_TODAY", "2026-03-10")
+    assert resolve_window({"params": {"lookback_days": 1}}) == Window(D("2026-03-08"), D("2026-03-09"))
+
+
+def test_range_run_collects_from_date_to_date_ignoring_lookback():
+    window = resolve_window({"params": {"from_date": "2025-01-01", "date": "2025-12-31", "lookback_days": 14}})
+    assert window == Window(D("2025-01-01"), D("2025-12-31")) and len(window.days()) == 365
+
+
+def test_range_run_backwards_is_a_configuration_error():
+    with pytest.raises(CollectionError) as caught:
+        resolve_window({"params": {"from_date": "2026-02-01", "date": "2026-01-01"}})
+    assert caught.value.category == "configuration_error" and "from_date" in str(caught.value)
+
+
+def test_rocket_look_ahead_stops_at_today(monkeypatch):
+    monkeypatch.setenv("COUPANG_TODAY", "2026-01-20")
+    window = Window(D("2026-01-01"), D("2026-01-06"))
+    assert list_until({"params": {"restatement_horizon_days": 60}}, window) == D("2026-01-20")
+    assert list_until({"params": {"restatement_horizon_days": 3}}, window) == D("2026-01-09")
