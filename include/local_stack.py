@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import re
+import signal
+import subprocess
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +18,19 @@ ROOT = Path(__file__).resolve().parents[1]
 CHANNEL_OF = {"rocket": "coupang_rocket", "jet": "coupang_jet"}
 
 
-def airflow_env(home: Path, *, staging: Path | None = None) -> dict[str, str]:
-    """Environment for an Airflow 3 home with SQLite metadata, this package's DAGs and no examples."""
+def airflow_env(home: Path, *, staging: Path | None = None, metadata_url: str | None = None) -> dict[str, str]:
+    """Environment for an Airflow 3 home with this package's DAGs and no examples.
+
+    Metadata goes to SQLite in ``home`` unless ``metadata_url`` (a SQLAlchemy URL) is
+    given: ``dag.test()`` is fine on SQLite, but a scheduler running tasks while the
+    backfill CLI writes needs PostgreSQL (SQLite answers 'database is locked').
+    """
     return {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url or f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__CORE__PARALLELISM": "4",
         "COUPANG_STAGING_DIR": str(staging or home / "staging"),
         "SE_OFFLINE": "true",
@@ -52,6 +62,94 @@ class EmbeddedWarehouse:
         if self.server is not None:
             self.server.cleanup()
             self.server = None
+
+
+class StandaloneAirflow:
+    """``airflow standalone`` (scheduler, dag-processor, triggerer, API server) in its own process group.
+
+    ``env`` must hold the Airflow home settings (``airflow_env``) and every connection the
+    tasks need. ``prepare()`` migrates the metadata DB, creates the portal pools and
+    serialises the DAGs, so the scheduler can run them as soon as it starts.
+    """
+
+    POOLS = (("coupang_supplier_hub", "Supplier Hub"), ("coupang_wing", "Wing"))
+
+    def __init__(self, env: dict[str, str], *, port: int = 8080, log_path: Path | None = None):
+        self.env = {**env, "AIRFLOW__API__PORT": str(port),
+                    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
+                    "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', os.environ.get('PATH', ''))}"}
+        self.home = Path(self.env["AIRFLOW_HOME"])
+        self.url = f"http://localhost:{port}"
+        self.log_path = log_path or self.home / "standalone.log"
+        self.process: subprocess.Popen | None = None
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Run ``airflow <args>`` against this home; a failure raises with the command's output."""
+        done = subprocess.run(["airflow", *args], env=self.env, cwd=ROOT, capture_output=True, text=True)
+        if check and done.returncode != 0:
+            raise RuntimeError(f"airflow {' '.join(args)} exited {done.returncode}:\n{done.stdout[-3000:]}"
+                               f"\n{done.stderr[-3000:]}")
+        return done
+
+    def prepare(self, pool_slots: int = 1) -> None:
+        """Metadata DB, the portal pools (one logged-in seller per portal by default), serialised DAGs."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.cli("db", "migrate")
+        for pool, portal in self.POOLS:
+            self.cli("pools", "set", pool, str(pool_slots), f"{portal}: one logged-in seller at a time")
+        self.cli("dags", "reserialize")
+
+    def start(self, timeout: float = 180) -> None:
+        """Start it and wait until the API answers."""
+        self.process = subprocess.Popen(["airflow", "standalone"], env=self.env, cwd=ROOT, start_new_session=True,
+                                        stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"airflow standalone exited {self.process.returncode}; see {self.log_path}")
+            try:
+                urllib.request.urlopen(f"{self.url}/api/v2/version", timeout=2)
+                return
+            except OSError:
+                time.sleep(1)
+        raise RuntimeError(f"airflow standalone did not answer within {timeout:g} s; see {self.log_path}")
+
+    def logins(self) -> dict[str, str]:
+        passwords = self.home / "simple_auth_manager_passwords.json.generated"
+        return json.loads(passwords.read_text()) if passwords.exists() else {}
+
+    def stop(self) -> None:
+        """SIGINT to the group (standalone stops its components), escalating to SIGTERM and SIGKILL."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
+            for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 20)):
+                try:
+                    process.wait(grace)
+                    break
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, sig)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # components left behind by the parent
+
+
+def postgres_metadata_url(dsn: str, dbname: str) -> str:
+    """Create database ``dbname`` (if missing) on the server of ``dsn``; its SQLAlchemy URL for Airflow."""
+    import psycopg
+    from psycopg import sql
+
+    info = psycopg.conninfo.conninfo_to_dict(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    user = info.get("user", "postgres")
+    password = f":{info['password']}" if info.get("password") else ""
+    host = info.get("host", "localhost")
+    if host.startswith("/"):  # a Unix socket folder
+        return f"postgresql+psycopg2://{user}{password}@/{dbname}?host={host}"
+    return f"postgresql+psycopg2://{user}{password}@{host}:{info.get('port', 5432)}/{dbname}"
 
 
 def connection_json(dsn: str) -> str:

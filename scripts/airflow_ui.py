@@ -9,14 +9,10 @@ State lives in .local/ (Airflow home, warehouse data) so runs survive a restart.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,12 +30,8 @@ def main() -> int:
     state = ROOT / ".local"
     home = state / "airflow"
     home.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **local_stack.airflow_env(home),
-           "AIRFLOW__API__PORT": str(args.port),
-           "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
-    os.environ.update(env)
+    os.environ.update(local_stack.airflow_env(home))
     raw = json.loads(args.scenario.read_text(encoding="utf-8"))
-    env["COUPANG_TODAY"] = raw["today"]
 
     import psycopg
 
@@ -47,6 +39,10 @@ def main() -> int:
     from sandbox import SandboxServer, load_scenario
 
     warehouse = local_stack.EmbeddedWarehouse(state / "pgdata").start()
+    # Airflow's metadata in the same embedded PostgreSQL (database 'airflow'): the scheduler and
+    # the CLI (backfills) write at the same time, which SQLite cannot take.
+    metadata = local_stack.postgres_metadata_url(warehouse.dsn, "airflow")
+    env = {**os.environ, **local_stack.airflow_env(home, metadata_url=metadata), "COUPANG_TODAY": raw["today"]}
     sandbox = SandboxServer(load_scenario(args.scenario))
     sandbox.start()
     standalone = None
@@ -55,46 +51,23 @@ def main() -> int:
         with psycopg.connect(warehouse.dsn, autocommit=True) as conn:
             apply_schema(conn)
             env.update(local_stack.register_scenario_accounts(conn, raw, sandbox))
-        # Pools serialise each portal's browser tasks (one logged-in seller per browser/IP).
-        subprocess.run(["airflow", "db", "migrate"], env=env, check=True, capture_output=True)
-        for pool, portal in (("coupang_supplier_hub", "Supplier Hub"), ("coupang_wing", "Wing")):
-            subprocess.run(["airflow", "pools", "set", pool, "1", f"{portal}: one logged-in seller at a time"],
-                           env=env, check=True, capture_output=True)
-        standalone = subprocess.Popen(["airflow", "standalone"], env=env, cwd=ROOT, start_new_session=True,
-                                      stdout=open(home / "standalone.log", "w"), stderr=subprocess.STDOUT)
-        url = f"http://localhost:{args.port}"
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if standalone.poll() is not None:
-                print(f"airflow standalone exited; see {home / 'standalone.log'}", file=sys.stderr)
-                return 1
-            try:
-                urllib.request.urlopen(f"{url}/api/v2/version", timeout=2)
-                break
-            except OSError:
-                time.sleep(2)
-        passwords = home / "simple_auth_manager_passwords.json.generated"
-        login = json.loads(passwords.read_text()) if passwords.exists() else {}
-        print(f"Airflow UI: {url}")
-        for user, password in login.items():
+        standalone = local_stack.StandaloneAirflow(env, port=args.port, log_path=home / "standalone.log")
+        standalone.prepare()
+        standalone.start()
+        print(f"Airflow UI: {standalone.url}")
+        for user, password in standalone.logins().items():
             print(f"  login: {user} / {password}")
         print(f"Sandbox portal: {sandbox.url}   warehouse: {warehouse.dsn}")
         print("DAGs start paused: unpause coupang_rocket_sales, then trigger it with a date "
               f"(the sandbox's today is {raw['today']}). Ctrl-C stops everything.", flush=True)
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
         return 0
+    except RuntimeError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     finally:
-        if standalone and standalone.poll() is None:
-            os.killpg(standalone.pid, signal.SIGINT)
-            # SIGINT asks standalone to stop its components; escalate if it does not within the grace time.
-            for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 20)):
-                try:
-                    standalone.wait(grace)
-                    break
-                except subprocess.TimeoutExpired:
-                    os.killpg(standalone.pid, sig)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(standalone.pid, signal.SIGKILL)  # components left behind by the parent
+        if standalone:
+            standalone.stop()
         sandbox.stop()
         warehouse.stop()
 
