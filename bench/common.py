@@ -70,7 +70,7 @@ def format_table(report: Report) -> str:
         verdict = "" if f.met is None else ("  MET" if f.met else "  MISSED")
         target = f"  (target {f.target})" if f.target else ""
         note = f"  - {f.note}" if f.note else ""
-        lines.append(f"  {f.name:<48} {f.value:>12.3f} {f.unit:<8}{target}{verdict}{note}")
+        lines.append(f"  {f.name:<62} {f.value:>12.3f} {f.unit:<8}{target}{verdict}{note}")
     return "\n".join(lines)
 
 

@@ -135,6 +135,43 @@ class StandaloneAirflow:
             os.killpg(process.pid, signal.SIGKILL)  # components left behind by the parent
 
 
+class RedirectedOutput(contextlib.AbstractContextManager):
+    """Send everything written to stdout/stderr (Airflow's task logs) to the file ``log``.
+
+    ``say(message)`` still reaches the real console, for progress lines.
+    """
+
+    def __init__(self, log):
+        self.log = log
+        self.console: int | None = None
+        self.saved: tuple[int, int] | None = None
+
+    def say(self, message: str) -> None:
+        os.write(self.console if self.console is not None else 1, (message + "\n").encode())
+
+    def __enter__(self) -> "RedirectedOutput":
+        import sys
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.saved = os.dup(1), os.dup(2)
+        self.console = self.saved[0]
+        os.dup2(self.log.fileno(), 1)
+        os.dup2(self.log.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import sys
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(self.saved[0], 1)
+        os.dup2(self.saved[1], 2)
+        os.close(self.saved[0])
+        os.close(self.saved[1])
+        self.console = None
+
+
 def postgres_metadata_url(dsn: str, dbname: str) -> str:
     """Create database ``dbname`` (if missing) on the server of ``dsn``; its SQLAlchemy URL for Airflow."""
     import psycopg

@@ -10,7 +10,6 @@ when the pipeline itself broke, not when a collection was correctly blocked.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import os
@@ -75,33 +74,15 @@ def _demo(args, parser) -> int:
 
 
 LOG = ROOT / ".local" / "demo.log"
-_console = None
+_say = print
 
 
-def _say(message: str) -> None:
-    os.write(_console if _console is not None else 1, (message + "\n").encode())
-
-
-@contextlib.contextmanager
 def _output_to(log):
-    """Send everything written to stdout/stderr (Airflow's task logs) to ``log``; progress still shows."""
-    global _console
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    _console = saved[0]
-    os.dup2(log.fileno(), 1)
-    os.dup2(log.fileno(), 2)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        os.close(saved[0])
-        os.close(saved[1])
-        _console = None
+    """Airflow's task logs go to ``log``; ``_say`` still prints progress on the console."""
+    global _say
+    redirect = local_stack.RedirectedOutput(log)
+    _say = redirect.say
+    return redirect
 
 
 def run(dsn: str, scenario: dict, sandbox, first: dt.date, last: dt.date) -> int:

@@ -165,8 +165,9 @@ def slack(monkeypatch):
 def collection_dag(warehouse, airflow_db, monkeypatch):
     """``make(sandbox, scenario, dag_id)``: the DAG with the scenario's accounts registered in the warehouse,
     their connections in the environment and the sandbox's clock as today."""
-    import local_stack
     from airflow.dag_processing.dagbag import DagBag
+
+    import local_stack
 
     def make(sandbox, scenario: dict, dag_id: str):
         monkeypatch.setenv("COUPANG_TODAY", scenario["today"])

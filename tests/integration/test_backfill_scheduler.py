@@ -12,8 +12,9 @@ import json
 import socket
 import time
 
-import local_stack
 import pytest
+
+import local_stack
 
 pytestmark = pytest.mark.integration
 D = dt.date.fromisoformat

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-import local_stack
 import pytest
+
+import local_stack
 
 pytestmark = pytest.mark.integration
 D = dt.date.fromisoformat

@@ -7,8 +7,9 @@ import json
 import os
 from pathlib import Path
 
-import local_stack
 import pytest
+
+import local_stack
 
 pytestmark = pytest.mark.integration
 D = dt.date.fromisoformat

@@ -28,6 +28,9 @@ from coupang_sales.model import JET, ROCKET, Window
 
 log = logging.getLogger(__name__)
 
+# Every @task below says multiple_outputs=False: a task's summary is one XCom. Left to
+# infer it from the dict return type, Airflow would also push every key as its own XCom.
+
 # Mapped task instances are named by their account in the UI; each task sets the variable.
 TASK_LABEL = OPERATOR_LABEL = "{{ account_label }}"
 
@@ -112,7 +115,7 @@ def _stages(spec: ChannelSpec):
 def _collect(spec: ChannelSpec, account):
     """extract -> validate -> transform -> load for one account (after the Supplier Hub checks for Rocket)."""
 
-    @task(map_index_template=TASK_LABEL, doc_md=TASK_DOCS["extract"], pool=spec.pool_name)
+    @task(map_index_template=TASK_LABEL, doc_md=TASK_DOCS["extract"], pool=spec.pool_name, multiple_outputs=False)
     def extract(account: dict[str, Any]) -> dict[str, Any]:
         from coupang_sales.airflow_glue import hooks
 
@@ -129,7 +132,7 @@ def _collect(spec: ChannelSpec, account):
         return {"window": [window.start.isoformat(), window.end.isoformat()], "staging": str(staging),
                 "list_until": until.isoformat(), "started_at": started.isoformat(), **summary}
 
-    @task(map_index_template=TASK_LABEL, doc_md=TASK_DOCS["validate"])
+    @task(map_index_template=TASK_LABEL, doc_md=TASK_DOCS["validate"], multiple_outputs=False)
     def validate(account: dict[str, Any], extracted: dict[str, Any]) -> dict[str, Any]:
         window = _window_of(extracted)
         with recorded_attempt(labelled_context(account), account, window):
@@ -137,13 +140,13 @@ def _collect(spec: ChannelSpec, account):
                                              window=window, list_until=dt.date.fromisoformat(extracted["list_until"]))
         return {**extracted, **summary}
 
-    @task(map_index_template=TASK_LABEL, doc_md=TASK_DOCS["transform"])
+    @task(map_index_template=TASK_LABEL, doc_md=TASK_DOCS["transform"], multiple_outputs=False)
     def transform(account: dict[str, Any], validated: dict[str, Any]) -> dict[str, Any]:
         with recorded_attempt(labelled_context(account), account, _window_of(validated)):
             summary = _stages(spec).transform(staging=Path(validated["staging"]) / "raw", account=account)
         return {**validated, **summary}
 
-    @task(map_index_template=TASK_LABEL, doc_md=TASK_DOCS["load"])
+    @task(map_index_template=TASK_LABEL, doc_md=TASK_DOCS["load"], multiple_outputs=False)
     def load(account: dict[str, Any], transformed: dict[str, Any]) -> dict[str, Any]:
         context = labelled_context(account)
         window = _window_of(transformed)
@@ -191,7 +194,7 @@ def build_channel_dag(channel: str, *, doc_md: str | None = None) -> DAG:
         doc_md=doc_md,
         max_active_runs=4,
     ) as dag:
-        @task(doc_md=TASK_DOCS["list_accounts"], retries=3)
+        @task(doc_md=TASK_DOCS["list_accounts"], retries=3, multiple_outputs=False)
         def list_accounts() -> list[dict[str, Any]]:
             from coupang_sales.warehouse import active_accounts, apply_schema
 
@@ -206,7 +209,7 @@ def build_channel_dag(channel: str, *, doc_md: str | None = None) -> DAG:
         def collect(account):
             return _collect(spec, account)
 
-        @task(doc_md=TASK_DOCS["report"], trigger_rule="all_done", on_failure_callback=[])
+        @task(doc_md=TASK_DOCS["report"], trigger_rule="all_done", on_failure_callback=[], multiple_outputs=False)
         def report(accounts: list[dict[str, Any]]) -> None:
             from airflow.sdk.exceptions import AirflowFailException
 
