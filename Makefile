@@ -22,5 +22,8 @@ test: setup
 airflow: setup
 	@$(PY) scripts/airflow_ui.py --scenario "$(SCENARIO)"
 
+bench: setup
+	@$(PY) bench/run.py $(if $(QUICK),--quick)
+
 lint: setup
 	@.venv/bin/ruff check . && .venv/bin/ruff check --select AIR .

@@ -145,6 +145,9 @@ def run(raw: dict, dsn: str, first: dt.date, last: dt.date, daily_days: int, say
         out["range_s"], out["range_sign_ons"] = time.perf_counter() - start, sign_ons() - before
         if result.state != "success":
             raise SystemExit(f"the range run ended {result.state}: see {RESULTS / 'backfill.log'}")
+        windows = conn.execute("SELECT DISTINCT window_start, window_end FROM sales.collection_runs").fetchall()
+        if windows != [(first, last)]:
+            raise SystemExit(f"the range run collected {windows}, not {first}..{last}")
         daily_first = last - dt.timedelta(days=daily_days - 1)
         from_range = rows_by_day(conn, daily_first, last)
         conn.execute("DELETE FROM sales.order_lines")

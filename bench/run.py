@@ -1,0 +1,65 @@
+"""Runs every benchmark, each in its own process, and prints every figure and ratio.
+
+    .venv/bin/python bench/run.py [--quick] [--only NAME ...]      (or: make bench)
+
+``--quick`` runs each benchmark at a small size to check it works (minutes, not the
+figures of record). The figures of record are the defaults; ``docs/performance.md``
+holds them with the machine they came from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+from common import RESULTS, ROOT, Figure, Report, format_table, machine
+
+BENCHMARKS = {
+    # name: (script, arguments of the --quick size)
+    "dag_parse": ("bench_dag_parse.py", ["--runs", "3"]),
+    "data_path": ("bench_data_path.py", ["--lines", "20000", "--invoices", "20"]),
+    "extraction": ("bench_extraction.py", ["--invoices", "5", "--lines", "20", "--repeat", "1"]),
+    "backfill": ("bench_backfill.py", ["--range-days", "20", "--daily-days", "2", "--lines", "5"]),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the benchmarks")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run, not figures of record")
+    parser.add_argument("--only", nargs="*", choices=sorted(BENCHMARKS), default=sorted(BENCHMARKS))
+    args = parser.parse_args(argv)
+    print(f"machine: {machine()}", flush=True)
+    reports, failed = [], []
+    for name in [n for n in BENCHMARKS if n in args.only]:
+        script, quick = BENCHMARKS[name]
+        if not (ROOT / "bench" / script).exists():
+            failed.append(f"{name}: {script} is missing")
+            continue
+        print(f"\n--- {name} ---", flush=True)
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, str(ROOT / "bench" / script), *(quick if args.quick else [])],
+                              cwd=ROOT)
+        print(f"({name}: {time.perf_counter() - start:.0f} s)", flush=True)
+        if done.returncode != 0:
+            failed.append(f"{name}: exited {done.returncode}")
+            continue
+        payload = json.loads((RESULTS / f"{name}.json").read_text())
+        report = Report(name, settings=payload["settings"])
+        report.figures = [Figure(**{k: v for k, v in f.items() if k != "met"}) for f in payload["figures"]]
+        reports.append(report)
+    print("\n=== summary ===")
+    for report in reports:
+        print(format_table(report))
+    missed = [f"{r.benchmark}: {f.name}" for r in reports for f in r.figures if f.met is False]
+    for line in failed:
+        print(f"FAILED  {line}")
+    for line in missed:
+        print(f"MISSED  {line}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
