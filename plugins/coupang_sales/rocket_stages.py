@@ -39,11 +39,13 @@ def extract(session: "SupplierHubSession", *, account: Mapping[str, Any], window
     session.login()
     invoices = session.list_invoices(window.start, list_until)
     (staging / INVOICES_FILE).write_text(json.dumps(invoices, ensure_ascii=False), encoding="utf-8")
+    numbers = []
     for row in invoices:
         invoice_no = str(row.get("계산서번호", "")).strip()
         if not invoice_no:
             raise ExportFormatError(f"일반매입계정: a row has no 계산서번호: {sorted(row)}")
-        path = session.download_receive_detail(invoice_no)
+        numbers.append(invoice_no)
+    for invoice_no, path in zip(numbers, session.download_receive_details(numbers), strict=True):
         target = staging / f"receive_detail_{invoice_no}.xlsx"
         if path != target:
             path.replace(target)

@@ -260,6 +260,25 @@ def test_download_receive_detail_saves_the_messy_xlsx(portal, open_hub, tmp_path
     assert rows[-1][DETAIL_HEADERS.index("총단가")] == "47,300"
 
 
+def test_download_receive_details_fetches_several_at_once_and_keeps_their_order(portal, open_hub):
+    numbers = ["60000004", BIG_INVOICE, "60000000", "60000002", "60000001"]
+    with open_hub(portal, "hub_ok", fetch_concurrency=2) as hub:
+        hub.login()
+        paths = hub.download_receive_details(numbers)
+    assert [p.name for p in paths] == [f"receive_detail_{n}.xlsx" for n in numbers]
+    for number, path in zip(numbers, paths, strict=True):
+        rows = CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0).to_python()
+        invoice_column = DETAIL_HEADERS.index("계산서번호")
+        assert {r[invoice_column] for r in rows if r[0] in ("발주", "반출")} == {number}
+
+
+def test_one_bad_invoice_in_a_batch_fails_the_batch_naming_it(portal, open_hub):
+    with open_hub(portal, "hub_ok") as hub:
+        hub.login()
+        with pytest.raises(ExportFormatError, match="invoice 99999999"):
+            hub.download_receive_details(["60000000", "99999999", "60000001"])
+
+
 def test_download_receive_detail_through_the_browser(portal, open_hub):
     with open_hub(portal, "hub_ok", download_mode="browser") as hub:
         hub.login()

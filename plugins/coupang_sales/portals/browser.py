@@ -50,8 +50,6 @@ def _options(download_dir: Path, headless: bool) -> Options:
         "download.directory_upgrade": True,
         "safebrowsing.enabled": False,
     })
-    # The performance log carries each page's HTTP status, which WebDriver does not expose.
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     return options
 
 

@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
@@ -96,18 +96,6 @@ class PurchaseAccountPage(Page):
         return self.count("purchase_account.total")
 
 
-class ReceiveDetailPage(Page):
-    """입고상세내역 of one invoice, with its Excel download link."""
-
-    name = "입고상세내역"
-
-    def excel_url(self) -> str:
-        href = self.find("receive_detail.excel").get_attribute("href")
-        if not href:
-            raise ExportFormatError(f"{self.name}: the Excel download link has no address")
-        return href
-
-
 class SubAccountsPage(Page):
     """부계정 관리: the sub-accounts with their expiry date and a 연장하기 button each."""
 
@@ -154,13 +142,15 @@ class SupplierHubSession(PortalSession):
 
     def __init__(self, *, base_url: str, username: str, password: str, download_dir: Path,
                  sso_url: str | None = None, timeout: float = 20.0, artifacts_dir: Path | None = None,
-                 driver_factory: Callable[[Path], WebDriver] = open_browser, download_mode: str = "http"):
-        if download_mode not in ("http", "browser"):
-            raise ValueError("download_mode must be 'http' or 'browser'")
+                 driver_factory: Callable[[Path], WebDriver] = open_browser, download_mode: str = "fetch",
+                 fetch_concurrency: int = 3):
+        if download_mode not in ("fetch", "browser"):
+            raise ValueError("download_mode must be 'fetch' or 'browser'")
         super().__init__(base_url=base_url, username=username, password=password, download_dir=download_dir,
                          sso_url=sso_url, timeout=timeout, artifacts_dir=artifacts_dir,
                          driver_factory=driver_factory)
         self.download_mode = download_mode
+        self.fetch_concurrency = max(1, int(fetch_concurrency))
 
     @property
     def username(self) -> str:
@@ -248,42 +238,81 @@ class SupplierHubSession(PortalSession):
                                     f"reports a total of {total}")
         return rows
 
-    @step("download_receive_detail")
     def download_receive_detail(self, invoice_no: str) -> Path:
         """The 입고상세내역 .xlsx of one invoice, saved as ``receive_detail_{invoice_no}.xlsx``."""
-        if not _SAFE_INVOICE_NO.match(invoice_no):
-            raise CollectionError("configuration_error", f"not a 계산서번호: {invoice_no!r}")
-        url = f"{self.base_url}{PATHS['receive_detail']}?" + urlencode({"vendorPaymentInfoSeq": invoice_no, "page": 1})
-        page_name = f"입고상세내역 of invoice {invoice_no}"
-        found = self._visit(url, page_name, {"notice": "settlement.tax_invoice_notice",
-                                             "excel": "receive_detail.excel", "error": "page.error"})
+        return self.download_receive_details([invoice_no])[0]
+
+    @step("download_receive_detail")
+    def download_receive_details(self, invoice_nos: Sequence[str]) -> list[Path]:
+        """The 입고상세내역 .xlsx of each invoice, in order, saved as ``receive_detail_{invoice_no}.xlsx``.
+
+        ``download_mode`` 'fetch' (the default) reads each 입고상세내역 page and the Excel
+        file it links to from inside the signed-on page, without rendering it, up to
+        ``fetch_concurrency`` invoices at a time (a browser loading a page makes as many
+        requests at once); 'browser' opens each page and clicks the link as a person
+        would, one at a time (slower; for a site that only serves the file to a click).
+        Either way a file is saved only whole, after its checks.
+        """
+        for invoice_no in invoice_nos:
+            if not _SAFE_INVOICE_NO.match(invoice_no):
+                raise CollectionError("configuration_error", f"not a 계산서번호: {invoice_no!r}")
+        paths: list[Path] = []
+        step = 1 if self.download_mode == "browser" else self.fetch_concurrency
+        for first in range(0, len(invoice_nos), step):
+            batch = list(invoice_nos[first:first + step])
+            if self.download_mode == "browser":
+                bodies = [self._download_in_browser(batch[0])]
+            else:
+                bodies = self._fetch_detail_excels(batch)
+            for invoice_no, body in zip(batch, bodies, strict=True):
+                target = self.download_dir / f"receive_detail_{invoice_no}.xlsx"
+                partial = target.with_name(target.name + ".part")
+                partial.write_bytes(body)
+                os.replace(partial, target)  # never leave a half-written file under the final name
+                log.info("downloaded 입고상세내역 of invoice %s (%d bytes)", invoice_no, len(body))
+                paths.append(target)
+        return paths
+
+    def _detail_url(self, invoice_no: str) -> str:
+        return f"{self.base_url}{PATHS['receive_detail']}?" + urlencode({"vendorPaymentInfoSeq": invoice_no, "page": 1})
+
+    @staticmethod
+    def _judge_detail_page(page_name: str, found: str, shown: str) -> None:
         if found == "notice":
             raise CollectionError("tax_invoice_pending",
                                   f"{page_name}: Supplier Hub shows '미처리된 세금계산서' instead of the lines")
         if found == "error":
-            shown = self.driver.find_element(*SELECTORS["page.error"]).text.strip()
-            raise ExportFormatError(f"{page_name}: the portal shows an error instead of the lines: {shown!r}")
-        target = self.download_dir / f"receive_detail_{invoice_no}.xlsx"
-        if self.download_mode == "browser":
-            body = self._download_in_browser(invoice_no)
-        else:
-            body = self._fetch(ReceiveDetailPage(self.driver, SELECTORS).excel_url(), invoice_no)
-        partial = target.with_name(target.name + ".part")
-        partial.write_bytes(body)
-        os.replace(partial, target)  # never leave a half-written file under the final name
-        log.info("downloaded 입고상세내역 of invoice %s (%d bytes)", invoice_no, len(body))
-        return target
+            raise ExportFormatError(f"{page_name}: the portal shows an error instead of the lines: {shown.strip()!r}")
+        if found != "excel":
+            raise ExportFormatError(f"{page_name}: the page has no Excel download link "
+                                    f"({SELECTORS['receive_detail.excel'][1]})")
 
-    def _fetch(self, url: str, invoice_no: str) -> bytes:
-        """Download over HTTP with the browser's cookies: faster than a browser download."""
-        what = f"입고상세내역 Excel of invoice {invoice_no} ({url_path(url)})"
-        response = self._request("GET", url, what)
-        if response.status_code != 200:
-            raise ExportFormatError(f"{what}: HTTP {response.status_code} instead of a file")
-        return self._check_xlsx(response.content, what)
+    def _fetch_detail_excels(self, invoice_nos: list[str]) -> list[bytes]:
+        probes = {"notice": "settlement.tax_invoice_notice", "error": "page.error", "excel": "receive_detail.excel"}
+        names = [f"입고상세내역 of invoice {n}" for n in invoice_nos]
+        answers = self._fetch_in_page([self._detail_url(n) for n in invoice_nos], names,
+                                      probes=list(probes.values()), follow=probes["excel"])
+        bodies = []
+        for invoice_no, page_name, (page, file) in zip(invoice_nos, names, answers, strict=True):
+            found = next((name for name, key in probes.items() if key in page.found), "")
+            shown = self._scrub(str(page.found.get(probes["error"], {}).get("text") or ""))
+            self._judge_detail_page(page_name, found, shown)
+            if file is None:
+                raise ExportFormatError(f"{page_name}: the Excel download link has no address")
+            what = f"입고상세내역 Excel of invoice {invoice_no} ({url_path(file.url)})"
+            if file.status != 200:
+                raise ExportFormatError(f"{what}: HTTP {file.status} instead of a file")
+            bodies.append(self._check_xlsx(file.body, what))
+        return bodies
 
     def _download_in_browser(self, invoice_no: str) -> bytes:
-        """Click the Excel link and pick the file up from the browser (local, or a Grid node)."""
+        """Open the 입고상세내역 page, click the Excel link and pick the file up from the
+        browser (local, or a Grid node)."""
+        page_name = f"입고상세내역 of invoice {invoice_no}"
+        found = self._visit(self._detail_url(invoice_no), page_name, {
+            "notice": "settlement.tax_invoice_notice", "excel": "receive_detail.excel", "error": "page.error"})
+        shown = self._scrub(self.driver.find_element(*SELECTORS["page.error"]).text) if found == "error" else ""
+        self._judge_detail_page(page_name, found, shown)
         what = f"입고상세내역 Excel of invoice {invoice_no}"
         remote = not isinstance(self.driver, ChromiumDriver)
         before = set(self.driver.get_downloadable_files()) if remote else set(os.listdir(self.download_dir))

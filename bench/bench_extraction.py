@@ -1,0 +1,229 @@
+"""Benchmark 2: browser extraction against plain HTTP after login.
+
+    .venv/bin/python bench/bench_extraction.py [--invoices 30] [--lines 100] [--repeat 3]
+
+One Rocket account in the sandbox (served from its own process, so the client and the
+server do not share a GIL) has ``--invoices`` invoices of ``--lines`` 입고상세내역 lines.
+In the same run, alternating, ``--repeat`` times each:
+
+- **browser**: the project's extraction exactly as the DAG's extract task runs it
+  (``rocket_stages.extract``): start Chromium, sign on, list the invoices at
+  일반매입계정, and download every 입고상세내역 export;
+- **plain HTTP**: the physical limit: with the cookies of an already signed-on browser,
+  one ``requests.Session`` fetches the same list pages and the same exports, knowing
+  their addresses, and nothing else (no browser start, no sign-on, no checks).
+
+Reports the median of each, their ratio (target <= 2), the browser side's steps, and
+checks both sides fetched byte-identical exports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import common
+from common import ROOT, Report
+
+ACCOUNT = "V00000800"
+USERNAME, PASSWORD = "sub_extract", "pw-sub_extract"
+DAY = dt.date(2026, 3, 2)
+
+
+def scenario(invoices: int, lines: int) -> dict:
+    out = []
+    for i in range(invoices):
+        out.append({
+            "invoice_no": f"7{i:07d}", "written_date": DAY.isoformat(),
+            "tax_invoice_confirmed": (DAY + dt.timedelta(days=1)).isoformat(),
+            "lines": [{"kind": "발주", "po_no": f"8{i:04d}{n:04d}", "sku_id": f"{70000 + n}",
+                       "sku_name": f"벤치 상품 {n} 500g x {1 + n % 4}",
+                       "moved_date": (DAY - dt.timedelta(days=1)).isoformat(),
+                       "center": "이천1", "qty": 1 + n % 7, "unit_price": 12_100, "unit_supply": 11_000,
+                       "unit_tax": 1_100} for n in range(lines)],
+        })
+    return {"today": (DAY + dt.timedelta(days=2)).isoformat(),
+            "rocket": {"accounts": [{"account_id": ACCOUNT, "vendor_name": "주식회사 추출", "username": USERNAME,
+                                     "password": PASSWORD, "sub_account_expires": "2099-12-31",
+                                     "invoices": out}]},
+            "jet": {"accounts": []}}
+
+
+class Sandbox:
+    """``python -m sandbox`` in its own process."""
+
+    def __init__(self, scenario_path: Path):
+        self.proc = subprocess.Popen([sys.executable, "-m", "sandbox", "--scenario", str(scenario_path)],
+                                     cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                                     env={**os.environ, "PYTHONPATH": str(ROOT / "include")})
+        line = self.proc.stdout.readline()
+        if "listening on" not in line:
+            self.stop()
+            raise SystemExit(f"the sandbox did not start: {line!r}")
+        self.url = line.rsplit(" ", 1)[1].strip()
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def timed_steps(session, into: dict[str, float]) -> None:
+    """Wrap the session's steps to add their wall time to ``into`` (the bench's own instrumentation)."""
+    for name in ("_browser", "login", "list_invoices", "download_receive_details"):
+        method = getattr(session, name)
+
+        def wrapper(*args, _method=method, _name=name, **kwargs):
+            with common.timed(into, _name):
+                return _method(*args, **kwargs)
+
+        setattr(session, name, wrapper)
+
+
+def browser_run(base_url: str, work: Path, invoices: int) -> tuple[float, dict[str, float], dict[str, str]]:
+    from coupang_sales import rocket_stages
+    from coupang_sales.model import Window
+    from coupang_sales.portals.supplier_hub import SupplierHubSession
+
+    staging = work / "browser"
+    shutil.rmtree(staging, ignore_errors=True)
+    steps: dict[str, float] = {}
+    start = time.perf_counter()
+    session = SupplierHubSession(base_url=base_url, username=USERNAME, password=PASSWORD,
+                                 download_dir=work / "downloads")
+    timed_steps(session, steps)
+    with session:
+        summary = rocket_stages.extract(session, account={"account_id": ACCOUNT}, window=Window(DAY, DAY),
+                                        list_until=DAY, staging=staging)
+    elapsed = time.perf_counter() - start
+    if summary["invoices"] != invoices:
+        raise SystemExit(f"the browser listed {summary['invoices']} invoices, not {invoices}")
+    return elapsed, steps, digests(staging.glob("receive_detail_*.xlsx"))
+
+
+def plain_http_run(base_url: str, cookies: list[dict], invoices: int) -> tuple[float, float, dict[str, str]]:
+    """Returns the whole time, the time of the exports alone, and the exports' digests."""
+    import re
+
+    import requests
+
+    from coupang_sales.portals.supplier_hub import LIST_PAGE_SIZE, PATHS
+
+    start = time.perf_counter()
+    http = requests.Session()
+    for cookie in cookies:
+        http.cookies.set(cookie["name"], cookie["value"])
+    numbers: list[str] = []
+    page = 1
+    while len(numbers) < invoices:
+        response = http.get(f"{base_url}{PATHS['purchase_account']}", params={
+            "page": page, "size": LIST_PAGE_SIZE, "startDate": DAY.isoformat(), "endDate": DAY.isoformat()},
+            allow_redirects=False)
+        response.raise_for_status()
+        found = re.findall(r"vendorPaymentInfoSeq=(\d+)&amp;page=1", response.text)
+        if not found:
+            break
+        numbers += found
+        page += 1
+    bodies = {}
+    exports_start = time.perf_counter()
+    for number in numbers:
+        response = http.get(f"{base_url}/scm/receive/detail/excel", params={"vendorPaymentInfoSeq": number},
+                            allow_redirects=False)
+        response.raise_for_status()
+        bodies[number] = response.content
+    end = time.perf_counter()
+    if len(bodies) != invoices:
+        raise SystemExit(f"plain HTTP found {len(bodies)} invoices, not {invoices}")
+    return end - start, end - exports_start, {n: hashlib.sha256(sheet_cells(b)).hexdigest() for n, b in bodies.items()}
+
+
+def sheet_cells(body: bytes) -> bytes:
+    """The cells of an export without its 조회일시 stamp (the same file fetched twice differs only there)."""
+    import io
+
+    from openpyxl import load_workbook
+
+    rows = load_workbook(io.BytesIO(body), read_only=True).active.iter_rows(min_row=3, values_only=True)
+    return json.dumps([list(r) for r in rows], ensure_ascii=False).encode()
+
+
+def digests(paths) -> dict[str, str]:
+    return {p.stem.removeprefix("receive_detail_"): hashlib.sha256(sheet_cells(p.read_bytes())).hexdigest()
+            for p in paths}
+
+
+def signed_on_cookies(base_url: str, work: Path) -> list[dict]:
+    from coupang_sales.portals.supplier_hub import SupplierHubSession
+
+    with SupplierHubSession(base_url=base_url, username=USERNAME, password=PASSWORD,
+                            download_dir=work / "cookies") as session:
+        session.login()
+        return session.driver.get_cookies()
+
+
+def main(argv: list[str] | None = None) -> Report:
+    parser = argparse.ArgumentParser(description="Browser extraction vs plain HTTP")
+    parser.add_argument("--invoices", type=int, default=30)
+    parser.add_argument("--lines", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="coupang-bench-extraction-"))
+    scenario_path = work / "scenario.json"
+    scenario_path.write_text(json.dumps(scenario(args.invoices, args.lines), ensure_ascii=False))
+    sandbox = Sandbox(scenario_path)
+    report = Report("extraction", settings={"invoices": args.invoices, "lines": args.lines, "repeat": args.repeat})
+    try:
+        base_url = sandbox.url
+        browser_times, http_times, http_export_times, all_steps = [], [], [], []
+        cookies = signed_on_cookies(base_url, work)
+        for _ in range(args.repeat):
+            elapsed, steps, from_browser = browser_run(base_url, work, args.invoices)
+            browser_times.append(elapsed)
+            all_steps.append(steps)
+            elapsed, exports, from_http = plain_http_run(base_url, cookies, args.invoices)
+            http_times.append(elapsed)
+            http_export_times.append(exports)
+            if from_browser != from_http:
+                raise SystemExit("the browser and plain HTTP fetched different exports")
+    finally:
+        sandbox.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    browser_s, http_s = statistics.median(browser_times), statistics.median(http_times)
+    report.add("browser extraction (Chromium start + sign-on included)", browser_s, "s",
+               note=f"median of {args.repeat}")
+    report.add("plain HTTP after login, same list and exports", http_s, "s", note=f"median of {args.repeat}")
+    report.add("browser / plain HTTP", browser_s / http_s, "x", "<= 2")
+    step = {name: statistics.median(s.get(name, 0.0) for s in all_steps)
+            for name in ("_browser", "login", "list_invoices", "download_receive_details")}
+    report.add("browser step: Chromium start", step["_browser"], "s")
+    report.add("browser step: sign-on", step["login"], "s")
+    report.add("browser step: list (일반매입계정)", step["list_invoices"], "s")
+    report.add(f"browser step: {args.invoices} exports", step["download_receive_details"], "s")
+    report.add("fixed cost per browser session (Chromium start + sign-on)", step["_browser"] + step["login"], "s",
+               note="paid once per account and task, whatever the size")
+    per_browser = step["download_receive_details"] / args.invoices
+    per_http = statistics.median(http_export_times) / args.invoices
+    report.add("per export: browser", per_browser * 1000, "ms")
+    report.add("per export: plain HTTP", per_http * 1000, "ms")
+    report.add("per export: browser / plain HTTP", per_browser / per_http, "x",
+               note="the marginal cost, without the fixed cost")
+    report.emit()
+    return report
+
+
+if __name__ == "__main__":
+    main()
