@@ -79,6 +79,8 @@ def select_columns(
 def cell_text(series: pd.Series) -> pd.Series:
     """Cells as trimmed text; blanks become ''; a whole number read as float loses its '.0'."""
     def one(value: object) -> str:
+        if type(value) is str:
+            return value.strip()
         if value is None or value is pd.NA or (isinstance(value, float) and value != value):
             return ""
         if isinstance(value, float) and value.is_integer():
@@ -106,7 +108,17 @@ def parse_dates(series: pd.Series, *, column: str, source: str) -> pd.Series:
             raise ExportFormatError(
                 f"{source}: column {column!r} row {position + 1}: {value!r} is not a date") from None
 
-    return pd.Series([one(i, v) for i, v in enumerate(series.tolist())], index=series.index, dtype=object)
+    seen: dict[object, dt.date] = {}  # a few distinct dates over many rows: parse each once
+    out = []
+    for position, value in enumerate(series.tolist()):
+        try:
+            day = seen[value]
+        except KeyError:
+            day = seen[value] = one(position, value)
+        except TypeError:
+            day = one(position, value)
+        out.append(day)
+    return pd.Series(out, index=series.index, dtype=object)
 
 
 def _is_missing(value: object) -> bool:
@@ -148,8 +160,14 @@ def parse_won(series: pd.Series, *, column: str, blank_as_zero: bool = False) ->
     naming ``column``, the 1-based data row and the value.
     """
     values: list[int] = []
+    seen: dict[object, int | None] = {}  # exports repeat prices and counts: convert each text once
     for position, cell in enumerate(series.tolist()):
-        number = _to_int(cell, blank_as_zero=blank_as_zero)
+        try:
+            number = seen[cell]
+        except KeyError:
+            number = seen[cell] = _to_int(cell, blank_as_zero=blank_as_zero)
+        except TypeError:  # an unhashable cell: converted on its own
+            number = _to_int(cell, blank_as_zero=blank_as_zero)
         if number is None or abs(number) > _INT64_MAX:
             raise ExportFormatError(f"column {column!r} row {position + 1}: {cell!r} is not a whole number")
         values.append(number)
@@ -161,6 +179,8 @@ SUMMARY_LABELS = {"합계", "총계", "소계", "total"}
 
 def _cell_text(value: object) -> str:
     """A cell as the text a person sees; integral floats lose their '.0' (calamine reads numbers as float)."""
+    if type(value) is str:  # nearly every cell of the portals' exports: first, for speed
+        return value.strip()
     if value is None:
         return ""
     if isinstance(value, bool):

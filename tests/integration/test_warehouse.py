@@ -113,3 +113,15 @@ def test_an_account_with_nothing_in_its_window_loads_zero_rows(warehouse):
     assert list(empty.columns) == list(ORDER_LINE_COLUMNS)
     result = replace_window(warehouse, channel=ROCKET, account_id="V1", window=WINDOW, lines=empty, run_id="r")
     assert result.rows_loaded == 0 and table(warehouse) == []
+
+
+def test_text_with_tabs_backslashes_and_line_breaks_arrives_as_it_was(warehouse):
+    lines = frame(("PO\\1", "2026-01-05", 9_007_199_254_740_993), ("PO2", "2026-01-06", -5))
+    lines.loc[0, "product_name"] = "보리차\t1L\\x 12\r\n(신상)"
+    lines.loc[1, "product_name"] = None
+    lines.loc[1, "option_id"] = ""
+    replace_window(warehouse, channel=ROCKET, account_id="V1", window=WINDOW, lines=lines, run_id="r")
+    rows = warehouse.execute("SELECT order_id, product_name, option_id, payment_amount, collected_commission "
+                             "FROM sales.order_lines ORDER BY order_id").fetchall()
+    assert rows == [("PO2", None, "", -5, None),
+                    ("PO\\1", "보리차\t1L\\x 12\r\n(신상)", "S1", 9_007_199_254_740_993, None)]

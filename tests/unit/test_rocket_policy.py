@@ -126,3 +126,62 @@ def test_unknown_line_kind_fails_loudly():
 def test_line_of_an_unlisted_invoice_fails():
     with pytest.raises(ExportFormatError, match="missing from 일반매입계정"):
         run([invoice("300", "2026-01-05", 9_900)], [line("999", "발주", "PO1", "S1", 1, 9_000, 900)])
+
+
+def _greedy_returns(lines: list[dict]) -> tuple[dict[tuple[str, str], tuple[int, int]], dict[tuple, tuple[int, int]]]:
+    """The return rule stated one line at a time, as the policy reads: per (발주번호, SKU번호), take
+    the returned quantity and 총단가 from the purchase lines newest 작성일자 first (ties: line_key
+    descending), each giving at most what it holds. Returns what is left per line and what
+    stays unmatched per group."""
+    written = {"300": "2026-01-05", "301": "2026-01-06", "302": "2026-01-07"}
+    lines = [dict(t) for t in dict.fromkeys(tuple(x.items()) for x in lines)]  # verbatim repeats are one line
+    held: dict[tuple, list[int]] = {}
+    for x in lines:
+        if x["구분"] == "발주":
+            key = (x["번호"], f"{x['계산서번호']}:{x['SKU번호']}:{x['입고/반출일자']}:{x['물류센터']}")
+            qty, amount = held.get(key, [0, 0])
+            held[key] = [qty + int(x["수량"]), amount + int(x["총단가"].replace(",", ""))]
+    unmatched = {}
+    returns: dict[tuple[str, str], list[int]] = {}
+    for x in lines:
+        if x["구분"] == "반출":
+            want = returns.setdefault((x["번호"], x["SKU번호"]), [0, 0])
+            want[0] -= int(x["수량"])
+            want[1] -= int(x["총단가"].replace(",", ""))
+    for (po, sku), (qty_left, amount_left) in sorted(returns.items()):
+        targets = [k for k in held if k[0] == po and k[1].split(":")[1] == sku]
+        for key in sorted(targets, key=lambda k: (written[k[1].split(":")[0]], k[1]), reverse=True):
+            take_qty, take_amount = min(qty_left, held[key][0]), min(amount_left, held[key][1])
+            held[key][0] -= take_qty
+            held[key][1] -= take_amount
+            qty_left, amount_left = qty_left - take_qty, amount_left - take_amount
+        if qty_left or amount_left:
+            unmatched[(po, sku)] = (qty_left, amount_left)
+    return {k: tuple(v) for k, v in held.items()}, unmatched
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_returns_restate_like_the_one_line_at_a_time_rule(seed):
+    """Random purchases and returns over three invoices: the vectorised restatement gives
+    exactly what the rule stated line by line gives, including the unmatched remainders."""
+    import random
+
+    rng = random.Random(seed)
+    invoices = {"300": "2026-01-05", "301": "2026-01-06", "302": "2026-01-07"}
+    lines = []
+    for _ in range(rng.randint(1, 25)):
+        no, po, sku = rng.choice(list(invoices)), rng.choice(["PO1", "PO2"]), rng.choice(["S1", "S2"])
+        kind = rng.choice(["발주", "발주", "반출"])
+        qty = rng.randint(1, 6) * (-1 if kind == "반출" else 1)
+        lines.append(line(no, kind, po, sku, qty, rng.choice([900, 1_000]), rng.choice([90, 100]),
+                          moved=rng.choice(["2026-01-02", "2026-01-03"]), center=rng.choice(["이천1", "평택"])))
+    if not any(x["구분"] == "발주" for x in lines):
+        lines.append(line("300", "발주", "PO1", "S1", 1, 1_000, 100))
+    payable = {no: sum(int(x["총단가"].replace(",", "")) for x in lines if x["계산서번호"] == no) for no in invoices}
+    result = run([invoice(no, day, payable[no]) for no, day in invoices.items()], lines)
+    expected_lines, expected_unmatched = _greedy_returns(lines)
+    got = {(r.order_id, r.line_key): (r.quantity, r.payment_amount) for r in result.order_lines.itertuples()}
+    assert got == expected_lines
+    got_unmatched = {(r.po_no, r.sku_id): (r.unmatched_qty, r.unmatched_amount)
+                     for r in result.unmatched_returns.itertuples()}
+    assert got_unmatched == expected_unmatched

@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from coupang_sales.errors import ExportFormatError
@@ -115,27 +116,8 @@ def transform(invoices: pd.DataFrame, lines: pd.DataFrame, *, account_id: str) -
                  .agg(sku_id=("sku_id", "first"), sku_name=("sku_name", "first"),
                       sales_date=("sales_date", "first"), qty=("qty", "sum"),
                       total_price=("total_price", "sum")))
-    purchases["returned_qty"] = pd.array([0] * len(purchases), dtype="Int64")
-    purchases["returned_amount"] = pd.array([0] * len(purchases), dtype="Int64")
-
-    unmatched = []
-    returns = lines[lines["kind"] == RETURN]
-    for (po_no, sku_id), group in returns.groupby(["po_no", "sku_id"], sort=True):
-        qty_left = int(-group["qty"].sum())
-        amount_left = int(-group["total_price"].sum())
-        targets = purchases[(purchases["po_no"] == po_no) & (purchases["sku_id"] == sku_id)]
-        for idx in targets.sort_values(["sales_date", "line_key"], ascending=False).index:
-            room_qty = int(purchases.at[idx, "qty"] - purchases.at[idx, "returned_qty"])
-            room_amount = int(purchases.at[idx, "total_price"] - purchases.at[idx, "returned_amount"])
-            take_qty, take_amount = min(qty_left, room_qty), min(amount_left, room_amount)
-            purchases.at[idx, "returned_qty"] += take_qty
-            purchases.at[idx, "returned_amount"] += take_amount
-            qty_left -= take_qty
-            amount_left -= take_amount
-        if qty_left > 0 or amount_left > 0:
-            unmatched.append({"po_no": po_no, "sku_id": sku_id,
-                              "invoices": ",".join(sorted(set(group["invoice_no"]))),
-                              "unmatched_qty": qty_left, "unmatched_amount": amount_left})
+    purchases[["returned_qty", "returned_amount"]], unmatched_frame = _apply_returns(
+        purchases, lines[lines["kind"] == RETURN])
 
     quantity = (purchases["qty"] - purchases["returned_qty"]).astype("Int64")
     payment = (purchases["total_price"] - purchases["returned_amount"]).astype("Int64")
@@ -160,6 +142,55 @@ def transform(invoices: pd.DataFrame, lines: pd.DataFrame, *, account_id: str) -
         "cancelled_amount": purchases["returned_amount"].astype("Int64"),
     }, columns=list(ORDER_LINE_COLUMNS))
     order_lines["is_cancelled"] = order_lines["is_cancelled"].astype(bool)
-    unmatched_frame = pd.DataFrame(
-        unmatched, columns=["po_no", "sku_id", "invoices", "unmatched_qty", "unmatched_amount"])
     return RocketResult(order_lines.reset_index(drop=True), unmatched_frame)
+
+
+def _apply_returns(purchases: pd.DataFrame, returns: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """How much of each purchase line the 반출 lines take back, and what they could not.
+
+    Per (발주번호, SKU번호) the returned quantity and 총단가 are taken from the matching
+    purchase lines newest 작성일자 first (then line_key, descending), each line giving at
+    most what it holds; quantity and amount are allocated independently. Done for all
+    groups at once with cumulative sums: a line's take is what is left of the group's
+    return after the newer lines' capacity, capped by its own.
+
+    Returns (``returned_qty``, ``returned_amount`` aligned to ``purchases``; and the
+    unmatched remainder per group with the invoices its 반출 lines came from).
+    """
+    empty_unmatched = pd.DataFrame(columns=["po_no", "sku_id", "invoices", "unmatched_qty", "unmatched_amount"])
+    zero = pd.DataFrame({"returned_qty": pd.array([0] * len(purchases), dtype="Int64"),
+                         "returned_amount": pd.array([0] * len(purchases), dtype="Int64")}, index=purchases.index)
+    if returns.empty:
+        return zero, empty_unmatched
+    wanted = (returns.groupby(["po_no", "sku_id"], sort=True)
+              .agg(want_qty=("qty", "sum"), want_amount=("total_price", "sum"),
+                   invoices=("invoice_no", lambda s: ",".join(sorted(set(s)))))
+              .reset_index())
+    wanted["want_qty"] = -wanted["want_qty"].astype("int64")
+    wanted["want_amount"] = -wanted["want_amount"].astype("int64")
+
+    candidates = purchases[["po_no", "sku_id", "sales_date", "line_key", "qty", "total_price"]].reset_index()
+    candidates = candidates.merge(wanted, on=["po_no", "sku_id"], how="inner")
+    candidates = candidates.sort_values(["po_no", "sku_id", "sales_date", "line_key"],
+                                        ascending=[True, True, False, False], kind="stable")
+    group_keys = [candidates["po_no"], candidates["sku_id"]]
+    taken = zero.copy()
+    positions = candidates["index"].to_numpy()
+    for room_column, want_column, out_column in (("qty", "want_qty", "returned_qty"),
+                                                 ("total_price", "want_amount", "returned_amount")):
+        room = candidates[room_column].to_numpy(dtype="int64").clip(min=0)
+        newer = pd.Series(room, index=candidates.index).groupby(group_keys, sort=False).cumsum().to_numpy() - room
+        take = np.minimum((candidates[want_column].to_numpy(dtype="int64") - newer).clip(min=0), room)
+        taken.loc[positions, out_column] = take
+
+    given = candidates.assign(qty_taken=taken.loc[positions, "returned_qty"].to_numpy(),
+                              amount_taken=taken.loc[positions, "returned_amount"].to_numpy())
+    given = given.groupby(["po_no", "sku_id"]).agg(qty_taken=("qty_taken", "sum"),
+                                                    amount_taken=("amount_taken", "sum"))
+    left = wanted.merge(given, on=["po_no", "sku_id"], how="left").fillna({"qty_taken": 0, "amount_taken": 0})
+    left["unmatched_qty"] = (left["want_qty"] - left["qty_taken"]).astype("int64")
+    left["unmatched_amount"] = (left["want_amount"] - left["amount_taken"]).astype("int64")
+    unmatched = left[(left["unmatched_qty"] > 0) | (left["unmatched_amount"] > 0)]
+    if unmatched.empty:
+        return taken, empty_unmatched
+    return taken, unmatched[list(empty_unmatched.columns)].reset_index(drop=True)

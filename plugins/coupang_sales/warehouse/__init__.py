@@ -41,28 +41,56 @@ class LoadResult:
                 "changed": self.changed, "removed": self.removed}
 
 
-def _records(frame: "pd.DataFrame", columns: tuple[str, ...]):
-    """Rows as plain Python values (int, str, date, bool, None) for COPY.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_COPY_CHUNK_ROWS = 100_000
+
+
+def _copy_column(series: "pd.Series", column: str) -> list[str]:
+    """One column as COPY text-format fields: ``\\N`` for NULL, ints as digits, dates ISO,
+    booleans t/f, text with backslash, tab and line breaks escaped.
 
     A float anywhere is a bug upstream (money is integer won), so it raises instead of
-    being rounded here.
+    being rounded here; so does any other type.
     """
     import numpy as np
     import pandas as pd
+    from pandas.api import types
 
-    for values in frame.loc[:, list(columns)].itertuples(index=False, name=None):
-        row = []
-        for column, value in zip(columns, values, strict=True):
-            if value is None or value is pd.NA or value is pd.NaT:
-                row.append(None)
-                continue
-            if isinstance(value, np.generic):
-                value = value.item()
-            if isinstance(value, float):
-                raise TypeError(f"column {column!r} holds a float ({value!r}); "
-                                "warehouse rows must carry integer won and text ids")
-            row.append(value)
-        yield tuple(row)
+    if types.is_bool_dtype(series.dtype):
+        return ["\\N" if pd.isna(v) else ("t" if v else "f") for v in series.tolist()]
+    if types.is_integer_dtype(series.dtype):  # int64 and the nullable Int64
+        return ["\\N" if v is None or v is pd.NA else str(v) for v in series.astype("object").tolist()]
+    if types.is_float_dtype(series.dtype):
+        raise TypeError(f"column {column!r} is float ({series.dtype}); warehouse rows must carry integer won")
+    out = []
+    # isna() is the column's own notion of missing (None, NA, NaT, or NaN in a text column).
+    for value, missing in zip(series.tolist(), series.isna().tolist(), strict=True):
+        kind = type(value)
+        if kind is str:
+            out.append(value.translate(_COPY_ESCAPES))
+        elif missing:
+            out.append("\\N")
+        elif kind is bool or isinstance(value, np.bool_):
+            out.append("t" if value else "f")
+        elif kind is int or isinstance(value, np.integer):
+            out.append(str(int(value)))
+        elif isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+            out.append(value.isoformat())
+        else:
+            raise TypeError(f"column {column!r} holds a {kind.__name__} ({value!r}); "
+                            "warehouse rows must carry integer won, text ids and dates")
+    return out
+
+
+def _copy_chunks(frame: "pd.DataFrame", columns: tuple[str, ...]):
+    """The rows of ``frame`` as COPY text format (tab-separated, one line per row), in chunks.
+
+    Column by column, not row by row: a million rows convert in a few seconds.
+    """
+    for first in range(0, len(frame), _COPY_CHUNK_ROWS):
+        part = frame.iloc[first:first + _COPY_CHUNK_ROWS]
+        fields = [_copy_column(part[column], column) for column in columns]
+        yield ("".join("\t".join(row) + "\n" for row in zip(*fields, strict=True))).encode()
 
 
 def replace_window(
@@ -99,8 +127,8 @@ def replace_window(
             "CREATE TEMP TABLE incoming ON COMMIT DROP AS "
             f"SELECT {cols} FROM sales.order_lines WITH NO DATA")
         with cur.copy(f"COPY incoming ({cols}) FROM STDIN") as copy:
-            for record in _records(lines, ORDER_LINE_COLUMNS):
-                copy.write_row(record)
+            for chunk in _copy_chunks(lines, ORDER_LINE_COLUMNS):
+                copy.write(chunk)
         # The lines this load replaces: the window's rows, plus any row whose key comes
         # back with a date moved into the window.
         cur.execute(
@@ -165,8 +193,8 @@ def _replace_fees(cur, *, channel: str, account_id: str, window: Window, fees: "
         (channel, account_id, window.start, window.end),
     )
     with cur.copy(f"COPY sales.account_fees ({', '.join(FEE_COLUMNS)}, run_id) FROM STDIN") as copy:
-        for record in _records(fees, FEE_COLUMNS):
-            copy.write_row((*record, run_id))
+        for chunk in _copy_chunks(fees.assign(run_id=run_id), (*FEE_COLUMNS, "run_id")):
+            copy.write(chunk)
 
 
 def active_accounts(conn: "psycopg.Connection", channel: str) -> list[dict[str, Any]]:
