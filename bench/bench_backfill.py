@@ -156,9 +156,16 @@ def run(raw: dict, dsn: str, first: dt.date, last: dt.date, daily_days: int, say
         for i in range(daily_days):
             day = daily_first + dt.timedelta(days=i)
             say(f"backfill bench: daily run {i + 1}/{daily_days} for {day}")
-            result = dag.test(run_conf={"date": day.isoformat(), "lookback_days": 0, "restatement_horizon_days": 0})
+            # from_date: None explicitly: dag.test() reuses one DAG object, and a param given in
+            # an earlier run's conf would otherwise still be set.
+            result = dag.test(run_conf={"date": day.isoformat(), "from_date": None, "lookback_days": 0,
+                                        "restatement_horizon_days": 0})
             if result.state != "success":
                 raise SystemExit(f"the daily run for {day} ended {result.state}: see {RESULTS / 'backfill.log'}")
+            windows = conn.execute("SELECT DISTINCT window_start, window_end FROM sales.collection_runs "
+                                   "WHERE run_id = %s", (result.run_id,)).fetchall()
+            if windows != [(day, day)]:
+                raise SystemExit(f"the daily run for {day} collected {windows}, not that day alone")
             daily_runs.append(result.run_id)
         out["daily_s"], out["daily_sign_ons"] = time.perf_counter() - start, sign_ons() - before
         out["task_seconds"] = task_seconds(daily_runs)

@@ -185,13 +185,17 @@ def main(argv: list[str] | None = None) -> Report:
     try:
         with psycopg.connect(warehouse.dsn, autocommit=True) as conn:
             apply_schema(conn)
+            peaks = {"before": peak_rss_mb()}
             with timed(stages, "validate"):
                 validated = rocket_stages.validate(staging=staging, account=account, window=window,
                                                    list_until=LAST_DAY)
+            peaks["validate"] = peak_rss_mb()
             with timed(stages, "transform"):
                 transformed = rocket_stages.transform(staging=staging, account=account)
+            peaks["transform"] = peak_rss_mb()
             with timed(stages, "load"):
                 loaded = rocket_stages.load(conn, staging=staging, account=account, window=window, run_id="bench")
+            peaks["load"] = peak_rss_mb()
             order_lines = pd.read_pickle(staging / "order_lines.pkl")
             stages["copy"] = copy_limit(conn, order_lines)
             stages["decode"] = decode_only(staging)
@@ -218,7 +222,8 @@ def main(argv: list[str] | None = None) -> Report:
     report.add("floor: decoding the .xlsx files alone", stages["decode"], "s",
                note=f"{stages['decode'] / stages['copy']:.1f}x the COPY before any parsing")
     report.add("lines per second through the whole path", validated["rows_extracted"] / path, "lines/s")
-    report.add("peak memory (max RSS)", peak_rss_mb(), "MB", "< 1536")
+    report.add("peak memory (max RSS)", peak_rss_mb(), "MB", "< 1536",
+               note="peak after " + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()))
     report.emit()
     return report
 

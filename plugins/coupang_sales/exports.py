@@ -87,7 +87,8 @@ def cell_text(series: pd.Series) -> pd.Series:
             return str(int(value))
         return str(value).strip()
 
-    return series.map(one).astype(object)
+    return pd.Series([v.strip() if type(v) is str else one(v) for v in series.tolist()], index=series.index,
+                     name=series.name, dtype=object)
 
 
 def parse_dates(series: pd.Series, *, column: str, source: str) -> pd.Series:
@@ -231,16 +232,20 @@ def read_table(path: Path, required: Sequence[str], *, source: str) -> Table:
         raise ExportFormatError(f"{source}: no header row with the columns {best_missing} "
                                 f"(first {min(len(rows), 5)} rows read)")
     positions = {name: header.index(normalise_header(name)) for name in required}
-    records, blank, summary = [], 0, 0
+    kept, blank, summary = [], 0, 0
     for row in rows[header_index + 1:]:
-        cells = [_cell_text(v) for v in row]
-        if not any(cells):
+        first = next((text for text in map(_cell_text, row) if text), "")  # stops at the first non-blank cell
+        if not first:
             blank += 1
-            continue
-        first = next(c for c in cells if c)
-        if normalise_header(first).lower() in SUMMARY_LABELS:
+        elif normalise_header(first).lower() in SUMMARY_LABELS:
             summary += 1
-            continue
-        records.append([cells[positions[name]] if positions[name] < len(cells) else "" for name in required])
-    frame = pd.DataFrame(records, columns=list(required), dtype=object)
+        else:
+            kept.append(row)
+    # Column by column: one pass per wanted column is much cheaper than converting every cell row by row.
+    columns = {}
+    for name in required:
+        at = positions[name]
+        values = [row[at] if at < len(row) else None for row in kept]
+        columns[name] = [v.strip() if type(v) is str else _cell_text(v) for v in values]
+    frame = pd.DataFrame(columns, columns=list(required), dtype=object)
     return Table(frame=frame, header_row=header_index + 1, blank_rows=blank, summary_rows=summary)
