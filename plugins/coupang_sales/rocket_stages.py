@@ -58,6 +58,7 @@ def validate(*, staging: Path, account: Mapping[str, Any], window: Window, list_
     A failed expectation raises ``validation_failed`` with the failures in the message;
     the full result is kept as ``quality_result.json`` in the staging folder.
     """
+    import numpy as np
     import pandas as pd
 
     from coupang_sales.channels import rocket
@@ -67,19 +68,30 @@ def validate(*, staging: Path, account: Mapping[str, Any], window: Window, list_
 
     rows = json.loads((staging / INVOICES_FILE).read_text(encoding="utf-8"))
     invoices = rocket.parse_invoices(rows)
-    frames = []
+    raw_frames = []
     for invoice_no in invoices["invoice_no"]:
         path = staging / f"receive_detail_{invoice_no}.xlsx"
         if not path.exists():
             raise CollectionError("portal_unavailable", f"입고상세내역 of invoice {invoice_no} was not downloaded")
-        raw = read_table(path, rocket.DETAIL_COLUMNS, source=f"입고상세내역 {invoice_no}.xlsx")
-        frames.append(rocket.parse_receive_detail(raw.frame, source=f"입고상세내역 {invoice_no}"))
-        stray = set(frames[-1]["invoice_no"]) - {invoice_no}
-        if stray:
-            raise ExportFormatError(f"입고상세내역 of invoice {invoice_no} holds lines of invoices {sorted(stray)}")
-    columns = list(rocket.parse_receive_detail(
-        pd.DataFrame(columns=list(rocket.DETAIL_COLUMNS)), source="empty").columns)
-    lines = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+        raw_frames.append(read_table(path, rocket.DETAIL_COLUMNS, source=f"입고상세내역 {invoice_no}.xlsx").frame)
+    # All files are typed at once (per-file pandas work costs more than the parsing itself
+    # at a thousand invoices); only when that fails are they typed one by one, so the
+    # error names the file and its row.
+    combined = (pd.concat(raw_frames, ignore_index=True) if raw_frames
+                else pd.DataFrame(columns=list(rocket.DETAIL_COLUMNS)))
+    try:
+        lines = rocket.parse_receive_detail(combined, source="입고상세내역")
+    except ExportFormatError:
+        for invoice_no, frame in zip(invoices["invoice_no"], raw_frames, strict=True):
+            rocket.parse_receive_detail(frame, source=f"입고상세내역 {invoice_no}")
+        raise
+    file_of_line = np.repeat(invoices["invoice_no"].to_numpy(dtype=object), [len(f) for f in raw_frames])
+    del combined, raw_frames
+    stray = lines["invoice_no"].to_numpy(dtype=object) != file_of_line
+    if stray.any():
+        first = int(np.flatnonzero(stray)[0])
+        others = sorted(set(lines["invoice_no"][stray & (file_of_line == file_of_line[first])]))
+        raise ExportFormatError(f"입고상세내역 of invoice {file_of_line[first]} holds lines of invoices {others}")
     deduped = rocket.drop_duplicate_lines(lines)
 
     result = run_checks("coupang_rocket", rocket_checks(
