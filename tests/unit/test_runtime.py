@@ -45,3 +45,20 @@ def test_rocket_look_ahead_stops_at_today(monkeypatch):
     window = Window(D("2026-01-01"), D("2026-01-06"))
     assert list_until({"params": {"restatement_horizon_days": 60}}, window) == D("2026-01-20")
     assert list_until({"params": {"restatement_horizon_days": 3}}, window) == D("2026-01-09")
+
+
+def test_staging_folder_is_per_run_and_account_and_private(tmp_path, monkeypatch):
+    import os
+    import stat
+
+    from coupang_sales.airflow_glue.runtime import staging_dir
+
+    monkeypatch.setenv("COUPANG_STAGING_DIR", str(tmp_path))
+    old_umask = os.umask(0o022)
+    try:
+        folder = staging_dir({"run_id": "scheduled__2026-01-05T21:00:00+00:00"}, "V'1; DROP TABLE x")
+    finally:
+        os.umask(old_umask)
+    assert folder.parent.parent == tmp_path / "adhoc" and folder.is_dir()
+    assert folder.name == "V_1__DROP_TABLE_x" and ":" not in folder.parent.name
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700

@@ -67,7 +67,7 @@ def list_until(context: Mapping[str, Any], window: Window) -> dt.date:
 
 
 def staging_dir(context: Mapping[str, Any], account_id: str) -> Path:
-    """Per run and account folder for raw and intermediate files.
+    """Per run and account folder for raw and intermediate files, created readable by its owner only.
 
     ``COUPANG_STAGING_DIR`` (default ``$AIRFLOW_HOME/staging``) must be shared by all
     workers in a multi-worker deployment (docker-compose mounts one volume for it).
@@ -76,7 +76,10 @@ def staging_dir(context: Mapping[str, Any], account_id: str) -> Path:
                 or Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser() / "staging")
     run_id = re.sub(r"[^A-Za-z0-9_.-]", "_", str(context.get("run_id") or "manual"))
     dag_id = context["dag"].dag_id if context.get("dag") else "adhoc"
-    return root / dag_id / run_id / re.sub(r"[^A-Za-z0-9_.-]", "_", account_id)
+    folder = root / dag_id / run_id / re.sub(r"[^A-Za-z0-9_.-]", "_", account_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)  # sellers' sales files: readable by the workers' user only, whatever the umask
+    return folder
 
 
 def warehouse_connection(conn_id: str = "coupang_warehouse"):
