@@ -238,8 +238,10 @@ def read_table(path: Path, required: Sequence[str], *, source: str) -> Table:
         first = next((text for text in map(_cell_text, row) if text), "")  # stops at the first non-blank cell
         if not first:
             blank += 1
-        elif is_summary.get(first) if first in is_summary else is_summary.setdefault(
-                first, normalise_header(first).lower() in SUMMARY_LABELS):
+            continue
+        if first not in is_summary:
+            is_summary[first] = normalise_header(first).lower() in SUMMARY_LABELS
+        if is_summary[first]:
             summary += 1
         else:
             kept.append(row)
