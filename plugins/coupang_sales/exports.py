@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,7 @@ _INTEGER = re.compile(r"[+\-\u2212]?\d+")
 # Cells that mean "nothing" in the portals' exports; only some columns may read them as 0.
 _BLANKS = {"", "-"}
 _INT64_MAX = np.iinfo(np.int64).max
+T = TypeVar("T")
 
 
 def normalise_header(name: object) -> str:
@@ -79,8 +81,6 @@ def select_columns(
 def cell_text(series: pd.Series) -> pd.Series:
     """Cells as trimmed text; blanks become ''; a whole number read as float loses its '.0'."""
     def one(value: object) -> str:
-        if type(value) is str:
-            return value.strip()
         if value is None or value is pd.NA or (isinstance(value, float) and value != value):
             return ""
         if isinstance(value, float) and value.is_integer():
@@ -109,17 +109,30 @@ def parse_dates(series: pd.Series, *, column: str, source: str) -> pd.Series:
             raise ExportFormatError(
                 f"{source}: column {column!r} row {position + 1}: {value!r} is not a date") from None
 
-    seen: dict[object, dt.date] = {}  # a few distinct dates over many rows: parse each once
+    return pd.Series(_per_distinct(series.tolist(), one), index=series.index, dtype=object)
+
+
+def _per_distinct(values: list, convert: Callable[[int, object], T]) -> list[T]:
+    """``convert(position, value)`` of every value, called once per distinct value.
+
+    Exports repeat their dates, prices and counts over many rows, so each is converted
+    once. Values are told apart by type too (1, 1.0 and True are equal as dict keys but
+    not as cells); an unhashable value is converted on its own. A conversion that raises
+    does so at the first row holding the value, as a row-by-row loop would.
+    """
+    seen: dict[tuple[type, object], T] = {}
     out = []
-    for position, value in enumerate(series.tolist()):
+    for position, value in enumerate(values):
+        key = (type(value), value)
         try:
-            day = seen[value]
-        except KeyError:
-            day = seen[value] = one(position, value)
-        except TypeError:
-            day = one(position, value)
-        out.append(day)
-    return pd.Series(out, index=series.index, dtype=object)
+            known = key in seen
+        except TypeError:  # unhashable
+            out.append(convert(position, value))
+            continue
+        if not known:
+            seen[key] = convert(position, value)
+        out.append(seen[key])
+    return out
 
 
 def _is_missing(value: object) -> bool:
@@ -160,18 +173,13 @@ def parse_won(series: pd.Series, *, column: str, blank_as_zero: bool = False) ->
     whole number ('12.5', 'abc', a blank in a required column) raises ``ExportFormatError``
     naming ``column``, the 1-based data row and the value.
     """
-    values: list[int] = []
-    seen: dict[object, int | None] = {}  # exports repeat prices and counts: convert each text once
-    for position, cell in enumerate(series.tolist()):
-        try:
-            number = seen[cell]
-        except KeyError:
-            number = seen[cell] = _to_int(cell, blank_as_zero=blank_as_zero)
-        except TypeError:  # an unhashable cell: converted on its own
-            number = _to_int(cell, blank_as_zero=blank_as_zero)
+    def one(position: int, cell: object) -> int:
+        number = _to_int(cell, blank_as_zero=blank_as_zero)
         if number is None or abs(number) > _INT64_MAX:
             raise ExportFormatError(f"column {column!r} row {position + 1}: {cell!r} is not a whole number")
-        values.append(number)
+        return number
+
+    values = _per_distinct(series.tolist(), one)
     return pd.Series(pd.array(values, dtype="Int64"), index=series.index, name=series.name)
 
 

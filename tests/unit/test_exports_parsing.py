@@ -102,3 +102,19 @@ def test_select_columns_optional_columns_only_when_present():
     frame = pd.DataFrame([["1", "보리차"]], columns=["주문ID", "상품 명"])
     selected = select_columns(frame, ["주문ID"], source="r", optional=["상품명", "옵션명"])
     assert selected.columns.tolist() == ["주문ID", "상품명"]
+
+
+def test_a_repeated_value_is_judged_by_its_type_too():
+    """Conversions are cached per distinct cell; True equals 1 as a dict key but is no number."""
+    with pytest.raises(ExportFormatError, match="row 2: True"):
+        parse_won(pd.Series([1, True], dtype=object), column="수량")
+    assert parse_won(pd.Series(["1,000", 1.0, 1, "1,000"], dtype=object), column="c").tolist() == [1000, 1, 1, 1000]
+
+
+def test_a_nan_in_an_object_column_never_reaches_copy_as_null():
+    from coupang_sales.warehouse import _copy_chunks
+
+    with pytest.raises(TypeError, match="float"):
+        list(_copy_chunks(pd.DataFrame({"amount": pd.Series([1, float("nan")], dtype=object)}), ("amount",)))
+    text = pd.DataFrame({"name": pd.Series(["a\tb", None], dtype="str")})
+    assert b"".join(_copy_chunks(text, ("name",))) == b"a\\tb\n\\N\n"

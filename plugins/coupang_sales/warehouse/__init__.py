@@ -62,9 +62,13 @@ def _copy_column(series: "pd.Series", column: str) -> list[str]:
         return ["\\N" if v is None or v is pd.NA else str(v) for v in series.astype("object").tolist()]
     if types.is_float_dtype(series.dtype):
         raise TypeError(f"column {column!r} is float ({series.dtype}); warehouse rows must carry integer won")
+    values = series.tolist()
+    if isinstance(series.dtype, pd.StringDtype):  # a text column marks its missing cells NaN
+        missing_cells = series.isna().tolist()
+    else:  # in an object column a NaN is a float, and raises below
+        missing_cells = [v is None or v is pd.NA or v is pd.NaT for v in values]
     out = []
-    # isna() is the column's own notion of missing (None, NA, NaT, or NaN in a text column).
-    for value, missing in zip(series.tolist(), series.isna().tolist(), strict=True):
+    for value, missing in zip(values, missing_cells, strict=True):
         kind = type(value)
         if kind is str:
             out.append(value.translate(_COPY_ESCAPES))
