@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 PORTALS = ("supplier_hub", "wing")
-KINDS = ("http_500", "timeout", "session_expired", "broken_download", "bot_rejected")
-BROKEN_MODES = ("truncated", "html")
+KINDS = ("http_500", "timeout", "session_expired", "broken_download", "bot_rejected", "changed_header")
+BROKEN_MODES = ("truncated", "html", "empty")
 
 
 @dataclass(frozen=True)
@@ -21,12 +21,14 @@ class Fault:
     times: int = 1  # how many matching requests fail
     after: int = 0  # matching requests let through before the first failure
     delay_seconds: float = 30.0  # timeout only: how long the answer is held back
-    mode: str = "truncated"  # broken_download only: truncated .xlsx, or an HTML body instead
+    mode: str = "truncated"  # broken_download only: truncated .xlsx, an HTML body, or no body at all
+    column: str = ""  # changed_header only: the header of the .xlsx export to change
+    rename_to: str | None = None  # changed_header only: its new name; None drops the column
 
 
 def parse_fault(raw: Any, path: str) -> Fault:
     """A Fault from its scenario object; ValueError names the bad field."""
-    allowed = ("portal", "kind", "path_contains", "times", "after", "delay_seconds", "mode")
+    allowed = ("portal", "kind", "path_contains", "times", "after", "delay_seconds", "mode", "column", "rename_to")
     if not isinstance(raw, Mapping):
         raise ValueError(f"{path}: must be an object")
     unknown = sorted(k for k in raw if k not in allowed and not str(k).startswith("_"))
@@ -50,14 +52,19 @@ def parse_fault(raw: Any, path: str) -> Fault:
         raise ValueError(f"{path}.delay_seconds: must be a positive number of seconds")
     if raw.get("mode", "truncated") not in BROKEN_MODES:
         raise ValueError(f"{path}.mode: must be one of {', '.join(BROKEN_MODES)}")
+    if raw["kind"] == "changed_header" and not (isinstance(raw.get("column"), str) and raw["column"].strip()):
+        raise ValueError(f"{path}.column: changed_header needs the header text of the column to change")
+    rename_to = raw.get("rename_to")
+    if rename_to is not None and not (isinstance(rename_to, str) and rename_to.strip()):
+        raise ValueError(f"{path}.rename_to: must be a non-empty string (leave it out to drop the column)")
     return Fault(portal=raw["portal"], kind=raw["kind"], path_contains=raw.get("path_contains", ""),
                  times=raw.get("times", 1), after=raw.get("after", 0), delay_seconds=float(delay),
-                 mode=raw.get("mode", "truncated"))
+                 mode=raw.get("mode", "truncated"), column=raw.get("column", ""), rename_to=rename_to)
 
 
 # Which kinds can act on which requests: a fault is only used up where it can show.
 _SIGN_ON_KINDS = {"http_500", "timeout", "bot_rejected"}
-_PORTAL_KINDS = {"http_500", "timeout", "session_expired", "broken_download", "bot_rejected"}
+_PORTAL_KINDS = {"http_500", "timeout", "session_expired", "broken_download", "bot_rejected", "changed_header"}
 
 
 class FaultBook:
@@ -100,6 +107,45 @@ async def hold(seconds: float, stopping: threading.Event) -> None:
         if left <= 0:
             return
         await asyncio.sleep(min(left, 0.1))
+
+
+def broken_body(body: bytes, mode: str) -> bytes:
+    """What a broken download delivers instead of ``body``."""
+    if mode == "truncated":
+        return truncate_body(body)
+    if mode == "empty":
+        return b""
+    return BROKEN_HTML
+
+
+def change_header(body: bytes, column: str, rename_to: str | None) -> bytes:
+    """The .xlsx ``body`` with the header cell ``column`` renamed, or its whole column dropped.
+
+    Headers are matched ignoring whitespace, as the parser does. Anything that is not a
+    workbook holding that header is returned unchanged (the fault only acts on exports).
+    """
+    import io
+    import zipfile
+
+    from openpyxl import load_workbook
+
+    try:
+        book = load_workbook(io.BytesIO(body))
+    except (zipfile.BadZipFile, OSError, KeyError, ValueError):
+        return body
+    sheet = book.worksheets[0]
+    wanted = "".join(column.split())
+    for row in sheet.iter_rows():
+        for cell in row:
+            if isinstance(cell.value, str) and "".join(cell.value.split()) == wanted:
+                if rename_to is None:
+                    sheet.delete_cols(cell.column)
+                else:
+                    cell.value = rename_to
+                out = io.BytesIO()
+                book.save(out)
+                return out.getvalue()
+    return body
 
 
 def truncate_body(body: bytes) -> bytes:

@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from sandbox import supplier_hub, wing
-from sandbox.faults import BROKEN_HTML, Fault, hold, truncate_body
+from sandbox.faults import Fault, broken_body, change_header, hold
 from sandbox.scenario import Scenario, load_scenario
 from sandbox.sso import REALM_PATH, LoginRequired, Portal, sign_on_url
 from sandbox.sso import router as sso_router
@@ -60,12 +60,15 @@ async def _apply_fault(fault: Fault, portal: Portal, request: Request, call_next
         response = RedirectResponse(sign_on_url(portal, str(request.url)), status_code=302)
         response.delete_cookie(portal.session_cookie, path="/")
         return response
-    if fault.kind == "broken_download":
+    if fault.kind in ("broken_download", "changed_header"):
         response = await call_next(request)
         body = b"".join([chunk async for chunk in response.body_iterator])
-        broken = truncate_body(body) if fault.mode == "truncated" else BROKEN_HTML
+        if fault.kind == "broken_download":
+            body = broken_body(body, fault.mode)
+        else:
+            body = change_header(body, fault.column, fault.rename_to)
         headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
-        return Response(broken, status_code=response.status_code, headers=headers)
+        return Response(body, status_code=response.status_code, headers=headers)
     raise AssertionError(f"unhandled fault kind {fault.kind}")
 
 

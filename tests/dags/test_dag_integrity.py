@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 from pathlib import Path
@@ -84,3 +85,5 @@ def test_browser_tasks_share_the_portal_pool(dagbag, dag_id, pool):
     browser_tasks = [t for t in dag.tasks if t.task_id in (
         "collect.extract", "collect.check_sub_account_expiry", "collect.check_tax_invoice_block")]
     assert browser_tasks and {t.pool for t in browser_tasks} == {pool}
+    # a backstop beyond the per-page timeouts: no browser task can hold a pool slot for ever
+    assert {t.execution_timeout for t in browser_tasks} == {dt.timedelta(hours=3)}

@@ -354,7 +354,8 @@ def test_a_server_error_on_the_download_is_portal_unavailable(open_hub):
 
 
 @pytest.mark.parametrize(("mode", "category"), [("truncated", "portal_unavailable"),
-                                                 ("html", "export_format_changed")])
+                                                 ("html", "export_format_changed"),
+                                                 ("empty", "portal_unavailable")])
 def test_a_broken_download_is_reported_and_not_kept(open_hub, mode, category, tmp_path):
     scenario = small_scenario([{"portal": "supplier_hub", "kind": "broken_download", "path_contains": "/excel",
                                 "mode": mode}])

@@ -380,7 +380,8 @@ def test_a_server_error_on_the_sales_page_is_portal_unavailable(open_wing):
 
 
 @pytest.mark.parametrize(("mode", "category"), [("truncated", "portal_unavailable"),
-                                                 ("html", "export_format_changed")])
+                                                 ("html", "export_format_changed"),
+                                                 ("empty", "portal_unavailable")])
 def test_a_broken_download_is_reported_and_not_kept(open_wing, mode, category, tmp_path):
     scenario = small_scenario([{"portal": "wing", "kind": "broken_download", "path_contains": "/download/api/v2",
                                 "mode": mode}])

@@ -23,6 +23,7 @@ from coupang_sales.airflow_glue.runtime import (
     resolve_window,
     staging_dir,
     warehouse_connection,
+    warehouse_errors,
 )
 from coupang_sales.model import JET, ROCKET, Window
 
@@ -36,14 +37,31 @@ TASK_LABEL = OPERATOR_LABEL = "{{ account_label }}"
 
 DAG_TIMEZONE = pendulum.timezone("Asia/Seoul")  # Airflow serialises pendulum zones only
 SCHEDULE = "0 6 * * *"  # 06:00 Asia/Seoul, collecting up to the day before
-DEFAULT_ARGS: dict[str, Any] = {
-    "owner": "data-engineering",
-    # Only transient failures reach a retry: the others raise AirflowFailException.
-    "retries": 3,
-    "retry_delay": dt.timedelta(seconds=int(os.environ.get("COUPANG_RETRY_DELAY_SECONDS", "120"))),
-    "retry_exponential_backoff": True,
-    "max_retry_delay": dt.timedelta(minutes=30),
-}
+
+
+def default_args() -> dict[str, Any]:
+    """Task defaults, read when the DAG file is parsed.
+
+    Only transient failures reach a retry: the others raise AirflowFailException.
+    ``COUPANG_RETRY_DELAY_SECONDS`` (default 120) is the first retry's delay, doubled at
+    each retry up to 30 minutes.
+    """
+    return {
+        "owner": "data-engineering",
+        "retries": 3,
+        "retry_delay": dt.timedelta(seconds=int(os.environ.get("COUPANG_RETRY_DELAY_SECONDS", "120"))),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": dt.timedelta(minutes=30),
+    }
+
+
+def browser_task_timeout() -> dt.timedelta:
+    """The backstop on every browser task: each page, fetch and download already times out
+    (the connection's ``timeout``, 20 s), so this only ends a task that hangs outside them
+    (a wedged browser or driver). ``COUPANG_BROWSER_TASK_TIMEOUT_MINUTES``, default 180:
+    a year's range run of a large account takes minutes, not hours."""
+    return dt.timedelta(minutes=float(os.environ.get("COUPANG_BROWSER_TASK_TIMEOUT_MINUTES", "180")))
+
 
 PARAMS = {
     "date": Param(None, type=["null", "string"], format="date",
@@ -115,7 +133,8 @@ def _stages(spec: ChannelSpec):
 def _collect(spec: ChannelSpec, account):
     """extract -> validate -> transform -> load for one account (after the Supplier Hub checks for Rocket)."""
 
-    @task(map_index_template=TASK_LABEL, doc_md=TASK_DOCS["extract"], pool=spec.pool_name, multiple_outputs=False)
+    @task(map_index_template=TASK_LABEL, doc_md=TASK_DOCS["extract"], pool=spec.pool_name, multiple_outputs=False,
+          execution_timeout=browser_task_timeout())
     def extract(account: dict[str, Any]) -> dict[str, Any]:
         from coupang_sales.airflow_glue import hooks
 
@@ -154,8 +173,9 @@ def _collect(spec: ChannelSpec, account):
             counts.update(transformed)
             conn = warehouse_connection()
             try:
-                summary = _stages(spec).load(conn, staging=Path(transformed["staging"]) / "raw", account=account,
-                                             window=window, run_id=context.get("run_id"))
+                with warehouse_errors(f"load of {account['account_id']} {window}"):
+                    summary = _stages(spec).load(conn, staging=Path(transformed["staging"]) / "raw",
+                                                 account=account, window=window, run_id=context.get("run_id"))
             finally:
                 conn.close()
         result = {**transformed, **summary}
@@ -168,10 +188,11 @@ def _collect(spec: ChannelSpec, account):
         expiry = SubAccountExpiryOperator(
             task_id="check_sub_account_expiry", account=account, map_index_template=OPERATOR_LABEL,
             on_expiry_warning=[CollectionAlertNotifier(warning=True)], pool=spec.pool_name,
-            doc_md=TASK_DOCS["check_sub_account_expiry"])
+            execution_timeout=browser_task_timeout(), doc_md=TASK_DOCS["check_sub_account_expiry"])
         block = TaxInvoiceBlockOperator(
             task_id="check_tax_invoice_block", account=account, map_index_template=OPERATOR_LABEL,
-            pool=spec.pool_name, doc_md=TASK_DOCS["check_tax_invoice_block"])
+            pool=spec.pool_name, execution_timeout=browser_task_timeout(),
+            doc_md=TASK_DOCS["check_tax_invoice_block"])
         expiry >> block >> extracted
     return load(account, transform(account, validate(account, extracted)))
 
@@ -188,7 +209,7 @@ def build_channel_dag(channel: str, *, doc_md: str | None = None) -> DAG:
         schedule=CronDataIntervalTimetable(SCHEDULE, timezone=DAG_TIMEZONE),
         start_date=pendulum.datetime(2026, 1, 1, tz=DAG_TIMEZONE),
         catchup=False,
-        default_args={**DEFAULT_ARGS, "on_failure_callback": [CollectionAlertNotifier()]},
+        default_args={**default_args(), "on_failure_callback": [CollectionAlertNotifier()]},
         params=PARAMS,
         tags=["sales", *spec.tags],
         doc_md=doc_md,

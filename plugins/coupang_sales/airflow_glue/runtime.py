@@ -83,16 +83,41 @@ def staging_dir(context: Mapping[str, Any], account_id: str) -> Path:
 
 
 def warehouse_connection(conn_id: str = "coupang_warehouse"):
-    """A psycopg (v3) connection to the warehouse, in autocommit (each load opens its own transaction)."""
+    """A psycopg (v3) connection to the warehouse, in autocommit (each load opens its own transaction).
+
+    Its ``application_name`` names the worker process (``coupang-sales pid 1234``), so an
+    operator looking at ``pg_stat_activity`` knows which task holds a lock or a transaction.
+    """
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
     try:
         conn = PostgresHook(postgres_conn_id=conn_id).get_conn()
+        conn.autocommit = True
+        conn.execute("SELECT set_config('application_name', %s, false)", (f"coupang-sales pid {os.getpid()}",))
     except Exception as exc:  # the driver's message names host and database, never the password
         raise CollectionError("warehouse_error", f"cannot connect to warehouse '{conn_id}': "
-                              f"{type(exc).__name__}: {exc}") from exc
-    conn.autocommit = True
+                              f"{type(exc).__name__}: {_first_line(exc)}") from exc
     return conn
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0]
+
+
+@contextlib.contextmanager
+def warehouse_errors(what: str) -> Iterator[None]:
+    """Turn a lost or refused warehouse connection inside the block into ``warehouse_error``
+    (retried: the transaction was rolled back, so the retry starts from the same state).
+
+    Other database errors (a constraint, a type) are not transient and pass through.
+    """
+    import psycopg
+
+    try:
+        yield
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        raise CollectionError("warehouse_error", f"{what}: the warehouse connection failed "
+                              f"({type(exc).__name__}: {_first_line(exc)}); nothing was committed") from exc
 
 
 @contextlib.contextmanager

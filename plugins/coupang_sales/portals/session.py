@@ -542,8 +542,11 @@ class PortalSession:
         return response
 
     def _check_xlsx(self, body: bytes, what: str) -> bytes:
-        """``body`` if it is a whole .xlsx; a truncated archive is portal_unavailable, anything else
+        """``body`` if it is a whole .xlsx; an empty answer or a truncated archive is
+        portal_unavailable (a transfer that broke off: retried), anything else
         export_format_changed (unless ``_non_xlsx_error`` recognises it)."""
+        if not body:
+            raise unavailable(f"{what}: the portal sent an empty file")
         if body.startswith(b"PK"):
             try:
                 with zipfile.ZipFile(io.BytesIO(body)) as archive:
