@@ -94,8 +94,10 @@ TASK_DOCS = {
 
 
 def labelled_context(account: dict[str, Any]) -> dict[str, Any]:
+    """The task's context, naming the account for the UI label and for the failure alert."""
     context = get_current_context()
     context["account_label"] = account["account_id"]
+    context["coupang_account"] = account
     return context
 
 
