@@ -1,18 +1,24 @@
-"""`airflow backfill create` through a real scheduler (airflow standalone), re-run to show nothing changes.
+"""Through a real scheduler (airflow standalone): backfill by date, a worker killed mid-load, two runs at once.
 
-This is the one test that goes through Airflow's scheduler, executor and API server
-instead of ``dag.test()``: the runs are queued by the backfill CLI exactly as the README
-tells an operator to, and picked up by the scheduler of ``airflow standalone``.
+These are the tests that go through Airflow's scheduler, executor and API server
+instead of ``dag.test()``: runs are queued by the CLI exactly as the README tells an
+operator to, picked up by the scheduler of ``airflow standalone`` and run by its
+LocalExecutor, each task in its own supervised process. One standalone serves the
+module (it takes a minute to start); each test starts from an empty warehouse.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import signal
 import socket
 import time
 
+import psutil
 import pytest
+from load_lock import LoadLock
 
 import local_stack
 
@@ -66,17 +72,46 @@ def portal():
         yield server
 
 
+@pytest.fixture(scope="module")
+def module_warehouse(pg_server):
+    """The module's warehouse database (the scheduler's tasks keep its connection for the module)."""
+    import psycopg
+
+    from coupang_sales.warehouse import apply_schema
+
+    admin = psycopg.connect(pg_server.get_uri(), autocommit=True)
+    admin.execute('DROP DATABASE IF EXISTS "t_scheduler_module" WITH (FORCE)')
+    admin.execute('CREATE DATABASE "t_scheduler_module"')
+    dsn = pg_server.get_uri("t_scheduler_module")
+    conn = psycopg.connect(dsn, autocommit=True)
+    apply_schema(conn)
+    yield conn, dsn
+    conn.close()
+    admin.execute('DROP DATABASE IF EXISTS "t_scheduler_module" WITH (FORCE)')
+    admin.close()
+
+
 @pytest.fixture
-def scheduler(warehouse, pg_server, portal, tmp_path):
+def warehouse(module_warehouse):
+    """The module's warehouse, emptied of collected rows and audit before each test."""
+    conn, _ = module_warehouse
+    conn.execute("TRUNCATE sales.order_lines, sales.order_line_changes, sales.collection_runs, sales.account_fees")
+    return conn
+
+
+@pytest.fixture(scope="module")
+def scheduler(module_warehouse, pg_server, portal, tmp_path_factory):
     """airflow standalone with its metadata in PostgreSQL (as deployed), the DAG unpaused."""
     import os
 
+    conn, dsn = module_warehouse
     metadata = local_stack.postgres_metadata_url(pg_server.get_uri(), "airflow_backfill_test")
-    env = {**os.environ, **local_stack.airflow_env(tmp_path / "airflow", metadata_url=metadata),
+    env = {**os.environ, **local_stack.airflow_env(tmp_path_factory.mktemp("airflow"), metadata_url=metadata),
            "COUPANG_TODAY": SCENARIO["today"],
-           # only the backfill's runs: no scheduled run for the real today once the DAG is unpaused
+           "AIRFLOW_CONN_COUPANG_WAREHOUSE": local_stack.connection_json(dsn),
+           # only the runs the tests queue: no scheduled run for the real today once the DAG is unpaused
            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
-           **local_stack.register_scenario_accounts(warehouse, SCENARIO, portal)}
+           **local_stack.register_scenario_accounts(conn, SCENARIO, portal)}
     airflow = local_stack.StandaloneAirflow(env, port=free_port())
     airflow.prepare()
     airflow.cli("dags", "unpause", DAG_ID)
@@ -146,3 +181,75 @@ def test_backfill_by_date_through_the_scheduler_then_again_changes_nothing(sched
     listed = scheduler.cli("dags", "list-runs", DAG_ID, "-o", "json").stdout.strip().splitlines()[-1]
     report = json.loads(listed)  # the CLI's JSON is its last line, after any log lines
     assert len(report) == 3 and {run["state"] for run in report} == {"success"}
+
+
+# --- a worker killed mid-load, and two runs at once ----------------------------------------
+
+# What one run for 6 Jan loads: the window's orders, 200000015 restated to 0 by the 7 Jan 반출.
+EXPECTED_6_JAN = [row for row in EXPECTED if row[1] <= D("2026-01-06")]
+
+
+def trigger(airflow, run_id: str, day: str) -> None:
+    """A manual run collecting the window ending ``day``, as from the UI's trigger form."""
+    airflow.cli("dags", "trigger", DAG_ID, "--run-id", run_id, "--conf", json.dumps({"date": day}))
+
+
+def wait_for_runs(airflow, run_ids: list[str], timeout: float = 600) -> dict[str, str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = dict(metadata(airflow, "SELECT run_id, state FROM dag_run WHERE dag_id = %s"))
+        if all(states.get(run_id) in ("success", "failed") for run_id in run_ids):
+            return {run_id: states[run_id] for run_id in run_ids}
+        time.sleep(2)
+    pytest.fail(f"runs {run_ids} not finished within {timeout:g} s; scheduler log: {airflow.log_path}")
+
+
+def load_tries(airflow, run_id: str) -> list[tuple]:
+    return metadata(airflow, "SELECT try_number, state FROM task_instance WHERE dag_id = %s "
+                             f"AND task_id = 'collect.load' AND run_id = '{run_id}'")
+
+
+def logged_changes(conn) -> list[tuple]:
+    return conn.execute("SELECT order_id, change, count(*) FROM sales.order_line_changes "
+                        "GROUP BY order_id, change ORDER BY order_id, change").fetchall()
+
+
+def test_a_worker_killed_during_the_load_is_retried_and_leaves_one_copy(scheduler, warehouse, module_warehouse):
+    """SIGKILL to the task process while its load transaction is open; Airflow retries the task."""
+    killed: list[int] = []
+
+    def kill(pids: list[int]) -> None:
+        os.kill(pids[0], signal.SIGKILL)
+        killed.append(pids[0])
+        psutil.Process(pids[0]).wait(30) if psutil.pid_exists(pids[0]) else None
+
+    lock = LoadLock(module_warehouse[1], kill)
+    lock.start()
+    trigger(scheduler, "killed_worker", "2026-01-06")
+    lock.join(600)
+    assert lock.error is None, lock.error
+    assert killed and not psutil.pid_exists(killed[0]), "the worker's task process is gone"
+    assert wait_for_runs(scheduler, ["killed_worker"]) == {"killed_worker": "success"}
+    assert load_tries(scheduler, "killed_worker") == [(2, "success")], "the load ran again, as a retry"
+    assert order_lines(warehouse) == EXPECTED_6_JAN
+    assert logged_changes(warehouse) == [(order_id, "added", 1) for order_id, *_ in EXPECTED_6_JAN], \
+        "each line added once: the killed transaction left nothing"
+
+
+def test_two_runs_of_the_same_window_at_once_leave_the_rows_of_one(scheduler, warehouse, module_warehouse):
+    """Both runs reach their load together (one waits on the other's lock); the result is one run's rows."""
+    waiting: list[list[int]] = []
+    lock = LoadLock(module_warehouse[1], waiting.append, loads=2)
+    lock.start()
+    trigger(scheduler, "overlap_a", "2026-01-06")
+    trigger(scheduler, "overlap_b", "2026-01-06")
+    lock.join(600)
+    assert lock.error is None, lock.error
+    assert len(set(waiting[0])) == 2, "two loads were in flight at once"
+    assert wait_for_runs(scheduler, ["overlap_a", "overlap_b"]) == {"overlap_a": "success", "overlap_b": "success"}
+    assert order_lines(warehouse) == EXPECTED_6_JAN
+    assert logged_changes(warehouse) == [(order_id, "added", 1) for order_id, *_ in EXPECTED_6_JAN], \
+        "the second load found the first one's rows and changed nothing"
+    successes = warehouse.execute("SELECT run_id FROM sales.collection_runs WHERE status = 'success' "
+                                  "ORDER BY run_id").fetchall()
+    assert successes == [("overlap_a",), ("overlap_b",)]
