@@ -1,10 +1,14 @@
 """Runs the collection DAGs through Airflow against the portal sandbox and prints what was collected.
 
     python scripts/demo.py [--scenario FILE] [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--warehouse-dsn DSN]
+                           [--work-dir DIR] [--log FILE]
 
 Without --warehouse-dsn an embedded PostgreSQL is started in a temporary folder and
-removed at the end; with it, the data stays there for inspection. Exits non-zero only
-when the pipeline itself broke, not when a collection was correctly blocked.
+removed at the end; with it, the data stays there for inspection. Airflow's home (its
+metadata, XComs and logs) and the staging folder (downloads, failure screenshots and
+page dumps) live in a temporary folder removed at the end, or in --work-dir, kept.
+Exits non-zero only when the pipeline itself broke, not when a collection was
+correctly blocked.
 """
 
 from __future__ import annotations
@@ -34,8 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from", dest="first", type=dt.date.fromisoformat)
     parser.add_argument("--to", dest="last", type=dt.date.fromisoformat)
     parser.add_argument("--warehouse-dsn")
+    parser.add_argument("--work-dir", type=Path, help="keep Airflow's home and the staging folder here")
+    parser.add_argument("--log", type=Path, default=ROOT / ".local" / "demo.log",
+                        help="where Airflow's task logs and the services' logs go (default .local/demo.log)")
     args = parser.parse_args(argv)
 
+    global LOG
+    LOG = args.log
     LOG.parent.mkdir(parents=True, exist_ok=True)
     print(f"demo: Airflow's and the services' logs go to {LOG}", flush=True)
     with LOG.open("w") as log, _output_to(log):
@@ -43,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _demo(args, parser) -> int:
-    work = Path(tempfile.mkdtemp(prefix="coupang-demo-"))
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="coupang-demo-"))
+    work.mkdir(parents=True, exist_ok=True)
     os.environ.update(local_stack.airflow_env(work / "airflow"))
     # Transient failures retry after seconds, not minutes, so the demo does not stall.
     os.environ.setdefault("COUPANG_RETRY_DELAY_SECONDS", "5")
@@ -70,7 +80,8 @@ def _demo(args, parser) -> int:
         sandbox.stop()
         if warehouse:
             warehouse.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        if not args.work_dir:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 LOG = ROOT / ".local" / "demo.log"

@@ -11,6 +11,7 @@ from typing import Any
 PORTALS = ("supplier_hub", "wing")
 KINDS = ("http_500", "timeout", "session_expired", "broken_download", "bot_rejected", "changed_header")
 BROKEN_MODES = ("truncated", "html", "empty")
+ERROR_MODES = ("page", "bare")
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class Fault:
     times: int = 1  # how many matching requests fail
     after: int = 0  # matching requests let through before the first failure
     delay_seconds: float = 30.0  # timeout only: how long the answer is held back
-    mode: str = "truncated"  # broken_download only: truncated .xlsx, an HTML body, or no body at all
+    mode: str = ""  # broken_download: truncated (default), html or empty; http_500: page (default) or bare
     column: str = ""  # changed_header only: the header of the .xlsx export to change
     rename_to: str | None = None  # changed_header only: its new name; None drops the column
 
@@ -50,8 +51,11 @@ def parse_fault(raw: Any, path: str) -> Fault:
     delay = raw.get("delay_seconds", 30.0)
     if isinstance(delay, bool) or not isinstance(delay, (int, float)) or delay <= 0:
         raise ValueError(f"{path}.delay_seconds: must be a positive number of seconds")
-    if raw.get("mode", "truncated") not in BROKEN_MODES:
-        raise ValueError(f"{path}.mode: must be one of {', '.join(BROKEN_MODES)}")
+    modes = {"broken_download": BROKEN_MODES, "http_500": ERROR_MODES}.get(raw["kind"], ())
+    mode = raw.get("mode", modes[0] if modes else "")
+    if "mode" in raw and mode not in modes:
+        raise ValueError(f"{path}.mode: must be one of {', '.join(modes)}" if modes
+                         else f"{path}.mode: only broken_download and http_500 faults have a mode")
     if raw["kind"] == "changed_header" and not (isinstance(raw.get("column"), str) and raw["column"].strip()):
         raise ValueError(f"{path}.column: changed_header needs the header text of the column to change")
     rename_to = raw.get("rename_to")
@@ -59,7 +63,7 @@ def parse_fault(raw: Any, path: str) -> Fault:
         raise ValueError(f"{path}.rename_to: must be a non-empty string (leave it out to drop the column)")
     return Fault(portal=raw["portal"], kind=raw["kind"], path_contains=raw.get("path_contains", ""),
                  times=raw.get("times", 1), after=raw.get("after", 0), delay_seconds=float(delay),
-                 mode=raw.get("mode", "truncated"), column=raw.get("column", ""), rename_to=rename_to)
+                 mode=mode, column=raw.get("column", ""), rename_to=rename_to)
 
 
 # Which kinds can act on which requests: a fault is only used up where it can show.

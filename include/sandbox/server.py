@@ -46,6 +46,8 @@ async def _apply_fault(fault: Fault, portal: Portal, request: Request, call_next
                        state: SandboxState) -> Response | None:
     """The faulty answer, or None when the request should go on (after a delay)."""
     if fault.kind == "http_500":
+        if fault.mode == "bare":  # what a crashed application server answers: no page, no title
+            return Response("Internal Server Error", status_code=500, media_type="text/plain")
         return render(request, "server_error.html", status_code=500)
     if fault.kind == "bot_rejected":
         return render(request, "access_denied.html", status_code=403, target=str(request.url),

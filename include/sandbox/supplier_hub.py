@@ -38,11 +38,11 @@ router = APIRouter()
 def _authenticate(state: SandboxState, username: str, password: str) -> Principal | None:
     for account in state.scenario.rocket_accounts:
         if account.master_username and username == account.master_username:
-            if hmac.compare_digest(password, account.master_password or ""):
+            if hmac.compare_digest(password.encode(), (account.master_password or "").encode()):
                 return Principal(account.account_id, username, True, False, None)
             return None
         if username == account.username:
-            if not hmac.compare_digest(password, account.password):
+            if not hmac.compare_digest(password.encode(), account.password.encode()):
                 return None
             expired_on = state.sub_account_expires[username] if state.sub_account_expired(username) else None
             return Principal(account.account_id, username, False, account.sms_challenge, expired_on)

@@ -40,7 +40,7 @@ router = APIRouter()
 def _authenticate(state: SandboxState, username: str, password: str) -> Principal | None:
     for account in state.scenario.jet_accounts:
         if username == account.username:
-            if not hmac.compare_digest(password, account.password):
+            if not hmac.compare_digest(password.encode(), account.password.encode()):
                 return None
             return Principal(account.account_id, username, False, account.sms_challenge, None)
     return None
@@ -80,7 +80,7 @@ def _api_session(request: Request) -> tuple[Session, JetAccount, JSONResponse | 
     """The session of an API call, and the 403 answer when its x-xsrf-token header does not match."""
     session, account = _session(request)
     sent = request.headers.get(XSRF_HEADER, "")
-    if not sent or not hmac.compare_digest(sent, session.xsrf_token):
+    if not sent or not hmac.compare_digest(sent.encode(), session.xsrf_token.encode()):
         problem = "missing" if not sent else "not the session's"
         return session, account, _json_error(
             request, 403, "Forbidden",

@@ -353,6 +353,24 @@ def test_a_server_error_on_the_download_is_portal_unavailable(open_hub):
         assert hub.download_receive_detail("10000001").exists()
 
 
+def test_a_bare_server_error_after_the_sign_on_form_is_portal_unavailable(open_hub):
+    """A crashed sign-on answers a plain-text 500 with no title to recognise: still transient, not a changed page."""
+    scenario = small_scenario([{"portal": "supplier_hub", "kind": "http_500", "mode": "bare",
+                                "path_contains": "/login-actions/authenticate"}])
+    with SandboxServer(scenario) as server, open_hub(server, "hub_small") as hub:
+        with pytest.raises(CollectionError, match="HTTP 500") as caught:
+            hub.login()
+        assert caught.value.category == "portal_unavailable"
+
+
+def test_a_password_outside_ascii_signs_on(open_hub):
+    scenario = small_scenario([])
+    scenario["rocket"]["accounts"][0]["password"] = "비밀-번호'\"<&>"
+    with SandboxServer(scenario) as server, open_hub(server, "hub_small", password="비밀-번호'\"<&>") as hub:
+        hub.login()
+        assert hub.list_invoices(TODAY, TODAY)
+
+
 @pytest.mark.parametrize(("mode", "category"), [("truncated", "portal_unavailable"),
                                                  ("html", "export_format_changed"),
                                                  ("empty", "portal_unavailable")])

@@ -24,6 +24,27 @@ CHROME_FLAGS = ("--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--d
 _FALSE = ("0", "false", "no", "off")
 
 
+class _TypedTextRedactor(logging.Filter):
+    """Blanks the keys typed into a page out of Selenium's wire log.
+
+    At DEBUG level Selenium logs every WebDriver command with its body, and typing into
+    a field sends the text twice: whole, and key by key (``'value': ['p', 'w', ...]``),
+    which no secret masker recognises. The password goes through that command, so its
+    body is replaced before any handler sees the record.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args  # ("POST", url, body) for a command
+        if isinstance(args, tuple) and len(args) == 3 and str(args[1]).endswith("/value"):
+            record.args = (args[0], args[1], "{'text': '***', 'value': ['***']}")
+        return True
+
+
+_WIRE_LOG = logging.getLogger("selenium.webdriver.remote.remote_connection")
+if not any(isinstance(f, _TypedTextRedactor) for f in _WIRE_LOG.filters):
+    _WIRE_LOG.addFilter(_TypedTextRedactor())
+
+
 class _LocalChrome(webdriver.Chrome):
     """Chrome that removes its throw-away profile when it quits."""
 

@@ -193,7 +193,9 @@ class SignOnPage(Page):
         form = self.find("sign_on.form")
         for key, value in (("sign_on.username", username), ("sign_on.password", password)):
             field = self.find(key, form)
-            if field.get_property("value"):  # a remembered value; clear() costs a round trip, so only then
+            # A remembered value must go first; asked as a yes/no, so the value itself is never
+            # read back (it would be in the driver's debug log). clear() costs a round trip.
+            if self.driver.execute_script("return arguments[0].value !== '';", field):
                 field.clear()
             field.send_keys(value)
         self.find("sign_on.submit", form).click()
@@ -340,6 +342,9 @@ class PortalSession:
             found = WebDriverWait(driver, self.timeout, poll_frequency=0.05,
                                   ignored_exceptions=(StaleElementReferenceException,)).until(first_present)
         except TimeoutException:
+            status = self._document_status()
+            if status is not None and status >= 500:  # a bare error page, without a title to recognise
+                raise unavailable(f"{page}: HTTP {status} at {url_path(driver.current_url)}") from None
             loading = driver.execute_script("return document.readyState") != "complete"
             if loading:
                 raise unavailable(f"{page}: the page did not finish loading within {self.timeout:g} s") from None
@@ -435,6 +440,9 @@ class PortalSession:
         self._mark_document()
         SignOnPage(self.driver, self.selectors).submit(self._username, self._password)
         self._wait_for_next_document(page)
+        status = self._document_status()
+        if status is not None and status >= 500:
+            raise unavailable(f"{page}: the sign-on answered HTTP {status} at {url_path(self.driver.current_url)}")
         refusals = self._sign_on_refusals()
         # Every portal page carries the menu, so 'home' also covers a re-login that lands
         # on the page asked for; it goes before the refusals, whose texts a portal page may
