@@ -120,8 +120,8 @@ def copy_limit(conn, order_lines) -> float:
         conn.execute("DROP TABLE IF EXISTS public.copy_limit")
         conn.execute("CREATE TABLE public.copy_limit (LIKE sales.order_lines INCLUDING ALL)")
     start = time.perf_counter()
-    sql = f"COPY public.copy_limit ({cols}) FROM STDIN (FORMAT csv)"
-    with conn.transaction(), conn.cursor() as cur, cur.copy(sql) as copy:
+    with conn.transaction(), conn.cursor() as cur, \
+            cur.copy(f"COPY public.copy_limit ({cols}) FROM STDIN (FORMAT csv)") as copy:
         for first in range(0, len(data), 1 << 20):
             copy.write(data[first:first + (1 << 20)])
     elapsed = time.perf_counter() - start
