@@ -113,7 +113,7 @@ def scheduler(module_warehouse, pg_server, portal, tmp_path_factory):
            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
            **local_stack.register_scenario_accounts(conn, SCENARIO, portal)}
     airflow = local_stack.StandaloneAirflow(env, port=free_port())
-    airflow.prepare()
+    airflow.prepare(pool_slots=2)  # two browsers at once: the backfill's dates overlap
     airflow.cli("dags", "unpause", DAG_ID)
     airflow.start()
     yield airflow
