@@ -217,7 +217,8 @@ def read_table(path: Path, required: Sequence[str], *, source: str) -> Table:
 
     The header row is the first row holding every ``required`` name (whitespace ignored).
     A file that is not a readable workbook, or has no such row, raises ``ExportFormatError``
-    naming the file and the missing columns.
+    naming the file and the missing columns; so does a header holding a required name
+    twice (which column is meant cannot be known; a repeated column not asked for is harmless).
     """
     from python_calamine import CalamineWorkbook
 
@@ -239,6 +240,11 @@ def read_table(path: Path, required: Sequence[str], *, source: str) -> Table:
     if header_index is None:
         raise ExportFormatError(f"{source}: no header row with the columns {best_missing} "
                                 f"(first {min(len(rows), 5)} rows read)")
+    repeated = [name for name in required if header.count(normalise_header(name)) > 1]
+    if repeated:  # which of the two is the real one cannot be known: refuse rather than guess
+        raise ExportFormatError(f"{source}: the header row {header_index + 1} has the column(s) "
+                                + ", ".join(f"{name!r} {header.count(normalise_header(name))} times"
+                                            for name in repeated))
     positions = {name: header.index(normalise_header(name)) for name in required}
     kept, blank, summary = [], 0, 0
     is_summary: dict[str, bool] = {}  # first cells repeat (발주, 반출): normalise each once
