@@ -312,10 +312,30 @@ def chromium_zombies() -> set[int]:
     return zombies
 
 
+def running_with(argument: str) -> list[int]:
+    """Live (not zombie) processes anywhere whose command line holds ``argument``."""
+    found = []
+    for process in psutil.process_iter(["cmdline", "status"]):
+        if process.info["status"] != psutil.STATUS_ZOMBIE and argument in " ".join(process.info["cmdline"] or ()):
+            found.append(process.pid)
+    return found
+
+
+def orphans_reaped(before: set[int], timeout: float = 30) -> bool:
+    """Chromium helpers orphaned by the crash are re-parented to init, which reaps them: wait for it."""
+    deadline = time.monotonic() + timeout
+    while chromium_zombies() - before:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
 def test_chromium_crashing_mid_extraction_fails_cleanly_leaves_no_browser_and_the_retry_loads(run_dag, warehouse):
     """The 입고상세내역 download hangs; meanwhile the browser is killed (SIGKILL), as the OOM killer would."""
     zombies_before = chromium_zombies()
     killed: list[int] = []
+    profiles: list[str] = []
     fault = {"portal": "supplier_hub", "kind": "timeout", "path_contains": EXCEL, "times": 1, "delay_seconds": 60}
 
     def kill_the_browser_when_the_download_hangs(server) -> None:
@@ -324,8 +344,10 @@ def test_chromium_crashing_mid_extraction_fails_cleanly_leaves_no_browser_and_th
             time.sleep(0.1)
         for process in browsers():
             with contextlib.suppress(psutil.NoSuchProcess):
+                command = process.cmdline()
                 if process.name().startswith("chrom") and "driver" not in process.name() and \
-                        not any(arg.startswith("--type=") for arg in process.cmdline()):
+                        not any(arg.startswith("--type=") for arg in command):
+                    profiles.extend(arg for arg in command if arg.startswith("--user-data-dir="))
                     process.send_signal(signal.SIGKILL)
                     killed.append(process.pid)
 
@@ -340,5 +362,6 @@ def test_chromium_crashing_mid_extraction_fails_cleanly_leaves_no_browser_and_th
     assert "browser" in failed[0][2]
     assert run.state == "success" and order_lines(warehouse) == EXPECTED
     assert changes(warehouse) == EXPECTED_CHANGES
-    assert browsers() == [], "no Chromium or chromedriver left running"
-    assert chromium_zombies() <= zombies_before, "no zombie left behind"
+    assert browsers() == [], "no Chromium or chromedriver left among the worker's children, zombies included"
+    assert profiles and not running_with(profiles[0]), "no process of the crashed browser left anywhere"
+    assert orphans_reaped(zombies_before), "no zombie left behind"
