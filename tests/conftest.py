@@ -48,31 +48,50 @@ def pg_server():
     shutil.rmtree(data_dir, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def scratch_database(pg_server):
+    """``scratch_database(name)``: a context manager giving the URI of a new, empty database
+    ``name`` on the session's server, dropped on exit (open connections included)."""
+    import contextlib
+
+    import psycopg
+    from psycopg import sql
+
+    @contextlib.contextmanager
+    def database(name: str):
+        drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        with psycopg.connect(pg_server.get_uri(), autocommit=True) as admin:
+            admin.execute(drop)
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            try:
+                yield pg_server.get_uri(name)
+            finally:
+                admin.execute(drop)
+
+    return database
+
+
 @pytest.fixture
-def warehouse(pg_server, request):
+def warehouse(pg_server, scratch_database, request):
     """A fresh database per test, with the schema applied and the Airflow connection pointing at it."""
     import psycopg
 
     from coupang_sales.warehouse import apply_schema
 
     name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:50]
-    admin = psycopg.connect(pg_server.get_uri(), autocommit=True)
-    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.execute(f'CREATE DATABASE "{name}"')
     socket_dir = pg_server.get_uri().split("host=")[1]
-    conn = psycopg.connect(host=socket_dir, dbname=name, user="postgres", autocommit=True)
-    apply_schema(conn)
-    previous = os.environ.get("AIRFLOW_CONN_COUPANG_WAREHOUSE")
-    os.environ["AIRFLOW_CONN_COUPANG_WAREHOUSE"] = json.dumps(
-        {"conn_type": "postgres", "host": socket_dir, "login": "postgres", "schema": name})
-    yield conn
-    conn.close()
-    if previous is None:
-        os.environ.pop("AIRFLOW_CONN_COUPANG_WAREHOUSE", None)
-    else:
-        os.environ["AIRFLOW_CONN_COUPANG_WAREHOUSE"] = previous
-    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
+    with scratch_database(name):
+        conn = psycopg.connect(host=socket_dir, dbname=name, user="postgres", autocommit=True)
+        apply_schema(conn)
+        previous = os.environ.get("AIRFLOW_CONN_COUPANG_WAREHOUSE")
+        os.environ["AIRFLOW_CONN_COUPANG_WAREHOUSE"] = json.dumps(
+            {"conn_type": "postgres", "host": socket_dir, "login": "postgres", "schema": name})
+        yield conn
+        conn.close()
+        if previous is None:
+            os.environ.pop("AIRFLOW_CONN_COUPANG_WAREHOUSE", None)
+        else:
+            os.environ["AIRFLOW_CONN_COUPANG_WAREHOUSE"] = previous
 
 
 @pytest.fixture(scope="session")

@@ -73,22 +73,15 @@ def portal():
 
 
 @pytest.fixture(scope="module")
-def module_warehouse(pg_server):
+def module_warehouse(scratch_database):
     """The module's warehouse database (the scheduler's tasks keep its connection for the module)."""
     import psycopg
 
     from coupang_sales.warehouse import apply_schema
 
-    admin = psycopg.connect(pg_server.get_uri(), autocommit=True)
-    admin.execute('DROP DATABASE IF EXISTS "t_scheduler_module" WITH (FORCE)')
-    admin.execute('CREATE DATABASE "t_scheduler_module"')
-    dsn = pg_server.get_uri("t_scheduler_module")
-    conn = psycopg.connect(dsn, autocommit=True)
-    apply_schema(conn)
-    yield conn, dsn
-    conn.close()
-    admin.execute('DROP DATABASE IF EXISTS "t_scheduler_module" WITH (FORCE)')
-    admin.close()
+    with scratch_database("t_scheduler_module") as dsn, psycopg.connect(dsn, autocommit=True) as conn:
+        apply_schema(conn)
+        yield conn, dsn
 
 
 @pytest.fixture

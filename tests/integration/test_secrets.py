@@ -94,20 +94,13 @@ def spellings(secret: str) -> set[bytes]:
 
 
 @pytest.fixture(scope="module")
-def collected(pg_server, tmp_path_factory):
-    """Runs the demo over SCENARIO for 6 Jan with alerts wired to local SMTP and Slack servers."""
-    import psycopg
-
+def collected(scratch_database, tmp_path_factory):
+    """The work folder, the scenario file and an empty warehouse database for the demo run."""
     work = tmp_path_factory.mktemp("secrets")
     scenario_file = work / "scenario.json"
     scenario_file.write_text(json.dumps(SCENARIO, ensure_ascii=False), encoding="utf-8")
-    with psycopg.connect(pg_server.get_uri(), autocommit=True) as admin:
-        admin.execute('DROP DATABASE IF EXISTS "t_secrets" WITH (FORCE)')
-        admin.execute('CREATE DATABASE "t_secrets"')
-    dsn = pg_server.get_uri("t_secrets")
-    yield work, scenario_file, dsn
-    with psycopg.connect(pg_server.get_uri(), autocommit=True) as admin:
-        admin.execute('DROP DATABASE IF EXISTS "t_secrets" WITH (FORCE)')
+    with scratch_database("t_secrets") as dsn:
+        yield work, scenario_file, dsn
 
 
 def test_no_password_reaches_any_log_xcom_file_table_or_alert(collected, smtp, slack):
