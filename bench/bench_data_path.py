@@ -147,7 +147,7 @@ def _stage_child(name: str, kwargs: dict, dsn: str | None, answer) -> None:
         import psycopg
 
         import coupang_sales.quality as quality
-        from coupang_sales import rocket_stages
+        from coupang_sales.rocket import stages as rocket_stages
 
         gx: dict[str, float] = {}
         run_checks = quality.run_checks

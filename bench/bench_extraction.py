@@ -94,9 +94,9 @@ def timed_steps(session, into: dict[str, float]) -> None:
 
 
 def browser_run(base_url: str, work: Path, invoices: int) -> tuple[float, dict[str, float], dict[str, str]]:
-    from coupang_sales import rocket_stages
     from coupang_sales.model import Window
-    from coupang_sales.portals.supplier_hub import SupplierHubSession
+    from coupang_sales.rocket import stages as rocket_stages
+    from coupang_sales.rocket.supplier_hub import SupplierHubSession
 
     staging = work / "browser"
     shutil.rmtree(staging, ignore_errors=True)
@@ -120,7 +120,7 @@ def plain_http_run(base_url: str, cookies: list[dict], invoices: int) -> tuple[f
 
     import requests
 
-    from coupang_sales.portals.supplier_hub import LIST_PAGE_SIZE, PATHS
+    from coupang_sales.rocket.supplier_hub import LIST_PAGE_SIZE, PATHS
 
     start = time.perf_counter()
     http = requests.Session()
@@ -167,7 +167,7 @@ def digests(paths) -> dict[str, str]:
 
 
 def signed_on_cookies(base_url: str, work: Path) -> list[dict]:
-    from coupang_sales.portals.supplier_hub import SupplierHubSession
+    from coupang_sales.rocket.supplier_hub import SupplierHubSession
 
     with SupplierHubSession(base_url=base_url, username=USERNAME, password=PASSWORD,
                             download_dir=work / "cookies") as session:

@@ -17,9 +17,9 @@ import requests
 from python_calamine import CalamineWorkbook
 
 from coupang_sales.errors import CollectionError, ExportFormatError
-from coupang_sales.portals import supplier_hub as hub_module
-from coupang_sales.portals.browser import open_browser
-from coupang_sales.portals.supplier_hub import PURCHASE_ACCOUNT_HEADERS, SubAccount, SupplierHubSession
+from coupang_sales.portal.browser import open_browser
+from coupang_sales.rocket import supplier_hub as hub_module
+from coupang_sales.rocket.supplier_hub import PURCHASE_ACCOUNT_HEADERS, SubAccount, SupplierHubSession
 from sandbox import SandboxServer, load_scenario
 
 pytestmark = pytest.mark.integration

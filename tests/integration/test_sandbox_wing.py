@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from coupang_sales.channels import jet
 from coupang_sales.errors import CollectionError
 from coupang_sales.exports import read_table
-from coupang_sales.portals.browser import open_browser
-from coupang_sales.portals.wing import PATHS, V1_SALES_HEADERS, XSRF_COOKIE, XSRF_HEADER, WingSession
+from coupang_sales.jet import policy as jet
+from coupang_sales.jet.wing import PATHS, V1_SALES_HEADERS, XSRF_COOKIE, XSRF_HEADER, WingSession
+from coupang_sales.portal.browser import open_browser
 from sandbox import SandboxServer, load_scenario
 
 pytestmark = pytest.mark.integration

@@ -26,10 +26,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coupang_sales.channels import jet, rocket
 from coupang_sales.errors import CollectionError
 from coupang_sales.exports import read_table
+from coupang_sales.jet import policy as jet
 from coupang_sales.model import MONEY_COLUMNS, ORDER_LINE_COLUMNS
+from coupang_sales.rocket import policy as rocket
 
 EXAMPLES = int(os.environ.get("COUPANG_FUZZ_EXAMPLES", "60"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
@@ -289,8 +290,8 @@ KOREAN_CSV = st.lists(st.lists(st.one_of(st.sampled_from(["주문ID", "총단가
     st.binary(max_size=200).map(lambda b: b"PK\x03\x04" + b),
 ))
 def test_a_cp949_csv_or_random_bytes_instead_of_an_xlsx_is_refused(body):
-    from coupang_sales.portals.supplier_hub import SupplierHubSession
-    from coupang_sales.portals.wing import WingSession
+    from coupang_sales.jet.wing import WingSession
+    from coupang_sales.rocket.supplier_hub import SupplierHubSession
 
     path = WORK / "not_an_export.xlsx"
     path.write_bytes(body)

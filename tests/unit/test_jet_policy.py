@@ -7,8 +7,8 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from coupang_sales.channels import jet
 from coupang_sales.errors import ExportFormatError
+from coupang_sales.jet import policy as jet
 from coupang_sales.model import ORDER_LINE_COLUMNS
 
 D = dt.date.fromisoformat

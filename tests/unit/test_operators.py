@@ -10,7 +10,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from coupang_sales.airflow_glue import operators, runtime
 from coupang_sales.errors import CollectionError
-from coupang_sales.portals.supplier_hub import SubAccount
+from coupang_sales.rocket.supplier_hub import SubAccount
 
 ACCOUNT = {"channel": "coupang_rocket", "account_id": "V1", "conn_id": "coupang_rocket_v1", "jet_version": None}
 TODAY = dt.date(2026, 1, 7)

@@ -7,8 +7,8 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from coupang_sales.channels import rocket
 from coupang_sales.errors import ExportFormatError
+from coupang_sales.rocket import policy as rocket
 
 D = dt.date.fromisoformat
 

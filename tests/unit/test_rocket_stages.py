@@ -8,10 +8,10 @@ import json
 import pytest
 from openpyxl import Workbook
 
-from coupang_sales import rocket_stages
-from coupang_sales.channels.rocket import DETAIL_COLUMNS
 from coupang_sales.errors import ExportFormatError
 from coupang_sales.model import Window
+from coupang_sales.rocket import stages as rocket_stages
+from coupang_sales.rocket.policy import DETAIL_COLUMNS
 
 DAY = dt.date(2026, 1, 5)
 

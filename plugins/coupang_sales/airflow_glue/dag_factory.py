@@ -120,9 +120,9 @@ class ChannelSpec:
 
 
 CHANNELS = {
-    ROCKET: ChannelSpec("coupang_sales.rocket_stages", "SupplierHubHook", True,
+    ROCKET: ChannelSpec("coupang_sales.rocket.stages", "SupplierHubHook", True,
                         ("coupang", "rocket", "supplier-hub"), "supplier_hub"),
-    JET: ChannelSpec("coupang_sales.jet_stages", "WingHook", False, ("coupang", "jet", "wing"), "wing"),
+    JET: ChannelSpec("coupang_sales.jet.stages", "WingHook", False, ("coupang", "jet", "wing"), "wing"),
 }
 
 

@@ -41,7 +41,7 @@ class PortalHook(BaseHook):
         headless = str(extra.get("headless", os.environ.get("SELENIUM_HEADLESS", "true"))).lower() != "false"
 
         def driver_factory(download_dir: Path):
-            from coupang_sales.portals.browser import open_browser
+            from coupang_sales.portal.browser import open_browser
 
             return open_browser(download_dir, headless=headless, remote_url=remote_url)
 
@@ -57,11 +57,11 @@ class SupplierHubHook(PortalHook):
     """Coupang Supplier Hub (Rocket)."""
 
     hook_name = "Coupang Supplier Hub"
-    session_class = "coupang_sales.portals.supplier_hub.SupplierHubSession"
+    session_class = "coupang_sales.rocket.supplier_hub.SupplierHubSession"
 
 
 class WingHook(PortalHook):
     """Coupang Wing (Jet / Rocket Growth)."""
 
     hook_name = "Coupang Wing"
-    session_class = "coupang_sales.portals.wing.WingSession"
+    session_class = "coupang_sales.jet.wing.WingSession"

@@ -55,7 +55,7 @@ class SubAccountExpiryOperator(_SupplierHubCheckOperator):
 
     def execute(self, context: "Context") -> dict[str, Any]:
         from coupang_sales.errors import CollectionError
-        from coupang_sales.sub_accounts import sub_account_expiry_status
+        from coupang_sales.rocket.sub_accounts import sub_account_expiry_status
 
         context["account_label"] = self.account["account_id"]
         window = resolve_window(context)

@@ -19,8 +19,8 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from coupang_sales.errors import CollectionError, ExportFormatError
-from coupang_sales.portals.browser import open_browser
-from coupang_sales.portals.session import (
+from coupang_sales.portal.browser import open_browser
+from coupang_sales.portal.session import (
     SIGN_ON_PATH,
     SIGN_ON_SELECTORS,
     Locator,
@@ -34,7 +34,7 @@ from coupang_sales.portals.session import (
 log = logging.getLogger(__name__)
 
 # Every selector of the site, in one place: a change of the real site is a change here
-# (the shared sign-on's are in coupang_sales.portals.session).
+# (the shared sign-on's are in coupang_sales.portal.session).
 SELECTORS: dict[str, Locator] = {
     **SIGN_ON_SELECTORS,
     "sign_on.sub_account_expired": (By.XPATH, "//body[contains(., '부계정') and contains(., '만료')"

@@ -16,8 +16,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from coupang_sales.errors import CollectionError, ExportFormatError
-from coupang_sales.portals.browser import open_browser
-from coupang_sales.portals.session import (
+from coupang_sales.portal.browser import open_browser
+from coupang_sales.portal.session import (
     SIGN_ON_PATH,
     SIGN_ON_SELECTORS,
     Locator,
@@ -30,7 +30,7 @@ from coupang_sales.portals.session import (
 log = logging.getLogger(__name__)
 
 # Every selector and path of the site, in one place: a change of the real site is a change
-# here (the shared sign-on's are in coupang_sales.portals.session). Paths are relative to
+# here (the shared sign-on's are in coupang_sales.portal.session). Paths are relative to
 # the session's base_url: https://wing.coupang.com, or the sandbox's portal_url('wing').
 SELECTORS: dict[str, Locator] = {
     **SIGN_ON_SELECTORS,

@@ -19,7 +19,7 @@ from coupang_sales.model import ROCKET, Window, dated_within
 if TYPE_CHECKING:
     import psycopg
 
-    from coupang_sales.portals.supplier_hub import SupplierHubSession
+    from coupang_sales.rocket.supplier_hub import SupplierHubSession
 
 INVOICES_FILE = "invoices.json"
 DETAIL_GLOB = "receive_detail_*.xlsx"
@@ -61,10 +61,10 @@ def validate(*, staging: Path, account: Mapping[str, Any], window: Window, list_
     import numpy as np
     import pandas as pd
 
-    from coupang_sales.channels import rocket
     from coupang_sales.exports import read_table
     from coupang_sales.quality import run_checks
-    from coupang_sales.quality.rocket import rocket_checks
+    from coupang_sales.rocket import policy as rocket
+    from coupang_sales.rocket.quality import rocket_checks
 
     rows = json.loads((staging / INVOICES_FILE).read_text(encoding="utf-8"))
     invoices = rocket.parse_invoices(rows)
@@ -112,7 +112,7 @@ def transform(*, staging: Path, account: Mapping[str, Any]) -> dict[str, Any]:
     """Apply the Rocket policy to the validated lines."""
     import pandas as pd
 
-    from coupang_sales.channels import rocket
+    from coupang_sales.rocket import policy as rocket
 
     result = rocket.transform(pd.read_pickle(staging / "invoices.pkl"), pd.read_pickle(staging / "lines.pkl"),
                               account_id=account["account_id"])

@@ -14,7 +14,7 @@ from coupang_sales.model import JET, Window, dated_within
 if TYPE_CHECKING:
     import psycopg
 
-    from coupang_sales.portals.wing import WingSession
+    from coupang_sales.jet.wing import WingSession
 
 V1_FILE = "v1_sales.json"
 REPORTS = ("CATEGORY_TR", "WAREHOUSING_SHIPPING")
@@ -49,8 +49,8 @@ def extract(session: "WingSession", *, account: Mapping[str, Any], window: Windo
 def _raw(staging: Path, version: int):
     import pandas as pd
 
-    from coupang_sales.channels import jet
     from coupang_sales.exports import read_table
+    from coupang_sales.jet import policy as jet
 
     if version == 1:
         rows = json.loads((staging / V1_FILE).read_text(encoding="utf-8"))
@@ -74,7 +74,7 @@ def _run_suite(name: str, checks, staging: Path) -> None:
 
 def validate(*, staging: Path, account: Mapping[str, Any], window: Window, list_until: dt.date) -> dict[str, Any]:
     """Read the staged rows by header name and check them with the raw GX suite of the version."""
-    from coupang_sales.quality import jet as suites
+    from coupang_sales.jet import quality as suites
 
     version = _check(account["jet_version"])
     raw = _raw(staging, version)
@@ -91,8 +91,8 @@ def transform(*, staging: Path, account: Mapping[str, Any]) -> dict[str, Any]:
     """Apply the policy of the version, then check its output with the policy GX suite."""
     import pandas as pd
 
-    from coupang_sales.channels import jet
-    from coupang_sales.quality import jet as suites
+    from coupang_sales.jet import policy as jet
+    from coupang_sales.jet import quality as suites
 
     version, account_id = _check(account["jet_version"]), account["account_id"]
     raw = _raw(staging, version)

@@ -29,7 +29,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from coupang_sales.errors import CollectionError, ExportFormatError
-from coupang_sales.portals.browser import open_browser
+from coupang_sales.portal.browser import open_browser
 
 log = logging.getLogger(__name__)
 

@@ -1,1 +1,0 @@
-"""Channel policies: raw portal rows in, ``sales.order_lines`` rows out (pure pandas)."""

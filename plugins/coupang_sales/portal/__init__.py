@@ -1,0 +1,1 @@
+"""What both portals share: the browser, the sign-on, the in-page fetch; no Airflow."""
