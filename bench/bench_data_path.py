@@ -76,7 +76,7 @@ def _write_export(job: tuple) -> int:
     from sandbox.excel import receive_detail_xlsx
 
     invoice, target = job
-    body = receive_detail_xlsx(invoice, VENDOR, dt.datetime.combine(LAST_DAY, dt.time(9)))
+    body = receive_detail_xlsx(invoice)
     Path(target).write_bytes(body)
     return len(body)
 

@@ -11,15 +11,29 @@ from openpyxl import Workbook
 from sandbox.scenario import JetAccount, JetV2Order, RocketInvoice, RocketLine
 from sandbox.web import won, ymd
 
-RECEIVE_DETAIL_HEADERS = ("구분", "번호", "SKU번호", "SKU명", "입고/반출일자", "물류센터", "세금타입", "수량", "단가",
-                          "공급가액", "세액", "총단가", "총공급가액", "총세액", "계산서번호", "지급일")
+# The 입고상세내역 page names its date column 입고/반출일자, the export 입고/반출시각; both carry a time.
+RECEIVE_DETAIL_PAGE_HEADERS = ("구분", "번호", "SKU번호", "SKU명", "입고/반출일자", "물류센터", "세금타입", "수량",
+                               "단가", "공급가액", "세액", "총단가", "총공급가액", "총세액", "계산서번호", "지급일")
+RECEIVE_DETAIL_HEADERS = tuple("입고/반출시각" if h == "입고/반출일자" else h for h in RECEIVE_DETAIL_PAGE_HEADERS)
 
 
-def receive_detail_cells(invoice: RocketInvoice, line: RocketLine) -> list[str]:
-    """One 입고상세내역 line as the page and the export show it: all text, numbers with commas."""
-    return [line.kind, line.po_no, line.sku_id, line.sku_name, ymd(line.moved_date), line.center, line.tax_type,
-            won(line.qty), won(line.unit_price), won(line.unit_supply), won(line.unit_tax), won(line.total_price),
-            won(line.total_supply), won(line.total_tax), invoice.invoice_no, ymd(invoice.payment_date)]
+def moved_at(line: RocketLine, position: int) -> dt.datetime:
+    """The time of day of a receipt: not in the scenario, so a fixed one per line, within the day."""
+    return dt.datetime.combine(line.moved_date, dt.time(9, 10, 11)) + dt.timedelta(seconds=(position * 37) % 36000)
+
+
+def receive_detail_cells(invoice: RocketInvoice, line: RocketLine, position: int, *,
+                         stamp: str = "%Y-%m-%d %H:%M:%S", returns_positive: bool = False) -> list[str]:
+    """One 입고상세내역 line as the page and the export show it: all text, numbers with commas.
+
+    ``position`` is the line's place in the invoice (it fixes its time of day);
+    ``returns_positive`` writes a 반출 line's quantity and amounts without their minus.
+    """
+    sign = -1 if returns_positive and line.kind == "반출" else 1
+    return [line.kind, line.po_no, line.sku_id, line.sku_name, moved_at(line, position).strftime(stamp), line.center,
+            line.tax_type, won(sign * line.qty), won(line.unit_price), won(line.unit_supply), won(line.unit_tax),
+            won(sign * line.total_price), won(sign * line.total_supply), won(sign * line.total_tax),
+            invoice.invoice_no, ymd(invoice.payment_date)]
 
 
 def _workbook_bytes(sheet_title: str, rows: Sequence[Sequence[str | None]]) -> bytes:
@@ -32,34 +46,19 @@ def _workbook_bytes(sheet_title: str, rows: Sequence[Sequence[str | None]]) -> b
     return out.getvalue()
 
 
-def receive_detail_xlsx(invoice: RocketInvoice, vendor_name: str, downloaded_at: dt.datetime) -> bytes:
-    """The 입고상세내역 export of one invoice.
-
-    Layout, on purpose: a title row and a condition row above the header, every number as
-    text with thousands separators, a blank row in the middle of the lines, optionally one
-    line repeated (``duplicate_lines``, as overlapping downloads do), and a 합계 row last.
+def receive_detail_xlsx(invoice: RocketInvoice, *, returns_positive: bool = False) -> bytes:
+    """The 입고상세내역 export of one invoice (Coupang_Stocked_Data_List), as five public parsers read it:
+    the header in row 1, the date column 입고/반출시각 with values like ``2026/09/05 09:10:11``,
+    numbers as text with thousands separators; ``returns_positive`` writes 반출 amounts without
+    their sign (REAL-PORTALS.md §3: medium). ``duplicate_lines`` repeats one line, as
+    overlapping downloads do.
     """
-    lines = [receive_detail_cells(invoice, line) for line in invoice.lines]
-    half = -(-len(lines) // 2)
-    body = lines[:half] + [[None] * len(RECEIVE_DETAIL_HEADERS)]
-    if invoice.duplicate_lines:
-        body.append(lines[half - 1])
-    body += lines[half:]
-    total = ["합계"] + [""] * (len(RECEIVE_DETAIL_HEADERS) - 1)
-    for name, value in (("수량", sum(line.qty for line in invoice.lines)),
-                        ("총단가", invoice.payable_amount),
-                        ("총공급가액", invoice.supply_amount),
-                        ("총세액", invoice.vat_amount)):
-        total[RECEIVE_DETAIL_HEADERS.index(name)] = won(value)
-    rows: list[Sequence[str | None]] = [
-        ["입고상세내역"],
-        [f"계산서번호: {invoice.invoice_no}", f"거래처명: {vendor_name}",
-         f"조회일시: {downloaded_at:%Y-%m-%d %H:%M:%S}"],
-        list(RECEIVE_DETAIL_HEADERS),
-        *body,
-        total,
-    ]
-    return _workbook_bytes("입고상세내역", rows)
+    lines = [receive_detail_cells(invoice, line, i, stamp="%Y/%m/%d %H:%M:%S", returns_positive=returns_positive)
+             for i, line in enumerate(invoice.lines)]
+    if invoice.duplicate_lines and lines:
+        half = -(-len(lines) // 2)
+        lines.insert(half, lines[half - 1])
+    return _workbook_bytes("Sheet1", [list(RECEIVE_DETAIL_HEADERS), *lines])
 
 
 # --- Wing settlement reports (로켓그로스 정산 리포트) ---------------------------------------------

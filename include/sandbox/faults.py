@@ -12,6 +12,10 @@ PORTALS = ("supplier_hub", "wing")
 KINDS = ("http_500", "timeout", "session_expired", "broken_download", "bot_rejected", "changed_header")
 BROKEN_MODES = ("truncated", "html", "empty")
 ERROR_MODES = ("page", "bare")
+BOT_MODES = ("access_denied", "blank")
+# session_expired: 'sso' ends Keycloak's session too (the password is asked again), 'portal'
+# only the portal's (running the sign-on chain again renews it without the password).
+SESSION_MODES = ("sso", "portal")  # Akamai's 403 page, or the blank page some Chromium builds get
 
 
 @dataclass(frozen=True)
@@ -22,7 +26,8 @@ class Fault:
     times: int = 1  # how many matching requests fail
     after: int = 0  # matching requests let through before the first failure
     delay_seconds: float = 30.0  # timeout only: how long the answer is held back
-    mode: str = ""  # broken_download: truncated (default), html or empty; http_500: page (default) or bare
+    mode: str = ""  # broken_download: truncated (default), html or empty; http_500: page (default) or bare;
+    # bot_rejected: access_denied (default) or blank; session_expired: sso (default) or portal
     column: str = ""  # changed_header only: the header of the .xlsx export to change
     rename_to: str | None = None  # changed_header only: its new name; None drops the column
 
@@ -51,11 +56,13 @@ def parse_fault(raw: Any, path: str) -> Fault:
     delay = raw.get("delay_seconds", 30.0)
     if isinstance(delay, bool) or not isinstance(delay, (int, float)) or delay <= 0:
         raise ValueError(f"{path}.delay_seconds: must be a positive number of seconds")
-    modes = {"broken_download": BROKEN_MODES, "http_500": ERROR_MODES}.get(raw["kind"], ())
+    modes = {"broken_download": BROKEN_MODES, "http_500": ERROR_MODES, "bot_rejected": BOT_MODES,
+             "session_expired": SESSION_MODES}.get(raw["kind"], ())
     mode = raw.get("mode", modes[0] if modes else "")
     if "mode" in raw and mode not in modes:
         raise ValueError(f"{path}.mode: must be one of {', '.join(modes)}" if modes
-                         else f"{path}.mode: only broken_download and http_500 faults have a mode")
+                         else f"{path}.mode: only broken_download, http_500, bot_rejected and session_expired faults "
+                     "have a mode")
     if raw["kind"] == "changed_header" and not (isinstance(raw.get("column"), str) and raw["column"].strip()):
         raise ValueError(f"{path}.column: changed_header needs the header text of the column to change")
     rename_to = raw.get("rename_to")

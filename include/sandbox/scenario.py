@@ -108,6 +108,9 @@ class RocketAccount:
     master_password: str | None
     other_sub_accounts: tuple[SubAccount, ...]
     invoices: tuple[RocketInvoice, ...]
+    # The sign of 반출 amounts in the 입고상세내역 export: 'negative' (as on the page) or
+    # 'positive' (as two public export parsers expect, negating 반출 themselves).
+    export_return_sign: str = "negative"
 
     @property
     def has_pending_tax_invoice(self) -> bool:
@@ -205,6 +208,8 @@ class Scenario:
     jet_accounts: tuple[JetAccount, ...]
     faults: tuple[Fault, ...]
     source: Mapping[str, Any] = field(repr=False, compare=False)
+    # Seconds the bot-protection challenge in front of the sign-on form takes (0 = none).
+    challenge_seconds: float = 0.0
 
     def rocket_account(self, account_id: str) -> RocketAccount:
         for account in self.rocket_accounts:
@@ -313,6 +318,12 @@ def _boolean(value: Any, path: str) -> bool:
     return value
 
 
+def _seconds(value: Any, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 600:
+        raise ScenarioError(f"{path}: must be a number of seconds from 0 to 600")
+    return float(value)
+
+
 def _choice(options: tuple[str, ...]) -> Callable[[Any, str], str]:
     def check(value: Any, path: str) -> str:
         if value not in options:
@@ -377,7 +388,7 @@ def _sub_account(raw: Any, path: str) -> SubAccount:
 def _rocket_account(raw: Any, path: str) -> RocketAccount:
     o = _Obj(raw, path, ("account_id", "vendor_name", "username", "password", "sub_account_expires",
                          "sms_challenge", "invoices", "master_username", "master_password",
-                         "other_sub_accounts"))
+                         "other_sub_accounts", "export_return_sign"))
     master_username = o.get("master_username", _text, None)
     master_password = o.get("master_password", _text, None)
     if (master_username is None) != (master_password is None):
@@ -389,6 +400,7 @@ def _rocket_account(raw: Any, path: str) -> RocketAccount:
         sms_challenge=o.boolean("sms_challenge", False), master_username=master_username,
         master_password=master_password, other_sub_accounts=o.items("other_sub_accounts", _sub_account, ()),
         invoices=o.items("invoices", _rocket_invoice, ()),
+        export_return_sign=o.get("export_return_sign", _choice(("negative", "positive")), "negative"),
     )
     _check_returns(account, path)
     return account
@@ -530,7 +542,9 @@ def _unique(values: list[tuple[str, str]], what: str) -> None:
 
 def parse_scenario(raw: Any) -> Scenario:
     """Validate a decoded scenario document."""
-    top = _Obj(raw, "", ("today", "rocket", "jet", "faults"))
+    top = _Obj(raw, "", ("today", "rocket", "jet", "faults", "bot_protection"))
+    bot = top.get("bot_protection", lambda v, p: _Obj(v, p, ("challenge_seconds",)), None)
+    challenge_seconds = bot.get("challenge_seconds", _seconds, 0.0) if bot else 0.0
     rocket = top.get("rocket", lambda v, p: _Obj(v, p, ("accounts",)), None)
     jet = top.get("jet", lambda v, p: _Obj(v, p, ("accounts",)), None)
     rocket_accounts = rocket.items("accounts", _rocket_account, ()) if rocket else ()
@@ -557,7 +571,7 @@ def parse_scenario(raw: Any) -> Scenario:
 
     return Scenario(
         today=top.date("today"), rocket_accounts=rocket_accounts, jet_accounts=jet_accounts,
-        faults=top.items("faults", _fault, ()), source=raw,
+        faults=top.items("faults", _fault, ()), source=raw, challenge_seconds=challenge_seconds,
     )
 
 

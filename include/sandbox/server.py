@@ -50,6 +50,8 @@ async def _apply_fault(fault: Fault, portal: Portal, request: Request, call_next
             return Response("Internal Server Error", status_code=500, media_type="text/plain")
         return render(request, "server_error.html", status_code=500)
     if fault.kind == "bot_rejected":
+        if fault.mode == "blank":  # what Chrome for Testing and some bundled Chromium builds get
+            return Response("<html><head></head><body></body></html>", status_code=200, media_type="text/html")
         return render(request, "access_denied.html", status_code=403, target=str(request.url),
                       reference=secrets.token_hex(8))
     if fault.kind == "timeout":
@@ -58,6 +60,11 @@ async def _apply_fault(fault: Fault, portal: Portal, request: Request, call_next
             return Response("sandbox stopping", status_code=503)
         return None
     if fault.kind == "session_expired":
+        session = state.sessions.get(request.cookies.get(portal.session_cookie) or "")
+        if session is not None and fault.mode != "portal":
+            with state.lock:  # Keycloak's session of the same user ends too: the password is asked again
+                for token in [t for t, s in state.sso_sessions.items() if s.username == session.username]:
+                    del state.sso_sessions[token]
         state.end_session(request.cookies.get(portal.session_cookie))
         response = RedirectResponse(sign_on_url(portal, str(request.url)), status_code=302)
         response.delete_cookie(portal.session_cookie, path="/")

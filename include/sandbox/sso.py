@@ -1,21 +1,49 @@
-"""The shared sign-on of the sandbox portals, a look-alike of Coupang's Keycloak (realm ``seller``)."""
+"""The shared sign-on of the sandbox portals: a look-alike of Coupang's Keycloak (realm ``seller``) and the
+authorization-code chain each portal runs through it (REAL-PORTALS.md §1).
+
+The chain, as the real sites run it, starts at the portal: an anonymous page redirects to
+the portal's login start, which saves an authorization request (a random ``state``, kept
+against a cookie of the portal's) and sends the browser to Keycloak's auth endpoint. The
+sign-on form's action carries one-time codes (``session_code``, ``execution``, ``tab_id``)
+and needs Keycloak's ``AUTH_SESSION_ID`` cookie; a right password sends the browser back to
+the portal's callback with ``state`` and a one-time ``code``; the portal checks both and only
+then sets its session cookie. Hence, as on the real sites:
+
+- a hand-built auth URL signs nobody on: the portal never saved that authorization request,
+  so its callback refuses the code (``authorization_request_not_found``), and an auth URL
+  without ``state`` or with a redirect_uri that is not the portal's callback is refused by
+  Keycloak itself;
+- a code is good once (``invalid_grant`` the second time), and a form submitted with stale
+  one-time codes is shown again with Keycloak's 'login timed out' message;
+- while Keycloak's own session (cookie ``KEYCLOAK_SESSION``) lives, running the chain again
+  renews the portal session without the password.
+
+A bot-protection challenge (``bot_protection.challenge_seconds`` of the scenario) may stand
+in front of the form: a blank page whose script sets a cookie and reloads after that many
+seconds, as Akamai's sign-on challenge does.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from sandbox.state import AuthSession, SandboxState, Session
+from sandbox.state import AuthSession, IssuedCode, PendingLogin, SandboxState, Session, SsoSession
 from sandbox.web import render, state_of
 
 REALM_PATH = "/auth/realms/seller"
 AUTH_PATH = f"{REALM_PATH}/protocol/openid-connect/auth"
 LOGIN_ACTIONS_PATH = f"{REALM_PATH}/login-actions/authenticate"
+AUTH_SESSION_COOKIE = "AUTH_SESSION_ID"
+SSO_SESSION_COOKIE = "KEYCLOAK_SESSION"
+CHALLENGE_COOKIE = "_abck"
 
 BAD_CREDENTIALS = "아이디 또는 비밀번호가 올바르지 않습니다."
 BAD_SMS_CODE = "인증번호가 올바르지 않습니다. 다시 확인해 주세요."
@@ -35,7 +63,13 @@ class Principal:
 
 @dataclass(frozen=True)
 class Portal:
-    """A portal served by the sandbox and signed on to through this realm."""
+    """A portal served by the sandbox and signed on to through this realm.
+
+    ``login_path`` is where an anonymous page sends the browser (with ``returnUrl``);
+    ``callback_path`` receives ``state`` and ``code`` from Keycloak (Wing's ``/sso/login``
+    also starts the authorization when called without them); ``landing_path`` is where a
+    sign-on without a saved page ends.
+    """
 
     name: str  # as in scenario faults: supplier_hub | wing
     client_id: str  # the Keycloak client: supplier-hub | wing
@@ -45,10 +79,18 @@ class Portal:
     router: APIRouter
     authenticate: Callable[[SandboxState, str, str], Principal | None]
     home_path: str = "/"
+    login_path: str = "/login"
+    callback_path: str = "/sso/login"
+    landing_path: str = "/"
+
+    @property
+    def request_cookie(self) -> str:
+        """The portal's cookie naming its saved authorization request (a pre-login session)."""
+        return f"{self.session_cookie}_AUTHREQ"
 
 
 class LoginRequired(Exception):
-    """Raised by a portal page without a session; answered with a redirect to the sign-on."""
+    """Raised by a portal page without a session; answered with a redirect to the portal's login start."""
 
     def __init__(self, location: str):
         self.location = location
@@ -58,10 +100,18 @@ def portals_of(request: Request) -> dict[str, Portal]:
     return request.app.state.portals  # client_id -> Portal
 
 
-def sign_on_url(portal: Portal, redirect_uri: str) -> str:
-    query = urlencode({"response_type": "code", "client_id": portal.client_id,
-                       "redirect_uri": redirect_uri, "scope": "openid"})
-    return f"{AUTH_PATH}?{query}"
+def _local_path(url: str, portal: Portal) -> str:
+    """A return URL reduced to a path of the portal's own (anything else: its landing page)."""
+    parts = urlsplit(url)
+    path = parts.path or "/"
+    if not path.startswith(portal.prefix + "/") and path != portal.prefix:
+        return portal.prefix + portal.landing_path
+    return path + (f"?{parts.query}" if parts.query else "")
+
+
+def sign_on_url(portal: Portal, return_url: str) -> str:
+    """Where the portal sends a browser without a session: its own login start, not Keycloak."""
+    return f"{portal.prefix}{portal.login_path}?" + urlencode({"returnUrl": _local_path(return_url, portal)})
 
 
 def current_session(request: Request, portal: Portal) -> Session:
@@ -74,71 +124,199 @@ def current_session(request: Request, portal: Portal) -> Session:
     return session
 
 
+def callback_url(request: Request, portal: Portal) -> str:
+    return str(request.base_url).rstrip("/") + portal.prefix + portal.callback_path
+
+
+def portal_error(request: Request, portal: Portal, status_code: int, error: str, message: str) -> Response:
+    """What a Spring Security portal shows when its OAuth2 login fails: a bare error page."""
+    return render(request, "sso/info.html", status_code=status_code, portal=portal, title="로그인 오류",
+                  message=f"[{error}] {message}", css="login-error")
+
+
+def begin_authorization(request: Request, portal: Portal, return_url: str) -> Response:
+    """Save an authorization request (state, return path) and send the browser to Keycloak."""
+    state = state_of(request)
+    pending = PendingLogin(portal.name, secrets.token_urlsafe(24), _local_path(return_url, portal))
+    key = secrets.token_urlsafe(16)
+    with state.lock:
+        state.pending_logins[key] = pending
+    query = urlencode({"response_type": "code", "client_id": portal.client_id,
+                       "redirect_uri": callback_url(request, portal), "state": pending.state,
+                       "scope": "openid", "nonce": secrets.token_urlsafe(12)})
+    response = RedirectResponse(f"{AUTH_PATH}?{query}", status_code=302)
+    response.set_cookie(portal.request_cookie, key, httponly=True, samesite="lax", path="/")
+    return response
+
+
+def finish_authorization(request: Request, portal: Portal, code: str, oauth_state: str) -> Response:
+    """The portal's callback: the state must be the saved request's, the code unused; then the session."""
+    state = state_of(request)
+    with state.lock:
+        pending = state.pending_logins.get(request.cookies.get(portal.request_cookie) or "")
+        if pending is None or pending.portal != portal.name or not secrets.compare_digest(pending.state, oauth_state):
+            return portal_error(request, portal, 401, "authorization_request_not_found",
+                                "저장된 로그인 요청이 없습니다. 처음부터 다시 로그인해 주세요.")
+        issued = state.issued_codes.pop(code, None)
+        if issued is None or issued.client_id != portal.client_id or issued.redirect_uri != callback_url(request,
+                                                                                                         portal):
+            return portal_error(request, portal, 401, "invalid_grant", "Code not valid")
+        state.pending_logins.pop(request.cookies.get(portal.request_cookie) or "", None)
+    session = state.new_session(portal.name, issued.account_id, issued.username, issued.is_master)
+    response = RedirectResponse(pending.return_path, status_code=302)
+    response.set_cookie(portal.session_cookie, session.token, httponly=True, samesite="lax", path="/")
+    response.delete_cookie(portal.request_cookie, path="/")
+    return response
+
+
+def add_sign_on_routes(portal: Portal) -> None:
+    """The portal's side of the chain on its router: its login start and its callback.
+
+    Wing's login start hands over to ``/sso/login``, which starts the authorization when
+    called without a code; Supplier Hub's login start starts it at once.
+    """
+    router = portal.router
+    callback_starts = portal.callback_path == "/sso/login"
+
+    @router.get(portal.login_path)
+    def login_start(request: Request, returnUrl: str = "") -> Response:  # noqa: N803 (the site's name)
+        back = returnUrl or portal.prefix + portal.landing_path
+        if callback_starts:
+            return RedirectResponse(f"{portal.prefix}{portal.callback_path}?" + urlencode({"returnUrl": back}),
+                                    status_code=302)
+        return begin_authorization(request, portal, back)
+
+    @router.get(portal.callback_path)
+    def callback(request: Request, returnUrl: str = "", code: str = "", state: str = "") -> Response:  # noqa: N803
+        if not code and not state and callback_starts:
+            return begin_authorization(request, portal, returnUrl or portal.prefix + portal.landing_path)
+        if not state:
+            return portal_error(request, portal, 401, "invalid_state_parameter", "state 가 없습니다.")
+        if not code:
+            return portal_error(request, portal, 400, "invalid_request", "code 가 없습니다.")
+        return finish_authorization(request, portal, code, state)
+
+
 router = APIRouter()
+
+
+def _keycloak_error(request: Request, message: str, status_code: int = 400) -> Response:
+    return render(request, "sso/info.html", status_code=status_code, title="오류", message=message,
+                  css="kc-error")
 
 
 def _login_page(request: Request, portal: Portal, auth: AuthSession, *, error: str | None = None,
                 username: str = "", status_code: int = 200) -> Response:
+    auth.rotate()  # every form shown carries new one-time codes
     action = f"{LOGIN_ACTIONS_PATH}?" + urlencode(
-        {"session_code": auth.tab_id[::-1], "execution": "login", "client_id": portal.client_id,
+        {"session_code": auth.session_code, "execution": auth.execution, "client_id": portal.client_id,
          "tab_id": auth.tab_id})
-    return render(request, "sso/login.html", status_code=status_code, portal=portal, action=action,
-                  error=error, username=username)
+    response = render(request, "sso/login.html", status_code=status_code, portal=portal, action=action,
+                      error=error, username=username)
+    response.set_cookie(AUTH_SESSION_COOKIE, auth.root_id, httponly=True, samesite="lax", path=REALM_PATH + "/")
+    return response
 
 
-def _unknown_client(request: Request) -> Response:
-    return render(request, "sso/info.html", status_code=400, title="잘못된 요청",
-                  message="Client not found.", css="kc-error")
+def _challenge(request: Request) -> Response | None:
+    """Akamai's sign-on challenge: a blank page that proves itself after some seconds, then reloads."""
+    state = state_of(request)
+    seconds = state.scenario.challenge_seconds
+    if seconds <= 0:
+        return None
+    token = request.cookies.get(CHALLENGE_COOKIE) or ""
+    with state.lock:
+        served = state.challenges.get(token)
+        if served is not None and time.monotonic() - served >= seconds:
+            return None
+        token = secrets.token_urlsafe(12)
+        state.challenges[token] = time.monotonic()
+    body = ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"></head><body><script>"
+            f"setTimeout(function () {{ document.cookie = '{CHALLENGE_COOKIE}={token}; path=/';"
+            f" location.reload(); }}, {int(seconds * 1000) + 100});</script></body></html>")
+    return HTMLResponse(body, headers={"Cache-Control": "no-store"})
 
 
 @router.get(AUTH_PATH)
-def auth(request: Request, client_id: str = "", redirect_uri: str = "") -> Response:
+def auth(request: Request, client_id: str = "", redirect_uri: str = "", state: str = "",
+         response_type: str = "") -> Response:
     portal = portals_of(request).get(client_id)
     if portal is None:
-        return _unknown_client(request)
-    state = state_of(request)
-    # Keycloak skips the form when the browser already holds a live session.
-    session = state.sessions.get(request.cookies.get(portal.session_cookie) or "")
-    target = redirect_uri or portal.prefix + portal.home_path
-    if session is not None and session.portal == portal.name:
-        return RedirectResponse(target, status_code=302)
-    return _login_page(request, portal, state.new_auth_session(client_id, target))
+        return _keycloak_error(request, "Client not found.")
+    if redirect_uri != callback_url(request, portal):
+        return _keycloak_error(request, "Invalid parameter: redirect_uri")
+    if response_type != "code":
+        return _keycloak_error(request, "Invalid parameter: response_type")
+    if not state:
+        return _keycloak_error(request, "Invalid parameter: state")
+    challenge = _challenge(request)
+    if challenge is not None:
+        return challenge
+    sandbox = state_of(request)
+    # Keycloak skips the form while its own session lives: the portal session is renewed.
+    sso = sandbox.sso_sessions.get(request.cookies.get(SSO_SESSION_COOKIE) or "")
+    if sso is not None and sso.client_id == client_id:
+        return _issue_code(sandbox, client_id, redirect_uri, state, sso.account_id, sso.username, sso.is_master)
+    root_id = request.cookies.get(AUTH_SESSION_COOKIE) or secrets.token_urlsafe(16)
+    return _login_page(request, portal, sandbox.new_auth_session(client_id, redirect_uri, state, root_id))
+
+
+def _issue_code(sandbox: SandboxState, client_id: str, redirect_uri: str, oauth_state: str, account_id: str,
+                username: str, is_master: bool) -> Response:
+    code = secrets.token_urlsafe(24)
+    with sandbox.lock:
+        sandbox.issued_codes[code] = IssuedCode(client_id, redirect_uri, account_id, username, is_master)
+    query = urlencode({"state": oauth_state, "session_state": secrets.token_hex(8), "code": code})
+    return RedirectResponse(f"{redirect_uri}?{query}", status_code=302)
 
 
 @router.post(LOGIN_ACTIONS_PATH)
-async def login_action(request: Request, client_id: str = "", tab_id: str = "", execution: str = "") -> Response:
+async def login_action(request: Request, client_id: str = "", tab_id: str = "", execution: str = "",
+                       session_code: str = "") -> Response:
     portal = portals_of(request).get(client_id)
     if portal is None:
-        return _unknown_client(request)
-    state = state_of(request)
-    auth = state.auth_sessions.get(tab_id)
-    if auth is None or auth.client_id != client_id:
-        fresh = state.new_auth_session(client_id, portal.prefix + portal.home_path)
-        return _login_page(request, portal, fresh, error=AUTH_SESSION_GONE)
+        return _keycloak_error(request, "Client not found.")
+    sandbox = state_of(request)
+    auth = sandbox.auth_sessions.get(tab_id)
+    if auth is None or auth.client_id != client_id or request.cookies.get(AUTH_SESSION_COOKIE) != auth.root_id:
+        # No authentication session behind this form (a hand-built or replayed action).
+        return _keycloak_error(request, AUTH_SESSION_GONE)
+    if not (secrets.compare_digest(session_code, auth.session_code) and execution == auth.execution):
+        return _login_page(request, portal, auth, error=AUTH_SESSION_GONE)
     form = await request.form()
 
-    if execution == "sms":
+    if auth.pending is not None:
         # No code ever passes: an SMS step needs a person, which is what the sandbox shows.
-        return render(request, "sso/sms.html", portal=portal, action=str(request.url), error=BAD_SMS_CODE)
+        return _sms_page(request, portal, auth, error=BAD_SMS_CODE)
 
     username = str(form.get("username", "")).strip()
     password = str(form.get("password", ""))
-    principal = portal.authenticate(state, username, password) if username and password else None
+    principal = portal.authenticate(sandbox, username, password) if username and password else None
     if principal is None:
         return _login_page(request, portal, auth, error=BAD_CREDENTIALS, username=username)
     if principal.expired_on is not None:
         return render(request, "sso/expired.html", portal=portal, expired_on=principal.expired_on)
     if principal.sms_challenge:
         auth.pending = principal
-        sms_action = f"{LOGIN_ACTIONS_PATH}?" + urlencode(
-            {"session_code": auth.tab_id[::-1], "execution": "sms", "client_id": client_id, "tab_id": tab_id})
-        return render(request, "sso/sms.html", portal=portal, action=sms_action, error=None)
+        return _sms_page(request, portal, auth, error=None)
 
-    state.auth_sessions.pop(tab_id, None)
-    session = state.new_session(portal.name, principal.account_id, principal.username, principal.is_master)
-    response = RedirectResponse(auth.redirect_uri, status_code=302)
-    response.set_cookie(portal.session_cookie, session.token, httponly=True, samesite="lax", path="/")
+    with sandbox.lock:
+        sandbox.auth_sessions.pop(tab_id, None)
+        sso = SsoSession(secrets.token_urlsafe(24), client_id, principal.account_id, principal.username,
+                         principal.is_master)
+        sandbox.sso_sessions[sso.token] = sso
+    response = _issue_code(sandbox, client_id, auth.redirect_uri, auth.state, principal.account_id,
+                           principal.username, principal.is_master)
+    response.set_cookie(SSO_SESSION_COOKIE, sso.token, httponly=True, samesite="lax", path=REALM_PATH + "/")
+    response.delete_cookie(AUTH_SESSION_COOKIE, path=REALM_PATH + "/")
     return response
+
+
+def _sms_page(request: Request, portal: Portal, auth: AuthSession, *, error: str | None) -> Response:
+    auth.rotate()
+    action = f"{LOGIN_ACTIONS_PATH}?" + urlencode(
+        {"session_code": auth.session_code, "execution": auth.execution, "client_id": portal.client_id,
+         "tab_id": auth.tab_id})
+    return render(request, "sso/sms.html", portal=portal, action=action, error=error)
 
 
 @router.get(f"{REALM_PATH}/protocol/openid-connect/registrations")
@@ -151,9 +329,12 @@ def registrations(request: Request, client_id: str = "") -> Response:
 def logout(request: Request, client_id: str = "", redirect_uri: str = "") -> Response:
     portal = portals_of(request).get(client_id)
     if portal is None:
-        return _unknown_client(request)
-    state_of(request).end_session(request.cookies.get(portal.session_cookie))
-    response = RedirectResponse(redirect_uri or sign_on_url(portal, portal.prefix + portal.home_path),
-                                status_code=302)
+        return _keycloak_error(request, "Client not found.")
+    sandbox = state_of(request)
+    sandbox.end_session(request.cookies.get(portal.session_cookie))
+    with sandbox.lock:
+        sandbox.sso_sessions.pop(request.cookies.get(SSO_SESSION_COOKIE) or "", None)
+    response = RedirectResponse(redirect_uri or portal.prefix + portal.landing_path, status_code=302)
     response.delete_cookie(portal.session_cookie, path="/")
+    response.delete_cookie(SSO_SESSION_COOKIE, path=REALM_PATH + "/")
     return response

@@ -43,12 +43,55 @@ class ReportRequest:
 
 @dataclass
 class AuthSession:
-    """A sign-on in progress (Keycloak's authentication session, keyed by tab_id)."""
+    """A sign-on in progress (Keycloak's authentication session, keyed by tab_id).
+
+    ``session_code`` and ``execution`` change each time the form is shown: a form
+    submitted with older ones is stale, as on Keycloak.
+    """
 
     tab_id: str
     client_id: str
     redirect_uri: str
+    state: str = ""  # the client's OAuth state, handed back with the code
+    root_id: str = ""  # the AUTH_SESSION_ID cookie the browser must send with the form
+    session_code: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    execution: str = field(default_factory=lambda: secrets.token_hex(8))
     pending: Any = None  # the principal waiting at the SMS step
+
+    def rotate(self) -> None:
+        self.session_code = secrets.token_urlsafe(16)
+        self.execution = secrets.token_hex(8)
+
+
+@dataclass
+class PendingLogin:
+    """A portal's authorization request (Spring Security's saved request): its state and where to go back."""
+
+    portal: str
+    state: str
+    return_path: str
+
+
+@dataclass
+class IssuedCode:
+    """A one-time authorization code handed to a portal's callback."""
+
+    client_id: str
+    redirect_uri: str
+    account_id: str
+    username: str
+    is_master: bool
+
+
+@dataclass
+class SsoSession:
+    """Keycloak's own session (cookie KEYCLOAK_SESSION): signs on again without the password while it lives."""
+
+    token: str
+    client_id: str
+    account_id: str
+    username: str
+    is_master: bool
 
 
 @dataclass
@@ -66,6 +109,10 @@ class SandboxState:
     tax_invoice_confirmed: dict[str, dt.date | None] = field(init=False)  # 계산서번호 -> 확정일
     sessions: dict[str, Session] = field(default_factory=dict)
     auth_sessions: dict[str, AuthSession] = field(default_factory=dict)
+    pending_logins: dict[str, PendingLogin] = field(default_factory=dict)  # by the portal's pre-login cookie
+    issued_codes: dict[str, IssuedCode] = field(default_factory=dict)  # one-time authorization codes
+    sso_sessions: dict[str, SsoSession] = field(default_factory=dict)  # Keycloak sessions, by cookie
+    challenges: dict[str, float] = field(default_factory=dict)  # bot-challenge token -> monotonic time served
     requests: list[RequestRecord] = field(default_factory=list)
     report_requests: dict[int, ReportRequest] = field(default_factory=dict)  # Wing, by requestId
     faults: FaultBook = field(init=False)
@@ -95,8 +142,8 @@ class SandboxState:
         with self.lock:
             self.sessions.pop(token or "", None)
 
-    def new_auth_session(self, client_id: str, redirect_uri: str) -> AuthSession:
-        auth = AuthSession(secrets.token_urlsafe(8), client_id, redirect_uri)
+    def new_auth_session(self, client_id: str, redirect_uri: str, state: str = "", root_id: str = "") -> AuthSession:
+        auth = AuthSession(secrets.token_urlsafe(8), client_id, redirect_uri, state=state, root_id=root_id)
         with self.lock:
             self.auth_sessions[auth.tab_id] = auth
         return auth

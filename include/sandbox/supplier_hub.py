@@ -9,9 +9,9 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from sandbox.excel import RECEIVE_DETAIL_HEADERS, receive_detail_cells, receive_detail_xlsx
+from sandbox.excel import RECEIVE_DETAIL_PAGE_HEADERS, receive_detail_cells, receive_detail_xlsx
 from sandbox.scenario import RocketAccount, RocketInvoice
-from sandbox.sso import Portal, Principal, current_session, sign_on_url
+from sandbox.sso import Portal, Principal, add_sign_on_routes, current_session, sign_on_url
 from sandbox.state import SandboxState, Session
 from sandbox.web import BadRequest, date_param, int_param, page_count, render, state_of, won, ymd
 
@@ -22,7 +22,12 @@ PURCHASE_ORDERS_PATH = "/scm/purchase/order/list"  # 발주현황
 SUB_ACCOUNTS_PATH = "/scm/sub-accounts"  # 부계정 관리
 TAX_INVOICES_PATH = "/scm/settlement/tax-invoice"  # 세금계산서 (where the seller confirms one)
 
+LANDING_PATH = "/dashboard/KR"  # where a sign-on lands (OH)
+LOGIN_PATH = "/oauth2/authorization/keycloak"  # Spring Security's login start
+CALLBACK_PATH = "/login/oauth2/code/keycloak"  # where Keycloak sends the code back (OH)
 LIST_PAGE_SIZE = 50  # the real page never shows more than 50 rows
+# The search the real page sends (OH); a query without them is a page nobody searched on yet.
+LIST_SEARCH_PARAMS = {"billIssueType": "DIRECT", "paymentSearchType": "COMPLETE"}
 DETAIL_PAGE_SIZE = 10
 # Pages past this one need totalCount in the query, a quirk of the real 입고상세내역.
 DETAIL_PAGES_WITHOUT_TOTAL = 2
@@ -30,7 +35,7 @@ DEFAULT_LIST_DAYS = 30
 
 LIST_HEADERS = ("계산서번호", "거래처명", "작성일자", "지급일자", "과세유형", "발주유형", "정산유형", "발행유형",
                 "공급가액", "부가가치세", "지급예정금액", "세금계산서 확정일", "1차 지급일", "1차 지급액", "2차 지급액",
-                "상세")
+                "")  # the last column has no header: the buttons and a status text
 
 router = APIRouter()
 
@@ -50,7 +55,10 @@ def _authenticate(state: SandboxState, username: str, password: str) -> Principa
 
 
 PORTAL = Portal(name="supplier_hub", client_id="supplier-hub", title="서플라이어 허브", prefix="",
-                session_cookie="SUPPLIER_HUB_SESSION", router=router, authenticate=_authenticate)
+                session_cookie="SUPPLIER_HUB_SESSION", router=router, authenticate=_authenticate,
+                home_path=LANDING_PATH, login_path=LOGIN_PATH, callback_path=CALLBACK_PATH,
+                landing_path=LANDING_PATH)
+add_sign_on_routes(PORTAL)
 
 
 def _session(request: Request) -> tuple[Session, RocketAccount]:
@@ -84,6 +92,12 @@ def _invoice(account: RocketAccount, invoice_no: str | None) -> RocketInvoice | 
 
 
 @router.get("/")
+def root(request: Request) -> Response:
+    _session(request)
+    return RedirectResponse(LANDING_PATH, status_code=302)
+
+
+@router.get(LANDING_PATH)
 def home(request: Request) -> Response:
     session, account = _session(request)
     return _page(request, "home.html", session, account)
@@ -92,7 +106,7 @@ def home(request: Request) -> Response:
 @router.get("/logout")
 def logout(request: Request) -> Response:
     state_of(request).end_session(request.cookies.get(PORTAL.session_cookie))
-    response = RedirectResponse(sign_on_url(PORTAL, str(request.base_url)), status_code=302)
+    response = RedirectResponse(sign_on_url(PORTAL, LANDING_PATH), status_code=302)
     response.delete_cookie(PORTAL.session_cookie, path="/")
     return response
 
@@ -120,6 +134,8 @@ async def extend_sub_account(request: Request) -> Response:
 
 @router.get(LIST_PATH)
 def purchase_account(request: Request) -> Response:
+    """일반매입계정 as OH records it: searched with the page's own parameters, no total count, and a
+    page past the last one serves the last page again."""
     session, account = _session(request)
     blocked = _blocked(request, session, account, "일반매입계정")
     if blocked:
@@ -132,14 +148,17 @@ def purchase_account(request: Request) -> Response:
         start = date_param(request, "startDate", end - dt.timedelta(days=DEFAULT_LIST_DAYS))
     except BadRequest as exc:
         return _error(request, session, account, 400, str(exc))
+    searched = all(request.query_params.get(k) == v for k, v in LIST_SEARCH_PARAMS.items())
     matching = sorted((inv for inv in account.invoices if start <= inv.written_date <= end),
-                      key=lambda inv: (inv.written_date, inv.invoice_no), reverse=True)
-    rows = [_list_row(account, inv, state) for inv in matching[(page - 1) * size: page * size]]
-    base = {"size": size, "startDate": start.isoformat(), "endDate": end.isoformat()}
+                      key=lambda inv: (inv.written_date, inv.invoice_no), reverse=True) if searched else []
     pages = page_count(len(matching), size)
+    shown_page = min(page, pages)  # past the end: the last page again
+    rows = [_list_row(account, inv, state) for inv in matching[(shown_page - 1) * size: shown_page * size]]
+    base = {"size": size, **LIST_SEARCH_PARAMS, "startDate": start.isoformat(), "endDate": end.isoformat(),
+            "paymentPurchaseSearchType": "", "vendorPaymentInfoSeq": ""}
     links = [(n, f"{LIST_PATH}?{urlencode({'page': n, **base})}") for n in range(1, pages + 1)]
     return _page(request, "purchase_account.html", session, account, headers=LIST_HEADERS, rows=rows,
-                 total=len(matching), page=page, pages=pages, links=links, start=start, end=end, size=size)
+                 page=shown_page, links=links, start=start, end=end, size=size, search=LIST_SEARCH_PARAMS)
 
 
 def _list_row(account: RocketAccount, inv: RocketInvoice, state: SandboxState) -> dict:
@@ -150,7 +169,8 @@ def _list_row(account: RocketAccount, inv: RocketInvoice, state: SandboxState) -
                   won(inv.vat_amount), won(inv.payable_amount), ymd(confirmed), ymd(inv.first_payment_date),
                   won(inv.first_payment_amount), won(inv.second_payment_amount)],
         "orders_url": f"{PURCHASE_ORDERS_PATH}?{urlencode({'vendorPaymentInfoSeq': inv.invoice_no})}",
-        "detail_url": f"{DETAIL_PATH}?{urlencode({'vendorPaymentInfoSeq': inv.invoice_no, 'page': 1})}",
+        "detail_url": f"{DETAIL_PATH}?{urlencode({'vendorPaymentInfoSeq': inv.invoice_no, 'cplbYn': 'N', 'page': 1})}",
+        "status": "전송성공" if confirmed is not None else "",
     }
 
 
@@ -175,12 +195,14 @@ def receive_detail(request: Request, vendorPaymentInfoSeq: str = "") -> Response
         shown = invoice.lines[(page - 1) * DETAIL_PAGE_SIZE: page * DETAIL_PAGE_SIZE]
         total_shown = total
     pages = page_count(total_shown, DETAIL_PAGE_SIZE)
-    links = [(n, f"{DETAIL_PATH}?" + urlencode({"vendorPaymentInfoSeq": invoice.invoice_no, "page": n,
-                                                 "totalCount": total}))
+    links = [(n, f"{DETAIL_PATH}?" + urlencode({"vendorPaymentInfoSeq": invoice.invoice_no, "cplbYn": "N",
+                                                 "page": n, "totalCount": total}))
              for n in range(1, pages + 1)]
-    return _page(request, "receive_detail.html", session, account, invoice=invoice, headers=RECEIVE_DETAIL_HEADERS,
-                 rows=[receive_detail_cells(invoice, line) for line in shown], total=total_shown, page=page,
-                 pages=pages, links=links,
+    first = (page - 1) * DETAIL_PAGE_SIZE
+    return _page(request, "receive_detail.html", session, account, invoice=invoice,
+                 headers=RECEIVE_DETAIL_PAGE_HEADERS,
+                 rows=[receive_detail_cells(invoice, line, first + i) for i, line in enumerate(shown)],
+                 total=total_shown, page=page, pages=pages, links=links,
                  excel_url=f"{DETAIL_EXCEL_PATH}?{urlencode({'vendorPaymentInfoSeq': invoice.invoice_no})}")
 
 
@@ -193,13 +215,12 @@ def receive_detail_excel(request: Request, vendorPaymentInfoSeq: str = "") -> Re
     invoice = _invoice(account, vendorPaymentInfoSeq)
     if invoice is None:
         return _error(request, session, account, 404, "계산서 정보를 찾을 수 없습니다.")
-    state = state_of(request)
-    downloaded_at = dt.datetime.combine(state.today, dt.time(9, 0))
-    body = receive_detail_xlsx(invoice, account.vendor_name, downloaded_at)
-    filename = f"입고상세내역_{invoice.invoice_no}.xlsx"
+    body = receive_detail_xlsx(invoice, returns_positive=account.export_return_sign == "positive")
+    days = [line.moved_date for line in invoice.lines] or [invoice.written_date]
+    filename = f"Coupang_Stocked_Data_List({min(days):%Y%m%d}~{max(days):%Y%m%d}).xlsx"
     return Response(body, media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                    headers={"Content-Disposition": f"attachment; filename=\"receive_detail_{invoice.invoice_no}"
-                                                    f".xlsx\"; filename*=UTF-8''{quote(filename)}"})
+                    headers={"Content-Disposition": f"attachment; filename=\"Coupang_Stocked_Data_List_"
+                                                    f"{invoice.invoice_no}.xlsx\"; filename*=UTF-8''{quote(filename)}"})
 
 
 @router.get(PURCHASE_ORDERS_PATH)

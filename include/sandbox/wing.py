@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from sandbox.excel import CATEGORY_TR, WAREHOUSING_SHIPPING, settlement_report_xlsx
 from sandbox.scenario import JetAccount
-from sandbox.sso import Portal, Principal, current_session, sign_on_url
+from sandbox.sso import Portal, Principal, add_sign_on_routes, current_session, sign_on_url
 from sandbox.state import ReportRequest, SandboxState, Session
 from sandbox.web import BadRequest, date_param, int_param, page_count, render, state_of, won, ymd
 
@@ -47,7 +47,9 @@ def _authenticate(state: SandboxState, username: str, password: str) -> Principa
 
 
 PORTAL = Portal(name="wing", client_id="wing", title="WING", prefix=PREFIX, session_cookie="WING_SESSION",
-                router=router, authenticate=_authenticate, home_path=HOME_PATH)
+                router=router, authenticate=_authenticate, home_path=HOME_PATH, login_path="/login",
+                callback_path="/sso/login", landing_path=HOME_PATH)  # the chain LM records (REAL-PORTALS.md §1)
+add_sign_on_routes(PORTAL)
 
 
 def _session(request: Request) -> tuple[Session, JetAccount]:

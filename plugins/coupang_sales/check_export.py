@@ -23,7 +23,9 @@ Checker = Callable[[Path], dict[str, Any]]
 
 
 def _kinds() -> dict[str, Checker]:
-    return {}
+    from coupang_sales.rocket.policy import check_receive_detail_export
+
+    return {"rocket-receive-detail": check_receive_detail_export}
 
 
 def main(argv: list[str] | None = None) -> int:

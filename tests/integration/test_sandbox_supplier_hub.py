@@ -18,6 +18,7 @@ from python_calamine import CalamineWorkbook
 
 from coupang_sales.errors import CollectionError, ExportFormatError
 from coupang_sales.portal.browser import open_browser
+from coupang_sales.portal.settings import load_settings
 from coupang_sales.rocket import supplier_hub as hub_module
 from coupang_sales.rocket.supplier_hub import PURCHASE_ACCOUNT_HEADERS, SubAccount, SupplierHubSession
 from sandbox import SandboxServer, load_scenario
@@ -26,8 +27,8 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 TODAY = dt.date(2026, 1, 7)
-DETAIL_HEADERS = ("구분", "번호", "SKU번호", "SKU명", "입고/반출일자", "물류센터", "세금타입", "수량", "단가",
-                  "공급가액", "세액", "총단가", "총공급가액", "총세액", "계산서번호", "지급일")
+DETAIL_HEADERS = ("구분", "번호", "SKU번호", "SKU명", "입고/반출시각", "물류센터", "세금타입", "수량", "단가",
+                  "공급가액", "세액", "총단가", "총공급가액", "총세액", "계산서번호", "지급일")  # the export's
 PASSWORD = "pw-Ok-7f3k2"
 BIG_INVOICE = "70000001"  # 23 lines: three 입고상세내역 pages
 
@@ -131,15 +132,53 @@ def test_login_with_the_default_browser_reaches_the_home_page(portal, tmp_path):
                             download_dir=tmp_path / "dl", timeout=10) as hub:
         hub.login()
         assert "Supplier Hub" in hub.driver.title
-        assert hub.driver.current_url.rstrip("/") == portal.url
+        assert hub.driver.current_url == portal.url + "/dashboard/KR"
         profile = hub.driver.profile_dir
     assert hub.driver is None and not profile.exists(), "the browser quit and its profile is gone"
 
 
-def test_login_through_an_explicit_sso_url(portal, open_hub):
-    with open_hub(portal, "hub_ok", sso_url=portal.url) as hub:
-        hub.login()
-        assert hub.sub_accounts() == [SubAccount("hub_ok", dt.date(2026, 6, 30))]
+def test_the_sign_on_goes_through_the_portals_redirect_chain(portal):
+    http = http_login(portal, "hub_ok")
+    chain = [r.url for r in http.get(portal.url + "/", timeout=5).history]
+    assert chain == [portal.url + "/"], "signed on: the home redirects to the landing page"
+    targets = [r.target.split("?")[0] for r in portal.state.requests[-8:]]
+    assert "/login/oauth2/code/keycloak" in targets and "/dashboard/KR" in targets
+
+
+def test_a_hand_built_sign_on_url_does_not_sign_on(portal):
+    """The old shortcut: straight to Keycloak, bypassing the portal's saved authorization request."""
+    http = requests.Session()
+    callback = portal.url + "/login/oauth2/code/keycloak"
+    auth = portal.url + "/auth/realms/seller/protocol/openid-connect/auth"
+    no_state = http.get(auth, params={"response_type": "code", "client_id": "supplier-hub", "redirect_uri": callback,
+                                      "scope": "openid"}, timeout=5)
+    assert no_state.status_code == 400 and "state" in no_state.text
+    old_redirect = http.get(auth, params={"response_type": "code", "client_id": "supplier-hub", "scope": "openid",
+                                          "redirect_uri": portal.url + "/", "state": "x"}, timeout=5)
+    assert old_redirect.status_code == 400 and "redirect_uri" in old_redirect.text
+    form = http.get(auth, params={"response_type": "code", "client_id": "supplier-hub", "redirect_uri": callback,
+                                  "scope": "openid", "state": "made-up"}, timeout=5)
+    action = re.search(r'class="kc-form-login" action="([^"]+)"', form.text)[1].replace("&amp;", "&")
+    landed = http.post(portal.url + action, data={"username": "hub_ok", "password": PASSWORD}, timeout=5)
+    assert landed.status_code == 401 and "authorization_request_not_found" in landed.text
+    assert "SUPPLIER_HUB_SESSION" not in http.cookies
+
+
+def test_a_one_time_code_and_a_form_action_work_once(portal):
+    http = requests.Session()
+    form = http.get(portal.url + "/", timeout=5)
+    action = re.search(r'class="kc-form-login" action="([^"]+)"', form.text)[1].replace("&amp;", "&")
+    signed = http.post(portal.url + action, data={"username": "hub_ok", "password": PASSWORD}, timeout=5,
+                       allow_redirects=False)
+    code_url = signed.headers["location"]
+    assert "code=" in code_url and "state=" in code_url
+    assert http.get(code_url, timeout=5).url == portal.url + "/dashboard/KR"
+    replayed = requests.Session()
+    replayed.cookies.update({k: v for k, v in http.cookies.items() if k != "SUPPLIER_HUB_SESSION"})
+    assert "invalid_grant" in replayed.get(code_url, timeout=5).text or \
+        "authorization_request_not_found" in replayed.get(code_url, timeout=5).text
+    again = requests.Session().post(portal.url + action, data={"username": "hub_ok", "password": PASSWORD}, timeout=5)
+    assert again.status_code == 400 and "SUPPLIER_HUB_SESSION" not in again.cookies, "a replayed form action fails"
 
 
 def test_bad_credentials_are_reported_without_the_credentials(portal, open_hub, tmp_path):
@@ -190,12 +229,42 @@ def test_the_master_account_extends_the_sub_account_which_can_then_sign_on(open_
             hub.login()
 
 
-def test_bot_protection_is_reported_as_bot_rejected(open_hub):
-    scenario = small_scenario([{"portal": "supplier_hub", "kind": "bot_rejected", "times": 5}])
-    with SandboxServer(scenario) as server, open_hub(server, "hub_small") as hub:
+@pytest.mark.parametrize("mode", ["access_denied", "blank"])
+def test_bot_protection_is_reported_as_bot_rejected(open_hub, mode):
+    scenario = small_scenario([{"portal": "supplier_hub", "kind": "bot_rejected", "mode": mode, "times": 5}])
+    settings = load_settings("supplier_hub", overrides={"waits": {"sign_on_challenge": 1, "blank_page": 1}})
+    with SandboxServer(scenario) as server, open_hub(server, "hub_small", settings=settings) as hub:
+        started = time.monotonic()
         with pytest.raises(CollectionError) as caught:
             hub.login()
     assert caught.value.category == "bot_rejected"
+    assert ("blank" if mode == "blank" else "Access Denied") in str(caught.value)
+    assert time.monotonic() - started < 8
+
+
+def test_a_blank_page_in_an_in_page_fetch_is_bot_rejected(open_hub):
+    scenario = small_scenario([{"portal": "supplier_hub", "kind": "bot_rejected", "mode": "blank",
+                                "path_contains": "/scm/receive/detail"}])
+    with SandboxServer(scenario) as server, open_hub(server, "hub_small") as hub:
+        hub.login()
+        with pytest.raises(CollectionError, match="blank page") as caught:
+            hub.download_receive_detail("10000001")
+    assert caught.value.category == "bot_rejected"
+
+
+def test_the_sign_on_waits_out_a_bot_challenge_of_the_configured_length(open_hub):
+    scenario = {**small_scenario([]), "bot_protection": {"challenge_seconds": 2}}
+    with SandboxServer(scenario) as server:
+        with open_hub(server, "hub_small") as hub:
+            started = time.monotonic()
+            hub.login()
+            assert time.monotonic() - started >= 2
+            assert hub.list_invoices(TODAY, TODAY)
+        short = load_settings("supplier_hub", overrides={"waits": {"sign_on_challenge": 0.5}})
+        with open_hub(server, "hub_small", settings=short, timeout=1) as hub:
+            with pytest.raises(CollectionError) as caught:
+                hub.login()
+        assert caught.value.category == "bot_rejected", "a challenge longer than the setting looks like a blank wall"
 
 
 # --- 정산 -----------------------------------------------------------------------------------
@@ -246,18 +315,18 @@ def test_list_invoices_of_an_empty_window_is_empty(portal, open_hub):
         assert hub.list_invoices(dt.date(2020, 1, 1), dt.date(2020, 1, 31)) == []
 
 
-def test_download_receive_detail_saves_the_messy_xlsx(portal, open_hub, tmp_path):
+def test_download_receive_detail_saves_the_real_layout_export(portal, open_hub, tmp_path):
     with open_hub(portal, "hub_ok") as hub:
         hub.login()
         path = hub.download_receive_detail(BIG_INVOICE)
     assert path == tmp_path / "downloads" / f"receive_detail_{BIG_INVOICE}.xlsx"
     assert path.read_bytes()[:2] == b"PK"
     rows = CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0).to_python()
-    assert tuple(rows[2]) == DETAIL_HEADERS
-    lines = [r for r in rows if r[0] in ("발주", "반출")]
-    assert len(lines) == 24  # 23 lines, one of them twice
-    assert rows[-1][0] == "합계"
-    assert rows[-1][DETAIL_HEADERS.index("총단가")] == "47,300"
+    assert tuple(rows[0]) == DETAIL_HEADERS, "the header is in row 1"
+    assert len(rows) == 1 + 24  # 23 lines, one of them twice
+    stamp = rows[1][DETAIL_HEADERS.index("입고/반출시각")]
+    assert re.fullmatch(r"\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}", stamp), stamp
+    assert sum(int(r[DETAIL_HEADERS.index("총단가")].replace(",", "")) for r in rows[1:]) == 47_300 + 2_200
 
 
 def test_download_receive_details_fetches_several_at_once_and_keeps_their_order(portal, open_hub):
@@ -310,9 +379,31 @@ def test_receive_detail_pages_past_two_need_the_total_count(portal):
 # --- an unexpected page ---------------------------------------------------------------------
 
 
-def test_a_missing_table_is_an_export_format_error_naming_page_and_part(portal, open_hub, monkeypatch):
-    monkeypatch.setitem(hub_module.SELECTORS, "purchase_account.table", ("css selector", "table.renamed"))
-    with open_hub(portal, "hub_ok", timeout=1.5) as hub:
+def test_an_old_invented_selector_finds_nothing(portal, open_hub):
+    """The sandbox's pages carry no invented classes: the old selector fails as the real site would fail it."""
+    settings = load_settings("supplier_hub", overrides={
+        "selectors": {"purchase_account.table": "table.purchase-account-table"}})
+    with open_hub(portal, "hub_ok", timeout=1.5, settings=settings) as hub:
+        hub.login()
+        with pytest.raises(ExportFormatError, match="일반매입계정"):
+            hub.list_invoices(TODAY, TODAY)
+
+
+def test_one_selector_overridden_through_a_settings_file(portal, open_hub, tmp_path):
+    """A deployment changes a selector with a file, no code change: the table is found by its other header."""
+    override = tmp_path / "hub.json"
+    override.write_text('{"selectors": {"purchase_account.table": "//table[thead//th[.=\'작성일자\']]"}}',
+                        encoding="utf-8")
+    settings = load_settings("supplier_hub", settings_file=override)
+    assert settings.selector("purchase_account.table") == ("xpath", "//table[thead//th[.='작성일자']]")
+    with open_hub(portal, "hub_ok", settings=settings) as hub:
+        hub.login()
+        assert [r["계산서번호"] for r in hub.list_invoices(TODAY, TODAY)] == [BIG_INVOICE]
+
+
+def test_a_missing_table_is_an_export_format_error_naming_page_and_part(portal, open_hub):
+    settings = load_settings("supplier_hub", overrides={"selectors": {"purchase_account.table": "table.renamed"}})
+    with open_hub(portal, "hub_ok", timeout=1.5, settings=settings) as hub:
         hub.login()
         with pytest.raises(ExportFormatError) as caught:
             hub.list_invoices(TODAY, TODAY)
@@ -384,6 +475,16 @@ def test_a_broken_download_is_reported_and_not_kept(open_hub, mode, category, tm
     assert caught.value.category == category
     assert "10000001" in str(caught.value) and "/scm/receive/detail/excel" in str(caught.value)
     assert not (tmp_path / "downloads" / "receive_detail_10000001.xlsx").exists()
+
+
+def test_a_lost_portal_session_is_renewed_through_keycloaks_session(open_hub):
+    scenario = small_scenario([{"portal": "supplier_hub", "kind": "session_expired", "mode": "portal",
+                                "path_contains": "/scm/settlement", "times": 2}])
+    with SandboxServer(scenario) as server, open_hub(server, "hub_small") as hub:
+        hub.login()
+        assert len(hub.list_invoices(TODAY, TODAY)) == 1
+        posts = [r for r in server.state.requests if r.method == "POST"]
+        assert len(posts) == 1, "renewed without the password"
 
 
 def test_a_lost_session_signs_on_again_once(open_hub):
@@ -462,3 +563,36 @@ def test_the_command_line_serves_a_scenario_until_sigterm():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# --- long runs and both ways of reading 입고상세내역 ----------------------------------------------
+
+
+def test_a_session_that_expires_twice_in_a_long_run_is_renewed_twice(open_hub):
+    invoices = [invoice(f"2000000{i}", TODAY, [line(f"7{i}", "1", 1, TODAY)]) for i in range(1, 7)]
+    expiry = {"portal": "supplier_hub", "kind": "session_expired", "path_contains": "/scm/receive/detail?"}
+    scenario = {"today": TODAY.isoformat(), "rocket": {"accounts": [account("V8", "hub_long", invoices)]},
+                "faults": [{**expiry, "after": 1}, {**expiry, "after": 3}]}
+    with SandboxServer(scenario) as server, open_hub(server, "hub_long", fetch_concurrency=1) as hub:
+        hub.login()
+        paths = hub.download_receive_details([inv["invoice_no"] for inv in invoices])
+        assert hub.renewals == 2
+    assert len(paths) == 6 and all(p.read_bytes()[:2] == b"PK" for p in paths)
+    assert [f["remaining"] for f in server.state.faults.remaining()] == [0, 0]
+
+
+def test_receive_detail_read_from_the_pages_equals_the_export(portal, open_hub):
+    from coupang_sales.rocket import policy
+
+    with open_hub(portal, "hub_ok") as hub:
+        hub.login()
+        pages = hub.read_receive_detail_pages([BIG_INVOICE, "60000000"])
+        path = hub.download_receive_detail(BIG_INVOICE)
+    assert pages[BIG_INVOICE]["headers"][4] == "입고/반출일자"
+    assert len(pages[BIG_INVOICE]["rows"]) == 23, "all three pages, the third one with totalCount"
+    from_pages = policy.parse_receive_detail(policy.receive_detail_frame(
+        pages[BIG_INVOICE]["headers"], pages[BIG_INVOICE]["rows"], source="pages"), source="pages")
+    from_file = policy.parse_receive_detail(policy.read_receive_detail_export(path, source="file"), source="file")
+    assert len(from_file) == 24, "the export repeats one line"
+    assert policy.drop_duplicate_lines(from_file).lines.equals(policy.drop_duplicate_lines(from_pages).lines)
+    assert (from_pages.loc[from_pages["kind"] == "반출", "total_price"] < 0).all()

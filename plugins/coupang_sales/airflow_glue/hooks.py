@@ -1,12 +1,58 @@
-"""Hooks for the portals: credentials from an Airflow connection, I/O through the page objects."""
+"""Hooks for the portals: credentials and settings from an Airflow connection, I/O through the page objects."""
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseHook
+
+# Connection extra keys that are shortcuts for a setting (docs/portals.md).
+EXTRA_SHORTCUTS = {
+    "timeout": ("waits", "page"),
+    "challenge_timeout": ("waits", "sign_on_challenge"),
+    "download_mode": ("download_mode",),
+    "concurrency": ("concurrency",),
+    "receive_detail_source": ("receive_detail_source",),
+    "pacing_seconds": ("pacing_seconds",),
+}
+BROWSER_KEYS = ("remote_url", "headless")
+SETTINGS_KEYS = ("settings_file", "settings_variable", "settings")
+
+
+def settings_from_extra(portal: str, extra: Mapping[str, Any], *, variable: Any = None):
+    """The portal's settings for a connection's ``extra``: the packaged defaults, then the file named
+    by ``settings_file``, then ``variable`` (the Airflow Variable named by ``settings_variable``, as
+    decoded JSON), then inline ``settings``, then the shortcut keys (``timeout``, ``download_mode``,
+    ``concurrency``, ``receive_detail_source``, ...). An unknown extra key is refused."""
+    from coupang_sales.errors import CollectionError
+    from coupang_sales.portal.settings import load_settings
+
+    known = (*EXTRA_SHORTCUTS, *BROWSER_KEYS, *SETTINGS_KEYS)
+    unknown = sorted(k for k in extra if k not in known)
+    if unknown:
+        raise CollectionError("configuration_error",
+                              f"unknown key(s) in the portal connection's extra: {unknown} (known: {sorted(known)})")
+    shortcuts: dict[str, Any] = {}
+    for key, where in EXTRA_SHORTCUTS.items():
+        if key in extra:
+            value = extra[key]
+            if where[0] in ("waits", "pacing_seconds"):
+                value = float(value)
+            elif where[0] == "concurrency":
+                value = int(value)
+            target = shortcuts
+            for part in where[:-1]:
+                target = target.setdefault(part, {})
+            target[where[-1]] = value
+    inline = extra.get("settings") or {}
+    if isinstance(inline, str):
+        inline = json.loads(inline)
+    return load_settings(portal, settings_file=extra.get("settings_file"),
+                         more=tuple(m for m in (variable, inline) if m), overrides=shortcuts or None)
 
 
 class PortalHook(BaseHook):
@@ -14,18 +60,29 @@ class PortalHook(BaseHook):
 
     The connection holds: ``host`` = the portal's base URL (``https://supplier.coupang.com``,
     ``https://wing.coupang.com`` or the sandbox URL), ``login``/``password`` = the
-    integration's account, and optional ``extra`` keys ``sso_url`` (the sign-on entry URL),
-    ``remote_url`` (a Selenium Grid node, also from ``SELENIUM_REMOTE_URL``), ``headless``
-    (default true) and ``timeout`` seconds. The password goes to the browser form only.
+    integration's account, and in ``extra`` the portal settings (``settings_file``,
+    ``settings_variable``, inline ``settings`` and shortcuts such as ``timeout``; see
+    ``settings_from_extra`` and docs/portals.md) and the browser's ``remote_url`` (a Selenium
+    Grid node, also from ``SELENIUM_REMOTE_URL``) and ``headless`` (default true). The
+    password goes to the browser form only.
     """
 
     conn_name_attr = "portal_conn_id"
     conn_type = "http"
     session_class = ""  # dotted path of the page-object session class
+    portal = ""  # supplier_hub | wing: whose settings
 
     def __init__(self, portal_conn_id: str, **kwargs) -> None:
         super().__init__(**kwargs)
         self.portal_conn_id = portal_conn_id
+
+    def settings(self, extra: Mapping[str, Any]):
+        variable = None
+        if extra.get("settings_variable"):
+            from airflow.sdk import Variable
+
+            variable = Variable.get(extra["settings_variable"], deserialize_json=True)
+        return settings_from_extra(self.portal, extra, variable=variable)
 
     def session(self, *, download_dir: Path, artifacts_dir: Path | None = None) -> Any:
         from importlib import import_module
@@ -47,8 +104,7 @@ class PortalHook(BaseHook):
 
         return session_class(
             base_url=base_url.rstrip("/"), username=conn.login, password=conn.password,
-            download_dir=download_dir, sso_url=extra.get("sso_url"),
-            timeout=float(extra.get("timeout", 20)), artifacts_dir=artifacts_dir,
+            download_dir=download_dir, settings=self.settings(extra), artifacts_dir=artifacts_dir,
             driver_factory=driver_factory,
         )
 
@@ -58,6 +114,7 @@ class SupplierHubHook(PortalHook):
 
     hook_name = "Coupang Supplier Hub"
     session_class = "coupang_sales.rocket.supplier_hub.SupplierHubSession"
+    portal = "supplier_hub"
 
 
 class WingHook(PortalHook):
@@ -65,3 +122,4 @@ class WingHook(PortalHook):
 
     hook_name = "Coupang Wing"
     session_class = "coupang_sales.jet.wing.WingSession"
+    portal = "wing"

@@ -26,6 +26,7 @@ from coupang_sales.portal.session import (
     step,
     unavailable,
 )
+from coupang_sales.portal.settings import PortalSettings
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,8 @@ log = logging.getLogger(__name__)
 # the session's base_url: https://wing.coupang.com, or the sandbox's portal_url('wing').
 SELECTORS: dict[str, Locator] = {
     **SIGN_ON_SELECTORS,
-    "home.nav": (By.CSS_SELECTOR, "nav.wing-gnb"),
+    # The sign-on and its landing rule (#top-header-menu / #wing-top-main-side-menu) are
+    # settings: portal/sign_on.json and jet/wing.json.
     "sales.table": (By.CSS_SELECTOR, "table.sales-table"),
     "sales.total": (By.CSS_SELECTOR, ".total-count"),
     "page.error": (By.CSS_SELECTOR, ".error-message"),
@@ -88,18 +90,17 @@ class WingSession(PortalSession):
 
     portal_name = "Wing"
     artifact_prefix = "wing"
-    client_id = CLIENT_ID
-    selectors = SELECTORS
-    home_path = PATHS["home"]
+    settings_portal = "wing"
+    code_selectors = SELECTORS
 
     def __init__(self, *, base_url: str, username: str, password: str, download_dir: Path,
-                 sso_url: str | None = None, timeout: float = 20.0, artifacts_dir: Path | None = None,
-                 driver_factory: Callable[[Path], WebDriver] = open_browser, poll_interval: float = 0.5,
-                 max_polls: int = 60):
+                 settings: PortalSettings | None = None, timeout: float | None = None,
+                 artifacts_dir: Path | None = None, driver_factory: Callable[[Path], WebDriver] = open_browser,
+                 poll_interval: float = 0.5, max_polls: int = 60):
         if max_polls < 1 or poll_interval < 0:
             raise ValueError("max_polls must be at least 1 and poll_interval not negative")
         super().__init__(base_url=base_url, username=username, password=password, download_dir=download_dir,
-                         sso_url=sso_url, timeout=timeout, artifacts_dir=artifacts_dir,
+                         settings=settings, timeout=timeout, artifacts_dir=artifacts_dir,
                          driver_factory=driver_factory)
         self.poll_interval = poll_interval
         self.max_polls = max_polls

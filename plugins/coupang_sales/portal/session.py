@@ -6,14 +6,16 @@ import base64
 import datetime as dt
 import functools
 import io
+import json
 import logging
 import re
+import time
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 from selenium.common.exceptions import (
@@ -23,35 +25,26 @@ from selenium.common.exceptions import (
     WebDriverException,
 )
 from selenium.webdriver.chromium.webdriver import ChromiumDriver
-from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from coupang_sales.errors import CollectionError, ExportFormatError
 from coupang_sales.portal.browser import open_browser
+from coupang_sales.portal.settings import Locator, PortalSettings, load_settings, locator
 
 log = logging.getLogger(__name__)
 
-Locator = tuple[str, str]
-
-# The sign-on (Keycloak, realm 'seller', shared by Supplier Hub and Wing) and the pages any
-# step may land on instead of the one asked for. Each portal's table starts with these.
+# The sign-on's selectors as packaged for the real site (portal/sign_on.json); a session
+# uses its settings' (coupang_sales.portal.settings), which a deployment may override.
 SIGN_ON_SELECTORS: dict[str, Locator] = {
-    # The page also holds a 가입하기 form, so the submit button is looked up inside the form
-    # that holds the password field.
-    "sign_on.form": (By.XPATH, "//form[.//input[@name='password']]"),
-    "sign_on.username": (By.CSS_SELECTOR, "input[name='username']"),
-    "sign_on.password": (By.CSS_SELECTOR, "input[name='password']"),
-    "sign_on.submit": (By.CSS_SELECTOR, "button[type='submit'], input[type='submit']"),
-    "sign_on.error": (By.CSS_SELECTOR, ".alert-error, .kc-feedback-text, #input-error"),
-    "sign_on.sms_code": (By.XPATH, "//input[contains(@placeholder, '인증') or contains(@placeholder, 'code')"
-                                   " or contains(@placeholder, 'Code') or @autocomplete='one-time-code']"),
-    "access_denied": (By.XPATH, "//h1[contains(., 'Access Denied')]"),
-    "server_error": (By.XPATH, "/html/head/title[contains(., 'Internal Server Error') or contains(., 'Bad Gateway')"
-                               " or contains(., 'Service Unavailable') or contains(., 'Gateway Timeout')]"),
-}
+    key: locator(value) for key, value in
+    json.loads((Path(__file__).with_name("sign_on.json")).read_text(encoding="utf-8"))["selectors"].items()}
+# Keycloak's path on xauth.coupang.com; the client never builds a URL with it (the chain
+# starts at the portal's home), it only recognises it.
 SIGN_ON_PATH = "/auth/realms/seller/protocol/openid-connect/auth"
+LANDED = "@landed"  # a pseudo selector key: the portal's landing rule holds
+ON_PORTAL = "@portal"  # a pseudo selector key: a loaded page of the portal's host without a password field
 
 # Reads a whole table in one round trip: per-cell WebDriver calls cost a few ms each.
 _READ_TABLE_JS = """
@@ -61,6 +54,14 @@ const heads = Array.from(table.querySelectorAll('thead th')).map(text);
 const rows = Array.from(table.querySelectorAll('tbody tr')).map(
     (tr) => Array.from(tr.cells).map((td) => [text(td), td.colSpan]));
 return [heads, rows];
+"""
+# True when the document has loaded and shows nothing at all: what bot protection serves
+# some browsers instead of a page (a JavaScript challenge looks the same while it runs).
+_BLANK_JS = """
+const b = document.body;
+if (document.readyState !== 'complete') return false;
+if (!b) return true;
+return b.innerText.trim() === '' && !b.querySelector(':not(script):not(style):not(noscript):not(meta):not(link)');
 """
 # Run before any screenshot or page dump, so no credential can end up in an artifact.
 _CLEAR_CREDENTIALS_JS = """
@@ -74,7 +75,7 @@ document.querySelectorAll("input[type=password], input[name=password], input[nam
 # About ten times faster than navigating to each page, and nothing leaves the browser
 # but the answer. Selectors are the selector table's (CSS or XPath).
 _FETCH_JS = """
-const [urls, probes, follow, timeoutMs, done] = arguments;
+const [urls, probes, follow, timeoutMs, tables, done] = arguments;
 const get = async (u) => {
     const r = await fetch(u, {credentials: 'include', signal: AbortSignal.timeout(timeoutMs)});
     const bytes = new Uint8Array(await r.arrayBuffer());
@@ -87,10 +88,13 @@ const get = async (u) => {
 const find = (doc, by, value) => by === 'xpath'
     ? doc.evaluate(value, doc, null, XPathResult.FIRST_ORDERED_NODE_TYPE, null).singleNodeValue
     : doc.querySelector(value);
+const text = (el) => el.textContent.replace(/\\s+/g, ' ').trim();
 const one = async (url) => {
     const page = await get(url);
     const found = {};
-    if (probes.length && page.type.includes('html')) {
+    const read = {};
+    page.blank = false;
+    if (page.type.includes('html')) {
         const charset = (/charset=([^;]+)/i.exec(page.type) || [null, 'utf-8'])[1].trim();
         const doc = new DOMParser().parseFromString(new TextDecoder(charset).decode(page.bytes), 'text/html');
         for (const [key, by, value] of probes) {
@@ -98,18 +102,28 @@ const one = async (url) => {
             if (!el) continue;
             const href = el.getAttribute ? el.getAttribute('href') : null;
             found[key] = {text: (el.textContent || '').replace(/\\s+/g, ' ').trim().slice(0, 300),
-                          href: href ? new URL(href, page.url).href : null};
+                          href: href ? new URL(href, page.url).href : null,
+                          value: el.getAttribute ? el.getAttribute('value') : null};
         }
+        for (const [key, by, value] of tables) {
+            const table = find(doc, by, value);
+            if (!table) continue;
+            read[key] = [Array.from(table.querySelectorAll('thead th')).map(text),
+                         Array.from(table.querySelectorAll('tbody tr')).map(
+                             (tr) => Array.from(tr.cells).map((td) => [text(td), td.colSpan]))];
+        }
+        const b = doc.body;
+        page.blank = !b || (b.textContent.trim() === ''
+            && !b.querySelector(':not(script):not(style):not(noscript):not(meta):not(link)'));
     }
     delete page.bytes;
     const link = follow && found[follow] && found[follow].href;
     const file = link && page.status < 400 ? await get(link) : null;
     if (file) delete file.bytes;
-    return {page, found, file};
+    return {page, found, file, tables: read};
 };
 Promise.all(urls.map((url) => one(url).catch((e) => ({error: `${e.name}: ${e.message}`})))).then(done);
 """
-MAX_RELOGINS = 1
 
 
 def unavailable(message: str) -> CollectionError:
@@ -129,12 +143,15 @@ class Fetched:
     url: str
     content_type: str
     body: bytes
-    found: dict[str, dict[str, str | None]] = field(default_factory=dict)  # selector key -> text, href
+    found: dict[str, dict[str, str | None]] = field(default_factory=dict)  # selector key -> text, href, value
+    tables: dict[str, list] = field(default_factory=dict)  # selector key -> [headers, rows of [text, colspan]]
+    blank: bool = False  # an HTML answer that shows nothing: a bot wall
 
     @classmethod
-    def of(cls, raw: Mapping[str, Any], found: Mapping[str, Any] | None = None) -> Fetched:
+    def of(cls, raw: Mapping[str, Any], found: Mapping[str, Any] | None = None,
+           tables: Mapping[str, Any] | None = None) -> Fetched:
         return cls(int(raw["status"]), str(raw["url"]), str(raw["type"]), base64.b64decode(raw["body"]),
-                   dict(found or {}))
+                   dict(found or {}), dict(tables or {}), bool(raw.get("blank")))
 
 
 # --- page objects ------------------------------------------------------------------------
@@ -169,18 +186,24 @@ class Page:
     def read_table(self, key: str, required: tuple[str, ...]) -> list[dict[str, str]]:
         """The rows of a table keyed by header text, after checking the required headers."""
         heads, rows = self.driver.execute_script(_READ_TABLE_JS, self.find(key))
-        missing = [h for h in required if h not in heads]
-        if missing:
-            raise ExportFormatError(f"{self.name}: the table lacks the column(s) {', '.join(missing)}; "
-                                    f"it has {', '.join(h for h in heads if h)}")
-        out = []
-        for cells in rows:
-            if len(cells) == 1 and cells[0][1] > 1:
-                continue  # the '조회된 데이터가 없습니다' row spans the whole table
-            if len(cells) != len(heads):
-                raise ExportFormatError(f"{self.name}: a row has {len(cells)} cells under {len(heads)} headers")
-            out.append({h: text for h, (text, _) in zip(heads, cells, strict=True) if h})
-        return out
+        return table_rows(self.name, heads, rows, required)
+
+
+def table_rows(name: str, heads: list[str], rows: list, required: Sequence[str]) -> list[dict[str, str]]:
+    """Rows of [text, colspan] cells keyed by header text (columns without a header dropped),
+    after checking the ``required`` headers are there."""
+    missing = [h for h in required if h not in heads]
+    if missing:
+        raise ExportFormatError(f"{name}: the table lacks the column(s) {', '.join(missing)}; "
+                                f"it has {', '.join(h for h in heads if h)}")
+    out = []
+    for cells in rows:
+        if len(cells) == 1 and cells[0][1] > 1:
+            continue  # the '조회된 데이터가 없습니다' row spans the whole table
+        if len(cells) != len(heads):
+            raise ExportFormatError(f"{name}: a row has {len(cells)} cells under {len(heads)} headers")
+        out.append({h: text for h, (text, _) in zip(heads, cells, strict=True) if h})
+    return out
 
 
 class SignOnPage(Page):
@@ -241,29 +264,45 @@ def step(name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
 class PortalSession:
     """One browser session on a portal behind the shared sign-on; a context manager that always quits the browser.
 
-    Subclasses name the portal and give its selector table (starting with
-    ``SIGN_ON_SELECTORS``, plus a ``home.nav`` part every signed-on page shows) and paths.
+    Subclasses name the portal (``settings_portal``: whose packaged settings to load) and may
+    add selectors of their own (``code_selectors``); the session's ``settings``
+    (``coupang_sales.portal.settings``) win over them. The sign-on starts at the portal's
+    home and follows its redirects; "signed on" is the portal's landing rule (its host, a
+    landing path, no password field, and one of the landing markers if any are set).
     Messages and logs name pages, URL paths and counts, never the username or password.
     """
 
     portal_name: ClassVar[str] = "the portal"  # in messages and logs
     artifact_prefix: ClassVar[str] = "portal"  # file names of failure artifacts
-    client_id: ClassVar[str] = ""  # the Keycloak client of the portal
-    selectors: ClassVar[Mapping[str, Locator]] = SIGN_ON_SELECTORS
-    home_path: ClassVar[str] = "/"
+    settings_portal: ClassVar[str] = ""  # supplier_hub | wing
+    code_selectors: ClassVar[Mapping[str, Locator]] = {}
 
     def __init__(self, *, base_url: str, username: str, password: str, download_dir: Path,
-                 sso_url: str | None = None, timeout: float = 20.0, artifacts_dir: Path | None = None,
-                 driver_factory: Callable[[Path], WebDriver] = open_browser):
+                 settings: PortalSettings | None = None, timeout: float | None = None,
+                 artifacts_dir: Path | None = None, driver_factory: Callable[[Path], WebDriver] = open_browser):
         self.base_url = base_url.rstrip("/")
-        self.sso_url = sso_url.rstrip("/") if sso_url else None
+        self.settings = settings or load_settings(self.settings_portal)
+        if self.settings.portal != self.settings_portal:
+            raise CollectionError("configuration_error", f"{self.portal_name} was given the settings of "
+                                                         f"{self.settings.portal}")
+        self.selectors: dict[str, Locator] = {**self.code_selectors, **self.settings.selectors}
         self._username, self._password = username, password
         self.download_dir = Path(download_dir)
-        self.timeout = timeout
+        self.timeout = float(timeout if timeout is not None else self.settings.wait("page"))
         self.artifacts_dir = Path(artifacts_dir) if artifacts_dir else None
         self._driver_factory = driver_factory
         self.driver: WebDriver | None = None
-        self._relogins = 0
+        self._renewals = 0  # sign-ons after the first, this session
+        self._renewals_in_a_row = 0  # since the last page that answered
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.base_url).netloc
+
+    @property
+    def base_path(self) -> str:
+        """The path the portal's paths start at ('' on the real sites; '/wing' for the sandbox's Wing)."""
+        return urlsplit(self.base_url).path.rstrip("/")
 
     @property
     def username(self) -> str:
@@ -319,27 +358,65 @@ class PortalSession:
             return None
         return int(status) if isinstance(status, int) else None
 
-    def _wait_for(self, page: str, expected: Mapping[str, str]) -> str:
-        """Wait until one of the ``expected`` selector keys shows; returns its name.
+    def _landed(self, d: WebDriver) -> bool:
+        """The landing rule: the portal's host, a landing path, no password field, a landing marker (if any)."""
+        parts = urlsplit(d.current_url)
+        if parts.netloc != self.host:
+            return False
+        path = parts.path[len(self.base_path):] if parts.path.startswith(self.base_path) else parts.path
+        if (path or "/") not in self.settings.landing_paths:
+            return False
+        if d.find_elements(*self.selectors["password_field"]):
+            return False
+        markers = self.settings.landing_markers
+        return not markers or any(d.find_elements(*self.selectors[m]) for m in markers)
 
-        The access-denied and server-error pages end the wait at once with their category.
+    def _on_portal(self, d: WebDriver) -> bool:
+        parts = urlsplit(d.current_url)
+        return (parts.netloc == self.host and not parts.path.startswith(self.settings.path("sign_on_realm"))
+                and not d.find_elements(*self.selectors["password_field"])
+                and d.execute_script("return document.readyState === 'complete' && !!document.body"
+                                     " && document.body.innerText.trim() !== '';"))
+
+    def _wait_for(self, page: str, expected: Mapping[str, str], *, sign_on: bool = False) -> str:
+        """Wait until one of the ``expected`` selector keys (or ``LANDED``) shows; returns its name.
+
+        The access-denied and server-error pages end the wait at once with their category; a
+        page that stays blank ends it as ``bot_rejected`` after ``waits.blank_page`` seconds,
+        or, on the sign-on (``sign_on``), after ``waits.sign_on_challenge`` seconds, the time
+        a bot-protection challenge may take (the wait is that much longer, too).
         """
         driver = self._browser()
         watch = {**expected, "__denied": "access_denied", "__error": "server_error"}
+        grace = self.settings.wait("sign_on_challenge" if sign_on else "blank_page")
+        blank_since: list[float] = []
 
         def first_present(d: WebDriver) -> str | bool:
             try:
                 for name, key in watch.items():
-                    if d.find_elements(*self.selectors[key]):
+                    if key == LANDED:
+                        if self._landed(d):
+                            return name
+                    elif key == ON_PORTAL:
+                        if self._on_portal(d):
+                            return name
+                    elif d.find_elements(*self.selectors[key]):
                         return name
+                if d.execute_script(_BLANK_JS):
+                    blank_since[:] = blank_since or [time.monotonic()]
+                    if time.monotonic() - blank_since[0] >= grace:
+                        return "__blank"
+                else:
+                    blank_since.clear()
             except TimeoutException:
                 raise
             except WebDriverException:
                 pass  # a document being replaced; look again at the next poll
             return False
 
+        limit = self.timeout + (grace if sign_on else 0)
         try:
-            found = WebDriverWait(driver, self.timeout, poll_frequency=0.05,
+            found = WebDriverWait(driver, limit, poll_frequency=0.05,
                                   ignored_exceptions=(StaleElementReferenceException,)).until(first_present)
         except TimeoutException:
             status = self._document_status()
@@ -347,12 +424,18 @@ class PortalSession:
                 raise unavailable(f"{page}: HTTP {status} at {url_path(driver.current_url)}") from None
             loading = driver.execute_script("return document.readyState") != "complete"
             if loading:
-                raise unavailable(f"{page}: the page did not finish loading within {self.timeout:g} s") from None
-            raise ExportFormatError(f"{page}: none of the expected parts ({', '.join(expected)}) is on the page "
-                                    f"(title {driver.title!r}, path {url_path(driver.current_url)})") from None
+                raise unavailable(f"{page}: the page did not finish loading within {limit:g} s") from None
+            if blank_since:
+                found = "__blank"
+            else:
+                raise ExportFormatError(f"{page}: none of the expected parts ({', '.join(expected)}) is on the "
+                                        f"page (title {driver.title!r}, path {url_path(driver.current_url)})") from None
         if found == "__denied":
             raise CollectionError("bot_rejected", f"{page}: the portal answered 'Access Denied' at "
                                                   f"{url_path(driver.current_url)}")
+        if found == "__blank":
+            raise CollectionError("bot_rejected", f"{page}: the portal answered a blank page at "
+                                                  f"{url_path(driver.current_url)} (bot protection)")
         if found == "__error":
             raise unavailable(f"{page}: the portal answered {driver.title!r} at {url_path(driver.current_url)}")
         return str(found)
@@ -381,22 +464,34 @@ class PortalSession:
             raise unavailable(f"{page}: the portal did not answer the form within {self.timeout:g} s") from None
 
     def _visit(self, url: str, page: str, expected: Mapping[str, str]) -> str:
-        """Open a portal page; signs on again once if the session was lost on the way."""
+        """Open a portal page; signs on again if the session was lost on the way."""
         while True:
             self._get(url, page)
             found = self._wait_for(page, {**expected, "__sign_on": "sign_on.form"})
             if found != "__sign_on":
+                self._renewals_in_a_row = 0
                 return found
-            self._count_relogin(f"{page} ({url_path(url)})")
-            self._sign_on_here(page)
+            self._count_renewal(f"{page} ({url_path(url)})")
+            self._sign_on_here(page, anywhere=True)
 
-    def _count_relogin(self, what: str) -> None:
-        """Allow one new sign-on per session when the portal drops it; more means trouble."""
-        if self._relogins >= MAX_RELOGINS:
-            raise unavailable(f"{what}: the portal sent the browser to the sign-on page again; "
-                              "the session keeps expiring")
-        self._relogins += 1
-        log.info("%s: the session expired; signing on again", what)
+    def _count_renewal(self, what: str) -> None:
+        """Renew a session the portal dropped, as often as a long run needs (``max_renewals``), but
+        not again before a page has answered (``max_consecutive_renewals``): that is a session
+        that keeps expiring, not one that aged."""
+        if self._renewals_in_a_row >= self.settings.max_consecutive_renewals:
+            raise unavailable(f"{what}: the portal sent the browser to the sign-on page again right after "
+                              "signing on; the session keeps expiring")
+        if self._renewals >= self.settings.max_renewals:
+            raise unavailable(f"{what}: the session expired {self._renewals + 1} times in one run "
+                              f"(max_renewals {self.settings.max_renewals})")
+        self._renewals += 1
+        self._renewals_in_a_row += 1
+        log.info("%s: the session expired; signing on again (renewal %d)", what, self._renewals)
+
+    @property
+    def renewals(self) -> int:
+        """How many times the session was renewed after the first sign-on."""
+        return self._renewals
 
     def _accept_alert(self) -> None:
         # A real page may ask for confirmation in a confirm() box; the sandbox does not.
@@ -409,17 +504,13 @@ class PortalSession:
 
     @step("login")
     def login(self) -> None:
-        """Sign on; raises CollectionError auth_challenge, bad_credentials, bot_rejected or
-        portal_unavailable, or a refusal of the portal's own (see ``_sign_on_refusals``)."""
-        if self.sso_url:
-            url = f"{self.sso_url}{SIGN_ON_PATH}?" + urlencode(
-                {"response_type": "code", "client_id": self.client_id, "redirect_uri": self.base_url + self.home_path,
-                 "scope": "openid"})
-        else:
-            url = self.base_url + self.home_path  # the portal sends an anonymous browser to the sign-on
-        log.info("signing on to %s at %s", self.portal_name, url_path(url))
+        """Sign on from the portal's home, following its redirects (never a hand-built sign-on URL);
+        raises CollectionError auth_challenge, bad_credentials, bot_rejected or portal_unavailable,
+        or a refusal of the portal's own (see ``_sign_on_refusals``)."""
+        url = self.base_url + self.settings.path("home")
+        log.info("signing on to %s from %s", self.portal_name, url_path(url))
         self._get(url, "sign-on")
-        if self._wait_for("sign-on", {"home": "home.nav", "form": "sign_on.form"}) == "home":
+        if self._wait_for("sign-on", {"home": LANDED, "form": "sign_on.form"}, sign_on=True) == "home":
             self._signed_on()
             return
         self._sign_on_here("sign-on")
@@ -435,8 +526,11 @@ class PortalSession:
     def _signed_on(self) -> None:
         """Called on the first portal page after each sign-on."""
 
-    def _sign_on_here(self, page: str) -> None:
-        """Submit the credentials on the sign-on page the browser shows, and judge the outcome."""
+    def _sign_on_here(self, page: str, *, anywhere: bool = False) -> None:
+        """Submit the credentials on the sign-on page the browser shows, and judge the outcome.
+
+        Signed on is the landing rule; with ``anywhere`` (a renewal that returns to the page
+        asked for) any loaded page of the portal's host without a password field."""
         self._mark_document()
         SignOnPage(self.driver, self.selectors).submit(self._username, self._password)
         self._wait_for_next_document(page)
@@ -444,16 +538,16 @@ class PortalSession:
         if status is not None and status >= 500:
             raise unavailable(f"{page}: the sign-on answered HTTP {status} at {url_path(self.driver.current_url)}")
         refusals = self._sign_on_refusals()
-        # Every portal page carries the menu, so 'home' also covers a re-login that lands
-        # on the page asked for; it goes before the refusals, whose texts a portal page may
-        # also hold (부계정 관리 mentions 만료).
+        # The landing page goes before the refusals, whose texts a portal page may also hold
+        # (부계정 관리 mentions 만료); any other portal page goes last.
         found = self._wait_for(page, {
-            "home": "home.nav",
+            "home": LANDED,
             **refusals,
             "sms": "sign_on.sms_code",
             "error": "sign_on.error",
             "again": "sign_on.form",  # after 'error': the page with the error message holds the form too
-        })
+            **({"page": ON_PORTAL} if anywhere else {}),
+        }, sign_on=True)
         if found in refusals:
             raise self._refused(found)
         if found == "sms":
@@ -462,6 +556,8 @@ class PortalSession:
         if found == "error":
             shown = self._scrub(SignOnPage(self.driver, self.selectors).error_text())
             raise CollectionError("bad_credentials", f"{self.portal_name} rejected the sign-on: {shown!r}")
+        if found == "page":
+            found = "home"
         if found == "again":
             raise unavailable(f"{page}: the portal sent the browser back to the sign-on page right after "
                               "signing on")
@@ -469,53 +565,82 @@ class PortalSession:
         log.info("signed on to %s", self.portal_name)
 
     def _sign_on_again(self) -> None:
-        """Sign on anew in the browser after a plain HTTP call found the session gone."""
-        self._get(self.base_url + self.home_path, "home")
-        if self._wait_for("home", {"home": "home.nav", "form": "sign_on.form"}) == "form":
+        """Run the sign-on chain again from the portal's home after a request found the session gone:
+        with Keycloak's session alive it lands without the form; else the form is filled in."""
+        self._get(self.base_url + self.settings.path("home"), "home")
+        if self._wait_for("home", {"home": LANDED, "form": "sign_on.form"}, sign_on=True) == "form":
             self._sign_on_here("home")
 
     # --- fetches inside the signed-on page --------------------------------------------
 
+    def _lost_session(self, answer: Fetched) -> bool:
+        """An answer that is the sign-on instead of the page: the form, or another host / the realm's path."""
+        parts = urlsplit(answer.url)
+        return ("sign_on.form" in answer.found or parts.netloc != self.host
+                or parts.path.startswith(self.settings.path("sign_on_realm")))
+
+    def _pace(self) -> None:
+        """Leave ``pacing_seconds`` between batches of requests, as people browsing do (OH: 0.2-0.7 s)."""
+        last = getattr(self, "_last_fetch", None)
+        if last is not None:
+            left = self.settings.pacing_seconds - (time.monotonic() - last)
+            if left > 0:
+                time.sleep(left)
+        self._last_fetch = time.monotonic()
+
     def _fetch_in_page(self, urls: Sequence[str], what: Sequence[str], *, probes: Sequence[str] = (),
-                       follow: str | None = None) -> list[tuple[Fetched, Fetched | None]]:
+                       follow: str | None = None, tables: Sequence[str] = ()) -> list[tuple[Fetched, Fetched | None]]:
         """GET each of ``urls`` from inside the signed-on page, all at once; returns, in order,
         each page and, if ``follow`` names a probed selector with a link, the file it links to.
 
         ``what`` names each request in messages. ``probes`` are selector keys looked up in
-        each answer (``Fetched.found``). Signs on again once if the portal sends a request
-        to the sign-on, then fetches them all again; a timeout, a network error or a 5xx is
-        ``portal_unavailable``, an 'Access Denied' answer ``bot_rejected``.
+        each answer (``Fetched.found``: text, href, value), ``tables`` selector keys of tables
+        read whole (``Fetched.tables``). When the portal sends a request to the sign-on, or
+        the fetch fails as a stale page's does ('Failed to fetch'), the session is renewed
+        from the portal's home and the batch fetched again. A timeout or a 5xx is
+        ``portal_unavailable``; an 'Access Denied' or a blank page ``bot_rejected``.
         """
         probe_list = [[key, *self.selectors[key]] for key in (*probes, "sign_on.form")]
+        table_list = [[key, *self.selectors[key]] for key in tables]
         while True:
+            self._pace()
             driver = self._browser()
             driver.set_script_timeout(self.timeout + 5)  # the fetches time out first, with a clear error
             try:
                 answers = driver.execute_async_script(_FETCH_JS, list(urls), probe_list, follow,
-                                                      int(self.timeout * 1000))
+                                                      int(self.timeout * 1000), table_list)
             except TimeoutException:
                 raise unavailable(f"{what[0]}: no answer within {self.timeout:g} s") from None
             results: list[tuple[Fetched, Fetched | None]] = []
+            stale = None
             for name, raw in zip(what, answers, strict=True):
                 error = raw.get("error")
                 if error and error.startswith(("TimeoutError", "AbortError")):
                     raise unavailable(f"{name}: no answer within {self.timeout:g} s")
+                if error and error.startswith("TypeError"):
+                    stale = stale or name  # 'Failed to fetch': a stale page, or a redirect to another origin
+                    continue
                 if error:
                     raise unavailable(f"{name}: the request failed ({error[:200]})")
-                page = Fetched.of(raw["page"], raw["found"])
+                page = Fetched.of(raw["page"], raw["found"], raw.get("tables"))
                 results.append((page, Fetched.of(raw["file"]) if raw.get("file") else None))
-            lost = [name for name, (page, file) in zip(what, results, strict=True)
-                    if "sign_on.form" in page.found or any(SIGN_ON_PATH in f.url for f in (page, file) if f)]
-            if not lost:
+            lost = stale or next((name for name, (page, file) in zip(what, results, strict=False)
+                                  if self._lost_session(page) or (file is not None and self._lost_session(file))),
+                                 None)
+            if lost is None:
                 break
-            self._count_relogin(lost[0])
+            self._count_renewal(lost)
             self._sign_on_again()
+        self._renewals_in_a_row = 0
         for name, pair in zip(what, results, strict=True):
             for answer in (a for a in pair if a is not None):
                 if answer.status >= 500:
                     raise unavailable(f"{name}: HTTP {answer.status} at {url_path(answer.url)}")
                 if answer.status == 403 and b"Access Denied" in answer.body[:2000]:
                     raise CollectionError("bot_rejected", f"{name}: the portal answered 'Access Denied'")
+                if answer.blank:
+                    raise CollectionError("bot_rejected", f"{name}: the portal answered a blank page "
+                                                          "(bot protection)")
         return results
 
     # --- plain HTTP with the browser's session --------------------------------------------
@@ -529,8 +654,9 @@ class PortalSession:
         return http
 
     def _request(self, method: str, url: str, what: str, **kwargs: Any) -> requests.Response:
-        """One HTTP call with the browser's cookies (faster than the browser); signs on again once
-        if the portal sends it to the sign-on, and turns 5xx, timeouts and bot walls into their category."""
+        """One HTTP call with the browser's cookies (faster than the browser); renews the session
+        if the portal sends it to the sign-on (``landing.sign_on_redirects``), and turns 5xx,
+        timeouts and bot walls into their category."""
         while True:
             try:
                 response = self._http().request(method, url, timeout=self.timeout, allow_redirects=False, **kwargs)
@@ -538,10 +664,13 @@ class PortalSession:
                 raise unavailable(f"{what}: no answer within {self.timeout:g} s") from None
             except requests.RequestException as exc:
                 raise unavailable(f"{what}: {type(exc).__name__}") from None
-            lost_session = response.is_redirect and SIGN_ON_PATH in response.headers.get("location", "")
+            location = response.headers.get("location", "")
+            lost_session = response.is_redirect and any(mark in location
+                                                        for mark in self.settings.landing["sign_on_redirects"])
             if not lost_session:
+                self._renewals_in_a_row = 0
                 break
-            self._count_relogin(what)
+            self._count_renewal(what)
             self._sign_on_again()
         if response.status_code >= 500:
             raise unavailable(f"{what}: HTTP {response.status_code}")

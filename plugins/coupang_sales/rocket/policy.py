@@ -9,14 +9,16 @@ negative line on its own date.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from coupang_sales.errors import ExportFormatError
-from coupang_sales.exports import cell_text, parse_dates, parse_won, select_columns
+from coupang_sales.exports import cell_text, normalise_header, parse_dates, parse_won, read_table, select_columns
 from coupang_sales.model import ORDER_LINE_COLUMNS, ROCKET
 
 # 일반매입계정 list columns the policy needs (the page has more).
@@ -25,6 +27,11 @@ INVOICE_COLUMNS = ("계산서번호", "작성일자", "공급가액", "부가가
 DETAIL_COLUMNS = ("구분", "번호", "SKU번호", "SKU명", "입고/반출일자", "물류센터", "세금타입", "수량", "단가",
                   "공급가액", "세액", "총단가", "총공급가액", "총세액", "계산서번호", "지급일")
 DETAIL_MONEY = ("수량", "단가", "공급가액", "세액", "총단가", "총공급가액", "총세액")
+# Other names of 입고상세내역 columns: the export calls the date column 입고/반출시각 (five public
+# parsers; REAL-PORTALS.md §3). A deployment adds more through the portal settings' column_aliases.
+DETAIL_ALIASES: dict[str, tuple[str, ...]] = {"입고/반출일자": ("입고/반출시각",)}
+# Amounts a 반출 line takes back: negative on the page, perhaps positive in the export; 구분 decides.
+_RETURN_SIGNED = ("qty", "total_price", "total_supply", "total_tax")
 PURCHASE, RETURN = "발주", "반출"
 
 # English names used from here on; the Korean header stays the source of truth above.
@@ -53,9 +60,67 @@ def parse_invoices(rows: Iterable[Mapping[str, str]], *, source: str = "일반�
     return out.drop_duplicates(subset=["invoice_no"]).reset_index(drop=True)
 
 
+def _aliases(extra: Mapping[str, Sequence[str]] | None) -> dict[str, tuple[str, ...]]:
+    merged = {name: tuple(names) for name, names in DETAIL_ALIASES.items()}
+    for name, names in (extra or {}).items():
+        merged[name] = tuple(dict.fromkeys((*merged.get(name, ()), *names)))
+    return merged
+
+
+def canonical_detail_columns(frame: pd.DataFrame, *, aliases: Mapping[str, Sequence[str]] | None = None
+                             ) -> pd.DataFrame:
+    """``frame`` with a column under an alias (``입고/반출시각``) renamed to its canonical name,
+    unless the canonical name is there too."""
+    present = {normalise_header(c): c for c in frame.columns}
+    renames = {}
+    for name, others in _aliases(aliases).items():
+        if normalise_header(name) in present:
+            continue
+        for other in others:
+            if normalise_header(other) in present:
+                renames[present[normalise_header(other)]] = name
+                break
+    return frame.rename(columns=renames) if renames else frame
+
+
+def read_receive_detail_export(path: Path, *, source: str,
+                               aliases: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
+    """The raw text cells of a 입고상세내역 export (Coupang_Stocked_Data_List) under ``DETAIL_COLUMNS``.
+
+    The header row is found by name wherever it is (row 1 on the real export), with the
+    date column under either name (``입고/반출일자`` or ``입고/반출시각``, plus ``aliases``).
+    """
+    alias_table = _aliases(aliases)
+    choices = [(name, *alias_table.get(name, ())) for name in DETAIL_COLUMNS]
+    first_error: ExportFormatError | None = None
+    for names in itertools.product(*choices):
+        try:
+            frame = read_table(path, names, source=source).frame
+        except ExportFormatError as exc:
+            first_error = first_error or exc
+            continue
+        frame.columns = list(DETAIL_COLUMNS)
+        return frame
+    assert first_error is not None
+    raise first_error
+
+
+def receive_detail_frame(headers: Sequence[str], rows: Sequence[Sequence[str]], *, source: str,
+                         aliases: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
+    """The raw text cells of 입고상세내역 lines read from its pages, under ``DETAIL_COLUMNS``."""
+    frame = pd.DataFrame([list(r) for r in rows], columns=list(headers), dtype=object)
+    if frame.empty:
+        frame = pd.DataFrame(columns=list(headers), dtype=object)
+    return select_columns(canonical_detail_columns(frame, aliases=aliases), DETAIL_COLUMNS, source=source)
+
+
 def parse_receive_detail(raw: pd.DataFrame, *, source: str) -> pd.DataFrame:
-    """Typed 입고상세내역 lines from raw text cells (header names already matched)."""
-    raw = select_columns(raw, DETAIL_COLUMNS, source=source)
+    """Typed 입고상세내역 lines from raw text cells (header names matched, aliases allowed).
+
+    A 반출 line comes out with its quantity and amounts negative whatever their sign in the
+    source (negative on the page; two public export parsers suggest positive in the file).
+    """
+    raw = select_columns(canonical_detail_columns(raw), DETAIL_COLUMNS, source=source)
     out = pd.DataFrame(index=raw.index)
     for korean, name in _DETAIL_RENAME.items():
         if korean in DETAIL_MONEY:
@@ -67,7 +132,22 @@ def parse_receive_detail(raw: pd.DataFrame, *, source: str) -> pd.DataFrame:
     unknown = sorted(set(out["kind"]) - {PURCHASE, RETURN})
     if unknown:
         raise ExportFormatError(f"{source}: column '구분' has unknown values {unknown}; expected 발주 or 반출")
+    returns = (out["kind"] == RETURN).to_numpy()
+    if returns.any():
+        for name in _RETURN_SIGNED:
+            column = out[name].copy()
+            column[returns] = -column[returns].abs()
+            out[name] = column
     return out.reset_index(drop=True)
+
+
+def check_receive_detail_export(path: Path) -> dict[str, object]:
+    """``check_export rocket-receive-detail``: a 입고상세내역 export read as the DAG reads it
+    (``read_receive_detail_export`` then ``parse_receive_detail``): the data rows read and
+    their 총단가 in integer won, 반출 lines counted negative whatever their sign in the file."""
+    source = f"입고상세내역 {Path(path).name}"
+    lines = parse_receive_detail(read_receive_detail_export(Path(path), source=source), source=source)
+    return {"rows": len(lines), "sums": {"총단가": int(lines["total_price"].sum())}}
 
 
 @dataclass

@@ -23,19 +23,26 @@ if TYPE_CHECKING:
 
 INVOICES_FILE = "invoices.json"
 DETAIL_GLOB = "receive_detail_*.xlsx"
+DETAIL_PAGES_GLOB = "receive_detail_*.json"  # 입고상세내역 read from its pages: {"headers", "rows"}
+ALIASES_FILE = "column_aliases.json"  # the portal settings' column aliases, for validate
 
 
 def extract(session: "SupplierHubSession", *, account: Mapping[str, Any], window: Window,
             list_until: dt.date, staging: Path) -> dict[str, Any]:
-    """List the invoices written in [window.start, list_until] and download each 입고상세내역.
+    """List the invoices written in [window.start, list_until] and stage each 입고상세내역: its
+    export (``receive_detail_{no}.xlsx``) or, with the setting ``receive_detail_source``
+    'pages', the lines read from its pages (``receive_detail_{no}.json``).
 
     Invoices after the window are read too (``list_until``): their 반출 lines restate
     lines inside the window, so re-running an old date gives the same rows as the day
     it first ran plus every later cancellation.
     """
     staging.mkdir(parents=True, exist_ok=True)
-    for old in staging.glob(DETAIL_GLOB):
+    for old in [*staging.glob(DETAIL_GLOB), *staging.glob(DETAIL_PAGES_GLOB)]:
         old.unlink()  # a retry starts from a clean folder: never mix two attempts' files
+    settings = getattr(session, "settings", None)
+    aliases = settings.aliases() if settings is not None else {}
+    (staging / ALIASES_FILE).write_text(json.dumps(aliases, ensure_ascii=False), encoding="utf-8")
     session.login()
     invoices = session.list_invoices(window.start, list_until)
     (staging / INVOICES_FILE).write_text(json.dumps(invoices, ensure_ascii=False), encoding="utf-8")
@@ -45,11 +52,20 @@ def extract(session: "SupplierHubSession", *, account: Mapping[str, Any], window
         if not invoice_no:
             raise ExportFormatError(f"일반매입계정: a row has no 계산서번호: {sorted(row)}")
         numbers.append(invoice_no)
-    for invoice_no, path in zip(numbers, session.download_receive_details(numbers), strict=True):
-        target = staging / f"receive_detail_{invoice_no}.xlsx"
-        if path != target:
-            path.replace(target)
-    return {"invoices": len(invoices), "list_until": list_until.isoformat()}
+    source = getattr(session, "receive_detail_source", "export")
+    if source == "pages":
+        for invoice_no, lines in session.read_receive_detail_pages(numbers).items():
+            target = staging / f"receive_detail_{invoice_no}.json"
+            partial = target.with_name(target.name + ".part")
+            partial.write_text(json.dumps(lines, ensure_ascii=False), encoding="utf-8")
+            partial.replace(target)
+    else:
+        for invoice_no, path in zip(numbers, session.download_receive_details(numbers), strict=True):
+            target = staging / f"receive_detail_{invoice_no}.xlsx"
+            if path != target:
+                path.replace(target)
+    return {"invoices": len(invoices), "list_until": list_until.isoformat(), "receive_detail_source": source,
+            "session_renewals": int(getattr(session, "renewals", 0))}
 
 
 def validate(*, staging: Path, account: Mapping[str, Any], window: Window, list_until: dt.date) -> dict[str, Any]:
@@ -61,19 +77,27 @@ def validate(*, staging: Path, account: Mapping[str, Any], window: Window, list_
     import numpy as np
     import pandas as pd
 
-    from coupang_sales.exports import read_table
     from coupang_sales.quality import run_checks
     from coupang_sales.rocket import policy as rocket
     from coupang_sales.rocket.quality import rocket_checks
 
     rows = json.loads((staging / INVOICES_FILE).read_text(encoding="utf-8"))
     invoices = rocket.parse_invoices(rows)
+    aliases_file = staging / ALIASES_FILE
+    aliases = json.loads(aliases_file.read_text(encoding="utf-8")) if aliases_file.exists() else {}
     raw_frames = []
     for invoice_no in invoices["invoice_no"]:
         path = staging / f"receive_detail_{invoice_no}.xlsx"
-        if not path.exists():
+        pages = staging / f"receive_detail_{invoice_no}.json"
+        if pages.exists():
+            lines = json.loads(pages.read_text(encoding="utf-8"))
+            raw_frames.append(rocket.receive_detail_frame(lines["headers"], lines["rows"], aliases=aliases,
+                                                          source=f"입고상세내역 {invoice_no} (pages)"))
+        elif path.exists():
+            raw_frames.append(rocket.read_receive_detail_export(path, aliases=aliases,
+                                                                source=f"입고상세내역 {invoice_no}.xlsx"))
+        else:
             raise CollectionError("portal_unavailable", f"입고상세내역 of invoice {invoice_no} was not downloaded")
-        raw_frames.append(read_table(path, rocket.DETAIL_COLUMNS, source=f"입고상세내역 {invoice_no}.xlsx").frame)
     # All files are typed at once (per-file pandas work costs more than the parsing itself
     # at a thousand invoices); only when that fails are they typed one by one, so the
     # error names the file and its row.

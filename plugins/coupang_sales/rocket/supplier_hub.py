@@ -13,60 +13,25 @@ from urllib.parse import urlencode
 
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chromium.webdriver import ChromiumDriver
-from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from coupang_sales.errors import CollectionError, ExportFormatError
 from coupang_sales.portal.browser import open_browser
-from coupang_sales.portal.session import (
-    SIGN_ON_PATH,
-    SIGN_ON_SELECTORS,
-    Locator,
-    Page,
-    PortalSession,
-    step,
-    unavailable,
-    url_path,
-)
+from coupang_sales.portal.session import Page, PortalSession, step, table_rows, unavailable, url_path
+from coupang_sales.portal.settings import PortalSettings
 
 log = logging.getLogger(__name__)
 
-# Every selector of the site, in one place: a change of the real site is a change here
-# (the shared sign-on's are in coupang_sales.portal.session).
-SELECTORS: dict[str, Locator] = {
-    **SIGN_ON_SELECTORS,
-    "sign_on.sub_account_expired": (By.XPATH, "//body[contains(., '부계정') and contains(., '만료')"
-                                              " and not(.//input[@name='password'])]"),
-    # Portal pages.
-    "home.nav": (By.CSS_SELECTOR, "nav.gnb"),
-    "settlement.tax_invoice_notice": (By.XPATH, "//*[contains(@class, 'unprocessed-tax-invoice-notice')]"
-                                                " | //*[contains(text(), '미처리된 세금계산서')]"),
-    "purchase_account.table": (By.CSS_SELECTOR, "table.purchase-account-table"),
-    "purchase_account.total": (By.CSS_SELECTOR, ".total-count"),
-    "receive_detail.table": (By.CSS_SELECTOR, "table.receive-detail-table"),
-    "receive_detail.excel": (By.CSS_SELECTOR, "a.btn-excel-download"),
-    "page.error": (By.CSS_SELECTOR, ".error-message"),
-    "sub_accounts.table": (By.CSS_SELECTOR, "table.sub-account-table"),
-    "sub_accounts.extend": (By.XPATH, ".//button[contains(normalize-space(.), '연장하기')]"),
-}
-
-PATHS = {
-    "sign_on": SIGN_ON_PATH,
-    "home": "/",
-    "purchase_account": "/scm/settlement/general/purchase/account",  # 정산 > 일반매입계정
-    "receive_detail": "/scm/receive/detail",  # 입고상세내역
-    "sub_accounts": "/scm/sub-accounts",  # 부계정 관리
-}
-CLIENT_ID = "supplier-hub"
-DATE_PARAM_FORMAT = "%Y-%m-%d"
-LIST_PAGE_SIZE = 50
-
+# Selectors, paths, query parameters, waits, download mode, concurrency and column aliases
+# are settings (rocket/supplier_hub.json, overridable per deployment: docs/portals.md).
 PURCHASE_ACCOUNT_HEADERS = ("계산서번호", "거래처명", "작성일자", "지급일자", "과세유형", "발주유형", "정산유형",
                             "발행유형", "공급가액", "부가가치세", "지급예정금액", "세금계산서 확정일", "1차 지급일",
                             "1차 지급액", "2차 지급액")
+RECEIVE_DETAIL_KEY = ("구분", "SKU번호")  # headers every 입고상세내역 page table holds
 SUB_ACCOUNT_HEADERS = ("아이디", "만료일")
+DETAIL_PAGE_SIZE = 10
 _SAFE_INVOICE_NO = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 
 
@@ -85,15 +50,12 @@ def _parse_date(text: str) -> dt.date | None:
 
 
 class PurchaseAccountPage(Page):
-    """정산 > 일반매입계정: the settlement invoices, 50 a page."""
+    """정산 > 일반매입계정: the settlement invoices, 50 a page, found by the header 계산서번호."""
 
     name = "일반매입계정"
 
     def rows(self) -> list[dict[str, str]]:
         return self.read_table("purchase_account.table", PURCHASE_ACCOUNT_HEADERS)
-
-    def total_count(self) -> int:
-        return self.count("purchase_account.total")
 
 
 class SubAccountsPage(Page):
@@ -112,10 +74,10 @@ class SubAccountsPage(Page):
 
     def extend_button(self, username: str) -> WebElement | None:
         table = self.find("sub_accounts.table")
-        heads = [th.text.strip() for th in table.find_elements(By.CSS_SELECTOR, "thead th")]
+        heads = [th.text.strip() for th in table.find_elements("css selector", "thead th")]
         column = heads.index("아이디")
-        for row in table.find_elements(By.CSS_SELECTOR, "tbody tr"):
-            cells = row.find_elements(By.CSS_SELECTOR, "td")
+        for row in table.find_elements("css selector", "tbody tr"):
+            cells = row.find_elements("css selector", "td")
             if len(cells) > column and cells[column].text.strip() == username:
                 buttons = self.find_all("sub_accounts.extend", row)
                 if not buttons:
@@ -136,29 +98,36 @@ class SupplierHubSession(PortalSession):
 
     portal_name = "Supplier Hub"
     artifact_prefix = "supplier_hub"
-    client_id = CLIENT_ID
-    selectors = SELECTORS
-    home_path = PATHS["home"]
+    settings_portal = "supplier_hub"
 
     def __init__(self, *, base_url: str, username: str, password: str, download_dir: Path,
-                 sso_url: str | None = None, timeout: float = 20.0, artifacts_dir: Path | None = None,
-                 driver_factory: Callable[[Path], WebDriver] = open_browser, download_mode: str = "fetch",
-                 fetch_concurrency: int = 3):
-        if download_mode not in ("fetch", "browser"):
-            raise ValueError("download_mode must be 'fetch' or 'browser'")
+                 settings: PortalSettings | None = None, timeout: float | None = None,
+                 artifacts_dir: Path | None = None, driver_factory: Callable[[Path], WebDriver] = open_browser,
+                 download_mode: str | None = None, fetch_concurrency: int | None = None):
         super().__init__(base_url=base_url, username=username, password=password, download_dir=download_dir,
-                         sso_url=sso_url, timeout=timeout, artifacts_dir=artifacts_dir,
+                         settings=settings, timeout=timeout, artifacts_dir=artifacts_dir,
                          driver_factory=driver_factory)
-        self.download_mode = download_mode
-        self.fetch_concurrency = max(1, int(fetch_concurrency))
+        self.download_mode = download_mode or self.settings.download_mode
+        if self.download_mode not in ("fetch", "browser"):
+            raise ValueError("download_mode must be 'fetch' or 'browser'")
+        self.fetch_concurrency = max(1, int(fetch_concurrency or self.settings.concurrency))
 
     @property
     def username(self) -> str:
         """The sub-account this session logs in as (to find it in 부계정 관리); never the password."""
         return self._username
 
+    @property
+    def receive_detail_source(self) -> str:
+        """Where 입고상세내역 is read from: 'export' (the .xlsx) or 'pages' (the HTML pages)."""
+        return self.settings.receive_detail_source
+
     def __enter__(self) -> SupplierHubSession:
         return super().__enter__()
+
+    def _url(self, path_key: str, query: dict | None = None) -> str:
+        url = self.base_url + self.settings.path(path_key)
+        return f"{url}?{urlencode(query)}" if query else url
 
     # --- sign-on -----------------------------------------------------------------------
 
@@ -175,14 +144,14 @@ class SupplierHubSession(PortalSession):
     @step("sub_accounts")
     def sub_accounts(self) -> list[SubAccount]:
         """The sub-accounts listed at 부계정 관리 with their expiry dates."""
-        self._visit(self.base_url + PATHS["sub_accounts"], "부계정 관리", {"table": "sub_accounts.table"})
-        return SubAccountsPage(self.driver, SELECTORS).sub_accounts()
+        self._visit(self._url("sub_accounts"), "부계정 관리", {"table": "sub_accounts.table"})
+        return SubAccountsPage(self.driver, self.selectors).sub_accounts()
 
     @step("extend_sub_account")
     def extend_sub_account(self, username: str) -> dt.date:
         """Click 연장하기 for one sub-account; returns its new expiry date."""
-        self._visit(self.base_url + PATHS["sub_accounts"], "부계정 관리", {"table": "sub_accounts.table"})
-        page = SubAccountsPage(self.driver, SELECTORS)
+        self._visit(self._url("sub_accounts"), "부계정 관리", {"table": "sub_accounts.table"})
+        page = SubAccountsPage(self.driver, self.selectors)
         button = page.extend_button(username)
         if button is None:
             raise CollectionError("configuration_error", "부계정 관리 does not list the sub-account to extend")
@@ -191,7 +160,7 @@ class SupplierHubSession(PortalSession):
         self._accept_alert()
         self._wait_for_next_document("부계정 관리")
         self._wait_for("부계정 관리", {"table": "sub_accounts.table"})
-        for sub in SubAccountsPage(self.driver, SELECTORS).sub_accounts():
+        for sub in SubAccountsPage(self.driver, self.selectors).sub_accounts():
             if sub.username == username:
                 log.info("extended a sub-account at 부계정 관리 until %s", sub.expires)
                 return sub.expires
@@ -200,24 +169,31 @@ class SupplierHubSession(PortalSession):
     # --- 정산 ----------------------------------------------------------------------------
 
     def _list_url(self, start: dt.date, end: dt.date, page: int) -> str:
-        query = {"page": page, "size": LIST_PAGE_SIZE, "startDate": start.strftime(DATE_PARAM_FORMAT),
-                 "endDate": end.strftime(DATE_PARAM_FORMAT)}
-        return f"{self.base_url}{PATHS['purchase_account']}?{urlencode(query)}"
+        fmt = self.settings.date_format
+        return self._url("purchase_account", {
+            "page": page, "size": self.settings.page_size("purchase_account"),
+            **self.settings.query("purchase_account"),
+            "startDate": start.strftime(fmt), "endDate": end.strftime(fmt)})
 
     @step("settlement_blocked")
     def settlement_blocked(self) -> bool:
         """True while 일반매입계정 shows the '미처리된 세금계산서' notice instead of data."""
-        found = self._visit(self.base_url + PATHS["purchase_account"], "일반매입계정",
+        found = self._visit(self._url("purchase_account", self.settings.query("purchase_account")), "일반매입계정",
                             {"notice": "settlement.tax_invoice_notice", "table": "purchase_account.table"})
         return found == "notice"
 
     @step("list_invoices")
     def list_invoices(self, start: dt.date, end: dt.date) -> list[dict[str, str]]:
         """Every 일반매입계정 row whose 작성일자 is in [start, end], all pages, as raw cell text
-        keyed by header name."""
+        keyed by header name.
+
+        The page shows no total, and a page past the last one shows the last page again
+        (OH), so pages are read until one brings no 계산서번호 not seen before.
+        """
         rows: list[dict[str, str]] = []
-        page_no, total = 1, None
-        while total is None or len(rows) < total:
+        seen: set[str] = set()
+        page_no = 1
+        while True:
             found = self._visit(self._list_url(start, end, page_no), "일반매입계정",
                                 {"notice": "settlement.tax_invoice_notice", "table": "purchase_account.table"})
             if found == "notice":
@@ -225,18 +201,24 @@ class SupplierHubSession(PortalSession):
                                       "Supplier Hub shows '미처리된 세금계산서' on 일반매입계정: a reverse-issued "
                                       "tax invoice awaits the seller's confirmation, so no settlement data can "
                                       "be read")
-            page = PurchaseAccountPage(self.driver, SELECTORS)
-            total = page.total_count() if total is None else total
-            page_rows = page.rows()
-            log.info("일반매입계정 %s..%s page %d: %d rows (of %d)", start, end, page_no, len(page_rows), total)
-            if not page_rows:
+            page_rows = PurchaseAccountPage(self.driver, self.selectors).rows()
+            new = [r for r in page_rows if r["계산서번호"] not in seen]
+            log.info("일반매입계정 %s..%s page %d: %d rows, %d new", start, end, page_no, len(page_rows), len(new))
+            if not new:
                 break
-            rows += page_rows
+            for row in new:
+                seen.add(row["계산서번호"])
+            rows += new
+            if len(page_rows) < self.settings.page_size("purchase_account"):
+                break  # a short page is the last one: no need to ask for it again
             page_no += 1
-        if len(rows) != total:
-            raise ExportFormatError(f"일반매입계정: read {len(rows)} rows over {page_no} page(s) but the page "
-                                    f"reports a total of {total}")
         return rows
+
+    @staticmethod
+    def _check_invoice_nos(invoice_nos: Sequence[str]) -> None:
+        for invoice_no in invoice_nos:
+            if not _SAFE_INVOICE_NO.match(invoice_no):
+                raise CollectionError("configuration_error", f"not a 계산서번호: {invoice_no!r}")
 
     def download_receive_detail(self, invoice_no: str) -> Path:
         """The 입고상세내역 .xlsx of one invoice, saved as ``receive_detail_{invoice_no}.xlsx``."""
@@ -248,14 +230,12 @@ class SupplierHubSession(PortalSession):
 
         ``download_mode`` 'fetch' (the default) reads each 입고상세내역 page and the Excel
         file it links to from inside the signed-on page, without rendering it, up to
-        ``fetch_concurrency`` invoices at a time (a browser loading a page makes as many
+        ``concurrency`` invoices at a time (a browser loading a page makes as many
         requests at once); 'browser' opens each page and clicks the link as a person
         would, one at a time (slower; for a site that only serves the file to a click).
         Either way a file is saved only whole, after its checks.
         """
-        for invoice_no in invoice_nos:
-            if not _SAFE_INVOICE_NO.match(invoice_no):
-                raise CollectionError("configuration_error", f"not a 계산서번호: {invoice_no!r}")
+        self._check_invoice_nos(invoice_nos)
         paths: list[Path] = []
         step = 1 if self.download_mode == "browser" else self.fetch_concurrency
         for first in range(0, len(invoice_nos), step):
@@ -273,30 +253,82 @@ class SupplierHubSession(PortalSession):
                 paths.append(target)
         return paths
 
-    def _detail_url(self, invoice_no: str) -> str:
-        return f"{self.base_url}{PATHS['receive_detail']}?" + urlencode({"vendorPaymentInfoSeq": invoice_no, "page": 1})
+    def _detail_url(self, invoice_no: str, page: int = 1, total: int | None = None) -> str:
+        query = {"vendorPaymentInfoSeq": invoice_no, **self.settings.query("receive_detail"), "page": page}
+        if total is not None:
+            query["totalCount"] = total  # pages past the second show nothing without it (OH)
+        return self._url("receive_detail", query)
+
+    @step("read_receive_detail_pages")
+    def read_receive_detail_pages(self, invoice_nos: Sequence[str]) -> dict[str, dict]:
+        """The 입고상세내역 lines of each invoice read from its HTML pages (10 lines a page, the
+        total in the hidden ``totalCount``): ``{invoice_no: {"headers": [...], "rows": [[...]]}}``,
+        cell text as shown, in page order. Up to ``concurrency`` pages are fetched at once."""
+        self._check_invoice_nos(invoice_nos)
+        probes = {"notice": "settlement.tax_invoice_notice", "total": "receive_detail.total"}
+        jobs = [(n, 1, None) for n in invoice_nos]  # (invoice, page, totalCount)
+        got: dict[str, dict[int, tuple[list[str], list]]] = {n: {} for n in invoice_nos}
+        totals: dict[str, int] = {}
+        while jobs:
+            batch, jobs = jobs[:self.fetch_concurrency], jobs[self.fetch_concurrency:]
+            names = [f"입고상세내역 of invoice {n} page {p}" for n, p, _ in batch]
+            answers = self._fetch_in_page([self._detail_url(n, p, t) for n, p, t in batch], names,
+                                          probes=list(probes.values()), tables=["receive_detail.table"])
+            for (invoice_no, page_no, _), name, (page, _) in zip(batch, names, answers, strict=True):
+                if probes["notice"] in page.found:
+                    raise CollectionError("tax_invoice_pending",
+                                          f"{name}: Supplier Hub shows '미처리된 세금계산서' instead of the lines")
+                table = page.tables.get("receive_detail.table")
+                if table is None:
+                    raise ExportFormatError(f"{name}: the page has no 입고상세내역 table (headers "
+                                            f"{', '.join(RECEIVE_DETAIL_KEY)}; HTTP {page.status})")
+                got[invoice_no][page_no] = (table[0], table[1])
+                if page_no == 1:
+                    raw_total = (page.found.get(probes["total"]) or {}).get("value")
+                    digits = re.sub(r"[^\d]", "", raw_total or "")
+                    if not digits:
+                        raise ExportFormatError(f"{name}: no totalCount on the page "
+                                                f"({self.selectors['receive_detail.total'][1]})")
+                    totals[invoice_no] = int(digits)
+                    pages = -(-totals[invoice_no] // DETAIL_PAGE_SIZE)
+                    jobs += [(invoice_no, n, totals[invoice_no]) for n in range(2, pages + 1)]
+        out = {}
+        for invoice_no in invoice_nos:
+            headers = got[invoice_no][1][0]
+            rows = []
+            for page_no in sorted(got[invoice_no]):
+                heads, cells = got[invoice_no][page_no]
+                name = f"입고상세내역 of invoice {invoice_no} page {page_no}"
+                for row in table_rows(name, heads, cells, RECEIVE_DETAIL_KEY):
+                    rows.append([row.get(h, "") for h in headers if h])
+            headers = [h for h in headers if h]
+            if len(rows) != totals[invoice_no]:
+                raise ExportFormatError(f"입고상세내역 of invoice {invoice_no}: read {len(rows)} lines over "
+                                        f"{len(got[invoice_no])} page(s) but totalCount is {totals[invoice_no]}")
+            log.info("read 입고상세내역 of invoice %s from its pages: %d lines", invoice_no, len(rows))
+            out[invoice_no] = {"headers": headers, "rows": rows}
+        return out
 
     @staticmethod
-    def _judge_detail_page(page_name: str, found: str, shown: str) -> None:
+    def _judge_detail_page(page_name: str, found: str, selector: str) -> None:
         if found == "notice":
             raise CollectionError("tax_invoice_pending",
                                   f"{page_name}: Supplier Hub shows '미처리된 세금계산서' instead of the lines")
-        if found == "error":
-            raise ExportFormatError(f"{page_name}: the portal shows an error instead of the lines: {shown.strip()!r}")
+        if found == "table":
+            raise ExportFormatError(f"{page_name}: the page has no Excel download link ({selector})")
         if found != "excel":
-            raise ExportFormatError(f"{page_name}: the page has no Excel download link "
-                                    f"({SELECTORS['receive_detail.excel'][1]})")
+            raise ExportFormatError(f"{page_name}: the page shows neither the lines nor an Excel download link")
 
     def _fetch_detail_excels(self, invoice_nos: list[str]) -> list[bytes]:
-        probes = {"notice": "settlement.tax_invoice_notice", "error": "page.error", "excel": "receive_detail.excel"}
+        probes = {"notice": "settlement.tax_invoice_notice", "excel": "receive_detail.excel",
+                  "table": "receive_detail.table"}
         names = [f"입고상세내역 of invoice {n}" for n in invoice_nos]
         answers = self._fetch_in_page([self._detail_url(n) for n in invoice_nos], names,
                                       probes=list(probes.values()), follow=probes["excel"])
         bodies = []
         for invoice_no, page_name, (page, file) in zip(invoice_nos, names, answers, strict=True):
             found = next((name for name, key in probes.items() if key in page.found), "")
-            shown = self._scrub(str(page.found.get(probes["error"], {}).get("text") or ""))
-            self._judge_detail_page(page_name, found, shown)
+            self._judge_detail_page(page_name, found, self.selectors["receive_detail.excel"][1])
             if file is None:
                 raise ExportFormatError(f"{page_name}: the Excel download link has no address")
             what = f"입고상세내역 Excel of invoice {invoice_no} ({url_path(file.url)})"
@@ -310,9 +342,9 @@ class SupplierHubSession(PortalSession):
         browser (local, or a Grid node)."""
         page_name = f"입고상세내역 of invoice {invoice_no}"
         found = self._visit(self._detail_url(invoice_no), page_name, {
-            "notice": "settlement.tax_invoice_notice", "excel": "receive_detail.excel", "error": "page.error"})
-        shown = self._scrub(self.driver.find_element(*SELECTORS["page.error"]).text) if found == "error" else ""
-        self._judge_detail_page(page_name, found, shown)
+            "notice": "settlement.tax_invoice_notice", "excel": "receive_detail.excel",
+            "table": "receive_detail.table"})
+        self._judge_detail_page(page_name, found, self.selectors["receive_detail.excel"][1])
         what = f"입고상세내역 Excel of invoice {invoice_no}"
         remote = not isinstance(self.driver, ChromiumDriver)
         before = set(self.driver.get_downloadable_files()) if remote else set(os.listdir(self.download_dir))
@@ -322,7 +354,7 @@ class SupplierHubSession(PortalSession):
             done = [n for n in now - before if not n.endswith((".crdownload", ".part", ".tmp"))]
             return sorted(done)[0] if done else False
 
-        self.driver.find_element(*SELECTORS["receive_detail.excel"]).click()
+        self.driver.find_element(*self.selectors["receive_detail.excel"]).click()
         try:
             name = WebDriverWait(self.driver, self.timeout, poll_frequency=0.05).until(new_file)
         except TimeoutException:
