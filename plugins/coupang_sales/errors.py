@@ -21,8 +21,9 @@ CATEGORIES: dict[str, tuple[bool, str]] = {
     ),
     "bot_rejected": (
         False,
-        "The portal rejected the automated browser (Access Denied): run the extractor "
-        "with a headed browser or a remote Selenium Grid node (SELENIUM_REMOTE_URL).",
+        "The portal's bot protection rejected the automated browser (Access Denied, or a blank page): "
+        "run the extractor with a real, headed Chrome (a remote Selenium Grid node, SELENIUM_REMOTE_URL, "
+        "or SELENIUM_HEADLESS=false on a display), ideally with a profile a person has signed on with.",
     ),
     "bad_credentials": (
         False,

@@ -211,9 +211,12 @@ def test_login_reaches_wing_and_leaves_the_xsrf_cookie(portal, tmp_path):
     assert wing.driver is None and not profile.exists(), "the browser quit and its profile is gone"
 
 
-def test_login_through_an_explicit_sso_url(portal, open_wing):
-    with open_wing(portal, "wing_v1", sso_url=portal.url) as wing:
+def test_login_lands_on_the_real_landing_markers(portal, open_wing):
+    with open_wing(portal, "wing_v1") as wing:
         wing.login()
+        assert wing.driver.find_elements("css selector", "#top-header-menu")
+        chain = [r.target.split("?")[0] for r in portal.state.requests[-8:]]
+        assert "/wing/login" in chain and "/wing/sso/login" in chain
         assert len(wing.v1_sales(TODAY, TODAY)) == 2
 
 

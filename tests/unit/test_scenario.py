@@ -175,23 +175,36 @@ def test_jet_v2_commission_is_rounded_down_and_its_vat_too():
     assert order.commission_vat == 320
 
 
-def test_the_receive_detail_export_is_messy_like_the_real_one():
+def test_the_receive_detail_export_has_the_real_layout():
     raw = with_change(lambda s: s["rocket"]["accounts"][0]["invoices"][0].update(duplicate_lines=True))
     raw["rocket"]["accounts"][0]["invoices"][0]["lines"].append(_line("반출", -1))
     invoice = load_scenario(raw).rocket_accounts[0].invoices[0]
-    body = receive_detail_xlsx(invoice, "주식회사 예시상사", dt.datetime(2026, 1, 7, 9))
+    body = receive_detail_xlsx(invoice)
     assert body[:2] == b"PK"
     rows = CalamineWorkbook.from_filelike(io.BytesIO(body)).get_sheet_by_index(0).to_python()
-    header_at = next(i for i, row in enumerate(rows) if list(row) == list(RECEIVE_DETAIL_HEADERS))
-    assert header_at in (1, 2), "one or two title rows above the header"
-    body_rows = rows[header_at + 1:]
-    assert any(all(cell == "" for cell in row) for row in body_rows), "a blank row"
-    lines = [row for row in body_rows if row[0] in ("발주", "반출")]
+    assert list(rows[0]) == list(RECEIVE_DETAIL_HEADERS), "the header in row 1"
+    assert "입고/반출시각" in RECEIVE_DETAIL_HEADERS
+    lines = rows[1:]
     assert len(lines) == 3, "the duplicated line appears twice"
     assert lines[0] == lines[1]
     total_price = RECEIVE_DETAIL_HEADERS.index("총단가")
     assert lines[0][total_price] == "99,000" and lines[-1][total_price] == "-9,900"
-    assert body_rows[-1][0] == "합계" and body_rows[-1][total_price] == "89,100"
+    assert lines[0][RECEIVE_DETAIL_HEADERS.index("입고/반출시각")].startswith("2026/01/0")
+    positive = CalamineWorkbook.from_filelike(io.BytesIO(receive_detail_xlsx(invoice, returns_positive=True)))
+    assert positive.get_sheet_by_index(0).to_python()[-1][total_price] == "9,900", "반출 written without its sign"
+
+
+def test_the_export_sign_of_returns_and_the_bot_challenge_are_scenario_settings():
+    raw = with_change(lambda s: s["rocket"]["accounts"][0].update(export_return_sign="positive"))
+    raw["bot_protection"] = {"challenge_seconds": 16}
+    scenario = load_scenario(raw)
+    assert scenario.rocket_accounts[0].export_return_sign == "positive" and scenario.challenge_seconds == 16
+    assert load_scenario(MINIMUM).challenge_seconds == 0
+    bad = with_change(lambda s: s["rocket"]["accounts"][0].update(export_return_sign="plus"))
+    with pytest.raises(ScenarioError, match=r"rocket.accounts\[0\].export_return_sign"):
+        load_scenario(bad)
+    with pytest.raises(ScenarioError, match="bot_protection.challenge_seconds"):
+        load_scenario({**MINIMUM, "bot_protection": {"challenge_seconds": -1}})
 
 
 # --- the jet section ---------------------------------------------------------------------------
