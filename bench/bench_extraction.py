@@ -120,8 +120,9 @@ def plain_http_run(base_url: str, cookies: list[dict], invoices: int) -> tuple[f
 
     import requests
 
-    from coupang_sales.rocket.supplier_hub import LIST_PAGE_SIZE, PATHS
+    from coupang_sales.portal.settings import load_settings
 
+    settings = load_settings("supplier_hub")
     start = time.perf_counter()
     http = requests.Session()
     for cookie in cookies:
@@ -129,13 +130,14 @@ def plain_http_run(base_url: str, cookies: list[dict], invoices: int) -> tuple[f
     numbers: list[str] = []
     page = 1
     while len(numbers) < invoices:
-        response = http.get(f"{base_url}{PATHS['purchase_account']}", params={
-            "page": page, "size": LIST_PAGE_SIZE, "startDate": DAY.isoformat(), "endDate": DAY.isoformat()},
-            allow_redirects=False)
+        response = http.get(f"{base_url}{settings.path('purchase_account')}", params={
+            "page": page, "size": settings.page_size("purchase_account"), **settings.query("purchase_account"),
+            "startDate": DAY.isoformat(), "endDate": DAY.isoformat()}, allow_redirects=False)
         response.raise_for_status()
-        found = re.findall(r"vendorPaymentInfoSeq=(\d+)&amp;page=1", response.text)
+        found = [n for n in re.findall(r"vendorPaymentInfoSeq=(\d+)&amp;cplbYn=N&amp;page=1", response.text)
+                 if n not in numbers]
         if not found:
-            break
+            break  # past the last page the portal serves the last page again
         numbers += found
         page += 1
     bodies = {}
@@ -152,12 +154,12 @@ def plain_http_run(base_url: str, cookies: list[dict], invoices: int) -> tuple[f
 
 
 def sheet_cells(body: bytes) -> bytes:
-    """The cells of an export without its 조회일시 stamp (the same file fetched twice differs only there)."""
+    """The cells of an export."""
     import io
 
     from openpyxl import load_workbook
 
-    rows = load_workbook(io.BytesIO(body), read_only=True).active.iter_rows(min_row=3, values_only=True)
+    rows = load_workbook(io.BytesIO(body), read_only=True).active.iter_rows(min_row=1, values_only=True)
     return json.dumps([list(r) for r in rows], ensure_ascii=False).encode()
 
 
