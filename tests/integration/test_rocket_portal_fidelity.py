@@ -94,9 +94,11 @@ def extract_summary(run_id: str) -> dict:
     return found[0]
 
 
-def test_the_export_and_the_pages_give_the_same_rows(run_dag, warehouse):
+def test_the_export_and_the_pages_give_the_same_rows(run_dag, warehouse, monkeypatch):
     """The real-layout export (header in row 1, 입고/반출시각, 반출 written positive) and the 입고상세내역 pages
-    (입고/반출일자, 반출 negative, paged with totalCount) load the same rows."""
+    (입고/반출일자, 반출 negative, paged with totalCount) load the same rows. The pages are chosen through an
+    Airflow Variable named in the connection's extra."""
+    monkeypatch.setenv("AIRFLOW_VAR_SUPPLIER_HUB_SETTINGS", json.dumps({"receive_detail_source": "pages"}))
     from sandbox import SandboxServer
 
     raw = scenario(return_sign="positive")
@@ -106,7 +108,7 @@ def test_the_export_and_the_pages_give_the_same_rows(run_dag, warehouse):
         assert staged(by_export, "receive_detail_*.xlsx") and not staged(by_export, "receive_detail_*.json")
         from_export = order_lines(warehouse)
         warehouse.execute("DELETE FROM sales.order_lines WHERE account_id = %s", (ACCOUNT,))
-        by_pages = run_dag(server, raw, {"receive_detail_source": "pages"})
+        by_pages = run_dag(server, raw, {"settings_variable": "supplier_hub_settings"})
         assert by_pages.state == "success"
         assert staged(by_pages, "receive_detail_*.json") and not staged(by_pages, "receive_detail_*.xlsx")
         third_pages = [r for r in server.state.requests if "/scm/receive/detail?" in r.target and "page=2" in r.target]
