@@ -363,6 +363,23 @@ def test_an_unknown_invoice_is_reported_as_a_page_problem(portal, open_hub):
             hub.download_receive_detail("99999999")
 
 
+def test_the_invoice_list_needs_its_search_parameters_and_repeats_its_last_page(portal):
+    http = http_login(portal, "hub_ok")
+    url = portal.url + "/scm/settlement/general/purchase/account"
+    window = {"size": 50, "startDate": (TODAY - dt.timedelta(days=55)).isoformat(), "endDate": TODAY.isoformat()}
+    search = {"billIssueType": "DIRECT", "paymentPurchaseSearchType": "", "vendorPaymentInfoSeq": "",
+              "paymentSearchType": "COMPLETE"}
+
+    def numbers(**query) -> list[str]:
+        return re.findall(r"<tr>\s*<td>(\d{8})</td>", http.get(url, params=query, timeout=5).text)
+
+    assert numbers(page=1, **window) == [], "the old query (no search parameters) lists nothing"
+    first, last = numbers(page=1, **window, **search), numbers(page=2, **window, **search)
+    assert len(first) == 50 and len(last) == 6
+    assert numbers(page=3, **window, **search) == last == numbers(page=9, **window, **search)
+    assert "total-count" not in http.get(url, params={"page": 1, **window, **search}, timeout=5).text
+
+
 def test_receive_detail_pages_past_two_need_the_total_count(portal):
     http = http_login(portal, "hub_ok")
     url = f"{portal.url}/scm/receive/detail?vendorPaymentInfoSeq={BIG_INVOICE}"
