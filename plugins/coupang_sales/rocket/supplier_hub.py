@@ -367,7 +367,7 @@ class SupplierHubSession(PortalSession):
         return self._check_xlsx(body, what)
 
     def _non_xlsx_error(self, text: str, what: str) -> CollectionError | None:
-        if "미처리된 세금계산서" in text:
+        if self.settings.text("tax_invoice_notice") in text:
             return CollectionError("tax_invoice_pending", f"{what}: the portal answered the "
                                                           "'미처리된 세금계산서' notice instead of the file")
         return None
