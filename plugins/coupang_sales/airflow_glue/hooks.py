@@ -49,8 +49,12 @@ class PortalHook(BaseHook):
             base_url=base_url.rstrip("/"), username=conn.login, password=conn.password,
             download_dir=download_dir, sso_url=extra.get("sso_url"),
             timeout=float(extra.get("timeout", 20)), artifacts_dir=artifacts_dir,
-            driver_factory=driver_factory,
+            driver_factory=driver_factory, **self.session_options(extra),
         )
+
+    def session_options(self, extra: dict[str, Any]) -> dict[str, Any]:
+        """Portal-specific settings of the session class, from the connection's extra."""
+        return {}
 
 
 class SupplierHubHook(PortalHook):
@@ -65,3 +69,10 @@ class WingHook(PortalHook):
 
     hook_name = "Coupang Wing"
     session_class = "coupang_sales.jet.wing.WingSession"
+    # extra key -> (WingSession argument, type); defaults are WingSession's (docs/portals.md).
+    OPTIONS = {"report_wait_seconds": ("report_wait", float), "poll_interval_seconds": ("poll_interval", float),
+               "xsrf_wait_seconds": ("xsrf_wait", float), "v1_amount_field": ("v1_amount_field", str),
+               "v1_page_size": ("v1_page_size", int)}
+
+    def session_options(self, extra: dict[str, Any]) -> dict[str, Any]:
+        return {name: kind(extra[key]) for key, (name, kind) in self.OPTIONS.items() if extra.get(key) is not None}

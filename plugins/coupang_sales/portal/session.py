@@ -109,6 +109,23 @@ const one = async (url) => {
 };
 Promise.all(urls.map((url) => one(url).catch((e) => ({error: `${e.name}: ${e.message}`})))).then(done);
 """
+# One XHR as the page's own scripts make it (method, URL, a JSON body or null, extra headers).
+_CALL_JS = """
+const [method, url, body, extra, timeoutMs, done] = arguments;
+const headers = Object.assign({'Accept': 'application/json, text/plain, */*'}, extra);
+if (body !== null) headers['Content-Type'] = 'application/json';
+fetch(url, {method, credentials: 'include', headers, body: body === null ? undefined : JSON.stringify(body),
+            signal: AbortSignal.timeout(timeoutMs)})
+    .then(async (r) => {
+        const bytes = new Uint8Array(await r.arrayBuffer());
+        let raw = '';
+        for (let i = 0; i < bytes.length; i += 0x8000) {
+            raw += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+        }
+        done({status: r.status, url: r.url, type: r.headers.get('content-type') || '', body: btoa(raw)});
+    })
+    .catch((e) => done({error: `${e.name}: ${e.message}`}));
+"""
 MAX_RELOGINS = 1
 
 
@@ -517,6 +534,36 @@ class PortalSession:
                 if answer.status == 403 and b"Access Denied" in answer.body[:2000]:
                     raise CollectionError("bot_rejected", f"{name}: the portal answered 'Access Denied'")
         return results
+
+    def _call_in_page(self, method: str, url: str, what: str, *, body: Any = None,
+                      headers: Mapping[str, str] | None = None) -> Fetched:
+        """One XHR from inside the signed-on page, as the portal's own scripts make it: ``fetch`` with the
+        browser's credentials, ``body`` sent as JSON. Signs on again once if the portal sends the call to
+        the sign-on (then calls again); a timeout, a network error or a 5xx is ``portal_unavailable``, an
+        'Access Denied' answer ``bot_rejected``. Other statuses are the caller's to judge."""
+        while True:
+            driver = self._browser()
+            driver.set_script_timeout(self.timeout + 5)
+            try:
+                raw = driver.execute_async_script(_CALL_JS, method, url, body, dict(headers or {}),
+                                                  int(self.timeout * 1000))
+            except TimeoutException:
+                raise unavailable(f"{what}: no answer within {self.timeout:g} s") from None
+            error = raw.get("error")
+            if error and error.startswith(("TimeoutError", "AbortError")):
+                raise unavailable(f"{what}: no answer within {self.timeout:g} s")
+            if error:
+                raise unavailable(f"{what}: the request failed ({error[:200]})")
+            answer = Fetched.of(raw)
+            if SIGN_ON_PATH not in answer.url:
+                break
+            self._count_relogin(what)
+            self._sign_on_again()
+        if answer.status >= 500:
+            raise unavailable(f"{what}: HTTP {answer.status}")
+        if answer.status == 403 and b"Access Denied" in answer.body[:2000]:
+            raise CollectionError("bot_rejected", f"{what}: the portal answered 'Access Denied'")
+        return answer
 
     # --- plain HTTP with the browser's session --------------------------------------------
 
