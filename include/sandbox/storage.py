@@ -25,6 +25,7 @@ from sandbox.state import ReportRequest, SandboxState
 
 PREFIX = "/wing-settlement-reports"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+STORAGE_FAULT_KINDS = frozenset({"http_500", "timeout", "broken_download", "changed_header"})
 
 
 def _signature(state: SandboxState, path: str, stamp: str, expires: int) -> str:
@@ -59,7 +60,7 @@ def create_storage_app(state: SandboxState, render_report: Any) -> FastAPI:
     @app.middleware("http")
     async def faults_and_log(request: Request, call_next: Any) -> Response:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        fault = state.faults.take("wing", target, sign_on=False)
+        fault = state.faults.take("wing", target, sign_on=False, kinds=STORAGE_FAULT_KINDS)
         response = None
         if fault is not None:
             if fault.kind == "timeout":

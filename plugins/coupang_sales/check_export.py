@@ -23,7 +23,12 @@ Checker = Callable[[Path], dict[str, Any]]
 
 
 def _kinds() -> dict[str, Checker]:
-    return {}
+    from coupang_sales.jet import reports as jet_reports
+
+    return {
+        "jet-category-tr": jet_reports.check_category_tr,
+        "jet-warehousing-shipping": jet_reports.check_warehousing_shipping,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -76,8 +76,9 @@ DEFAULT_XSRF_WAIT_SECONDS = 30.0  # how long to wait for the XSRF-TOKEN cookie a
 OWN_XSRF_XHR_AFTER = 3.0  # after this long without the cookie, make the home page's XHR ourselves
 LINK_ATTEMPTS = 3  # a report link that has expired is asked for again, this many links in all
 DEFAULT_V1_AMOUNT_FIELD = "totalGmv"  # the GMV field of vi-detail-search's metrics: its name is unknown
-DEFAULT_V1_PAGE_SIZE = 100
-V1_PASSES = 3  # reading every page again when the GMV order shifted and an item was missed
+DEFAULT_V1_PAGE_SIZE = 50
+V1_MAX_PAGE_SIZE = 100  # the largest page asked for when reading a day again: unknown, 100 works on the sandbox
+V1_PASSES = 5  # reading every page again when the GMV order shifted and an item was missed
 V1_REGISTRATION_TYPES = ("RFM",)  # Rocket Growth items (NORMAL = seller-shipped)
 V1_DATE_FORMAT = "%Y-%m-%d"
 
@@ -352,9 +353,9 @@ class WingSession(PortalSession):
 
     # --- v1: 판매분석 -------------------------------------------------------------------------
 
-    def _vi_page(self, day: dt.date, page: int) -> dict[str, Any]:
+    def _vi_page(self, day: dt.date, page: int, size: int) -> dict[str, Any]:
         body = {"startDate": day.strftime(V1_DATE_FORMAT), "endDate": day.strftime(V1_DATE_FORMAT),
-                "registrationTypes": list(V1_REGISTRATION_TYPES), "pageNumber": page, "pageSize": self.v1_page_size,
+                "registrationTypes": list(V1_REGISTRATION_TYPES), "pageNumber": page, "pageSize": size,
                 "sortBy": "GMV", "sortOrder": "DESC", "includeSoldVICount": True}
         answer = self._unwrap(self._api("vi_detail_search", f"판매분석 {day} page {page}", body))
         if not isinstance(answer, dict) or not isinstance(answer.get("vendorItems"), list) \
@@ -372,14 +373,14 @@ class WingSession(PortalSession):
         return str(item_id)
 
     def _v1_day(self, day: dt.date) -> list[dict[str, Any]]:
-        """Every item of one day, all pages, de-duplicated by vendorItemId; pages are read again when the
-        GMV order shifted between pages and an item was missed."""
+        """Every item of one day, all pages, de-duplicated by vendorItemId; when the GMV order shifted
+        between pages and an item was missed, the day is read again in pages as large as allowed."""
         items: dict[str, dict[str, Any]] = {}
-        total = 0
+        total, size = 0, self.v1_page_size
         for _ in range(V1_PASSES):
             page, pages = 0, 1
             while page < pages:
-                answer = self._vi_page(day, page)
+                answer = self._vi_page(day, page, size)
                 details = answer["paginationDetails"]
                 pages, total = int(details.get("totalPages") or 0), int(details.get("totalResults") or 0)
                 for item in answer["vendorItems"]:
@@ -387,6 +388,7 @@ class WingSession(PortalSession):
                 page += 1
             if len(items) >= total:
                 break
+            size = max(size, min(total, V1_MAX_PAGE_SIZE))
             log.info("판매분석 %s: %d of %d items after reading every page; reading them again", day, len(items), total)
         if len(items) != total:
             raise unavailable(f"판매분석 {day}: {len(items)} distinct items over {V1_PASSES} readings of every page, "
