@@ -242,7 +242,8 @@ def v2_order(s: dict) -> dict:
      "jet.accounts[0].v2_orders[0].fees[1].discount: more than the fee's amount"),
     (lambda a: v2_order(a)["fees"][1].pop("type"), "jet.accounts[0].v2_orders[0].fees[1].type: required field"),
     (lambda a: a["v2_orders"].append(dict(v2_order(a))),
-     "jet.accounts[0].v2_orders[1].order_id: duplicate order_id/option_id/recognized_date '2100001/87001/2026-01-05'"),
+     "jet.accounts[0].v2_orders[1].order_id: duplicate order_id/option_id/recognized_date "
+     "'2100001/87001/2026-01-05'"),
     (lambda a: v2_order(a).update(cancelled_date="2026-01-06", cancelled_qty=4),
      "jet.accounts[0].v2_orders[0].cancelled_qty: more than qty (3)"),
     (lambda a: v2_order(a).update(cancelled_qty=1),
@@ -302,9 +303,11 @@ def test_the_wing_reports_follow_scenario_format_md():
     assert (group.key, group.start, group.end) == ("A00098765-20260105-20260111", D5, dt.date(2026, 1, 11))
     assert groups(account, D5, D6, today=dt.date(2026, 1, 7)) == [group]
     tr = category_tr_rows(account, group)
-    assert [(r["거래유형"], r["매출인식일"]) for r in tr] == [("주문 정산", "2026-01-05"), ("주문 정산취소", "2026-01-06")]
+    assert [(r["거래유형"], r["매출인식일"]) for r in tr] == [("주문 정산", "2026-01-05"),
+                                                       ("주문 정산취소", "2026-01-06")]
     sale, cancel = tr
-    assert (sale["판매가(A)"], sale["판매수량(B)"], sale["판매액(A*B)"], sale["매출금액(A*B-C)"]) == (9_900, 3, 29_700, 29_700)
+    assert (sale["판매가(A)"], sale["판매수량(B)"], sale["판매액(A*B)"], sale["매출금액(A*B-C)"]) == (
+        9_900, 3, 29_700, 29_700)
     assert (sale["즉시할인쿠폰(D)"], sale["다운로드쿠폰(E)"], sale["판매자할인쿠폰(D+E)"]) == (1_000, 500, 1_500)
     assert (sale["판매수수료율(%,VAT별도)"], sale["판매수수료"], sale["판매수수료 VAT"]) == (10.8, 3_207, 320)
     assert sale["정산대상액"] == 24_673 and sale["정산주기(종료일)"] == "2026-01-11" and sale["정산유형"] == "주정산"
