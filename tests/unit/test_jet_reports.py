@@ -76,7 +76,8 @@ def test_a_report_without_the_columns_names_the_file_sheet_and_columns(tmp_path)
 def test_a_bad_amount_names_the_sheet_and_row(tmp_path):
     bad = tr_row("1", "주문 정산", 2, 20_000)
     bad[6] = "12.5"
-    path = book(tmp_path / "bad.xlsx", {"주문내역, 판매수수료": [["제목"], TR_HEADER, tr_row("2", "주문 정산", 1, 1), bad]})
+    path = book(tmp_path / "bad.xlsx",
+                {"주문내역, 판매수수료": [["제목"], TR_HEADER, tr_row("2", "주문 정산", 1, 1), bad]})
     with pytest.raises(ExportFormatError) as caught:
         reports.category_tr_rows(reports.read_reports([path], reports.CATEGORY_TR))
     assert "판매액(A*B)" in str(caught.value) and "row 4" in str(caught.value) and "bad.xlsx" in str(caught.value)
