@@ -48,6 +48,7 @@ def fact_frame(rows: dict[str, object] | pd.DataFrame) -> pd.DataFrame:
         frame[name] = frame[name].astype("Int64")
     for name in ("fact_kind", "order_id", "fact_key", "group_key", "document", "option_id", "product_name"):
         frame[name] = frame[name].astype(object)
+        frame[name] = frame[name].where(frame[name].notna(), None)
     frame["fact_date"] = frame["fact_date"].astype(object)
     return frame.reset_index(drop=True)
 

@@ -177,7 +177,8 @@ def _collect(spec: ChannelSpec, account):
             try:
                 with warehouse_errors(f"load of {account['account_id']} {window}"):
                     summary = _stages(spec).load(conn, staging=Path(transformed["staging"]) / "raw",
-                                                 account=account, window=window, run_id=context.get("run_id"))
+                                                 account=account, window=window, run_id=context.get("run_id"),
+                                                 list_until=dt.date.fromisoformat(transformed["list_until"]))
             finally:
                 conn.close()
         result = {**transformed, **summary}
