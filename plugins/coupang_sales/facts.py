@@ -14,16 +14,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-# sales.collected_facts, without the audit columns (run_id, collected_at).
-FACT_COLUMNS: tuple[str, ...] = (
-    "fact_kind", "order_id", "fact_key", "group_key", "fact_date", "document", "option_id", "product_name",
-    "quantity", "amount", "coupon_discount", "commission", "unit_price",
-)
+from coupang_sales.model import ADJUSTMENT_COLUMNS, FACT_COLUMNS, RESTATEMENT_COLUMNS  # noqa: F401
+
 FACT_INTEGER_COLUMNS = ("quantity", "amount", "coupon_discount", "commission", "unit_price")
-RESTATEMENT_COLUMNS: tuple[str, ...] = ("group_key", "order_id", "line_key", "fact_kind", "fact_key", "quantity",
-                                        "amount")
-ADJUSTMENT_COLUMNS: tuple[str, ...] = ("group_key", "fact_kind", "order_id", "fact_key", "reason", "fact_date",
-                                       "document", "option_id", "quantity", "amount", "seller_shipping_fee")
 # Adjustments whose original was never collected (or is too small): they warn.
 UNAPPLIED_REASONS = ("no_original", "exceeds_original", "fee_without_line")
 
@@ -56,7 +49,11 @@ def fact_frame(rows: dict[str, object] | pd.DataFrame) -> pd.DataFrame:
 def typed(frame: pd.DataFrame, columns: Sequence[str], integers: Sequence[str]) -> pd.DataFrame:
     out = pd.DataFrame(frame, columns=list(columns)).reset_index(drop=True)
     for name in columns:
-        out[name] = out[name].astype("Int64") if name in integers else out[name].astype(object)
+        if name in integers:
+            out[name] = out[name].astype("Int64")
+        else:
+            out[name] = out[name].astype(object)
+            out[name] = out[name].where(out[name].notna(), None)
     return out
 
 

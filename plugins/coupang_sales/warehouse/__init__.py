@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from coupang_sales.model import ORDER_LINE_COLUMNS, Window
+from coupang_sales.model import ADJUSTMENT_COLUMNS, FACT_COLUMNS, ORDER_LINE_COLUMNS, RESTATEMENT_COLUMNS, Window
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -19,6 +19,20 @@ if TYPE_CHECKING:
     from coupang_sales.facts import Derived
 
 FEE_COLUMNS = ("channel", "account_id", "fee_date", "fee_type", "amount")
+CHANGE_COLUMNS = ("channel", "account_id", "order_id", "line_key", "sales_date", "change", "old_payment_amount",
+                  "new_payment_amount", "old_quantity", "new_quantity", "run_id", "cause", "cause_facts")
+# Column lists of the fact load's statements, built once from the constants above.
+_FACT_COLS = ", ".join(FACT_COLUMNS)
+_FACT_COLS_F = ", ".join("f." + c for c in FACT_COLUMNS)
+_FACT_CONTENT_F = ", ".join("f." + c for c in FACT_COLUMNS if c not in ("fact_kind", "order_id", "fact_key"))
+_FACT_CONTENT_I = ", ".join("i." + c for c in FACT_COLUMNS if c not in ("fact_kind", "order_id", "fact_key"))
+_FACT_UPDATES = ", ".join(f"{c} = excluded.{c}" for c in FACT_COLUMNS if c not in ("fact_kind", "order_id",
+                                                                                   "fact_key"))
+_LINE_COLS = ", ".join(ORDER_LINE_COLUMNS)
+_LINE_COLS_O = ", ".join("o." + c for c in ORDER_LINE_COLUMNS)
+_RESTATEMENT_COLS = ", ".join(RESTATEMENT_COLUMNS)
+_ADJUSTMENT_COLS = ", ".join(ADJUSTMENT_COLUMNS)
+_CHANGE_COLS = ", ".join(CHANGE_COLUMNS)
 
 
 def schema_sql() -> str:
@@ -248,8 +262,7 @@ def load_facts(
     """
     import pandas as pd
 
-    from coupang_sales.facts import ADJUSTMENT_COLUMNS, FACT_COLUMNS, RESTATEMENT_COLUMNS, UNAPPLIED_REASONS, \
-        fact_frame
+    from coupang_sales.facts import UNAPPLIED_REASONS, fact_frame
 
     bad = facts[~facts["fact_kind"].isin(kinds)]
     if len(bad):
@@ -259,16 +272,13 @@ def load_facts(
     if len(outside):
         raise ValueError(f"{len(outside)} facts of {channel}/{account_id} lie outside what was read "
                          f"({read_range}), e.g. {outside['fact_date'].iloc[0]}")
-    fact_cols = ", ".join(FACT_COLUMNS)
-    content = ", ".join(f"f.{c}" for c in FACT_COLUMNS if c not in ("fact_kind", "order_id", "fact_key"))
-    incoming_content = ", ".join(f"i.{c}" for c in FACT_COLUMNS if c not in ("fact_kind", "order_id", "fact_key"))
     who = {"channel": channel, "account": account_id, "kinds": list(kinds), "start": read_range.start,
            "end": read_range.end, "documents": list(documents), "run_id": run_id, "sources": list(sources)}
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"order_lines:{channel}:{account_id}",))
         cur.execute(f"CREATE TEMP TABLE incoming_facts ON COMMIT DROP AS "
-                    f"SELECT {fact_cols} FROM sales.collected_facts WITH NO DATA")
-        with cur.copy(f"COPY incoming_facts ({fact_cols}) FROM STDIN") as copy:
+                    f"SELECT {_FACT_COLS} FROM sales.collected_facts WITH NO DATA")
+        with cur.copy(f"COPY incoming_facts ({_FACT_COLS}) FROM STDIN") as copy:
             for chunk in _copy_chunks(facts, FACT_COLUMNS):
                 copy.write(chunk)
         # What this extract changes: facts new or different, and facts of what was read that are gone.
@@ -280,9 +290,9 @@ def load_facts(
             LEFT JOIN sales.collected_facts f
               ON f.channel = %(channel)s AND f.account_id = %(account)s AND f.fact_kind = i.fact_kind
              AND f.order_id = i.order_id AND f.fact_key = i.fact_key
-            WHERE f.fact_key IS NULL OR ({content}) IS DISTINCT FROM ({incoming_content})
+            WHERE f.fact_key IS NULL OR ({_FACT_CONTENT_F}) IS DISTINCT FROM ({_FACT_CONTENT_I})
             UNION ALL
-            SELECT {", ".join("f." + c for c in FACT_COLUMNS)}, 'removed'
+            SELECT {_FACT_COLS_F}, 'removed'
             FROM sales.collected_facts f
             WHERE f.channel = %(channel)s AND f.account_id = %(account)s AND f.fact_kind = ANY(%(kinds)s)
               AND (f.fact_date BETWEEN %(start)s AND %(end)s OR f.document = ANY(%(documents)s))
@@ -295,26 +305,24 @@ def load_facts(
             WHERE c.status = 'removed' AND f.channel = %(channel)s AND f.account_id = %(account)s
               AND f.fact_kind = c.fact_kind AND f.order_id = c.order_id AND f.fact_key = c.fact_key
             """, who)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in FACT_COLUMNS if c not in ("fact_kind", "order_id",
-                                                                                   "fact_key"))
         cur.execute(
             f"""
-            INSERT INTO sales.collected_facts (channel, account_id, {fact_cols}, run_id)
-            SELECT %(channel)s, %(account)s, {fact_cols}, %(run_id)s FROM fact_changes WHERE status <> 'removed'
+            INSERT INTO sales.collected_facts (channel, account_id, {_FACT_COLS}, run_id)
+            SELECT %(channel)s, %(account)s, {_FACT_COLS}, %(run_id)s FROM fact_changes WHERE status <> 'removed'
             ON CONFLICT (channel, account_id, fact_kind, order_id, fact_key)
-            DO UPDATE SET {updates}, run_id = excluded.run_id, collected_at = now()
+            DO UPDATE SET {_FACT_UPDATES}, run_id = excluded.run_id, collected_at = now()
             """, who)
         cur.execute("CREATE TEMP TABLE affected ON COMMIT DROP AS "
                     "SELECT group_key FROM incoming_facts UNION SELECT group_key FROM fact_changes")
         cur.execute(
             f"""
-            SELECT {", ".join("f." + c for c in FACT_COLUMNS)}
+            SELECT {_FACT_COLS_F}
             FROM sales.collected_facts f JOIN affected a USING (group_key)
             WHERE f.channel = %(channel)s AND f.account_id = %(account)s AND f.fact_kind = ANY(%(kinds)s)
             ORDER BY f.group_key, f.fact_kind, f.order_id, f.fact_key
             """, who)
         stored = fact_frame(pd.DataFrame(cur.fetchall(), columns=list(FACT_COLUMNS)))
-        cur.execute(f"SELECT {', '.join(FACT_COLUMNS)}, status FROM fact_changes")
+        cur.execute(f"SELECT {_FACT_COLS}, status FROM fact_changes")
         changed_facts = pd.DataFrame(cur.fetchall(), columns=[*FACT_COLUMNS, "status"])
         cur.execute("SELECT count(*) FROM affected")
         groups = cur.fetchone()[0]
@@ -326,10 +334,9 @@ def load_facts(
             raise ValueError(f"{len(bad)} derived rows do not belong to {channel}/{account_id}")
 
         # The lines these groups had: by group, plus rows of an older layout (no group_key) of the same orders.
-        cols = ", ".join(ORDER_LINE_COLUMNS)
         cur.execute(
             f"""
-            SELECT {", ".join("o." + c for c in ORDER_LINE_COLUMNS)}, o.group_key FROM sales.order_lines o
+            SELECT {_LINE_COLS_O}, o.group_key FROM sales.order_lines o
             WHERE o.channel = %(channel)s AND o.account_id = %(account)s
               AND (o.group_key IN (SELECT group_key FROM affected)
                    OR (o.group_key IS NULL AND o.source = ANY(%(sources)s)
@@ -355,22 +362,24 @@ def load_facts(
             WHERE o.channel = %(channel)s AND o.account_id = %(account)s
               AND o.order_id = k.order_id AND o.line_key = k.line_key
             """, who)
-        with cur.copy(f"COPY sales.order_lines ({cols}, group_key, run_id) FROM STDIN") as copy:
+        with cur.copy(f"COPY sales.order_lines ({_LINE_COLS}, group_key, run_id) FROM STDIN") as copy:
             for chunk in _copy_chunks(new_lines.assign(run_id=run_id), (*ORDER_LINE_COLUMNS, "group_key", "run_id")):
                 copy.write(chunk)
-        for table, columns, frame in (("restatements", RESTATEMENT_COLUMNS, derived.restatements),
-                                      ("restatement_adjustments", ADJUSTMENT_COLUMNS, derived.adjustments)):
-            cur.execute(f"DELETE FROM sales.{table} t USING affected a WHERE t.group_key = a.group_key "
-                        "AND t.channel = %(channel)s AND t.account_id = %(account)s", who)
-            with cur.copy(f"COPY sales.{table} (channel, account_id, {', '.join(columns)}) FROM STDIN") as copy:
-                for chunk in _copy_chunks(frame.assign(channel=channel, account_id=account_id),
-                                          ("channel", "account_id", *columns)):
-                    copy.write(chunk)
-        change_columns = ("channel", "account_id", "order_id", "line_key", "sales_date", "change",
-                          "old_payment_amount", "new_payment_amount", "old_quantity", "new_quantity", "run_id",
-                          "cause", "cause_facts")
-        with cur.copy(f"COPY sales.order_line_changes ({', '.join(change_columns)}) FROM STDIN") as copy:
-            for chunk in _copy_chunks(changes, change_columns):
+        cur.execute("DELETE FROM sales.restatements t USING affected a WHERE t.group_key = a.group_key "
+                    "AND t.channel = %(channel)s AND t.account_id = %(account)s", who)
+        with cur.copy(f"COPY sales.restatements (channel, account_id, {_RESTATEMENT_COLS}) FROM STDIN") as copy:
+            for chunk in _copy_chunks(derived.restatements.assign(channel=channel, account_id=account_id),
+                                      ("channel", "account_id", *RESTATEMENT_COLUMNS)):
+                copy.write(chunk)
+        cur.execute("DELETE FROM sales.restatement_adjustments t USING affected a WHERE t.group_key = a.group_key "
+                    "AND t.channel = %(channel)s AND t.account_id = %(account)s", who)
+        with cur.copy(f"COPY sales.restatement_adjustments (channel, account_id, {_ADJUSTMENT_COLS}) "
+                      "FROM STDIN") as copy:
+            for chunk in _copy_chunks(derived.adjustments.assign(channel=channel, account_id=account_id),
+                                      ("channel", "account_id", *ADJUSTMENT_COLUMNS)):
+                copy.write(chunk)
+        with cur.copy(f"COPY sales.order_line_changes ({_CHANGE_COLS}) FROM STDIN") as copy:
+            for chunk in _copy_chunks(changes, CHANGE_COLUMNS):
                 copy.write(chunk)
         if account_fees is not None:
             _replace_fees(cur, channel=channel, account_id=account_id, window=fee_window or read_range,
