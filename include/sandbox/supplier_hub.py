@@ -132,7 +132,8 @@ def purchase_account(request: Request) -> Response:
         start = date_param(request, "startDate", end - dt.timedelta(days=DEFAULT_LIST_DAYS))
     except BadRequest as exc:
         return _error(request, session, account, 400, str(exc))
-    matching = sorted((inv for inv in account.invoices if start <= inv.written_date <= end),
+    # Invoices written after the sandbox's today do not exist yet (time passes: set_today).
+    matching = sorted((inv for inv in account.invoices if start <= inv.written_date <= min(end, state.today)),
                       key=lambda inv: (inv.written_date, inv.invoice_no), reverse=True)
     rows = [_list_row(account, inv, state) for inv in matching[(page - 1) * size: page * size]]
     base = {"size": size, "startDate": start.isoformat(), "endDate": end.isoformat()}
@@ -161,7 +162,7 @@ def receive_detail(request: Request, vendorPaymentInfoSeq: str = "") -> Response
     if blocked:
         return blocked
     invoice = _invoice(account, vendorPaymentInfoSeq)
-    if invoice is None:
+    if invoice is None or invoice.written_date > state_of(request).today:  # not written yet
         return _error(request, session, account, 404, "계산서 정보를 찾을 수 없습니다.")
     try:
         page = int_param(request, "page", 1)
@@ -191,7 +192,7 @@ def receive_detail_excel(request: Request, vendorPaymentInfoSeq: str = "") -> Re
     if blocked:
         return blocked
     invoice = _invoice(account, vendorPaymentInfoSeq)
-    if invoice is None:
+    if invoice is None or invoice.written_date > state_of(request).today:  # not written yet
         return _error(request, session, account, 404, "계산서 정보를 찾을 수 없습니다.")
     state = state_of(request)
     downloaded_at = dt.datetime.combine(state.today, dt.time(9, 0))
@@ -209,7 +210,7 @@ def purchase_orders(request: Request, vendorPaymentInfoSeq: str = "") -> Respons
     if blocked:
         return blocked
     invoice = _invoice(account, vendorPaymentInfoSeq)
-    if invoice is None:
+    if invoice is None or invoice.written_date > state_of(request).today:  # not written yet
         return _error(request, session, account, 404, "계산서 정보를 찾을 수 없습니다.")
     orders: dict[tuple[str, str], dict] = {}
     for line in invoice.lines:
