@@ -166,6 +166,13 @@ def facts(invoices: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """The rows as plain dicts of Python values (``to_dict('records')`` boxes each cell: 5x slower)."""
+    columns = list(frame.columns)
+    return [dict(zip(columns, values, strict=True)) for values in zip(*(frame[c].tolist() for c in columns),
+                                                                      strict=True)]
+
+
 def derive(facts: pd.DataFrame, *, account_id: str) -> Derived:
     """The Rocket order lines of some groups from all their facts (docs/decisions.md, "Rocket returns").
 
@@ -187,20 +194,33 @@ def derive(facts: pd.DataFrame, *, account_id: str) -> Derived:
     ``sales_date`` = its invoice's 작성일자); a 반출 never adds a line.
     """
     lines_out, restated, adjusted = [], [], []
-    receipts = facts[facts["fact_kind"] == RECEIPT_FACT]
-    returns = facts[facts["fact_kind"] == RETURN_FACT]
-    returns_by_group = {g: frame for g, frame in returns.groupby("group_key", sort=False)}
-    receipts_by_group = {g: frame for g, frame in receipts.groupby("group_key", sort=False)}
+    receipts_by_group: dict[str, list[dict]] = {}
+    returns_by_group: dict[str, list[dict]] = {}
+    # One sort and one pass over plain records: a year of a large account is a million lines.
+    receipts = facts[facts["fact_kind"] == RECEIPT_FACT].sort_values(
+        ["group_key", "fact_date", "fact_key"], ascending=[True, False, False], kind="stable")
+    for record in _records(receipts):
+        receipts_by_group.setdefault(record["group_key"], []).append(record)
+    returns = facts[facts["fact_kind"] == RETURN_FACT].sort_values(["group_key", "fact_date", "fact_key"],
+                                                                   kind="stable")
+    for record in _records(returns):
+        returns_by_group.setdefault(record["group_key"], []).append(record)
     for group in sorted(set(receipts_by_group) | set(returns_by_group)):
-        held = [dict(r) for r in receipts_by_group.get(group, receipts.iloc[:0])
-                .sort_values(["fact_date", "fact_key"], ascending=False, kind="stable").to_dict("records")]
+        held = receipts_by_group.get(group, [])  # newest 작성일자 first, then line key descending
+        if group not in returns_by_group:  # nothing returned: each receipt is its line, as collected
+            for line in held:
+                quantity = max(int(line["quantity"]), 0)
+                lines_out.append({
+                    "order_id": line["order_id"], "line_key": line["fact_key"], "option_id": line["option_id"],
+                    "product_name": line["product_name"], "sales_date": line["fact_date"], "quantity": quantity,
+                    "payment_amount": int(line["amount"]), "is_cancelled": False, "cancelled_quantity": 0,
+                    "cancelled_amount": 0, "group_key": group})
+            continue
         for line in held:
             line["left"] = max(int(line["quantity"]), 0)
             line["takers"] = []  # (return key, quantity)
-        group_returns = returns_by_group.get(group, returns.iloc[:0]).sort_values(["fact_date", "fact_key"],
-                                                                                 kind="stable")
         given: dict[str, list] = {}
-        for ret in group_returns.to_dict("records"):
+        for ret in returns_by_group.get(group, []):  # oldest first
             want = abs(int(ret["quantity"]))
             unit = int(ret["unit_price"])
             for line in sorted(held, key=lambda x: int(x["unit_price"]) != unit):  # stable: newest first kept

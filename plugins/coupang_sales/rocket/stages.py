@@ -109,7 +109,7 @@ def validate(*, staging: Path, account: Mapping[str, Any], window: Window, list_
 
 
 def transform(*, staging: Path, account: Mapping[str, Any]) -> dict[str, Any]:
-    """Turn the validated lines into facts (one per receipt and per 반출 line) and check what they give alone.
+    """Turn the validated lines into facts (one per receipt and per 반출 line).
 
     The order lines themselves are derived in the load, from these facts and every fact
     collected before (``coupang_sales.rocket.policy.derive``).
@@ -118,12 +118,11 @@ def transform(*, staging: Path, account: Mapping[str, Any]) -> dict[str, Any]:
 
     from coupang_sales.rocket import policy as rocket
 
-    result = rocket.transform(pd.read_pickle(staging / "invoices.pkl"), pd.read_pickle(staging / "lines.pkl"),
-                              account_id=account["account_id"])
-    result.facts.to_pickle(staging / "facts.pkl")
-    return {"facts": len(result.facts),
-            "returns": int((result.facts["fact_kind"] == rocket.RETURN_FACT).sum()),
-            "invoices_read": int(result.facts["document"].nunique())}
+    facts = rocket.facts(pd.read_pickle(staging / "invoices.pkl"), pd.read_pickle(staging / "lines.pkl"))
+    facts.to_pickle(staging / "facts.pkl")
+    returns = int((facts["fact_kind"] == rocket.RETURN_FACT).sum())
+    return {"facts": len(facts), "order_lines": len(facts) - returns, "returns": returns,
+            "invoices_read": int(facts["document"].nunique())}
 
 
 def load(conn: "psycopg.Connection", *, staging: Path, account: Mapping[str, Any], window: Window,
@@ -160,6 +159,7 @@ def checked_derivation(stored, *, account_id: str, staging: Path):
     from coupang_sales.rocket.quality import rocket_policy_checks
 
     derived = rocket.derive(stored, account_id=account_id)
+    derived.order_lines.to_pickle(staging / "order_lines.pkl")  # what this load writes, for reading after it
     result = run_checks("coupang_rocket_policy", rocket_policy_checks(stored, derived))
     (staging / "quality_policy_result.json").write_text(result.to_json(), encoding="utf-8")
     if not result.success:

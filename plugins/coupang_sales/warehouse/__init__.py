@@ -333,15 +333,17 @@ def load_facts(
         if len(bad):
             raise ValueError(f"{len(bad)} derived rows do not belong to {channel}/{account_id}")
 
-        # The lines these groups had: by group, plus rows of an older layout (no group_key) of the same orders.
+        # The lines these groups had (a group is a Jet 주문ID or a Rocket 발주번호/SKU번호), whatever their key
+        # layout: rows of an older layout of the same orders are replaced too.
         cur.execute(
             f"""
-            SELECT {_LINE_COLS_O}, o.group_key FROM sales.order_lines o
-            WHERE o.channel = %(channel)s AND o.account_id = %(account)s
-              AND (o.group_key IN (SELECT group_key FROM affected)
-                   OR (o.group_key IS NULL AND o.source = ANY(%(sources)s)
-                       AND (o.order_id IN (SELECT group_key FROM affected)
-                            OR o.order_id || '/' || o.option_id IN (SELECT group_key FROM affected))))
+            SELECT {_LINE_COLS_O},
+                   CASE WHEN o.order_id IN (SELECT group_key FROM affected) THEN o.order_id
+                        ELSE o.order_id || '/' || coalesce(o.option_id, '') END
+            FROM sales.order_lines o
+            WHERE o.channel = %(channel)s AND o.account_id = %(account)s AND o.source = ANY(%(sources)s)
+              AND (o.order_id IN (SELECT group_key FROM affected)
+                   OR o.order_id || '/' || coalesce(o.option_id, '') IN (SELECT group_key FROM affected))
             """, who)
         old_lines = pd.DataFrame(cur.fetchall(), columns=[*ORDER_LINE_COLUMNS, "group_key"])
         cur.execute("SELECT r.order_id, r.line_key, r.fact_kind, r.fact_key FROM sales.restatements r "
@@ -362,8 +364,8 @@ def load_facts(
             WHERE o.channel = %(channel)s AND o.account_id = %(account)s
               AND o.order_id = k.order_id AND o.line_key = k.line_key
             """, who)
-        with cur.copy(f"COPY sales.order_lines ({_LINE_COLS}, group_key, run_id) FROM STDIN") as copy:
-            for chunk in _copy_chunks(new_lines.assign(run_id=run_id), (*ORDER_LINE_COLUMNS, "group_key", "run_id")):
+        with cur.copy(f"COPY sales.order_lines ({_LINE_COLS}, run_id) FROM STDIN") as copy:
+            for chunk in _copy_chunks(new_lines.assign(run_id=run_id), (*ORDER_LINE_COLUMNS, "run_id")):
                 copy.write(chunk)
         cur.execute("DELETE FROM sales.restatements t USING affected a WHERE t.group_key = a.group_key "
                     "AND t.channel = %(channel)s AND t.account_id = %(account)s", who)

@@ -143,8 +143,9 @@ CREATE TABLE IF NOT EXISTS sales.collected_facts (
 CREATE INDEX IF NOT EXISTS collected_facts_by_group ON sales.collected_facts (channel, account_id, group_key);
 CREATE INDEX IF NOT EXISTS collected_facts_by_date ON sales.collected_facts (channel, account_id, fact_kind, fact_date);
 
-ALTER TABLE sales.order_lines ADD COLUMN IF NOT EXISTS group_key text;
-CREATE INDEX IF NOT EXISTS order_lines_by_group ON sales.order_lines (channel, account_id, group_key);
+-- A line's group: Rocket 발주번호/SKU번호 (this index), Jet v2 주문ID (the primary key's prefix).
+CREATE INDEX IF NOT EXISTS order_lines_by_rocket_group
+    ON sales.order_lines (channel, account_id, (order_id || '/' || coalesce(option_id, '')));
 
 -- How each return / cancellation restates each line: "which facts made 5 January what it is".
 CREATE TABLE IF NOT EXISTS sales.restatements (
