@@ -35,11 +35,14 @@ SCENARIO = {
     "today": "2026-01-06",
     "rocket": {"accounts": [
         account("V00000001", "sub_ok",
-                invoice("30000001", "2026-01-05", rocket_line("발주", "100000001", "55501", 10, 9_000, 900, "2026-01-03")),
+                invoice("30000001", "2026-01-05",
+                        rocket_line("발주", "100000001", "55501", 10, 9_000, 900, "2026-01-03")),
                 invoice("30000099", "2026-03-20", rocket_line("반출", "100000001", "55501", -10, 9_000, 900,
                                                               "2026-03-19"))),
-        # sold before the account was integrated: only the return is ever collected
+        # sold long before any date the runs collect: only the return is read
         account("V00000002", "sub_new",
+                invoice("30000200", "2025-06-02", rocket_line("발주", "100000777", "55577", 1, 5_000, 500,
+                                                              "2025-06-01")),
                 invoice("30000201", "2026-03-20", rocket_line("반출", "100000777", "55577", -1, 5_000, 500,
                                                               "2026-03-19"))),
     ]},

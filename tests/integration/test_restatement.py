@@ -6,9 +6,9 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from restatement_world import D, JetWorld, RocketWorld, lines, paid_and_adjusted, rocket_line, tr_row, ws_row
 
 from coupang_sales.model import Window
-from restatement_world import D, JetWorld, RocketWorld, lines, paid_and_adjusted, rocket_line, tr_row, ws_row
 
 pytestmark = pytest.mark.integration
 

@@ -13,9 +13,9 @@ import datetime as dt
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from restatement_world import JetWorld, RocketWorld, paid_and_adjusted, rocket_line, tr_row, ws_row
 
 from coupang_sales.model import Window
-from restatement_world import JetWorld, RocketWorld, paid_and_adjusted, rocket_line, tr_row, ws_row
 
 pytestmark = pytest.mark.integration
 DAY0 = dt.date(2026, 1, 1)
@@ -126,8 +126,8 @@ def rocket_worlds(draw):
         for _ in range(draw(st.integers(1, 4))):
             kind = draw(st.sampled_from(["발주", "발주", "반출"]))
             qty = draw(st.integers(1, 5)) * (-1 if kind == "반출" else 1)
-            lines.append(rocket_line(no, kind, draw(st.sampled_from(["PO1", "PO2"])), draw(st.sampled_from(["S1", "S2"])),
-                                     qty, draw(st.sampled_from([1_000, 1_100, 1_500])),
+            po, sku = draw(st.sampled_from(["PO1", "PO2"])), draw(st.sampled_from(["S1", "S2"]))
+            lines.append(rocket_line(no, kind, po, sku, qty, draw(st.sampled_from([1_000, 1_100, 1_500])),
                                      moved=day(max(written - draw(st.integers(0, 3)), 0)).isoformat(),
                                      center=draw(st.sampled_from(["이천1", "평택"]))))
         world.invoice(no, day(written).isoformat(), *[dict(t) for t in dict.fromkeys(tuple(x.items()) for x in lines)])

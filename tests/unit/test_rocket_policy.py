@@ -104,7 +104,8 @@ def test_partial_return_across_receipts_at_different_unit_prices_takes_its_own_p
     Taking quantity and money independently, newest first, left the 2,000-won receipt with
     quantity 0 and 1,000 won still paid, not cancelled. The 반출 takes its own price first."""
     out = run(
-        [invoice("300", "2026-01-05", 2_000), invoice("301", "2026-01-06", 2_000), invoice("302", "2026-01-07", -1_000)],
+        [invoice("300", "2026-01-05", 2_000), invoice("301", "2026-01-06", 2_000),
+         invoice("302", "2026-01-07", -1_000)],
         [line("300", "발주", "PO1", "S1", 2, 1_000, 0), line("301", "발주", "PO1", "S1", 1, 2_000, 0),
          line("302", "반출", "PO1", "S1", -1, 1_000, 0, moved="2026-01-07")],
     )

@@ -74,6 +74,7 @@ def format_report(report: Mapping[str, Any]) -> str:
             lines.append(f"      WARNING: {row['unapplied_restatements']} return(s)/cancellation(s) with no original "
                          f"line, {row['unapplied_amount']:+,} won kept in sales.restatement_adjustments:")
             for item in row["unapplied_detail"]:
-                lines.append(f"        {item['kind']} {item['document']} {item['order_id']}/{item.get('option_id') or '-'}"
+                where = f"{item['order_id']}/{item.get('option_id') or '-'}"
+                lines.append(f"        {item['kind']} {item['document']} {where}"
                              f" dated {item['fact_date']}: {item['reason']} {item['amount']:+,} won")
     return "\n".join(lines)

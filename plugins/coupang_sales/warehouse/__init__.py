@@ -446,7 +446,8 @@ def _line_changes(old: "pd.DataFrame", new: "pd.DataFrame", changed_facts: "pd.D
         cause_facts = [{"kind": _FACT_LABELS.get(f["fact_kind"], f["fact_kind"]), "fact_kind": f["fact_kind"],
                         "status": f["status"], "document": f["document"], "fact_key": f["fact_key"],
                         "fact_date": f["fact_date"].isoformat(), "order_id": f["order_id"],
-                        "option_id": None if pd.isna(f["option_id"]) else f["option_id"], "quantity": int(f["quantity"]), "amount": int(f["amount"]),
+                        "option_id": None if pd.isna(f["option_id"]) else f["option_id"],
+                        "quantity": int(f["quantity"]), "amount": int(f["amount"]),
                         "run_id": run_id} for f in causes]
         cause = "; ".join(f"{c['kind']} {c['status']}: {c['document']} {c['fact_key']} dated {c['fact_date']} "
                           f"({c['quantity']:+d}, {c['amount']:+,} won) collected in run {run_id}"
