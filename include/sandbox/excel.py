@@ -102,7 +102,7 @@ def _xlsx(book) -> bytes:
     return out.getvalue()
 
 
-def category_tr_xlsx(account: JetAccount, groups: Sequence[Group]) -> bytes:
+def category_tr_xlsx(account: JetAccount, groups: Sequence[Group], today: dt.date | None = None) -> bytes:
     """CATEGORY_TR of settlement groups: sheet '주문내역, 판매수수료', a title in row 1, the header in row 2."""
     book = Workbook()
     sheet = book.active
@@ -110,12 +110,12 @@ def category_tr_xlsx(account: JetAccount, groups: Sequence[Group]) -> bytes:
     sheet.append([f"{REPORT_TITLES[CATEGORY_TR]} ({', '.join(g.key for g in groups)})"])
     sheet.append(list(CATEGORY_TR_HEADERS))
     for group in groups:
-        for row in category_tr_rows(account, group):
+        for row in category_tr_rows(account, group, today):
             sheet.append([row[h] for h in CATEGORY_TR_HEADERS])
     return _xlsx(book)
 
 
-def warehousing_shipping_xlsx(account: JetAccount, groups: Sequence[Group]) -> bytes:
+def warehousing_shipping_xlsx(account: JetAccount, groups: Sequence[Group], today: dt.date | None = None) -> bytes:
     """WAREHOUSING_SHIPPING of one settlement group: sheets 입출고비 and 배송비, each with a title, a summary
     in rows 3-4 (정산주기(종료일), 합계, 세액 (VAT), 최종비용), a two-row header in rows 7-8 whose
     merged row-7 headings name groups of row-8 columns, and data from row 9."""
@@ -125,7 +125,7 @@ def warehousing_shipping_xlsx(account: JetAccount, groups: Sequence[Group]) -> b
     book.remove(book.active)
     sheets: dict[str, list[dict]] = {name: [] for name in WS_SHEETS}
     for group in groups:
-        for name, rows in warehousing_shipping_rows(account, group).items():
+        for name, rows in warehousing_shipping_rows(account, group, today).items():
             sheets[name] += rows
     for fee_type, rows in sheets.items():
         sheet = book.create_sheet(fee_type)
@@ -162,9 +162,11 @@ def warehousing_shipping_xlsx(account: JetAccount, groups: Sequence[Group]) -> b
     return _xlsx(book)
 
 
-def settlement_report_xlsx(report_type: str, account: JetAccount, groups: Sequence[Group]) -> bytes:
+def settlement_report_xlsx(report_type: str, account: JetAccount, groups: Sequence[Group],
+                           today: dt.date | None = None) -> bytes:
+    """A report file of ``groups``; with ``today``, only the rows that exist by then."""
     if report_type == CATEGORY_TR:
-        return category_tr_xlsx(account, groups)
+        return category_tr_xlsx(account, groups, today)
     if report_type == WAREHOUSING_SHIPPING:
-        return warehousing_shipping_xlsx(account, groups)
+        return warehousing_shipping_xlsx(account, groups, today)
     raise ValueError(f"unknown report type {report_type!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 import socket
 import threading
@@ -108,6 +109,15 @@ def create_app(state: SandboxState, portals: Sequence[Portal] = PORTALS) -> Fast
     @app.get(f"{CONTROL_PREFIX}/state")
     def snapshot() -> JSONResponse:
         return JSONResponse(state.snapshot())
+
+    @app.post(f"{CONTROL_PREFIX}/today")
+    async def set_today(request: Request) -> JSONResponse:
+        """Test control: move the sandbox's clock forward ({"today": "YYYY-MM-DD"})."""
+        try:
+            state.set_today(dt.date.fromisoformat(str((await request.json())["today"])))
+        except (ValueError, KeyError, TypeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse({"today": state.today.isoformat()})
 
     app.include_router(sso_router)
     for portal in portals:

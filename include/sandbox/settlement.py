@@ -73,22 +73,25 @@ def _signed(amount: int, cancelled: bool, sign: str) -> int:
     return -amount if cancelled and sign == "negative" else amount
 
 
-def _entries(account: JetAccount, group: Group) -> list[tuple[dt.date, bool, JetV2Order]]:
-    """(매출인식일, is_cancellation, the order or its cancelled part) of the group's rows, in date order."""
+def _entries(account: JetAccount, group: Group,
+             today: dt.date | None = None) -> list[tuple[dt.date, bool, JetV2Order]]:
+    """(매출인식일, is_cancellation, the order or its cancelled part) of the group's rows, in date order;
+    with ``today``, only the rows that exist by then (time passes: an open group grows)."""
+    last = dt.date.max if today is None else today
     out = []
     for order in account.v2_orders:
-        if order.recognized_date in group:
+        if order.recognized_date in group and order.recognized_date <= last:
             out.append((order.recognized_date, False, order))
-        if order.cancelled_date is not None and order.cancelled_date in group:
+        if order.cancelled_date is not None and order.cancelled_date in group and order.cancelled_date <= last:
             out.append((order.cancelled_date, True, order.cancelled_part()))
     return sorted(out, key=lambda e: (e[0], e[1], e[2].order_id, e[2].option_id))
 
 
-def category_tr_rows(account: JetAccount, group: Group) -> list[dict[str, Any]]:
+def category_tr_rows(account: JetAccount, group: Group, today: dt.date | None = None) -> list[dict[str, Any]]:
     """The group's CATEGORY_TR rows keyed by header; numbers as numbers, dates as YYYY-MM-DD text."""
     rows = []
     cycle = CYCLE_NAMES[account.settlement_cycle]
-    for day, cancelled, o in _entries(account, group):
+    for day, cancelled, o in _entries(account, group, today):
         def s(amount: int, cancelled: bool = cancelled) -> int:
             return _signed(amount, cancelled, account.cancellation_sign)
 
@@ -111,11 +114,12 @@ def category_tr_rows(account: JetAccount, group: Group) -> list[dict[str, Any]]:
     return rows
 
 
-def warehousing_shipping_rows(account: JetAccount, group: Group) -> dict[str, list[dict[str, Any]]]:
+def warehousing_shipping_rows(account: JetAccount, group: Group,
+                              today: dt.date | None = None) -> dict[str, list[dict[str, Any]]]:
     """The group's WAREHOUSING_SHIPPING rows by sheet (입출고비, 배송비), keyed by header."""
     sheets: dict[str, list[dict[str, Any]]] = {"입출고비": [], "배송비": []}
     cycle = CYCLE_NAMES[account.settlement_cycle]
-    for day, cancelled, o in _entries(account, group):
+    for day, cancelled, o in _entries(account, group, today):
         def s(amount: int, cancelled: bool = cancelled) -> int:
             return _signed(amount, cancelled, account.cancellation_sign)
 
@@ -135,11 +139,11 @@ def warehousing_shipping_rows(account: JetAccount, group: Group) -> dict[str, li
     return sheets
 
 
-def totals(account: JetAccount, group: Group) -> dict[str, int]:
+def totals(account: JetAccount, group: Group, today: dt.date | None = None) -> dict[str, int]:
     """``settlementStatusReportDetail`` of the group: sales, refunds, order and account fees (won, VAT excluded)."""
     detail = {SALES_TOTAL: 0, REFUND_TOTAL: 0, **dict.fromkeys(ORDER_FEE_FIELDS.values(), 0),
               **dict.fromkeys(JET_ACCOUNT_FEE_FIELDS.values(), 0)}
-    for _, cancelled, o in _entries(account, group):
+    for _, cancelled, o in _entries(account, group, today):
         if cancelled:
             detail[REFUND_TOTAL] += o.sales_amount
         else:
@@ -148,16 +152,16 @@ def totals(account: JetAccount, group: Group) -> dict[str, int]:
             net = fee.amount - fee.discount
             detail[ORDER_FEE_FIELDS[fee.type]] += -net if cancelled else net
     for fee in account.account_fees:
-        if fee.date in group:
+        if fee.date in group and (today is None or fee.date <= today):
             detail[JET_ACCOUNT_FEE_FIELDS[fee.type]] += fee.amount
     return detail
 
 
-def settlement_amount(account: JetAccount, group: Group) -> int:
+def settlement_amount(account: JetAccount, group: Group, today: dt.date | None = None) -> int:
     """What the group pays the seller: 정산대상액 of its rows less every deduction."""
     paid = 0
-    for _, cancelled, o in _entries(account, group):
+    for _, cancelled, o in _entries(account, group, today):
         paid += -o.settlement_amount if cancelled else o.settlement_amount
-    detail = totals(account, group)
+    detail = totals(account, group, today)
     deductions = sum(v for k, v in detail.items() if k not in (SALES_TOTAL, REFUND_TOTAL))
     return paid - deductions

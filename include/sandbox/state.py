@@ -179,7 +179,17 @@ class SandboxState:
 
     def pending_tax_invoices(self, account_id: str) -> list[str]:
         account = self.scenario.rocket_account(account_id)
-        return [inv.invoice_no for inv in account.invoices if self.tax_invoice_confirmed[inv.invoice_no] is None]
+        return [inv.invoice_no for inv in account.invoices
+                if self.tax_invoice_confirmed[inv.invoice_no] is None and inv.written_date <= self.today]
+
+    def set_today(self, today: dt.date) -> None:
+        """Move the sandbox's clock (tests only, POST /__sandbox__/today): what the portals list
+        (invoices by 작성일자, report rows by 매출인식일, sales by 판매일) stops at today, so
+        facts written later appear only once today reaches them. It may not go back."""
+        with self.lock:
+            if today < self.today:
+                raise ValueError(f"the sandbox's today cannot go back from {self.today} to {today}")
+            self.today = today
 
     # --- Wing ----------------------------------------------------------------------------
 

@@ -149,7 +149,8 @@ def purchase_account(request: Request) -> Response:
     except BadRequest as exc:
         return _error(request, session, account, 400, str(exc))
     searched = all(request.query_params.get(k) == v for k, v in LIST_SEARCH_PARAMS.items())
-    matching = sorted((inv for inv in account.invoices if start <= inv.written_date <= end),
+    # Invoices written after the sandbox's today do not exist yet (time passes: set_today).
+    matching = sorted((inv for inv in account.invoices if start <= inv.written_date <= min(end, state.today)),
                       key=lambda inv: (inv.written_date, inv.invoice_no), reverse=True) if searched else []
     pages = page_count(len(matching), size)
     shown_page = min(page, pages)  # past the end: the last page again
@@ -181,7 +182,7 @@ def receive_detail(request: Request, vendorPaymentInfoSeq: str = "") -> Response
     if blocked:
         return blocked
     invoice = _invoice(account, vendorPaymentInfoSeq)
-    if invoice is None:
+    if invoice is None or invoice.written_date > state_of(request).today:  # not written yet
         return _error(request, session, account, 404, "계산서 정보를 찾을 수 없습니다.")
     try:
         page = int_param(request, "page", 1)
@@ -213,7 +214,7 @@ def receive_detail_excel(request: Request, vendorPaymentInfoSeq: str = "") -> Re
     if blocked:
         return blocked
     invoice = _invoice(account, vendorPaymentInfoSeq)
-    if invoice is None:
+    if invoice is None or invoice.written_date > state_of(request).today:  # not written yet
         return _error(request, session, account, 404, "계산서 정보를 찾을 수 없습니다.")
     body = receive_detail_xlsx(invoice, returns_positive=account.export_return_sign == "positive")
     days = [line.moved_date for line in invoice.lines] or [invoice.written_date]
@@ -230,7 +231,7 @@ def purchase_orders(request: Request, vendorPaymentInfoSeq: str = "") -> Respons
     if blocked:
         return blocked
     invoice = _invoice(account, vendorPaymentInfoSeq)
-    if invoice is None:
+    if invoice is None or invoice.written_date > state_of(request).today:  # not written yet
         return _error(request, session, account, 404, "계산서 정보를 찾을 수 없습니다.")
     orders: dict[tuple[str, str], dict] = {}
     for line in invoice.lines:

@@ -28,6 +28,16 @@ ORDER_LINE_COLUMNS: tuple[str, ...] = (
     "cancelled_quantity",
     "cancelled_amount",
 )
+# sales.collected_facts (without run_id, collected_at), sales.restatements and
+# sales.restatement_adjustments (without channel, account_id): see coupang_sales.facts.
+FACT_COLUMNS: tuple[str, ...] = (
+    "fact_kind", "order_id", "fact_key", "group_key", "fact_date", "document", "option_id", "product_name",
+    "quantity", "amount", "coupon_discount", "commission", "unit_price",
+)
+RESTATEMENT_COLUMNS: tuple[str, ...] = ("group_key", "order_id", "line_key", "fact_kind", "fact_key", "quantity",
+                                        "amount")
+ADJUSTMENT_COLUMNS: tuple[str, ...] = ("group_key", "fact_kind", "order_id", "fact_key", "reason", "fact_date",
+                                       "document", "option_id", "quantity", "amount", "seller_shipping_fee")
 MONEY_COLUMNS = ("gross_amount", "coupon_discount", "payment_amount", "seller_shipping_fee",
                  "collected_commission", "cancelled_amount")
 

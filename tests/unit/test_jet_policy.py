@@ -132,7 +132,7 @@ def v2(tr_rows: list[dict], ws_rows: list[dict] = (), account: str = "A1") -> je
 
 def line(result: jet.JetV2Result, order: str, option: str) -> pd.Series:
     lines = result.order_lines
-    match = lines[(lines["order_id"] == order) & (lines["line_key"] == option)]
+    match = lines[(lines["order_id"] == order) & (lines["option_id"] == option)]
     assert len(match) == 1
     return match.iloc[0]
 
@@ -159,7 +159,7 @@ def test_v2_sales_date_is_recognition_date():
 def test_v2_one_line_per_option_and_repeated_rows_summed():
     out = v2([tr_row("1", "A", qty=1), tr_row("1", "A", qty=2), tr_row("1", "B", qty=1)])
     assert sorted((r.line_key, int(r.quantity), int(r.gross_amount)) for r in out.order_lines.itertuples()) == [
-        ("A", 3, 29_700), ("B", 1, 9_900)]
+        ("A:2026-01-05", 3, 29_700), ("B:2026-01-05", 1, 9_900)]
 
 
 def test_v2_product_name_is_empty_without_a_name_column():
@@ -174,7 +174,7 @@ def test_v2_product_name_taken_when_a_name_column_exists():
 
 def test_v2_shape_and_types():
     out = v2([tr_row("1", "A")]).order_lines
-    assert tuple(out.columns) == ORDER_LINE_COLUMNS
+    assert tuple(out.columns) == (*ORDER_LINE_COLUMNS, "group_key")
     assert isinstance(out.loc[0, "sales_date"], dt.date) and out["is_cancelled"].dtype == bool
     money = ("quantity", "gross_amount", "coupon_discount", "payment_amount", "seller_shipping_fee",
              "collected_commission", "cancelled_quantity", "cancelled_amount")
@@ -195,7 +195,7 @@ def test_v2_warehousing_and_shipping_fees_add_up_per_order():
 def test_v2_fees_spread_over_lines_sum_exactly_to_order_fee():
     out = v2([tr_row("1", "A", price=19_800), tr_row("1", "B", price=10_000), tr_row("1", "C", price=9_900)],
              [ws_row("1", "입출고비 정산", 650), ws_row("1", "배송비 정산", 2_501)])
-    shares = {r.line_key: int(r.seller_shipping_fee) for r in out.order_lines.itertuples()}
+    shares = {r.option_id: int(r.seller_shipping_fee) for r in out.order_lines.itertuples()}
     assert sum(shares.values()) == 3_151
     # 3,151 x 19,800 / 39,700 = 1,571.53; x 10,000 / .. = 793.70; x 9,900 / .. = 785.77: floors sum
     # to 3,149, and the 2 won left go to the largest remainders, C (.77) and B (.70).
@@ -204,7 +204,7 @@ def test_v2_fees_spread_over_lines_sum_exactly_to_order_fee():
 
 def test_v2_fee_spread_ties_go_to_the_smaller_line_key():
     out = v2([tr_row("1", "C"), tr_row("1", "A"), tr_row("1", "B")], [ws_row("1", "배송비 정산", 1_000)])
-    shares = {r.line_key: int(r.seller_shipping_fee) for r in out.order_lines.itertuples()}
+    shares = {r.option_id: int(r.seller_shipping_fee) for r in out.order_lines.itertuples()}
     assert shares == {"A": 334, "B": 333, "C": 333}
 
 
@@ -283,8 +283,8 @@ def test_unmatched_cancellation_is_kept():
     out = v2([tr_row("1", "A"), cancel_row("9", "Z", qty=1, price=5_000)])
     assert list(out.order_lines["order_id"]) == ["1"]
     assert out.unmatched_cancellations.to_dict("records") == [{
-        "order_id": "9", "option_id": "Z", "cancel_date": D("2026-01-06"), "quantity": 1, "gross_amount": 5_000,
-        "coupon_discount": 0, "payment_amount": 5_000, "collected_commission": 0, "reason": "no_original"}]
+        "order_id": "9", "option_id": "Z", "cancel_date": D("2026-01-06"), "quantity": 1, "payment_amount": 5_000,
+        "reason": "no_original"}]
 
 
 def test_v2_cancellation_beyond_original_is_clipped_and_kept():
@@ -292,7 +292,7 @@ def test_v2_cancellation_beyond_original_is_clipped_and_kept():
     row = line(out, "1", "A")
     assert (row.quantity, row.payment_amount, bool(row.is_cancelled)) == (0, 0, True)
     kept = out.unmatched_cancellations.to_dict("records")
-    assert [(k["order_id"], k["quantity"], k["gross_amount"], k["reason"]) for k in kept] == [
+    assert [(k["order_id"], k["quantity"], k["payment_amount"], k["reason"]) for k in kept] == [
         ("1", 1, 9_900, "exceeds_original")]
 
 
@@ -305,7 +305,7 @@ def test_v2_unknown_transaction_type_fails_loudly():
 
 def test_v2_empty_reports_give_empty_results():
     out = v2([], [])
-    assert out.order_lines.empty and tuple(out.order_lines.columns) == ORDER_LINE_COLUMNS
+    assert out.order_lines.empty and tuple(out.order_lines.columns) == (*ORDER_LINE_COLUMNS, "group_key")
     assert out.account_fees.empty and out.unmatched_cancellations.empty and out.unmatched_fees.empty
 
 
@@ -358,3 +358,43 @@ def test_blank_discount_is_zero_but_blank_amount_fails():
 def test_blank_ids_fail():
     with pytest.raises(ExportFormatError, match="옵션ID"):
         v2([{**tr_row("1", "A"), "옵션ID": " "}])
+
+
+# ---------------------------------------------------------------- restatement across days and lines
+
+def test_v2_rows_of_one_order_and_option_on_two_days_are_two_lines_with_their_own_dates():
+    """2 x 10,000 won on 1 and 3 January: one line per 매출인식일, neither dated by the other."""
+    out = v2([tr_row("1", "A", price=10_000, date="2026-01-01"), tr_row("1", "A", price=10_000, date="2026-01-03")])
+    assert sorted((r.line_key, r.sales_date, int(r.payment_amount)) for r in out.order_lines.itertuples()) == [
+        ("A:2026-01-01", D("2026-01-01"), 10_000), ("A:2026-01-03", D("2026-01-03"), 10_000)]
+
+
+def test_v2_cancellation_takes_the_newest_line_of_its_order_and_option_first():
+    out = v2([tr_row("1", "A", price=10_000, date="2026-01-01"), tr_row("1", "A", price=10_000, date="2026-01-03"),
+              cancel_row("1", "A", price=10_000, date="2026-01-04")])
+    assert sorted((r.line_key, int(r.quantity), int(r.payment_amount), bool(r.is_cancelled))
+                  for r in out.order_lines.itertuples()) == [("A:2026-01-01", 1, 10_000, False),
+                                                             ("A:2026-01-03", 0, 0, True)]
+
+
+def test_v2_fully_cancelled_line_keeps_its_fee_share():
+    """Cancelling line B of a two-line order does not move B's share of the order's fee onto A
+    (the fee is spread by the lines' original 판매액, docs/decisions.md)."""
+    out = v2([tr_row("1", "A", price=10_000), tr_row("1", "B", price=10_000), cancel_row("1", "B", price=10_000)],
+             [ws_row("1", "배송비 정산", 3_000)])
+    assert (line(out, "1", "A").seller_shipping_fee, line(out, "1", "B").seller_shipping_fee) == (1_500, 1_500)
+    assert bool(line(out, "1", "B").is_cancelled)
+
+
+def test_v2_partially_cancelled_line_keeps_its_fee_share_and_a_fee_reversal_reduces_every_share():
+    out = v2([tr_row("1", "A", qty=2, price=10_000), tr_row("1", "B", price=20_000),
+              cancel_row("1", "A", qty=1, price=10_000)],
+             [ws_row("1", "배송비 정산", 3_000), ws_row("1", "배송비 정산취소", 1_000, sign=-1)])
+    assert (line(out, "1", "A").seller_shipping_fee, line(out, "1", "B").seller_shipping_fee) == (1_000, 1_000)
+
+
+def test_v2_money_is_conserved_with_cancellations_and_adjustments():
+    out = v2([tr_row("1", "A", qty=1, price=9_000, instant=500), cancel_row("1", "A", qty=2, price=9_000, instant=500),
+              cancel_row("2", "A", qty=1, price=7_000)])
+    collected = (9_000 - 500) - (18_000 - 500) - 7_000  # coupons are per row
+    assert int(out.order_lines["payment_amount"].sum() + out.adjustments["amount"].sum()) == collected

@@ -94,8 +94,44 @@ def test_return_matches_only_same_po_and_sku():
 def test_unmatched_return_is_kept_visible_not_dropped():
     out = run([invoice("301", "2026-01-06", -9_900)], [line("301", "반출", "PO9", "S9", -1, 9_000, 900)])
     assert out.order_lines.empty
-    assert out.unmatched_returns.to_dict("records") == [
-        {"po_no": "PO9", "sku_id": "S9", "invoices": "301", "unmatched_qty": 1, "unmatched_amount": 9_900}]
+    assert [(r.order_id, r.option_id, r.document, r.reason, r.quantity, r.amount)
+            for r in out.unmatched_returns.itertuples()] == [("PO9", "S9", "301", "no_original", -1, -9_900)]
+
+
+def test_partial_return_across_receipts_at_different_unit_prices_takes_its_own_price_first():
+    """Two receipts of one 발주번호/SKU at 1,000 and 2,000 won; a 반출 of 1 unit at 1,000 won.
+
+    Taking quantity and money independently, newest first, left the 2,000-won receipt with
+    quantity 0 and 1,000 won still paid, not cancelled. The 반출 takes its own price first."""
+    out = run(
+        [invoice("300", "2026-01-05", 2_000), invoice("301", "2026-01-06", 2_000),
+         invoice("302", "2026-01-07", -1_000)],
+        [line("300", "발주", "PO1", "S1", 2, 1_000, 0), line("301", "발주", "PO1", "S1", 1, 2_000, 0),
+         line("302", "반출", "PO1", "S1", -1, 1_000, 0, moved="2026-01-07")],
+    )
+    assert sorted(lines_of(out.order_lines)) == [("PO1", D("2026-01-05"), 1, 1_000, False),
+                                                 ("PO1", D("2026-01-06"), 1, 2_000, False)]
+    assert out.adjustments.empty
+
+
+def test_return_at_a_price_no_receipt_has_keeps_the_difference_as_an_adjustment():
+    out = run(
+        [invoice("300", "2026-01-05", 2_000), invoice("302", "2026-01-07", -1_100)],
+        [line("300", "발주", "PO1", "S1", 2, 1_000, 0), line("302", "반출", "PO1", "S1", -1, 1_100, 0)],
+    )
+    assert lines_of(out.order_lines) == [("PO1", D("2026-01-05"), 1, 1_000, False)]
+    assert [(r.reason, r.quantity, r.amount) for r in out.adjustments.itertuples()] == [("price_difference", 0, -100)]
+    assert int(out.order_lines["payment_amount"].sum() + out.adjustments["amount"].sum()) == 2_000 - 1_100
+
+
+def test_full_return_at_another_price_still_cancels_the_line():
+    out = run(
+        [invoice("300", "2026-01-05", 3_000), invoice("302", "2026-01-07", -2_900)],
+        [line("300", "발주", "PO1", "S1", 3, 1_000, 0), line("302", "반출", "PO1", "S1", -2, 1_450, 0),
+         line("302", "반출", "PO1", "S1", -1, 0, 0, center="평택")],
+    )
+    assert lines_of(out.order_lines) == [("PO1", D("2026-01-05"), 0, 0, True)]
+    assert int(out.adjustments["amount"].sum()) == 3_000 - 2_900
 
 
 def test_verbatim_duplicate_lines_are_removed_and_counted():
@@ -128,42 +164,11 @@ def test_line_of_an_unlisted_invoice_fails():
         run([invoice("300", "2026-01-05", 9_900)], [line("999", "발주", "PO1", "S1", 1, 9_000, 900)])
 
 
-def _greedy_returns(lines: list[dict]) -> tuple[dict[tuple[str, str], tuple[int, int]], dict[tuple, tuple[int, int]]]:
-    """The return rule stated one line at a time, as the policy reads: per (발주번호, SKU번호), take
-    the returned quantity and 총단가 from the purchase lines newest 작성일자 first (ties: line_key
-    descending), each giving at most what it holds. Returns what is left per line and what
-    stays unmatched per group."""
-    written = {"300": "2026-01-05", "301": "2026-01-06", "302": "2026-01-07"}
-    lines = [dict(t) for t in dict.fromkeys(tuple(x.items()) for x in lines)]  # verbatim repeats are one line
-    held: dict[tuple, list[int]] = {}
-    for x in lines:
-        if x["구분"] == "발주":
-            key = (x["번호"], f"{x['계산서번호']}:{x['SKU번호']}:{x['입고/반출일자']}:{x['물류센터']}")
-            qty, amount = held.get(key, [0, 0])
-            held[key] = [qty + int(x["수량"]), amount + int(x["총단가"].replace(",", ""))]
-    unmatched = {}
-    returns: dict[tuple[str, str], list[int]] = {}
-    for x in lines:
-        if x["구분"] == "반출":
-            want = returns.setdefault((x["번호"], x["SKU번호"]), [0, 0])
-            want[0] -= int(x["수량"])
-            want[1] -= int(x["총단가"].replace(",", ""))
-    for (po, sku), (qty_left, amount_left) in sorted(returns.items()):
-        targets = [k for k in held if k[0] == po and k[1].split(":")[1] == sku]
-        for key in sorted(targets, key=lambda k: (written[k[1].split(":")[0]], k[1]), reverse=True):
-            take_qty, take_amount = min(qty_left, held[key][0]), min(amount_left, held[key][1])
-            held[key][0] -= take_qty
-            held[key][1] -= take_amount
-            qty_left, amount_left = qty_left - take_qty, amount_left - take_amount
-        if qty_left or amount_left:
-            unmatched[(po, sku)] = (qty_left, amount_left)
-    return {k: tuple(v) for k, v in held.items()}, unmatched
-
-
 @pytest.mark.parametrize("seed", range(40))
-def test_returns_restate_like_the_one_line_at_a_time_rule(seed):
-    """Random purchases and returns over three invoices: the vectorised restatement gives
-    exactly what the rule stated line by line gives, including the unmatched remainders."""
+def test_returns_conserve_money_and_quantity_and_cancel_exactly_at_zero(seed):
+    """Random purchases and returns over three invoices at several prices: per line, quantity 0
+    ⇔ payment 0 ⇔ cancelled (once anything was returned); Σ payment + Σ adjustments = Σ 총단가
+    and Σ quantity + Σ unmatched quantity = Σ 수량 of every collected line."""
     import random
 
     rng = random.Random(seed)
@@ -177,11 +182,12 @@ def test_returns_restate_like_the_one_line_at_a_time_rule(seed):
                           moved=rng.choice(["2026-01-02", "2026-01-03"]), center=rng.choice(["이천1", "평택"])))
     if not any(x["구분"] == "발주" for x in lines):
         lines.append(line("300", "발주", "PO1", "S1", 1, 1_000, 100))
+    lines = [dict(t) for t in dict.fromkeys(tuple(x.items()) for x in lines)]  # verbatim repeats are one line
     payable = {no: sum(int(x["총단가"].replace(",", "")) for x in lines if x["계산서번호"] == no) for no in invoices}
     result = run([invoice(no, day, payable[no]) for no, day in invoices.items()], lines)
-    expected_lines, expected_unmatched = _greedy_returns(lines)
-    got = {(r.order_id, r.line_key): (r.quantity, r.payment_amount) for r in result.order_lines.itertuples()}
-    assert got == expected_lines
-    got_unmatched = {(r.po_no, r.sku_id): (r.unmatched_qty, r.unmatched_amount)
-                     for r in result.unmatched_returns.itertuples()}
-    assert got_unmatched == expected_unmatched
+    out = result.order_lines
+    assert ((out["quantity"] == 0) == (out["payment_amount"] == 0)).all()
+    assert (out["is_cancelled"] == ((out["quantity"] == 0) & (out["cancelled_quantity"] > 0))).all()
+    assert (out["payment_amount"] >= 0).all() and (out["quantity"] >= 0).all()
+    assert int(out["payment_amount"].sum() + result.adjustments["amount"].sum()) == sum(payable.values())
+    assert int(out["quantity"].sum() + result.adjustments["quantity"].sum()) == sum(int(x["수량"]) for x in lines)

@@ -21,6 +21,7 @@ from coupang_sales.airflow_glue.runtime import (
     record_success,
     recorded_attempt,
     resolve_window,
+    send_unapplied_warning,
     staging_dir,
     warehouse_connection,
     warehouse_errors,
@@ -74,7 +75,8 @@ PARAMS = {
                            description="Days before 'date' re-collected, so later restatements land."),
     "restatement_horizon_days": Param(
         DEFAULT_RESTATEMENT_HORIZON_DAYS, type="integer", minimum=0, maximum=366,
-        description="Rocket: how many days after the window later invoices are read for 반출 restatements."),
+        description="How many days after the window invoices / report rows are also read (faster restatement "
+                    "of the window by later returns; correctness does not depend on it)."),
 }
 
 TASK_DOCS = {
@@ -85,7 +87,9 @@ TASK_DOCS = {
     "validate": "Parses the staged files by header name and runs the Great Expectations suite. "
                 "A failure keeps `quality_result.json` in the staging folder and loads nothing.",
     "transform": "Applies the channel policy (PRODUCT.md §2) to the validated rows.",
-    "load": "Replaces the account's rows of the window in one transaction and records the run.",
+    "load": "Stores the collected facts (receipts, returns, settlement and cancellation rows) and re-derives "
+            "every order line they touch from all facts collected so far, in one transaction; records the run "
+            "and sends a warning alert for any return/cancellation whose original was never collected.",
     "report": "Runs after every account, whatever happened: builds the collection report (each account's "
               "status, failure category, attempts, rows and won) from `sales.collection_runs`, shows it as "
               "the XCom `collection_report` and as a table in this log, and fails the run (without another "
@@ -177,12 +181,14 @@ def _collect(spec: ChannelSpec, account):
             try:
                 with warehouse_errors(f"load of {account['account_id']} {window}"):
                     summary = _stages(spec).load(conn, staging=Path(transformed["staging"]) / "raw",
-                                                 account=account, window=window, run_id=context.get("run_id"))
+                                                 account=account, window=window, run_id=context.get("run_id"),
+                                                 list_until=dt.date.fromisoformat(transformed["list_until"]))
             finally:
                 conn.close()
         result = {**transformed, **summary}
         record_success(context, account, window, started=dt.datetime.fromisoformat(transformed["started_at"]),
                        counts=result)
+        send_unapplied_warning(context, account, window, result)
         return result
 
     extracted = extract(account)

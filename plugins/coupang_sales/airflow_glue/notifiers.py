@@ -86,8 +86,10 @@ class CollectionAlertNotifier(BaseNotifier):
     def notify(self, context) -> None:
         facts = alert_facts(context)
         if self.warning and context.get("coupang_warning"):
-            facts["category"], facts["detail"] = "sub_account_expiring", context["coupang_warning"]
-            facts["action"] = "Click '연장하기' at 서플라이어허브 > 부계정 관리 before the expiry date."
+            facts["category"] = context.get("coupang_warning_category", "sub_account_expiring")
+            facts["detail"] = context["coupang_warning"]
+            facts["action"] = context.get("coupang_warning_action",
+                                          "Click '연장하기' at 서플라이어허브 > 부계정 관리 before the expiry date.")
         subject, body = format_alert(facts, warning=self.warning)
         log.warning("%s\n%s", subject, body)
         self._send_email(subject, body)

@@ -38,6 +38,7 @@ def collection_report(conn: "psycopg.Connection", *, channel: str, run_id: str,
         if account_id not in found:
             rows.append({"account_id": account_id, "status": "not_recorded", "reason": None, "attempts": 0,
                          "window": None, "rows_extracted": None, "rows_loaded": None, "payment_amount": None,
+                         "unapplied_restatements": 0, "unapplied_amount": 0, "unapplied_detail": [],
                          "message": "No attempt was recorded: open the account's mapped tasks."})
             continue
         _, status, reason, message, extracted, loaded, start, end, details, attempts = found[account_id]
@@ -45,16 +46,21 @@ def collection_report(conn: "psycopg.Connection", *, channel: str, run_id: str,
         rows.append({"account_id": account_id, "status": status, "reason": reason, "attempts": int(attempts),
                      "window": f"{start.isoformat()}..{end.isoformat()}", "rows_extracted": extracted,
                      "rows_loaded": loaded, "payment_amount": details.get("payment_amount"),
+                     "unapplied_restatements": details.get("unapplied_restatements") or 0,
+                     "unapplied_amount": details.get("unapplied_amount") or 0,
+                     "unapplied_detail": details.get("unapplied_detail") or [],
                      "message": message})
     statuses = [row["status"] for row in rows]
     return {"channel": channel, "run_id": run_id, "accounts": rows,
-            "totals": {status: statuses.count(status) for status in sorted(set(statuses))}}
+            "totals": {status: statuses.count(status) for status in sorted(set(statuses))},
+            "warnings": sum(1 for row in rows if row["unapplied_restatements"])}
 
 
 def format_report(report: Mapping[str, Any]) -> str:
     """The report as a fixed-width table for the task log."""
     lines = [f"Collection report of {report['channel']} run {report['run_id']}: "
-             + ", ".join(f"{n} {status}" for status, n in report["totals"].items()),
+             + ", ".join(f"{n} {status}" for status, n in report["totals"].items())
+             + (f"; {report['warnings']} account(s) with warnings" if report.get("warnings") else ""),
              f"  {'account':<14} {'status':<13} {'reason':<22} {'window':<22} {'tries':>5} {'rows':>8} "
              f"{'payment won':>14}"]
     for row in report["accounts"]:
@@ -64,4 +70,11 @@ def format_report(report: Mapping[str, Any]) -> str:
                      f"{row['window'] or '':<22} {row['attempts']:>5} {loaded:>8} {won:>14}")
         if row["status"] != "success" and row["message"]:
             lines.append(f"      {row['message']}")
+        if row.get("unapplied_restatements"):
+            lines.append(f"      WARNING: {row['unapplied_restatements']} return(s)/cancellation(s) with no original "
+                         f"line, {row['unapplied_amount']:+,} won kept in sales.restatement_adjustments:")
+            for item in row["unapplied_detail"]:
+                where = f"{item['order_id']}/{item.get('option_id') or '-'}"
+                lines.append(f"        {item['kind']} {item['document']} {where}"
+                             f" dated {item['fact_date']}: {item['reason']} {item['amount']:+,} won")
     return "\n".join(lines)

@@ -171,3 +171,44 @@ def _record(context, account, window, *, status, reason, message, started, count
     except Exception:  # the audit must not hide the collection's own error
         log.exception("could not record the attempt of %s/%s in sales.collection_runs",
                       account.get("channel"), account.get("account_id"))
+
+
+UNAPPLIED_CATEGORY = "restatement_without_original"
+UNAPPLIED_ACTION = (
+    "Nothing is lost: the return/cancellation is stored (sales.restatement_adjustments) and restates its "
+    "original by itself once a run collects that original. If the sale should exist (sold before the account "
+    "was integrated, or on a date never collected), run a range collection (Params from_date/date) over its "
+    "date; otherwise ask the seller about it.")
+
+
+def unapplied_warning(account: Mapping[str, Any], window: Window, summary: Mapping[str, Any]) -> str | None:
+    """The warning text when the load left returns/cancellations (or fees) with no original line, else None."""
+    count = int(summary.get("unapplied_restatements") or 0)
+    if not count:
+        return None
+    items = "; ".join(
+        f"{u['kind']} {u['document']} {u['order_id']}/{u.get('option_id') or '-'} dated {u['fact_date']} "
+        f"({u['reason']}, {u['amount']:+,} won" + (f", fee {u['seller_shipping_fee']:+,} won" if u.get(
+            "seller_shipping_fee") else "") + ")"
+        for u in summary.get("unapplied_detail") or [])
+    return (f"{account['account_id']} ({window}): {count} collected return(s)/cancellation(s) have no original "
+            f"line to restate, {int(summary.get('unapplied_amount') or 0):+,} won"
+            + (f" and {int(summary.get('unapplied_fee') or 0):+,} won of fees" if summary.get("unapplied_fee") else "")
+            + f" kept aside: {items}")
+
+
+def send_unapplied_warning(context: Mapping[str, Any], account: Mapping[str, Any], window: Window,
+                           summary: Mapping[str, Any]) -> None:
+    """A warning alert (not a failure) for what the load could not apply; the run still succeeds."""
+    from coupang_sales.airflow_glue.notifiers import CollectionAlertNotifier
+
+    message = unapplied_warning(account, window, summary)
+    if message is None:
+        return
+    log.warning(message)
+    try:
+        CollectionAlertNotifier(warning=True).notify({
+            **context, "coupang_warning": message, "coupang_account": account,
+            "coupang_warning_category": UNAPPLIED_CATEGORY, "coupang_warning_action": UNAPPLIED_ACTION})
+    except Exception:  # the load is committed; a failing alert channel must not fail it
+        log.exception("could not send the warning alert of %s", account.get("account_id"))

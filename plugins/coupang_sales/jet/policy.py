@@ -15,6 +15,14 @@ import pandas as pd
 
 from coupang_sales.errors import ExportFormatError
 from coupang_sales.exports import cell_text, normalise_header, parse_dates, parse_won, select_columns
+from coupang_sales.facts import (
+    ADJUSTMENT_COLUMNS,
+    RESTATEMENT_COLUMNS,
+    Derived,
+    fact_frame,
+    largest_remainder,
+    typed,
+)
 from coupang_sales.jet import reports
 from coupang_sales.model import JET, ORDER_LINE_COLUMNS
 
@@ -50,8 +58,7 @@ ORDER_FEE_TYPES = ("입출고비 정산", "배송비 정산", "입출고비 정�
 _REVERSAL_SUFFIX = "취소"
 
 ACCOUNT_FEE_COLUMNS = ("channel", "account_id", "fee_date", "fee_type", "amount")
-UNMATCHED_CANCELLATION_COLUMNS = ("order_id", "option_id", "cancel_date", "quantity", "gross_amount",
-                                  "coupon_discount", "payment_amount", "collected_commission", "reason")
+UNMATCHED_CANCELLATION_COLUMNS = ("order_id", "option_id", "cancel_date", "quantity", "payment_amount", "reason")
 UNMATCHED_FEE_COLUMNS = ("order_id", "amount", "rows")
 
 
@@ -61,6 +68,9 @@ class JetV2Result:
     account_fees: pd.DataFrame             # ACCOUNT_FEE_COLUMNS, one row per (fee_date, fee_type)
     unmatched_cancellations: pd.DataFrame  # 주문 정산취소 with no original to restate, kept visible
     unmatched_fees: pd.DataFrame           # per-order fees of orders with no line, kept visible
+    facts: pd.DataFrame | None = None      # FACT_COLUMNS: what the load stores and derives from
+    restatements: pd.DataFrame | None = None
+    adjustments: pd.DataFrame | None = None
 
 
 # ---------------------------------------------------------------------------- cell helpers
@@ -166,56 +176,96 @@ def _parse_warehousing_shipping(frame: pd.DataFrame) -> pd.DataFrame:
     return reports.warehousing_shipping_rows(frame)
 
 
-def _restate_cancellations(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Order lines (one per order and option) with their cancellations applied, and what could not be applied."""
-    keys = ["order_id", "option_id"]
-    originals = (rows[~rows["is_cancellation"]]
-                 .groupby(keys, sort=True, as_index=False)
-                 .agg(product_name=("product_name", "first"), sales_date=("recognized_date", "min"),
-                      quantity=("quantity", "sum"), gross=("gross", "sum"), coupon=("coupon", "sum"),
-                      commission=("commission", "sum")))
-    # A cancel row reverses the original whatever sign the report prints it with.
-    cancel_rows = rows[rows["is_cancellation"]]
+SETTLEMENT_FACT, CANCELLATION_FACT, ORDER_FEE_FACT = "jet_settlement", "jet_cancellation", "jet_order_fee"
+JET_FACT_KINDS = (SETTLEMENT_FACT, CANCELLATION_FACT, ORDER_FEE_FACT)
+
+
+def v2_facts(rows: pd.DataFrame, fee_rows: pd.DataFrame) -> pd.DataFrame:
+    """The Jet v2 facts of typed CATEGORY_TR rows and the per-order WAREHOUSING_SHIPPING rows.
+
+    - A '주문 정산' row: ``fact_key`` = 옵션ID:매출인식일, the key of the line it makes; rows
+      sharing the key (same order, option and day) are summed.
+    - A '주문 정산취소' row: the same key, amounts stored negative whatever sign the report
+      prints (a cancellation is a reversal).
+    - A per-order fee row: ``fact_key`` = 거래유형:매출인식일, ``amount`` = its signed fee.
+    All are grouped by 주문ID (``group_key``): fees are spread over an order's lines.
+    """
     amounts = ["quantity", "gross", "coupon", "commission"]
-    cancel_rows = cancel_rows.assign(**{name: cancel_rows[name].abs() for name in amounts})
-    cancels = (cancel_rows.groupby(keys, sort=True, as_index=False)
-               .agg(cancel_date=("recognized_date", "min"), **{f"c_{a}": (a, "sum") for a in amounts}))
+    sign = np.where(rows["is_cancellation"], -1, 1)
+    signed = rows.assign(**{a: rows[a].abs() * sign for a in amounts},
+                         fact_kind=np.where(rows["is_cancellation"], CANCELLATION_FACT, SETTLEMENT_FACT),
+                         fact_key=rows["option_id"] + ":" + rows["recognized_date"].map(dt.date.isoformat))
+    sales = (signed.groupby(["fact_kind", "order_id", "fact_key"], sort=True, as_index=False)
+             .agg(option_id=("option_id", "first"), product_name=("product_name", "first"),
+                  fact_date=("recognized_date", "first"), **{a: (a, "sum") for a in amounts}))
+    per_order = fee_rows[fee_rows["order_id"] != ""]
+    per_order = per_order.assign(fact_date=parse_dates(per_order["recognized_date"], column="매출인식일",
+                                                       source=WAREHOUSING_SHIPPING))
+    per_order = per_order.assign(fact_key=per_order["fee_type"] + ":" + per_order["fact_date"].map(dt.date.isoformat))
+    fees = per_order.groupby(["order_id", "fact_key"], sort=True, as_index=False).agg(
+        fact_date=("fact_date", "first"), amount=("fee", "sum"))
+    return fact_frame(pd.concat([
+        fact_frame({"fact_kind": sales["fact_kind"], "order_id": sales["order_id"], "fact_key": sales["fact_key"],
+                    "group_key": sales["order_id"], "fact_date": sales["fact_date"], "document": CATEGORY_TR,
+                    "option_id": sales["option_id"], "product_name": sales["product_name"],
+                    "quantity": sales["quantity"], "amount": sales["gross"], "coupon_discount": sales["coupon"],
+                    "commission": sales["commission"], "unit_price": pd.NA}),
+        fact_frame({"fact_kind": ORDER_FEE_FACT, "order_id": fees["order_id"], "fact_key": fees["fact_key"],
+                    "group_key": fees["order_id"], "fact_date": fees["fact_date"], "document": WAREHOUSING_SHIPPING,
+                    "option_id": None, "product_name": None, "quantity": 0, "amount": fees["amount"],
+                    "coupon_discount": 0, "commission": pd.NA, "unit_price": pd.NA}),
+    ], ignore_index=True))
 
-    lines = originals.merge(cancels, on=keys, how="left")
-    has_cancel = lines["cancel_date"].notna()
-    excess = {}
-    for name in amounts:
-        wanted = lines[f"c_{name}"].fillna(0).astype("Int64")
-        applied = wanted.clip(upper=lines[name].clip(lower=0))
-        excess[name] = wanted - applied
-        lines[f"c_{name}"] = applied
-        lines[name] = lines[name] - applied
 
-    over = lines[pd.concat(excess, axis=1).gt(0).any(axis=1)]
-    leftovers = pd.DataFrame({
-        "order_id": over["order_id"], "option_id": over["option_id"], "cancel_date": over["cancel_date"],
-        **{name: excess[name][over.index] for name in amounts}, "reason": "exceeds_original",
-    })
-    orphans = cancels.merge(originals[keys], on=keys, how="left", indicator=True)
-    orphans = orphans[orphans["_merge"] == "left_only"]
-    orphans = pd.DataFrame({
-        "order_id": orphans["order_id"], "option_id": orphans["option_id"], "cancel_date": orphans["cancel_date"],
-        **{name: orphans[f"c_{name}"] for name in amounts}, "reason": "no_original",
-    })
-    unmatched = pd.concat([orphans, leftovers], ignore_index=True) if len(leftovers) else orphans
-    unmatched = pd.DataFrame({
-        "order_id": unmatched["order_id"].astype(object),
-        "option_id": unmatched["option_id"].astype(object),
-        "cancel_date": unmatched["cancel_date"].astype(object),
-        "quantity": unmatched["quantity"].astype("Int64"),
-        "gross_amount": unmatched["gross"].astype("Int64"),
-        "coupon_discount": unmatched["coupon"].astype("Int64"),
-        "payment_amount": (unmatched["gross"] - unmatched["coupon"]).astype("Int64"),
-        "collected_commission": unmatched["commission"].astype("Int64"),
-        "reason": unmatched["reason"].astype(object),
-    }, columns=list(UNMATCHED_CANCELLATION_COLUMNS))
-    lines["has_cancel"] = has_cancel
-    return lines, unmatched.sort_values(["order_id", "option_id"], kind="stable").reset_index(drop=True)
+_MONEY = ("gross", "coupon", "commission")
+
+
+def _restate_cancellations(sales: list[dict], cancels: list[dict]) -> tuple[list[tuple], list[tuple]]:
+    """Apply one order+option's cancellations to its lines (dicts with quantity and ``_MONEY``, mutated).
+
+    Oldest cancellation first (매출인식일, then key). Its quantity is taken from the lines newest
+    매출인식일 first, each giving at most what it holds; its gross, coupon and commission are
+    shared over those lines in proportion to the quantity each gave (largest remainder),
+    each line giving at most what it holds. What no line can take (no line collected, or more
+    than the lines hold) is returned as unapplied. A cancellation with no quantity (money only)
+    goes to the newest line.
+
+    Returns (applications: (line, cancel, quantity, payment taken);
+             unapplied: (cancel, reason, quantity, payment)).
+    """
+    applied, unapplied = [], []
+    newest_first = sorted(sales, key=lambda x: (x["fact_date"], x["fact_key"]), reverse=True)
+    for cancel in sorted(cancels, key=lambda x: (x["fact_date"], x["fact_key"])):
+        want = abs(int(cancel["quantity"]))
+        takers = []
+        for line in newest_first:
+            take = min(want, line["quantity"])
+            if take:
+                line["quantity"] -= take
+                takers.append([line, take])
+                want -= take
+        if not takers and newest_first and abs(int(cancel["quantity"])) == 0:
+            takers = [[newest_first[0], 0]]
+        weights = [t for _, t in takers] + ([want] if want else [])
+        if not takers:
+            weights = [1]
+        taken_money = {name: [0] * len(takers) for name in _MONEY}
+        left_money = {}
+        for name in _MONEY:
+            total = abs(int(cancel[name]))
+            shares = largest_remainder(total, weights)
+            for i, (line, _) in enumerate(takers):
+                give = min(shares[i], max(line[name], 0))
+                line[name] -= give
+                taken_money[name][i] = give
+            left_money[name] = total - sum(taken_money[name])
+        for i, (line, take) in enumerate(takers):
+            applied.append((line, cancel, take, taken_money["gross"][i] - taken_money["coupon"][i]))
+        left_payment = left_money["gross"] - left_money["coupon"]
+        if want or left_payment or left_money["commission"]:
+            reason = "no_original" if not takers else "exceeds_original"
+            unapplied.append((cancel, reason, want, left_payment))
+    return applied, unapplied
 
 
 def _spread(fees: pd.Series, lines: pd.DataFrame) -> pd.Series:
@@ -250,36 +300,36 @@ def transform_v2(category_tr: pd.DataFrame, warehousing_shipping: pd.DataFrame, 
     """Apply the Jet v2 policy to Wing's CATEGORY_TR and WAREHOUSING_SHIPPING settlement reports.
 
     Order lines (from CATEGORY_TR):
-    - ``order_id`` = 주문ID, the real order ID (policy v2.2); ``line_key`` = ``option_id`` = 옵션ID:
-      one line per option in an order. Several '주문 정산' rows for the same order and option
-      are summed into that line.
-    - ``sales_date`` = 매출인식일 of the '주문 정산' row (the earliest, if summed rows differ).
+    - ``order_id`` = 주문ID, the real order ID (policy v2.2); ``option_id`` = 옵션ID;
+      ``line_key`` = 옵션ID:매출인식일: one line per option and 매출인식일 in an order (rows
+      sharing all three are summed). A line's key and date are its own row's, so a later
+      row never moves or rebuilds an earlier line.
+    - ``sales_date`` = 매출인식일 of the '주문 정산' row.
     - ``gross_amount`` = 판매액(A*B); ``coupon_discount`` = 쿠팡지원할인(C) + 판매자할인쿠폰(D+E)
       (blank discount cells read as 0); ``payment_amount`` = gross − coupon_discount, so the
       payment reflects coupons (policy v2.1).
     - ``collected_commission`` = 판매수수료 + 판매수수료 VAT (policy v2.4). A user-entered rate
       is applied when read (the warehouse view), not here.
     - ``product_name`` = '' (the report has none), unless a 등록상품명/상품명 column is present.
-    - A '주문 정산취소' row restates the original line (same 주문ID and 옵션ID) on the
-      original's date — never a negative line of its own. Its amounts are taken as a reversal
-      whatever their sign (their absolute values are subtracted): quantity, gross, coupon,
-      payment and commission go down; ``cancelled_quantity`` and ``cancelled_amount``
-      (payment cancelled = gross − coupon cancelled) record it as positive numbers. A full
-      cancellation ends at 0 with ``is_cancelled`` True.
-    - A cancellation with no original in ``category_tr`` (its order was collected in an
-      earlier window, or lies outside this one) is not dropped and not loaded as a line:
-      it is returned in ``unmatched_cancellations`` (reason 'no_original'). The part of a
-      cancellation larger than its original is clipped (no line goes below 0) and returned
-      there as well (reason 'exceeds_original').
+    - A '주문 정산취소' row restates the original lines (same 주문ID and 옵션ID) on their own
+      dates — never a negative line of its own (``_restate_cancellations``). Its amounts are
+      taken as a reversal whatever their sign: quantity, gross, coupon, payment and
+      commission go down; ``cancelled_quantity`` and ``cancelled_amount`` record it as
+      positive numbers. A full cancellation ends at 0 with ``is_cancelled`` True.
+    - A cancellation with no original in these facts is not dropped and not loaded as a
+      line: it is returned in ``unmatched_cancellations`` (reason 'no_original'), and the
+      part larger than its originals with reason 'exceeds_original'. The load derives from
+      every fact collected so far, so an original collected by any run applies.
 
     Fees (from WAREHOUSING_SHIPPING; each row's fee = 발생비용(A) − 할인가(B) + 추가비용, blank B
     and 추가비용 read as 0; a '… 정산취소' row subtracts its absolute fee):
     - Rows with a 주문ID are per-order fees and must be 입출고비 정산 / 배송비 정산 or their
       정산취소 (any other 거래유형 raises ``ExportFormatError``: an unknown fee is a format
       change, not something to guess). An order's total is its ``seller_shipping_fee``
-      (policy v2.3), spread over its lines by gross amount in whole won so the lines sum to
-      the fee exactly (see ``_spread``); lines of orders without fees get 0. A cancelled
-      line keeps its share unless the report reverses the fee.
+      (policy v2.3), spread over its lines by their original gross amount (before any
+      cancellation) in whole won so the lines sum to the fee exactly (see ``_spread``);
+      lines of orders without fees get 0. A cancelled line keeps its share: only the
+      report's fee reversals change an order's fee, and every line's share with it.
     - A fee for an order with no line in ``category_tr`` is returned in ``unmatched_fees``.
     - Rows with a blank 주문ID are account-level usage fees (보관비 and the like): returned
       in ``account_fees`` with ``fee_date`` = 매출인식일, ``fee_type`` = 거래유형 (spaces
@@ -289,29 +339,6 @@ def transform_v2(category_tr: pd.DataFrame, warehousing_shipping: pd.DataFrame, 
     (pass one download per report), since repeated rows are summed, not de-duplicated.
     """
     rows = _parse_category_tr(category_tr)
-    lines, unmatched_cancellations = _restate_cancellations(rows)
-    payment = lines["gross"] - lines["coupon"]
-    order_lines = _order_lines({
-        "channel": JET,
-        "account_id": account_id,
-        "order_id": lines["order_id"],            # 주문ID
-        "line_key": lines["option_id"],           # 옵션ID: one line per option in an order
-        "option_id": lines["option_id"],
-        "product_name": lines["product_name"],
-        "sales_date": lines["sales_date"],        # 매출인식일 of the original
-        "quantity": lines["quantity"],
-        "gross_amount": lines["gross"],
-        "coupon_discount": lines["coupon"],
-        "payment_amount": payment,
-        "seller_shipping_fee": _zeros(len(lines)),
-        "collected_commission": lines["commission"],
-        "is_cancelled": (lines["has_cancel"] & (lines["quantity"] == 0) & (lines["gross"] == 0)
-                         & (payment == 0)).astype(bool),
-        "source": "jet_v2",
-        "cancelled_quantity": lines["c_quantity"],
-        "cancelled_amount": lines["c_gross"] - lines["c_coupon"],
-    })
-
     fee_rows = _parse_warehousing_shipping(warehousing_shipping)
     account_level = fee_rows["order_id"] == ""
     per_order = fee_rows[~account_level]
@@ -320,14 +347,26 @@ def transform_v2(category_tr: pd.DataFrame, warehousing_shipping: pd.DataFrame, 
     if unknown:
         raise ExportFormatError(f"{WAREHOUSING_SHIPPING}: column '거래유형' has unknown per-order fee types "
                                 f"{unknown}; expected one of {list(ORDER_FEE_TYPES)}")
-    order_fees = per_order.groupby("order_id", sort=True).agg(amount=("fee", "sum"), rows=("fee", "size"))
-    has_line = order_fees.index.isin(order_lines["order_id"])
-    order_lines["seller_shipping_fee"] = _spread(order_fees.loc[has_line, "amount"], order_lines)
+    facts = v2_facts(rows, per_order)
+    derived = derive_v2(facts, account_id=account_id)
+    order_lines = derived.order_lines
+    unapplied = derived.unapplied()
+    cancels = unapplied[unapplied["fact_kind"] == CANCELLATION_FACT]
+    unmatched_cancellations = pd.DataFrame({
+        "order_id": cancels["order_id"].astype(object),
+        "option_id": cancels["option_id"].astype(object),
+        "cancel_date": cancels["fact_date"].astype(object),
+        "quantity": (-cancels["quantity"]).astype("Int64"),
+        "payment_amount": (-cancels["amount"]).astype("Int64"),
+        "reason": cancels["reason"].astype(object),
+    }, columns=list(UNMATCHED_CANCELLATION_COLUMNS)).reset_index(drop=True)
+    fees = unapplied[unapplied["fact_kind"] == ORDER_FEE_FACT]
+    fee_rows_per_order = per_order.groupby("order_id").size()
     unmatched_fees = pd.DataFrame({
-        "order_id": order_fees.index[~has_line].astype(object),
-        "amount": order_fees.loc[~has_line, "amount"].astype("Int64").to_numpy(),
-        "rows": order_fees.loc[~has_line, "rows"].astype("int64").to_numpy(),
-    }, columns=list(UNMATCHED_FEE_COLUMNS))
+        "order_id": fees["order_id"].astype(object),
+        "amount": fees["seller_shipping_fee"].astype("Int64"),
+        "rows": fees["order_id"].map(fee_rows_per_order).astype("int64"),
+    }, columns=list(UNMATCHED_FEE_COLUMNS)).reset_index(drop=True)
 
     usage = fee_rows[account_level]
     usage = usage.assign(fee_date=parse_dates(usage["recognized_date"], column="매출인식일",
@@ -342,7 +381,95 @@ def transform_v2(category_tr: pd.DataFrame, warehousing_shipping: pd.DataFrame, 
     }, columns=list(ACCOUNT_FEE_COLUMNS))
 
     return JetV2Result(order_lines=order_lines, account_fees=account_fees,
-                       unmatched_cancellations=unmatched_cancellations, unmatched_fees=unmatched_fees)
+                       unmatched_cancellations=unmatched_cancellations, unmatched_fees=unmatched_fees,
+                       facts=facts, restatements=derived.restatements, adjustments=derived.adjustments)
+
+
+def derive_v2(facts: pd.DataFrame, *, account_id: str) -> Derived:
+    """The Jet v2 order lines of some orders from all their facts, whatever run collected each.
+
+    - One line per '주문 정산' fact: ``line_key`` = 옵션ID:매출인식일 and ``sales_date`` = that
+      매출인식일, its own row's (an order+option settled on two days is two lines; a later row
+      never moves an earlier line).
+    - Cancellations restate the lines of their order and option (``_restate_cancellations``);
+      what they cannot restate is kept in ``adjustments`` ('no_original' / 'exceeds_original',
+      ``amount`` = the payment not applied, negative), so per account Σ payment + Σ
+      adjustments = Σ '주문 정산' − Σ '주문 정산취소' payments.
+    - Fees: ``_spread`` of the order's net per-order fee over its lines by their *original*
+      판매액 (docs/decisions.md, "Jet fee spreading"); an order with fees but no line keeps its
+      fee in ``adjustments`` ('fee_without_line').
+    """
+    lines_out, restated, adjusted = [], [], []
+    sales_facts = facts[facts["fact_kind"] == SETTLEMENT_FACT]
+    cancel_facts = facts[facts["fact_kind"] == CANCELLATION_FACT]
+    fee_facts = facts[facts["fact_kind"] == ORDER_FEE_FACT]
+    order_fees = fee_facts.groupby("order_id")["amount"].sum()
+
+    def records(frame: pd.DataFrame) -> dict[tuple, list[dict]]:
+        out: dict[tuple, list[dict]] = {}
+        for r in frame.to_dict("records"):
+            out.setdefault((r["order_id"], r["option_id"]), []).append(
+                {**r, "gross": int(r["amount"]), "coupon": int(r["coupon_discount"]),
+                 "commission": int(0 if pd.isna(r["commission"]) else r["commission"]), "quantity": int(r["quantity"]),
+                 "original_gross": int(r["amount"]), "original_quantity": int(r["quantity"]),
+                 "original_payment": int(r["amount"]) - int(r["coupon_discount"])})
+        return out
+
+    sales_by_key, cancels_by_key = records(sales_facts), records(cancel_facts)
+    for key in sorted(set(sales_by_key) | set(cancels_by_key)):
+        lines = sales_by_key.get(key, [])
+        applications, unapplied = _restate_cancellations(lines, cancels_by_key.get(key, []))
+        for line, cancel, quantity, payment in applications:
+            restated.append({"group_key": line["group_key"], "order_id": line["order_id"],
+                             "line_key": line["fact_key"], "fact_kind": CANCELLATION_FACT,
+                             "fact_key": cancel["fact_key"], "quantity": quantity, "amount": payment})
+            line["has_cancel"] = True
+        for cancel, reason, quantity, payment in unapplied:
+            adjusted.append({"group_key": cancel["group_key"], "fact_kind": CANCELLATION_FACT,
+                             "order_id": cancel["order_id"], "fact_key": cancel["fact_key"], "reason": reason,
+                             "fact_date": cancel["fact_date"], "document": cancel["document"],
+                             "option_id": cancel["option_id"], "quantity": -quantity, "amount": -payment,
+                             "seller_shipping_fee": 0})
+        lines_out.extend(lines)
+    out = pd.DataFrame(lines_out, columns=["order_id", "fact_key", "option_id", "product_name", "fact_date",
+                                           "quantity", "gross", "coupon", "commission", "original_gross",
+                                           "original_quantity", "original_payment", "has_cancel", "group_key"])
+    out = out.sort_values(["order_id", "fact_key"], kind="stable").reset_index(drop=True)
+    payment = out["gross"] - out["coupon"]
+    cancelled_payment = out["original_payment"] - payment
+    has_cancel = out["has_cancel"].fillna(False).astype(bool)
+    order_lines = _order_lines({
+        "channel": JET,
+        "account_id": account_id,
+        "order_id": out["order_id"],            # 주문ID
+        "line_key": out["fact_key"],            # 옵션ID:매출인식일 of its '주문 정산' row
+        "option_id": out["option_id"],
+        "product_name": out["product_name"],
+        "sales_date": out["fact_date"],         # 매출인식일 of the original
+        "quantity": out["quantity"],
+        "gross_amount": out["gross"],
+        "coupon_discount": out["coupon"],
+        "payment_amount": payment,
+        "seller_shipping_fee": _zeros(len(out)),
+        "collected_commission": out["commission"],
+        "is_cancelled": (has_cancel & (out["quantity"] == 0) & (out["gross"] == 0) & (payment == 0)).astype(bool),
+        "source": "jet_v2",
+        "cancelled_quantity": out["original_quantity"] - out["quantity"],
+        "cancelled_amount": cancelled_payment,
+    })
+    has_line = order_fees.index.isin(order_lines["order_id"])
+    order_lines["seller_shipping_fee"] = _spread(order_fees[has_line],
+                                                 order_lines.assign(gross_amount=out["original_gross"]))
+    order_lines["group_key"] = out["group_key"].astype(object)
+    for order_id, fee in order_fees[~has_line].items():
+        first = fee_facts[fee_facts["order_id"] == order_id].sort_values("fact_date").iloc[0]
+        adjusted.append({"group_key": order_id, "fact_kind": ORDER_FEE_FACT, "order_id": order_id,
+                         "fact_key": "order", "reason": "fee_without_line", "fact_date": first["fact_date"],
+                         "document": WAREHOUSING_SHIPPING, "option_id": None, "quantity": 0, "amount": 0,
+                         "seller_shipping_fee": int(fee)})
+    return Derived(order_lines,
+                   typed(pd.DataFrame(restated), RESTATEMENT_COLUMNS, ("quantity", "amount")),
+                   typed(pd.DataFrame(adjusted), ADJUSTMENT_COLUMNS, ("quantity", "amount", "seller_shipping_fee")))
 
 
 def order_fee_totals(warehousing_shipping: pd.DataFrame) -> pd.Series:

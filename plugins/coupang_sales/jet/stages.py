@@ -127,13 +127,12 @@ def transform(*, staging: Path, account: Mapping[str, Any]) -> dict[str, Any]:
         lines = result.order_lines
         fees = account_level.account_fees(groups, account_id=account_id)
         periods = [(s.isoformat(), e.isoformat()) for s, e in account_level.periods(groups)]
-        unmatched = {"unmatched_cancellations": len(result.unmatched_cancellations),
-                     "unmatched_fees": len(result.unmatched_fees)}
-        result.unmatched_cancellations.to_csv(staging / "unmatched_cancellations.csv", index=False)
-        result.unmatched_fees.to_csv(staging / "unmatched_fees.csv", index=False)
+        # What this extract gives alone; the load derives from these facts and all earlier ones.
+        unmatched = {"facts": len(result.facts)}
         matched_fees = jet.order_fee_totals(raw[1])
         matched_fees = matched_fees[matched_fees.index.isin(set(lines["order_id"]))]
         _run_suite("coupang_jet_v2_policy", suites.v2_policy_checks(lines, matched_fees), staging)
+        result.facts.to_pickle(staging / "facts.pkl")
     lines.to_pickle(staging / "order_lines.pkl")
     fees.to_pickle(staging / "account_fees.pkl")
     (staging / FEE_PERIODS_FILE).write_text(json.dumps(periods), encoding="utf-8")
@@ -141,20 +140,48 @@ def transform(*, staging: Path, account: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def load(conn: "psycopg.Connection", *, staging: Path, account: Mapping[str, Any], window: Window,
-         run_id: str | None) -> dict[str, Any]:
-    """Replace the window's order lines, and the account-level fees of the settlement periods collected,
-    in one transaction."""
+         run_id: str | None, list_until: dt.date | None = None) -> dict[str, Any]:
+    """v1: replace the window's order lines. v2: store the report rows read for [window.start,
+    list_until] as facts and re-derive every order they touch (each line from all facts of its
+    order, whatever run collected them); the account-level fees of the settlement periods
+    collected are replaced. One transaction."""
     import pandas as pd
 
-    from coupang_sales.warehouse import replace_window
+    from coupang_sales.warehouse import load_facts, replace_window
 
-    lines = pd.read_pickle(staging / "order_lines.pkl")
     fees = pd.read_pickle(staging / "account_fees.pkl")
     periods = [tuple(dt.date.fromisoformat(d) for d in p)
                for p in json.loads((staging / FEE_PERIODS_FILE).read_text(encoding="utf-8"))]
-    lines = dated_within(lines, "sales_date", window)
-    result = replace_window(conn, channel=JET, account_id=account["account_id"], window=window, lines=lines,
-                            run_id=run_id, account_fees=fees, fee_periods=periods)
-    return {**result.as_dict(), "payment_amount": int(lines["payment_amount"].sum()),
-            "seller_shipping_fee": int(lines["seller_shipping_fee"].sum()),
-            "account_fees": int(fees["amount"].sum()) if len(fees) else 0}
+    fee_total = int(fees["amount"].sum()) if len(fees) else 0
+    if _check(account["jet_version"]) == 1:
+        lines = dated_within(pd.read_pickle(staging / "order_lines.pkl"), "sales_date", window)
+        result = replace_window(conn, channel=JET, account_id=account["account_id"], window=window, lines=lines,
+                                run_id=run_id)
+        return {**result.as_dict(), "payment_amount": int(lines["payment_amount"].sum()),
+                "seller_shipping_fee": int(lines["seller_shipping_fee"].sum()), "account_fees": 0}
+    from coupang_sales.jet import policy as jet
+
+    facts = pd.read_pickle(staging / "facts.pkl")
+    read = Window(window.start, max(window.end, list_until or window.end))
+    result = load_facts(conn, channel=JET, account_id=account["account_id"], facts=facts,
+                        kinds=jet.JET_FACT_KINDS, read_range=read, sources=("jet_v2",), run_id=run_id,
+                        derive=lambda stored: checked_derivation(stored, account_id=account["account_id"],
+                                                                 staging=staging),
+                        account_fees=fees, fee_periods=periods)
+    sales = facts[facts["fact_kind"] != jet.ORDER_FEE_FACT]
+    return {**result.as_dict(), "payment_amount": int((sales["amount"] - sales["coupon_discount"]).sum()),
+            "seller_shipping_fee": int(facts.loc[facts["fact_kind"] == jet.ORDER_FEE_FACT, "amount"].sum()),
+            "account_fees": fee_total}
+
+
+def checked_derivation(stored, *, account_id: str, staging: Path):
+    """``policy.derive_v2`` of the stored facts, checked by the v2 policy suite before the load commits."""
+    from coupang_sales.jet import policy as jet
+    from coupang_sales.jet import quality as suites
+
+    derived = jet.derive_v2(stored, account_id=account_id)
+    fee_facts = stored[stored["fact_kind"] == jet.ORDER_FEE_FACT]
+    order_fees = fee_facts.groupby("order_id")["amount"].sum().astype("Int64")
+    order_fees = order_fees[order_fees.index.isin(set(derived.order_lines["order_id"]))]
+    _run_suite("coupang_jet_v2_derived", suites.v2_policy_checks(derived.order_lines, order_fees), staging)
+    return derived

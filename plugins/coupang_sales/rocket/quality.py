@@ -50,3 +50,40 @@ def rocket_checks(invoices: pd.DataFrame, lines: pd.DataFrame, *, first_day: dt.
         Check("rocket_receive_detail_lines", line_frame, line_checks),
         Check("rocket_invoices", invoice_frame.drop(columns=["total_price"]), invoice_checks),
     ]
+
+
+def rocket_policy_checks(facts: pd.DataFrame, derived) -> list[Check]:
+    """Expectations over the order lines derived from stored facts (``policy.derive``).
+
+    - On every line: quantity 0 ⇔ payment 0 ⇔ cancelled (for lines that had any quantity and
+      money), never below 0, and gross = payment (Rocket has no coupons).
+    - Per group: Σ payment + Σ adjustments = Σ 총단가 of its facts (receipts and 반출).
+    """
+    E = gx().expectations
+    lines = derived.order_lines
+    original_payment = lines["payment_amount"] + lines["cancelled_amount"]
+    original_quantity = lines["quantity"] + lines["cancelled_quantity"]
+    priced = (original_payment > 0) & (original_quantity > 0)
+    line_frame = lines.assign(
+        zero_together=~priced | (((lines["quantity"] == 0) == (lines["payment_amount"] == 0))
+                                 & ((lines["quantity"] == 0) == lines["is_cancelled"])),
+    )
+    paid = lines.groupby("group_key")["payment_amount"].sum()
+    adjusted = derived.adjustments.groupby("group_key")["amount"].sum()
+    collected = facts.groupby("group_key")["amount"].sum()
+    groups = pd.DataFrame({"collected": collected.astype("Int64")})
+    groups["paid_and_adjusted"] = (groups.index.map(paid).fillna(0).astype("int64")
+                                   + groups.index.map(adjusted).fillna(0).astype("int64"))
+    groups["paid_and_adjusted"] = groups["paid_and_adjusted"].astype("Int64")
+    return [
+        Check("rocket_order_lines", line_frame, [
+            E.ExpectColumnValuesToBeInSet(column="zero_together", value_set=[True]),
+            E.ExpectColumnValuesToBeBetween(column="payment_amount", min_value=0),
+            E.ExpectColumnValuesToBeBetween(column="quantity", min_value=0),
+            E.ExpectColumnPairValuesToBeEqual(column_A="gross_amount", column_B="payment_amount"),
+            E.ExpectCompoundColumnsToBeUnique(column_list=["order_id", "line_key"]),
+        ]),
+        Check("rocket_money_conservation", groups.reset_index(drop=True), [
+            E.ExpectColumnPairValuesToBeEqual(column_A="paid_and_adjusted", column_B="collected"),
+        ]),
+    ]

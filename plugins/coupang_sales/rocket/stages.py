@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from coupang_sales.errors import CollectionError, ExportFormatError
-from coupang_sales.model import ROCKET, Window, dated_within
+from coupang_sales.model import ROCKET, Window
 
 if TYPE_CHECKING:
     import psycopg
@@ -133,33 +133,60 @@ def validate(*, staging: Path, account: Mapping[str, Any], window: Window, list_
 
 
 def transform(*, staging: Path, account: Mapping[str, Any]) -> dict[str, Any]:
-    """Apply the Rocket policy to the validated lines."""
+    """Turn the validated lines into facts (one per receipt and per 반출 line).
+
+    The order lines themselves are derived in the load, from these facts and every fact
+    collected before (``coupang_sales.rocket.policy.derive``).
+    """
     import pandas as pd
 
     from coupang_sales.rocket import policy as rocket
 
-    result = rocket.transform(pd.read_pickle(staging / "invoices.pkl"), pd.read_pickle(staging / "lines.pkl"),
-                              account_id=account["account_id"])
-    result.order_lines.to_pickle(staging / "order_lines.pkl")
-    result.unmatched_returns.to_csv(staging / "unmatched_returns.csv", index=False)
-    return {"order_lines": len(result.order_lines),
-            "unmatched_returns": len(result.unmatched_returns),
-            "unmatched_return_amount": int(result.unmatched_returns["unmatched_amount"].sum())}
+    facts = rocket.facts(pd.read_pickle(staging / "invoices.pkl"), pd.read_pickle(staging / "lines.pkl"))
+    facts.to_pickle(staging / "facts.pkl")
+    returns = int((facts["fact_kind"] == rocket.RETURN_FACT).sum())
+    return {"facts": len(facts), "order_lines": len(facts) - returns, "returns": returns,
+            "invoices_read": int(facts["document"].nunique())}
 
 
 def load(conn: "psycopg.Connection", *, staging: Path, account: Mapping[str, Any], window: Window,
-         run_id: str | None) -> dict[str, Any]:
-    """Replace the window's rows of the account in one transaction.
+         run_id: str | None, list_until: dt.date | None = None) -> dict[str, Any]:
+    """Store the facts of the invoices read and re-derive every line they touch, in one transaction.
 
-    Lines dated after the window (from invoices read only for their 반출 lines) belong to
-    later runs and are not loaded here.
+    What was read is the invoices written in [window.start, list_until] (``list_until``
+    defaults to the window's end): their facts replace what was stored for them. Lines
+    derive from all facts of their 발주번호/SKU번호, whatever run collected each, and the
+    derived lines are checked by the Rocket policy suite before the transaction commits.
     """
     import pandas as pd
 
-    from coupang_sales.warehouse import replace_window
+    from coupang_sales.rocket import policy as rocket
+    from coupang_sales.warehouse import load_facts
 
-    lines = pd.read_pickle(staging / "order_lines.pkl")
-    in_window = dated_within(lines, "sales_date", window)
-    result = replace_window(conn, channel=ROCKET, account_id=account["account_id"], window=window,
-                            lines=in_window, run_id=run_id)
-    return {**result.as_dict(), "payment_amount": int(in_window["payment_amount"].sum())}
+    facts = pd.read_pickle(staging / "facts.pkl")
+    invoices = pd.read_pickle(staging / "invoices.pkl")
+    read = Window(window.start, max(window.end, list_until or window.end))
+    result = load_facts(conn, channel=ROCKET, account_id=account["account_id"], facts=facts,
+                        kinds=rocket.ROCKET_FACT_KINDS, read_range=read,
+                        documents=tuple(invoices["invoice_no"]), sources=("rocket",), run_id=run_id,
+                        derive=lambda stored: checked_derivation(stored, account_id=account["account_id"],
+                                                                 staging=staging))
+    # Σ 총단가 of the invoices read, returns included: their 지급예정금액.
+    return {**result.as_dict(), "payment_amount": int(facts["amount"].sum()),
+            "return_amount": int(facts.loc[facts["fact_kind"] == rocket.RETURN_FACT, "amount"].sum())}
+
+
+def checked_derivation(stored, *, account_id: str, staging: Path):
+    """``policy.derive`` of the stored facts, with the Rocket policy suite run over its result."""
+    from coupang_sales.quality import run_checks
+    from coupang_sales.rocket import policy as rocket
+    from coupang_sales.rocket.quality import rocket_policy_checks
+
+    derived = rocket.derive(stored, account_id=account_id)
+    derived.order_lines.to_pickle(staging / "order_lines.pkl")  # what this load writes, for reading after it
+    result = run_checks("coupang_rocket_policy", rocket_policy_checks(stored, derived))
+    (staging / "quality_policy_result.json").write_text(result.to_json(), encoding="utf-8")
+    if not result.success:
+        raise CollectionError("validation_failed", f"{len(result.failures)} policy expectation(s) failed: "
+                              + "; ".join(result.failures) + f". Full result: {staging / 'quality_policy_result.json'}")
+    return derived

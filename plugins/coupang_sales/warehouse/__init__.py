@@ -8,13 +8,31 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from coupang_sales.model import ORDER_LINE_COLUMNS, Window
+from coupang_sales.model import ADJUSTMENT_COLUMNS, FACT_COLUMNS, ORDER_LINE_COLUMNS, RESTATEMENT_COLUMNS, Window
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pandas as pd
     import psycopg
 
+    from coupang_sales.facts import Derived
+
 FEE_COLUMNS = ("channel", "account_id", "period_start", "period_end", "settlement_group_key", "fee_type", "amount")
+CHANGE_COLUMNS = ("channel", "account_id", "order_id", "line_key", "sales_date", "change", "old_payment_amount",
+                  "new_payment_amount", "old_quantity", "new_quantity", "run_id", "cause", "cause_facts")
+# Column lists of the fact load's statements, built once from the constants above.
+_FACT_COLS = ", ".join(FACT_COLUMNS)
+_FACT_COLS_F = ", ".join("f." + c for c in FACT_COLUMNS)
+_FACT_CONTENT_F = ", ".join("f." + c for c in FACT_COLUMNS if c not in ("fact_kind", "order_id", "fact_key"))
+_FACT_CONTENT_I = ", ".join("i." + c for c in FACT_COLUMNS if c not in ("fact_kind", "order_id", "fact_key"))
+_FACT_UPDATES = ", ".join(f"{c} = excluded.{c}" for c in FACT_COLUMNS if c not in ("fact_kind", "order_id",
+                                                                                   "fact_key"))
+_LINE_COLS = ", ".join(ORDER_LINE_COLUMNS)
+_LINE_COLS_O = ", ".join("o." + c for c in ORDER_LINE_COLUMNS)
+_RESTATEMENT_COLS = ", ".join(RESTATEMENT_COLUMNS)
+_ADJUSTMENT_COLS = ", ".join(ADJUSTMENT_COLUMNS)
+_CHANGE_COLS = ", ".join(CHANGE_COLUMNS)
 
 
 def schema_sql() -> str:
@@ -189,6 +207,274 @@ def replace_window(
             _replace_fees(cur, channel=channel, account_id=account_id, periods=periods, fees=account_fees,
                           run_id=run_id)
     return LoadResult(loaded, changes.count("added"), changes.count("changed"), changes.count("removed"))
+
+
+@dataclass(frozen=True)
+class FactLoadResult(LoadResult):
+    facts_new: int = 0
+    facts_changed: int = 0
+    facts_removed: int = 0
+    groups: int = 0
+    unapplied: tuple[dict[str, Any], ...] = ()   # restatements with no original, in the groups this load touched
+    price_difference: int = 0                    # Σ 'price_difference' adjustments of those groups
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**super().as_dict(), "facts_new": self.facts_new, "facts_changed": self.facts_changed,
+                "facts_removed": self.facts_removed, "groups_derived": self.groups,
+                "unapplied_restatements": len(self.unapplied),
+                "unapplied_amount": sum(int(u["amount"]) for u in self.unapplied),
+                "unapplied_fee": sum(int(u["seller_shipping_fee"]) for u in self.unapplied),
+                "unapplied_detail": list(self.unapplied[:20]),
+                "price_difference": self.price_difference}
+
+
+_FACT_LABELS = {"rocket_receipt": "발주", "rocket_return": "반출", "jet_settlement": "주문 정산",
+                "jet_cancellation": "주문 정산취소", "jet_order_fee": "per-order fee"}
+_COMPARED = ("sales_date", "quantity", "gross_amount", "coupon_discount", "payment_amount", "seller_shipping_fee",
+             "collected_commission", "is_cancelled", "cancelled_quantity", "cancelled_amount", "option_id",
+             "product_name")
+
+
+def load_facts(
+    conn: "psycopg.Connection",
+    *,
+    channel: str,
+    account_id: str,
+    facts: "pd.DataFrame",
+    kinds: tuple[str, ...],
+    read_range: Window,
+    documents: tuple[str, ...] = (),
+    derive: "Callable[[pd.DataFrame], Derived]",
+    sources: tuple[str, ...],
+    run_id: str | None,
+    account_fees: "pd.DataFrame | None" = None,
+    fee_periods: "list[tuple[dt.date, dt.date]] | None" = None,
+) -> FactLoadResult:
+    """Store one extract's facts and re-derive the order lines of every group they touch, atomically.
+
+    ``facts`` replace the account's stored facts of ``kinds`` that this extract read: those
+    dated in ``read_range`` and those of ``documents`` (the invoices read). A fact is keyed by
+    its source row, so a fact collected by an earlier run outside that range stays. Then, for
+    every group an incoming or removed fact belongs to, the lines are derived from *all* the
+    stored facts of the group (``derive``) and replace the group's lines, restatements and
+    adjustments: the result is a function of the facts collected so far, never of the
+    window or the order of the runs.
+
+    Each added, changed or removed line is written to ``sales.order_line_changes`` with the
+    facts of this load that caused it (``cause``, ``cause_facts``). Everything happens in
+    one transaction under the account's advisory lock; a failure leaves the warehouse as
+    it was.
+    """
+    import pandas as pd
+
+    from coupang_sales.facts import UNAPPLIED_REASONS, fact_frame
+
+    bad = facts[~facts["fact_kind"].isin(kinds)]
+    if len(bad):
+        raise ValueError(f"{len(bad)} facts of {channel}/{account_id} are not of the kinds {kinds}")
+    outside = facts[[not (read_range.start <= d <= read_range.end) and doc not in documents
+                     for d, doc in zip(facts["fact_date"], facts["document"], strict=True)]]
+    if len(outside):
+        raise ValueError(f"{len(outside)} facts of {channel}/{account_id} lie outside what was read "
+                         f"({read_range}), e.g. {outside['fact_date'].iloc[0]}")
+    who = {"channel": channel, "account": account_id, "kinds": list(kinds), "start": read_range.start,
+           "end": read_range.end, "documents": list(documents), "run_id": run_id, "sources": list(sources)}
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"order_lines:{channel}:{account_id}",))
+        cur.execute(f"CREATE TEMP TABLE incoming_facts ON COMMIT DROP AS "
+                    f"SELECT {_FACT_COLS} FROM sales.collected_facts WITH NO DATA")
+        with cur.copy(f"COPY incoming_facts ({_FACT_COLS}) FROM STDIN") as copy:
+            for chunk in _copy_chunks(facts, FACT_COLUMNS):
+                copy.write(chunk)
+        # What this extract changes: facts new or different, and facts of what was read that are gone.
+        cur.execute(
+            f"""
+            CREATE TEMP TABLE fact_changes ON COMMIT DROP AS
+            SELECT i.*, CASE WHEN f.fact_key IS NULL THEN 'new' ELSE 'changed' END AS status
+            FROM incoming_facts i
+            LEFT JOIN sales.collected_facts f
+              ON f.channel = %(channel)s AND f.account_id = %(account)s AND f.fact_kind = i.fact_kind
+             AND f.order_id = i.order_id AND f.fact_key = i.fact_key
+            WHERE f.fact_key IS NULL OR ({_FACT_CONTENT_F}) IS DISTINCT FROM ({_FACT_CONTENT_I})
+            UNION ALL
+            SELECT {_FACT_COLS_F}, 'removed'
+            FROM sales.collected_facts f
+            WHERE f.channel = %(channel)s AND f.account_id = %(account)s AND f.fact_kind = ANY(%(kinds)s)
+              AND (f.fact_date BETWEEN %(start)s AND %(end)s OR f.document = ANY(%(documents)s))
+              AND NOT EXISTS (SELECT 1 FROM incoming_facts i WHERE i.fact_kind = f.fact_kind
+                              AND i.order_id = f.order_id AND i.fact_key = f.fact_key)
+            """, who)
+        cur.execute(
+            """
+            DELETE FROM sales.collected_facts f USING fact_changes c
+            WHERE c.status = 'removed' AND f.channel = %(channel)s AND f.account_id = %(account)s
+              AND f.fact_kind = c.fact_kind AND f.order_id = c.order_id AND f.fact_key = c.fact_key
+            """, who)
+        cur.execute(
+            f"""
+            INSERT INTO sales.collected_facts (channel, account_id, {_FACT_COLS}, run_id)
+            SELECT %(channel)s, %(account)s, {_FACT_COLS}, %(run_id)s FROM fact_changes WHERE status <> 'removed'
+            ON CONFLICT (channel, account_id, fact_kind, order_id, fact_key)
+            DO UPDATE SET {_FACT_UPDATES}, run_id = excluded.run_id, collected_at = now()
+            """, who)
+        cur.execute("CREATE TEMP TABLE affected ON COMMIT DROP AS "
+                    "SELECT group_key FROM incoming_facts UNION SELECT group_key FROM fact_changes")
+        cur.execute(
+            f"""
+            SELECT {_FACT_COLS_F}
+            FROM sales.collected_facts f JOIN affected a USING (group_key)
+            WHERE f.channel = %(channel)s AND f.account_id = %(account)s AND f.fact_kind = ANY(%(kinds)s)
+            ORDER BY f.group_key, f.fact_kind, f.order_id, f.fact_key
+            """, who)
+        stored = fact_frame(pd.DataFrame(cur.fetchall(), columns=list(FACT_COLUMNS)))
+        cur.execute(f"SELECT {_FACT_COLS}, status FROM fact_changes")
+        changed_facts = pd.DataFrame(cur.fetchall(), columns=[*FACT_COLUMNS, "status"])
+        cur.execute("SELECT count(*) FROM affected")
+        groups = cur.fetchone()[0]
+
+        derived = derive(stored)
+        new_lines = derived.order_lines
+        bad = new_lines[(new_lines["channel"] != channel) | (new_lines["account_id"] != account_id)]
+        if len(bad):
+            raise ValueError(f"{len(bad)} derived rows do not belong to {channel}/{account_id}")
+
+        # The lines these groups had (a group is a Jet 주문ID or a Rocket 발주번호/SKU번호), whatever their key
+        # layout: rows of an older layout of the same orders are replaced too.
+        cur.execute(
+            f"""
+            SELECT {_LINE_COLS_O},
+                   CASE WHEN o.order_id IN (SELECT group_key FROM affected) THEN o.order_id
+                        ELSE o.order_id || '/' || coalesce(o.option_id, '') END
+            FROM sales.order_lines o
+            WHERE o.channel = %(channel)s AND o.account_id = %(account)s AND o.source = ANY(%(sources)s)
+              AND (o.order_id IN (SELECT group_key FROM affected)
+                   OR o.order_id || '/' || coalesce(o.option_id, '') IN (SELECT group_key FROM affected))
+            """, who)
+        old_lines = pd.DataFrame(cur.fetchall(), columns=[*ORDER_LINE_COLUMNS, "group_key"])
+        cur.execute("SELECT r.order_id, r.line_key, r.fact_kind, r.fact_key FROM sales.restatements r "
+                    "JOIN affected a USING (group_key) WHERE r.channel = %(channel)s AND r.account_id = %(account)s",
+                    who)
+        old_links = cur.fetchall()
+        changes = _line_changes(old_lines, new_lines, changed_facts, derived.restatements, old_links,
+                                channel=channel, account_id=account_id, run_id=run_id)
+        new_keyed = {(o, k) for o, k in zip(new_lines["order_id"], new_lines["line_key"], strict=True)}
+        clash = [(o, k) for o, k in new_keyed]
+        cur.execute("CREATE TEMP TABLE line_keys (order_id text, line_key text) ON COMMIT DROP")
+        with cur.copy("COPY line_keys (order_id, line_key) FROM STDIN") as copy:
+            for order_id, line_key in clash + list(zip(old_lines["order_id"], old_lines["line_key"], strict=True)):
+                copy.write_row((order_id, line_key))
+        cur.execute(
+            """
+            DELETE FROM sales.order_lines o USING line_keys k
+            WHERE o.channel = %(channel)s AND o.account_id = %(account)s
+              AND o.order_id = k.order_id AND o.line_key = k.line_key
+            """, who)
+        with cur.copy(f"COPY sales.order_lines ({_LINE_COLS}, run_id) FROM STDIN") as copy:
+            for chunk in _copy_chunks(new_lines.assign(run_id=run_id), (*ORDER_LINE_COLUMNS, "run_id")):
+                copy.write(chunk)
+        cur.execute("DELETE FROM sales.restatements t USING affected a WHERE t.group_key = a.group_key "
+                    "AND t.channel = %(channel)s AND t.account_id = %(account)s", who)
+        with cur.copy(f"COPY sales.restatements (channel, account_id, {_RESTATEMENT_COLS}) FROM STDIN") as copy:
+            for chunk in _copy_chunks(derived.restatements.assign(channel=channel, account_id=account_id),
+                                      ("channel", "account_id", *RESTATEMENT_COLUMNS)):
+                copy.write(chunk)
+        cur.execute("DELETE FROM sales.restatement_adjustments t USING affected a WHERE t.group_key = a.group_key "
+                    "AND t.channel = %(channel)s AND t.account_id = %(account)s", who)
+        with cur.copy(f"COPY sales.restatement_adjustments (channel, account_id, {_ADJUSTMENT_COLS}) "
+                      "FROM STDIN") as copy:
+            for chunk in _copy_chunks(derived.adjustments.assign(channel=channel, account_id=account_id),
+                                      ("channel", "account_id", *ADJUSTMENT_COLUMNS)):
+                copy.write(chunk)
+        with cur.copy(f"COPY sales.order_line_changes ({_CHANGE_COLS}) FROM STDIN") as copy:
+            for chunk in _copy_chunks(changes, CHANGE_COLUMNS):
+                copy.write(chunk)
+        if account_fees is not None:
+            _replace_fees(cur, channel=channel, account_id=account_id, periods=list(fee_periods or []),
+                          fees=account_fees, run_id=run_id)
+    adjustments = derived.adjustments
+    unapplied = adjustments[adjustments["reason"].isin(UNAPPLIED_REASONS)]
+    kinds_of = changes["change"].tolist()
+    return FactLoadResult(
+        rows_loaded=len(new_lines), added=kinds_of.count("added"), changed=kinds_of.count("changed"),
+        removed=kinds_of.count("removed"),
+        facts_new=int((changed_facts["status"] == "new").sum()),
+        facts_changed=int((changed_facts["status"] == "changed").sum()),
+        facts_removed=int((changed_facts["status"] == "removed").sum()), groups=int(groups),
+        unapplied=tuple({"kind": _FACT_LABELS.get(u.fact_kind, u.fact_kind), "order_id": u.order_id,
+                         "option_id": u.option_id, "document": u.document, "fact_date": u.fact_date.isoformat(),
+                         "reason": u.reason, "quantity": int(u.quantity), "amount": int(u.amount),
+                         "seller_shipping_fee": int(u.seller_shipping_fee)}
+                        for u in unapplied.itertuples()),
+        price_difference=int(adjustments.loc[adjustments["reason"] == "price_difference", "amount"].sum()),
+    )
+
+
+def _line_changes(old: "pd.DataFrame", new: "pd.DataFrame", changed_facts: "pd.DataFrame",
+                  new_links: "pd.DataFrame", old_links: list[tuple], *, channel: str, account_id: str,
+                  run_id: str | None) -> "pd.DataFrame":
+    """One ``order_line_changes`` row per line added, changed or removed, naming the facts that caused it.
+
+    A line's causes are the facts of this load that are its own original, that restate it
+    (before or after), or that are per-order fees of its group; failing those, every fact of
+    this load in its group.
+    """
+    import pandas as pd
+
+    def same(a, b) -> bool:
+        return (pd.isna(a) and pd.isna(b)) or (not pd.isna(a) and not pd.isna(b) and a == b)
+
+    old_by_key = {(r["order_id"], r["line_key"]): r for r in old.to_dict("records")}
+    new_by_key = {(r["order_id"], r["line_key"]): r for r in new.to_dict("records")}
+    links: dict[tuple, set] = {}
+    for o, k, kind, fact in [*old_links, *zip(new_links["order_id"], new_links["line_key"], new_links["fact_kind"],
+                                              new_links["fact_key"], strict=True)]:
+        links.setdefault((o, k), set()).add((kind, fact))
+    by_group: dict[str, list[dict]] = {}
+    for fact in changed_facts.to_dict("records"):
+        by_group.setdefault(fact["group_key"], []).append(fact)
+    rows = []
+    for key in sorted(set(old_by_key) | set(new_by_key)):
+        before, after = old_by_key.get(key), new_by_key.get(key)
+        if before is not None and after is not None and all(same(before[c], after[c]) for c in _COMPARED):
+            continue
+        line = after if after is not None else before
+        group = line.get("group_key") if after is not None else (before.get("group_key") or
+                                                                 (after or {}).get("group_key"))
+        candidates = by_group.get(group, []) if group else [f for g in by_group.values() for f in g
+                                                            if f["order_id"] == key[0]]
+        linked = links.get(key, set())
+        causes = [f for f in candidates
+                  if (f["order_id"], f["fact_key"]) == key or (f["fact_kind"], f["fact_key"]) in linked
+                  or f["fact_kind"] == "jet_order_fee"
+                  or (f["fact_kind"] == "jet_settlement" and f["order_id"] == key[0]
+                      and key[1] == f["fact_key"])] or candidates
+        cause_facts = [{"kind": _FACT_LABELS.get(f["fact_kind"], f["fact_kind"]), "fact_kind": f["fact_kind"],
+                        "status": f["status"], "document": f["document"], "fact_key": f["fact_key"],
+                        "fact_date": f["fact_date"].isoformat(), "order_id": f["order_id"],
+                        "option_id": None if pd.isna(f["option_id"]) else f["option_id"],
+                        "quantity": int(f["quantity"]), "amount": int(f["amount"]),
+                        "run_id": run_id} for f in causes]
+        cause = "; ".join(f"{c['kind']} {c['status']}: {c['document']} {c['fact_key']} dated {c['fact_date']} "
+                          f"({c['quantity']:+d}, {c['amount']:+,} won) collected in run {run_id}"
+                          for c in cause_facts) or "re-derived (no fact of this load changed)"
+        rows.append({"channel": channel, "account_id": account_id, "order_id": key[0], "line_key": key[1],
+                     "sales_date": line["sales_date"],
+                     "change": "added" if before is None else "removed" if after is None else "changed",
+                     "old_payment_amount": None if before is None else int(before["payment_amount"]),
+                     "new_payment_amount": None if after is None else int(after["payment_amount"]),
+                     "old_quantity": None if before is None else int(before["quantity"]),
+                     "new_quantity": None if after is None else int(after["quantity"]),
+                     "run_id": run_id, "cause": cause,
+                     "cause_facts": json.dumps(cause_facts, ensure_ascii=False)})
+    frame = pd.DataFrame(rows, columns=["channel", "account_id", "order_id", "line_key", "sales_date", "change",
+                                        "old_payment_amount", "new_payment_amount", "old_quantity", "new_quantity",
+                                        "run_id", "cause", "cause_facts"])
+    for name in ("old_payment_amount", "new_payment_amount", "old_quantity", "new_quantity"):
+        frame[name] = frame[name].astype("Int64")
+    for name in ("channel", "account_id", "order_id", "line_key", "change", "run_id", "cause", "cause_facts"):
+        frame[name] = frame[name].astype(object)
+    frame["sales_date"] = frame["sales_date"].astype(object)
+    return frame
 
 
 def _replace_fees(cur, *, channel: str, account_id: str, periods: list[tuple[dt.date, dt.date]],

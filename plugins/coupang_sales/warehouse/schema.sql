@@ -130,3 +130,79 @@ CREATE TABLE IF NOT EXISTS sales.order_line_changes (
     changed_at      timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS order_line_changes_by_date ON sales.order_line_changes (channel, account_id, sales_date);
+
+-- The facts every run collected, one row per source row (an invoice's receipt or 반출, a report's
+-- 주문 정산 / 주문 정산취소 / per-order fee row). sales.order_lines is derived from all facts of a group
+-- (Rocket: 발주번호 + SKU번호; Jet v2: 주문ID) whatever run brought each one, so the stored result
+-- never depends on the order or windows of the runs. Returns and cancellations carry negative amounts.
+CREATE TABLE IF NOT EXISTS sales.collected_facts (
+    channel         text   NOT NULL,
+    account_id      text   NOT NULL,
+    fact_kind       text   NOT NULL CHECK (fact_kind IN ('rocket_receipt', 'rocket_return', 'jet_settlement',
+                                                         'jet_cancellation', 'jet_order_fee')),
+    order_id        text   NOT NULL,
+    fact_key        text   NOT NULL,
+    group_key       text   NOT NULL,
+    fact_date       date   NOT NULL,   -- 작성일자 of the invoice / 매출인식일 of the report row
+    document        text   NOT NULL,   -- 계산서번호 / report name
+    option_id       text,
+    product_name    text,
+    quantity        bigint NOT NULL,
+    amount          bigint NOT NULL,   -- Rocket 총단가; Jet 판매액(A*B) or the fee
+    coupon_discount bigint NOT NULL DEFAULT 0,
+    commission      bigint,
+    unit_price      bigint,
+    run_id          text,              -- the run that collected this version of the fact
+    collected_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (channel, account_id, fact_kind, order_id, fact_key)
+);
+CREATE INDEX IF NOT EXISTS collected_facts_by_group ON sales.collected_facts (channel, account_id, group_key);
+CREATE INDEX IF NOT EXISTS collected_facts_by_date ON sales.collected_facts (channel, account_id, fact_kind, fact_date);
+
+-- A line's group: Rocket 발주번호/SKU번호 (this index), Jet v2 주문ID (the primary key's prefix).
+CREATE INDEX IF NOT EXISTS order_lines_by_rocket_group
+    ON sales.order_lines (channel, account_id, (order_id || '/' || coalesce(option_id, '')));
+
+-- How each return / cancellation restates each line: "which facts made 5 January what it is".
+CREATE TABLE IF NOT EXISTS sales.restatements (
+    channel         text   NOT NULL,
+    account_id      text   NOT NULL,
+    group_key       text   NOT NULL,
+    order_id        text   NOT NULL,
+    line_key        text   NOT NULL,
+    fact_kind       text   NOT NULL,
+    fact_key        text   NOT NULL,
+    quantity        bigint NOT NULL,   -- taken off the line
+    amount          bigint NOT NULL,   -- payment taken off the line
+    PRIMARY KEY (channel, account_id, order_id, line_key, fact_kind, fact_key)
+);
+CREATE INDEX IF NOT EXISTS restatements_by_group ON sales.restatements (channel, account_id, group_key);
+
+-- Money of a return / cancellation / fee that no line carries, kept visible so that per account
+-- Σ order_lines.payment_amount + Σ amount = Σ collected amounts (docs/decisions.md):
+-- 'price_difference' (a 반출 at another unit price than the receipts it returned),
+-- 'no_original' (its original line was never collected), 'exceeds_original' (more than the
+-- original holds), 'fee_without_line' (a per-order fee of an order with no collected line).
+CREATE TABLE IF NOT EXISTS sales.restatement_adjustments (
+    channel             text   NOT NULL,
+    account_id          text   NOT NULL,
+    group_key           text   NOT NULL,
+    fact_kind           text   NOT NULL,
+    order_id            text   NOT NULL,
+    fact_key            text   NOT NULL,
+    reason              text   NOT NULL CHECK (reason IN ('price_difference', 'no_original', 'exceeds_original',
+                                                          'fee_without_line')),
+    fact_date           date   NOT NULL,
+    document            text   NOT NULL,
+    option_id           text,
+    quantity            bigint NOT NULL DEFAULT 0,
+    amount              bigint NOT NULL DEFAULT 0,   -- payment money (negative: reversed, on no line)
+    seller_shipping_fee bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (channel, account_id, fact_kind, order_id, fact_key, reason)
+);
+CREATE INDEX IF NOT EXISTS restatement_adjustments_by_group
+    ON sales.restatement_adjustments (channel, account_id, group_key);
+
+-- Which collected fact caused each change (a 반출 of invoice X, a 주문 정산취소 of CATEGORY_TR ...).
+ALTER TABLE sales.order_line_changes ADD COLUMN IF NOT EXISTS cause text;
+ALTER TABLE sales.order_line_changes ADD COLUMN IF NOT EXISTS cause_facts jsonb;
