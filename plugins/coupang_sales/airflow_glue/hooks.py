@@ -111,13 +111,16 @@ class PortalHook(BaseHook):
             return open_browser(download_dir, headless=headless, remote_url=remote_url,
                                 profile_dir=profile.path if profile else None)
 
-        return session_class(
+        session = session_class(
             base_url=base_url.rstrip("/"), username=conn.login, password=conn.password,
             download_dir=download_dir, settings=self.settings(extra), artifacts_dir=artifacts_dir,
-            driver_factory=driver_factory, profile=profile,
-            sign_in_command=(f"python -m coupang_sales.sign_in {account['channel']} {account['account_id']}"
-                             if account else None),
+            driver_factory=driver_factory,
         )
+        # Set on the shared base (PortalSession), whatever the portal's own constructor takes.
+        session.profile = profile
+        if account:
+            session.sign_in_command = f"python -m coupang_sales.sign_in {account['channel']} {account['account_id']}"
+        return session
 
 
 class SupplierHubHook(PortalHook):
