@@ -163,3 +163,30 @@ def test_two_accounts_never_share_a_profile(collection_dag, warehouse, portal, p
     one, two = (profiles / "coupang_rocket" / name for name in folders)
     assert not (b"pw-so_sms" in b"".join(p.read_bytes() for p in one.rglob("*") if p.is_file()))
     assert not (b"pw-so_plain" in b"".join(p.read_bytes() for p in two.rglob("*") if p.is_file()))
+
+
+def test_a_long_session_is_renewed_in_its_profile_without_the_password_while_keycloak_lives(portal, tmp_path):
+    """The portal session expires (~1 h) mid-run: renewed through Keycloak's session, no password; once
+    Keycloak's (~12 h) is gone too, the password again, in the same profile (no SMS step for it)."""
+    from coupang_sales.portal.browser import open_browser
+    from coupang_sales.portal.profiles import BrowserProfile
+    from coupang_sales.rocket.supplier_hub import SupplierHubSession
+
+    profile = BrowserProfile("coupang_rocket", "V00000701", root=tmp_path / "profiles")
+    session = SupplierHubSession(base_url=portal.url, username="so_plain", password="pw-so_plain",
+                                 download_dir=tmp_path / "downloads",
+                                 driver_factory=lambda d: open_browser(d, profile_dir=profile.path))
+    session.profile = profile
+    state = portal.state
+    before = state.sign_ons_of("so_plain")
+    with session:
+        session.login()
+        assert session.sign_ons == 1 and profile.held
+        state.advance_clock(3700)  # past the portal's session, inside Keycloak's
+        assert "so_plain" in [sub.username for sub in session.sub_accounts()]
+        assert (session.sign_ons, session.renewals) == (1, 1)
+        state.advance_clock(TWELVE_HOURS_AND_MORE)  # Keycloak's session is gone too
+        assert "so_plain" in [sub.username for sub in session.sub_accounts()]
+        assert (session.sign_ons, session.renewals) == (2, 2)
+    assert not profile.held, "the lock goes with the browser"
+    assert state.sign_ons_of("so_plain") - before == 2
