@@ -615,15 +615,16 @@ class PortalSession:
         if status is not None and status >= 500:
             raise unavailable(f"{page}: the sign-on answered HTTP {status} at {url_path(self.driver.current_url)}")
         refusals = self._sign_on_refusals()
-        # The landing page goes before the refusals, whose texts a portal page may also hold
-        # (부계정 관리 mentions 만료); any other portal page goes last.
+        # The landing page, and with ``anywhere`` any portal page (off the realm's path), go before
+        # the refusals, whose texts a portal page may also hold (부계정 관리 mentions 만료): a
+        # renewal that returns to 부계정 관리 is not an expired sub-account.
         found = self._wait_for(page, {
             "home": LANDED,
+            **({"page": ON_PORTAL} if anywhere else {}),
             **refusals,
             "sms": "sign_on.sms_code",
             "error": "sign_on.error",
             "again": "sign_on.form",  # after 'error': the page with the error message holds the form too
-            **({"page": ON_PORTAL} if anywhere else {}),
         }, sign_on=True)
         if found in refusals:
             raise self._refused(found)
