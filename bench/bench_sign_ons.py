@@ -51,9 +51,8 @@ def one_run(server, work: Path, profile) -> tuple[int, float]:
 
 
 def main() -> None:
-    from sandbox import SandboxServer, load_scenario
-
     from coupang_sales.portal.profiles import BrowserProfile
+    from sandbox import SandboxServer, load_scenario
 
     report = Report("sign_ons", settings={"challenge_seconds": CHALLENGE, "extrapolated_to": REAL_CHALLENGE})
     work = Path(tempfile.mkdtemp(prefix="bench-sign-ons-"))

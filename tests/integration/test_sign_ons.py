@@ -68,6 +68,19 @@ def last_attempt(conn, run_id: str, account_id: str) -> tuple:
                         "AND account_id = %s ORDER BY id DESC LIMIT 1", (run_id, account_id)).fetchone()
 
 
+def collection_report(run_id: str) -> dict:
+    import json
+
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        value = session.scalar(select(XComModel.value).where(
+            XComModel.run_id == run_id, XComModel.task_id == "report", XComModel.key == "collection_report"))
+    return json.loads(value) if isinstance(value, str) else value
+
+
 def only(conn, channel: str, account_id: str) -> None:
     conn.execute("UPDATE sales.accounts SET active = (account_id = %s) WHERE channel = %s", (account_id, channel))
 
@@ -84,6 +97,8 @@ def test_a_rocket_account_signs_on_once_then_not_while_its_session_lives_then_on
     # three browser tasks (expiry check, tax-invoice check, extract), one password
     assert status == "success" and state.sign_ons_of("so_plain") - before == 1
     assert details["sign_ons"] == 1 and details["browser_seconds"] > 0
+    report = {row["account_id"]: row for row in collection_report(first.run_id)["accounts"]}
+    assert report["V00000701"]["sign_ons"] == 1, "the run report shows sign-ons per account"
     tasks = {ti.task_id for ti in first.get_task_instances()}
     assert {"collect.check_sub_account_expiry", "collect.check_tax_invoice_block", "collect.extract"} <= tasks
 
@@ -118,7 +133,7 @@ def test_a_jet_account_signs_on_once_per_run_and_not_again_while_signed_on(colle
 
 
 def test_a_new_profile_meets_the_sms_step_which_the_sign_in_command_completes(collection_dag, warehouse, portal,
-                                                                             profiles):
+                                                                             profiles, smtp):
     dag = collection_dag(portal, SCENARIO, "coupang_rocket_sales")
     only(warehouse, "coupang_rocket", "V00000702")
     state = portal.state
@@ -128,6 +143,9 @@ def test_a_new_profile_meets_the_sms_step_which_the_sign_in_command_completes(co
     assert (status, reason) == ("failed", "auth_challenge")
     assert "python -m coupang_sales.sign_in coupang_rocket V00000702" in message
     assert state.sign_ons[-1].username == "so_sms" and state.sign_ons[-1].sms_asked
+    command = "python -m coupang_sales.sign_in coupang_rocket V00000702"
+    alerts = [message.get_content() for _, message in smtp.messages]
+    assert alerts and all(command in body for body in alerts), "the alert names the command for the account"
 
     # a person runs the command and types the code; a wrong one is asked again
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT / 'include'}"}
@@ -161,8 +179,8 @@ def test_two_accounts_never_share_a_profile(collection_dag, warehouse, portal, p
     folders = sorted(p.name for p in (profiles / "coupang_rocket").iterdir() if p.is_dir())
     assert folders == ["V00000701", "V00000702"]
     one, two = (profiles / "coupang_rocket" / name for name in folders)
-    assert not (b"pw-so_sms" in b"".join(p.read_bytes() for p in one.rglob("*") if p.is_file()))
-    assert not (b"pw-so_plain" in b"".join(p.read_bytes() for p in two.rglob("*") if p.is_file()))
+    assert b"pw-so_sms" not in b"".join(p.read_bytes() for p in one.rglob("*") if p.is_file())
+    assert b"pw-so_plain" not in b"".join(p.read_bytes() for p in two.rglob("*") if p.is_file())
 
 
 def callbacks_of(state) -> int:

@@ -16,8 +16,8 @@ from coupang_sales.airflow_glue.notifiers import CollectionAlertNotifier
 from coupang_sales.airflow_glue.operators import SubAccountExpiryOperator, TaxInvoiceBlockOperator
 from coupang_sales.airflow_glue.runtime import (
     DEFAULT_LOOKBACK_DAYS,
-    account_session,
     DEFAULT_RESTATEMENT_HORIZON_DAYS,
+    account_session,
     list_until,
     record_success,
     recorded_attempt,
