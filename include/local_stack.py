@@ -271,9 +271,9 @@ def summary(conn, run_ids: list[str]) -> str:
     ).fetchall():
         lines.append(f"  {channel:<15} {account:<12} {day!s:<10} {n:>5} {pay:>12,} {coupon:>9,} {fee:>9,} "
                      f"{commission:>10} {cancelled:>9}")
-    fees = conn.execute("SELECT channel, account_id, fee_date, fee_type, amount FROM sales.account_fees "
-                        "ORDER BY 1, 2, 3, 4").fetchall()
+    fees = conn.execute("SELECT channel, account_id, period_start || '..' || period_end, fee_type, amount "
+                        "FROM sales.account_fees ORDER BY 1, 2, 3, 4").fetchall()
     if fees:
-        lines += ["", "Account-level fees (sales.account_fees):"]
-        lines += [f"  {c:<15} {a:<12} {d!s:<10} {t:<12} {amount:>9,}" for c, a, d, t, amount in fees]
+        lines += ["", "Account-level fees per settlement period (sales.account_fees):"]
+        lines += [f"  {c:<15} {a:<12} {p:<22} {t:<12} {amount:>9,}" for c, a, p, t, amount in fees]
     return "\n".join(lines)

@@ -15,6 +15,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenario", required=True, help="scenario file (JSON, or YAML)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--storage-port", type=int, default=0,
+                        help="port of the storage origin Wing's report links point at (0 picks a free port)")
     args = parser.parse_args(argv)
     try:
         scenario = load_scenario(args.scenario)
@@ -25,10 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     done = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: done.set())
-    server = SandboxServer(scenario, host=args.host, port=args.port)
+    server = SandboxServer(scenario, host=args.host, port=args.port, storage_port=args.storage_port)
     server.start()
     try:
         print(f"sandbox listening on {server.url}", flush=True)
+        print(f"report storage on {server.storage_url}", flush=True)
         done.wait()
     finally:
         server.stop()

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 
 from openpyxl import Workbook
 
-from sandbox.scenario import JetAccount, JetV2Order, RocketInvoice, RocketLine
+from sandbox.scenario import JetAccount, RocketInvoice, RocketLine
+from sandbox.settlement import CATEGORY_TR, WAREHOUSING_SHIPPING, Group, category_tr_rows, warehousing_shipping_rows
 from sandbox.web import won, ymd
 
 # The 입고상세내역 page names its date column 입고/반출일자, the export 입고/반출시각; both carry a time.
@@ -61,116 +62,109 @@ def receive_detail_xlsx(invoice: RocketInvoice, *, returns_positive: bool = Fals
     return _workbook_bytes("Sheet1", [list(RECEIVE_DETAIL_HEADERS), *lines])
 
 
-# --- Wing settlement reports (로켓그로스 정산 리포트) ---------------------------------------------
+# --- Wing settlement reports (로켓그로스 정산 리포트), in the layouts of REAL-PORTALS.md §4 -----------------
 
-CATEGORY_TR = "CATEGORY_TR"  # 판매수수료 리포트
-WAREHOUSING_SHIPPING = "WAREHOUSING_SHIPPING"  # 입출고비/배송비 리포트
-REPORT_TITLES = {CATEGORY_TR: "판매수수료 리포트", WAREHOUSING_SHIPPING: "입출고비/배송비 리포트"}
+REPORT_TITLES = {CATEGORY_TR: "판매 수수료 리포트", WAREHOUSING_SHIPPING: "입출고비/배송비 리포트"}
+CATEGORY_TR_SHEET = "주문내역, 판매수수료"
 CATEGORY_TR_HEADERS = (
-    "주문ID", "등록상품 ID", "옵션ID", "SKU ID", "카테고리ID", "거래유형", "정산유형", "판매가(A)", "판매수량(B)",
-    "판매액(A*B)", "쿠팡지원할인(C)", "매출금액(A*B-C)", "즉시할인쿠폰(D)", "다운로드쿠폰(E)", "판매자할인쿠폰(D+E)",
-    "정산대상액", "판매수수료율(%,VAT별도)", "판매수수료", "판매수수료 VAT", "매출인식일", "정산주기(종료일)",
+    "정산유형", "정산주기(종료일)", "세금계산서 발행월", "발생일(결제완료일)", "매출인식일", "주문ID", "거래유형",
+    "카테고리ID", "카테고리명", "과세유형", "등록상품 ID", "옵션ID", "SKU ID", "등록상품명", "옵션명", "판매가(A)",
+    "판매수량(B)", "판매액(A*B)", "쿠팡지원할인(C)", "매출금액(A*B-C)", "즉시할인쿠폰(D)", "다운로드쿠폰(E)",
+    "판매자할인쿠폰(D+E)", "정산대상액", "판매수수료율(%,VAT별도)", "할인적용 판매수수료율(%,VAT별도)", "판매수수료",
+    "판매수수료 VAT",
 )
-WAREHOUSING_SHIPPING_HEADERS = (
-    "주문ID", "배송ID", "옵션ID", "SKU ID", "거래유형", "개별포장 상품 사이즈", "물류센터", "발생비용(A)", "할인가(B)",
-    "추가비용", "주문일", "매출인식일", "정산주기(종료일)",
+# WAREHOUSING_SHIPPING: (row-7 heading, row-8 name or None where the row-7 cell spans both rows).
+_WS_HEADER: tuple[tuple[str, str | None], ...] = (
+    ("주문ID", None), ("배송ID", None), ("등록상품 ID", None), ("옵션ID", None), ("SKU ID", None),
+    ("등록상품명", None), ("옵션명", None), ("카테고리", "1차"), ("카테고리", "2차"), ("개별포장 상품 사이즈", None),
+    ("물류센터", None), ("거래유형", None), ("정산유형", None), ("단품 기준", "단품 판매가"),
+    ("단품 기준", "단품 기준 구매 수량"), ("판매수량", None), ("{fee}", "발생비용(A)"), ("{fee}", "할인가(B)"),
+    ("{fee}", "할인적용가(A-B)"), ("{fee}", "추가비용"), ("주문일", None), ("매출인식일", None),
+    ("정산주기(종료일)", None),
 )
-ORDER_SETTLEMENT, ORDER_CANCELLATION = "주문 정산", "주문 정산취소"
-SETTLEMENT_KIND = "주정산"  # 정산유형: Rocket Growth settles weekly
-_CANCEL_SUFFIX = "취소"
-# Amount columns summed in the 합계 row.
-_CATEGORY_TR_TOTALS = ("판매수량(B)", "판매액(A*B)", "쿠팡지원할인(C)", "매출금액(A*B-C)", "즉시할인쿠폰(D)",
-                       "다운로드쿠폰(E)", "판매자할인쿠폰(D+E)", "정산대상액", "판매수수료", "판매수수료 VAT")
-_WAREHOUSING_SHIPPING_TOTALS = ("발생비용(A)", "할인가(B)", "추가비용")
+WS_SHEETS = ("입출고비", "배송비")
+WS_SUMMARY_ROW, WS_HEADER_ROW = 3, 7  # summary in rows 3-4, the two-row header in rows 7-8, data from row 9
 
 
-def settlement_period_end(day: dt.date) -> dt.date:
-    """정산주기(종료일): the Sunday that ends the (Monday to Sunday) week of ``day``."""
-    return day + dt.timedelta(days=6 - day.weekday())
+def warehousing_shipping_header(account: JetAccount) -> tuple[tuple[str, str | None], ...]:
+    """The two-row header of the account's WAREHOUSING_SHIPPING (the optional columns as its scenario says)."""
+    dropped = set()
+    if not account.unit_columns:
+        dropped |= {"단품 판매가", "단품 기준 구매 수량"}
+    if not account.additional_cost_column:
+        dropped.add("추가비용")
+    return tuple(h for h in _WS_HEADER if h[1] not in dropped)
 
 
-def _category_tr_row(order: JetV2Order, cancelled: bool) -> tuple[dt.date, list[str]]:
-    # A cancellation repeats the order with every amount negated, on the day it was cancelled.
-    sign = -1 if cancelled else 1
-    day = order.cancelled_date if cancelled else order.recognized_date
-    assert day is not None
-    return day, [
-        order.order_id, order.product_id, order.option_id, order.sku_id, order.category_id,
-        ORDER_CANCELLATION if cancelled else ORDER_SETTLEMENT, SETTLEMENT_KIND,
-        won(order.unit_price), won(sign * order.qty), won(sign * order.sales_amount),
-        won(sign * order.coupang_discount), won(sign * order.revenue_amount), won(sign * order.instant_coupon),
-        won(sign * order.download_coupon), won(sign * order.seller_coupon), won(sign * order.settlement_amount),
-        str(order.commission_rate), won(sign * order.commission), won(sign * order.commission_vat),
-        ymd(day), ymd(settlement_period_end(day)),
-    ]
+def _xlsx(book) -> bytes:
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
 
 
-def category_tr_rows(account: JetAccount, start: dt.date, end: dt.date) -> list[list[str]]:
-    """The CATEGORY_TR rows whose 매출인식일 is in [start, end]: one '주문 정산' per order, and a
-    '주문 정산취소' per cancelled order on its cancellation date."""
-    dated = []
-    for order in account.v2_orders:
-        dated.append(_category_tr_row(order, cancelled=False))
-        if order.cancelled_date is not None:
-            dated.append(_category_tr_row(order, cancelled=True))
-    dated.sort(key=lambda item: (item[0], item[1][5], item[1][0]))
-    return [cells for day, cells in dated if start <= day <= end]
+def category_tr_xlsx(account: JetAccount, groups: Sequence[Group]) -> bytes:
+    """CATEGORY_TR of settlement groups: sheet '주문내역, 판매수수료', a title in row 1, the header in row 2."""
+    book = Workbook()
+    sheet = book.active
+    sheet.title = CATEGORY_TR_SHEET
+    sheet.append([f"{REPORT_TITLES[CATEGORY_TR]} ({', '.join(g.key for g in groups)})"])
+    sheet.append(list(CATEGORY_TR_HEADERS))
+    for group in groups:
+        for row in category_tr_rows(account, group):
+            sheet.append([row[h] for h in CATEGORY_TR_HEADERS])
+    return _xlsx(book)
 
 
-def warehousing_shipping_rows(account: JetAccount, start: dt.date, end: dt.date) -> list[list[str]]:
-    """The WAREHOUSING_SHIPPING rows whose 매출인식일 is in [start, end]: each order fee (입출고비 정산,
-    배송비 정산) on the order's 매출인식일, its reversal (… 정산취소, negated) on the cancellation
-    date, and the account's usage fees (보관비 and the like) with blank order columns."""
-    dated: list[tuple[dt.date, list[str]]] = []
-    for order in account.v2_orders:
-        days = [(order.recognized_date, 1, "")]
-        if order.cancelled_date is not None:
-            days.append((order.cancelled_date, -1, _CANCEL_SUFFIX))
-        for day, sign, suffix in days:
-            for fee in order.fees:
-                dated.append((day, [
-                    order.order_id, order.shipment_id, order.option_id, order.sku_id, f"{fee.type} 정산{suffix}",
-                    order.package_size, order.center, won(sign * fee.amount), won(sign * fee.discount), won(0),
-                    ymd(order.order_date), ymd(day), ymd(settlement_period_end(day)),
-                ]))
-    for fee in account.account_fees:
-        # 거래유형 is the fee's type as the scenario names it: transform_v2 keeps it as fee_type.
-        dated.append((fee.date, ["", "", "", "", fee.type, "", "", won(fee.amount), won(0), won(0), "",
-                                 ymd(fee.date), ymd(settlement_period_end(fee.date))]))
-    dated.sort(key=lambda item: (item[0], item[1][0] == "", item[1][0], item[1][4]))
-    return [cells for day, cells in dated if start <= day <= end]
+def warehousing_shipping_xlsx(account: JetAccount, groups: Sequence[Group]) -> bytes:
+    """WAREHOUSING_SHIPPING of one settlement group: sheets 입출고비 and 배송비, each with a title, a summary
+    in rows 3-4 (정산주기(종료일), 합계, 세액 (VAT), 최종비용), a two-row header in rows 7-8 whose
+    merged row-7 headings name groups of row-8 columns, and data from row 9."""
+    header = warehousing_shipping_header(account)
+    names = [low or top for top, low in header]
+    book = Workbook()
+    book.remove(book.active)
+    sheets: dict[str, list[dict]] = {name: [] for name in WS_SHEETS}
+    for group in groups:
+        for name, rows in warehousing_shipping_rows(account, group).items():
+            sheets[name] += rows
+    for fee_type, rows in sheets.items():
+        sheet = book.create_sheet(fee_type)
+        sheet.cell(1, 1, f"{fee_type} 리포트 ({', '.join(g.key for g in groups)})")
+        net = sum(r["할인적용가(A-B)"] + (r["추가비용"] if account.additional_cost_column else 0) for r in rows)
+        vat = net // 10
+        for col, (label, value) in enumerate((("정산주기(종료일)", groups[-1].end.isoformat()), ("합계", net),
+                                              ("세액", vat), ("최종비용", net + vat)), start=1):
+            sheet.cell(WS_SUMMARY_ROW, col, label)
+            sheet.cell(WS_SUMMARY_ROW + 1, col, value)
+        col = 1
+        while col <= len(header):
+            top, low = header[col - 1]
+            top = top.replace("{fee}", fee_type)
+            if low is None:
+                sheet.cell(WS_HEADER_ROW, col, top)
+                sheet.merge_cells(start_row=WS_HEADER_ROW, start_column=col, end_row=WS_HEADER_ROW + 1,
+                                  end_column=col)
+                col += 1
+                continue
+            span = 1
+            while col + span <= len(header) and header[col + span - 1][0] == header[col - 1][0]:
+                span += 1
+            sheet.cell(WS_HEADER_ROW, col, top)
+            if span > 1:
+                sheet.merge_cells(start_row=WS_HEADER_ROW, start_column=col, end_row=WS_HEADER_ROW,
+                                  end_column=col + span - 1)
+            for k in range(span):
+                sheet.cell(WS_HEADER_ROW + 1, col + k, header[col + k - 1][1])
+            col += span
+        for i, row in enumerate(rows):
+            for j, name in enumerate(names, start=1):
+                sheet.cell(WS_HEADER_ROW + 2 + i, j, row[name])
+    return _xlsx(book)
 
 
-def _total_row(headers: tuple[str, ...], rows: list[list[str]], columns: tuple[str, ...]) -> list[str]:
-    total = ["합계"] + [""] * (len(headers) - 1)
-    for name in columns:
-        at = headers.index(name)
-        total[at] = won(sum(int(row[at].replace(",", "")) for row in rows))
-    return total
-
-
-def settlement_report_xlsx(report_type: str, account: JetAccount, start: dt.date, end: dt.date,
-                           downloaded_at: dt.datetime) -> bytes:
-    """One Wing settlement report of [start, end] (by 매출인식일).
-
-    Layout, on purpose: a title row and a condition row above the header, every number as
-    text with thousands separators, a blank row in the middle of the data, and a 합계 row last.
-    """
+def settlement_report_xlsx(report_type: str, account: JetAccount, groups: Sequence[Group]) -> bytes:
     if report_type == CATEGORY_TR:
-        headers, rows, totals = CATEGORY_TR_HEADERS, category_tr_rows(account, start, end), _CATEGORY_TR_TOTALS
-    elif report_type == WAREHOUSING_SHIPPING:
-        headers, rows = WAREHOUSING_SHIPPING_HEADERS, warehousing_shipping_rows(account, start, end)
-        totals = _WAREHOUSING_SHIPPING_TOTALS
-    else:
-        raise ValueError(f"unknown report type {report_type!r}")
-    half = -(-len(rows) // 2)
-    body: list[Sequence[str | None]] = [*rows[:half], [None] * len(headers), *rows[half:]] if rows else []
-    sheet: list[Sequence[str | None]] = [
-        [f"로켓그로스 정산 리포트 - {REPORT_TITLES[report_type]}"],
-        [f"매출인식일: {start.isoformat()} ~ {end.isoformat()}", f"업체코드: {account.account_id}",
-         f"다운로드 일시: {downloaded_at:%Y-%m-%d %H:%M:%S}"],
-        list(headers),
-        *body,
-        _total_row(headers, rows, totals),
-    ]
-    return _workbook_bytes(REPORT_TITLES[report_type].replace("/", "·"), sheet)
+        return category_tr_xlsx(account, groups)
+    if report_type == WAREHOUSING_SHIPPING:
+        return warehousing_shipping_xlsx(account, groups)
+    raise ValueError(f"unknown report type {report_type!r}")

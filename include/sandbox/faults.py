@@ -86,11 +86,13 @@ class FaultBook:
         self._seen = [0] * len(faults)
         self._lock = threading.Lock()
 
-    def take(self, portal: str | None, target: str, *, sign_on: bool) -> Fault | None:
-        """The fault that hits this request, counting the match; None to serve it normally."""
+    def take(self, portal: str | None, target: str, *, sign_on: bool,
+             kinds: frozenset[str] | None = None) -> Fault | None:
+        """The fault that hits this request, counting the match; None to serve it normally.
+        ``kinds`` narrows the kinds that can act on it (the storage origin has no session or bot wall)."""
         if portal is None:
             return None
-        kinds = _SIGN_ON_KINDS if sign_on else _PORTAL_KINDS
+        kinds = (_SIGN_ON_KINDS if sign_on else _PORTAL_KINDS) & (kinds or _PORTAL_KINDS | _SIGN_ON_KINDS)
         with self._lock:
             for i, fault in enumerate(self._faults):
                 if fault.portal != portal or fault.kind not in kinds or fault.path_contains not in target:

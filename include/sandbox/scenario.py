@@ -16,8 +16,22 @@ from sandbox.faults import Fault, parse_fault
 PURCHASE, RETURN = "발주", "반출"
 TAX_TYPES = ("과세", "면세", "영세")
 JET_FEE_TYPES = ("입출고비", "배송비")
+# Account-level fees (not rows of a report): each is a total of the settlement group in Wing's
+# status answer (REAL-PORTALS.md §4), under the field named here.
+JET_ACCOUNT_FEE_FIELDS = {
+    "보관비": "totalStorageFeeDeductionAmount",
+    "반품 회수비": "totalCreturnReverseShippingFeeDeductionAmount",
+    "반품 재입고비": "totalCreturnGradingFeeDeductionAmount",
+    "반출비": "totalVreturnHandlingFeeDeductionAmount",
+    "바코드": "totalBarcodeLabelingFeeDeductionAmount",
+    "밀크런": "totalMilkRunDeductionAmount",
+    "광고비": "totalAdSalesDeductionAmount",
+}
+SETTLEMENT_CYCLES = ("weekly", "monthly")  # 주정산 (Monday-Sunday, cut at month end) | 월정산
+SIGNS = ("negative", "positive")  # how 정산취소 rows print their amounts
 # How many download-list calls a Wing report request takes to be COMPLETED, unless the account says.
 REPORT_READY_AFTER_POLLS = 3
+LINK_VALID_SECONDS = 24 * 3600  # a presigned report link lives about a day
 
 
 class ScenarioError(ValueError):
@@ -140,7 +154,7 @@ class JetV2Order:
     order_id: str  # 주문ID
     option_id: str  # 옵션ID
     sku_id: str  # SKU ID
-    product_name: str
+    product_name: str  # 등록상품명
     recognized_date: dt.date  # 매출인식일
     unit_price: int  # 판매가(A)
     qty: int  # 판매수량(B)
@@ -156,6 +170,8 @@ class JetV2Order:
     shipment_id: str  # 배송ID
     package_size: str  # 개별포장 상품 사이즈
     center: str  # 물류센터
+    option_name: str = ""  # 옵션명
+    cancelled_qty: int = 0  # how many of qty the cancellation takes back (qty for a full one)
 
     @property
     def sales_amount(self) -> int:  # 판매액(A*B)
@@ -181,11 +197,24 @@ class JetV2Order:
     def settlement_amount(self) -> int:  # 정산대상액: what the seller is paid for the order
         return self.revenue_amount - self.seller_coupon - self.commission - self.commission_vat
 
+    def cancelled_part(self) -> JetV2Order:
+        """The part a (partial) cancellation takes back, as an order of cancelled_qty units: amounts
+        pro rata, rounded down, except a full cancellation, which takes back everything."""
+        if self.cancelled_qty == self.qty:
+            return self
+
+        def share(amount: int) -> int:
+            return amount * self.cancelled_qty // self.qty
+
+        return replace(self, qty=self.cancelled_qty, coupang_discount=share(self.coupang_discount),
+                       instant_coupon=share(self.instant_coupon), download_coupon=share(self.download_coupon),
+                       fees=tuple(replace(f, amount=share(f.amount), discount=share(f.discount)) for f in self.fees))
+
 
 @dataclass(frozen=True)
 class JetAccountFee:
-    date: dt.date
-    type: str  # 보관비 and the like
+    date: dt.date  # the day it is charged: it counts in the settlement group holding that day
+    type: str  # 보관비 and the like (a key of JET_ACCOUNT_FEE_FIELDS)
     amount: int
 
 
@@ -200,7 +229,19 @@ class JetAccount:
     v2_orders: tuple[JetV2Order, ...]
     account_fees: tuple[JetAccountFee, ...]
     report_ready_after_polls: int  # download-list calls until a requested report is COMPLETED
+    settlement_cycle: str = "weekly"  # weekly (주정산) | monthly (월정산)
+    cancellation_sign: str = "negative"  # the sign 정산취소 rows print their amounts with
+    expired_links: int = 0  # the first N report links Wing hands out have already expired
+    link_valid_seconds: int = LINK_VALID_SECONDS
+    additional_cost_column: bool = True  # WAREHOUSING_SHIPPING has the 추가비용 column
+    unit_columns: bool = False  # WAREHOUSING_SHIPPING has 단품 판매가 and 단품 기준 구매 수량
+    v1_amount_field: str = "totalGmv"  # the GMV field of vi-detail-search's metrics
+    vendor_id: str = ""  # Wing's vendorId (업체코드); the account_id when not given
     sms_code: str = "123456"  # the code the SMS step accepts
+
+    @property
+    def vendor(self) -> str:
+        return self.vendor_id or self.account_id
 
 
 @dataclass(frozen=True)
@@ -482,7 +523,7 @@ def _jet_v2_order(raw: Any, path: str) -> JetV2Order:
     o = _Obj(raw, path, ("order_id", "option_id", "sku_id", "product_name", "recognized_date", "unit_price",
                          "qty", "coupang_discount", "instant_coupon", "download_coupon", "commission_rate",
                          "fees", "cancelled_date", "order_date", "product_id", "category_id", "shipment_id",
-                         "package_size", "center"))
+                         "package_size", "center", "option_name", "cancelled_qty"))
     order_id, option_id = o.text("order_id"), o.text("option_id")
     recognized = o.date("recognized_date")
     order = JetV2Order(
@@ -498,8 +539,14 @@ def _jet_v2_order(raw: Any, path: str) -> JetV2Order:
         # The report shows these ids and places; a scenario rarely cares, so they have stand-ins.
         product_id=o.text("product_id", f"1{option_id}"), category_id=o.text("category_id", "80285"),
         shipment_id=o.text("shipment_id", f"7{order_id}"), package_size=o.text("package_size", "소형"),
-        center=o.text("center", "이천1"),
+        center=o.text("center", "이천1"), option_name=o.text("option_name", "단일상품"),
     )
+    cancelled_qty = o.integer("cancelled_qty", order.qty, minimum=1)
+    if cancelled_qty > order.qty:
+        raise ScenarioError(f"{o.at('cancelled_qty')}: more than qty ({order.qty})")
+    if "cancelled_qty" in o.value and order.cancelled_date is None:
+        raise ScenarioError(f"{o.at('cancelled_qty')}: given without a cancelled_date")
+    order = replace(order, cancelled_qty=cancelled_qty if order.cancelled_date else 0)
     if order.coupang_discount + order.seller_coupon > order.sales_amount:
         raise ScenarioError(f"{path}: discounts exceed 판매액 (unit_price x qty)")
     if order.cancelled_date and order.cancelled_date < order.recognized_date:
@@ -511,7 +558,8 @@ def _jet_v2_order(raw: Any, path: str) -> JetV2Order:
 
 def _jet_account_fee(raw: Any, path: str) -> JetAccountFee:
     o = _Obj(raw, path, ("date", "type", "amount"))
-    return JetAccountFee(date=o.date("date"), type=o.text("type"), amount=o.integer("amount", minimum=0))
+    return JetAccountFee(date=o.date("date"), type=o.get("type", _choice(tuple(JET_ACCOUNT_FEE_FIELDS))),
+                         amount=o.integer("amount", minimum=0))
 
 
 def _version(value: Any, path: str) -> int:
@@ -527,7 +575,10 @@ _VERSION_DATA = {1: ("v1_sales", "the sales page"), 2: ("v2_orders", "the settle
 
 def _jet_account(raw: Any, path: str) -> JetAccount:
     o = _Obj(raw, path, ("account_id", "username", "password", "version", "sms_challenge", "v1_sales",
-                         "v2_orders", "account_fees", "report_ready_after_polls", "sms_code"))
+                         "v2_orders", "account_fees", "report_ready_after_polls", "settlement_cycle",
+                         "cancellation_sign", "expired_links", "link_valid_seconds", "additional_cost_column",
+                         "unit_columns", "v1_amount_field", "vendor_id",
+                         "sms_code"))
     version = o.get("version", _version)
     needed, source = _VERSION_DATA[version]
     if needed not in o.value:
@@ -539,6 +590,13 @@ def _jet_account(raw: Any, path: str) -> JetAccount:
         v1_sales=o.items("v1_sales", _jet_v1_sale, ()), v2_orders=o.items("v2_orders", _jet_v2_order, ()),
         account_fees=o.items("account_fees", _jet_account_fee, ()),
         report_ready_after_polls=o.integer("report_ready_after_polls", REPORT_READY_AFTER_POLLS, minimum=1),
+        settlement_cycle=o.get("settlement_cycle", _choice(SETTLEMENT_CYCLES), "weekly"),
+        cancellation_sign=o.get("cancellation_sign", _choice(SIGNS), "negative"),
+        expired_links=o.integer("expired_links", 0, minimum=0),
+        link_valid_seconds=o.integer("link_valid_seconds", LINK_VALID_SECONDS, minimum=1),
+        additional_cost_column=o.boolean("additional_cost_column", True),
+        unit_columns=o.boolean("unit_columns", False),
+        v1_amount_field=o.text("v1_amount_field", "totalGmv"), vendor_id=o.text("vendor_id", ""),
         sms_code=o.text("sms_code", "123456"),
     )
     # The sales page has one row per sales date and option; two would be a page Wing cannot show.
@@ -611,8 +669,9 @@ def parse_scenario(raw: Any) -> Scenario:
     _unique([(f"rocket.accounts[{i}].invoices[{j}].invoice_no", inv.invoice_no)
              for i, a in enumerate(rocket_accounts) for j, inv in enumerate(a.invoices)], "invoice_no")
     for i, a in enumerate(jet_accounts):
-        _unique([(f"jet.accounts[{i}].v2_orders[{j}].order_id", o.order_id) for j, o in enumerate(a.v2_orders)],
-                "order_id")
+        # An order and option may have rows on several 매출인식일 (one entry each), never two on one day.
+        _unique([(f"jet.accounts[{i}].v2_orders[{j}].order_id", f"{o.order_id}/{o.option_id}/{o.recognized_date}")
+                 for j, o in enumerate(a.v2_orders)], "order_id/option_id/recognized_date")
 
     return Scenario(
         today=top.date("today"), rocket_accounts=rocket_accounts, jet_accounts=jet_accounts,

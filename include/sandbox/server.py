@@ -14,7 +14,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from sandbox import supplier_hub, wing
+from sandbox import storage, supplier_hub, wing
 from sandbox.faults import Fault, broken_body, change_header, hold
 from sandbox.scenario import Scenario, load_scenario
 from sandbox.sso import REALM_PATH, LoginRequired, Portal, sign_on_url
@@ -119,19 +119,30 @@ class SandboxServer:
     """Serves one scenario on a local port; ``start()`` returns once connections are accepted."""
 
     def __init__(self, scenario: Scenario | Mapping[str, Any] | str | Path, host: str = "127.0.0.1",
-                 port: int = 0):
+                 port: int = 0, storage_port: int = 0):
         self.scenario = load_scenario(scenario)
         self.state = SandboxState(self.scenario)
         self.app = create_app(self.state)
-        self.host, self.port = host, port
+        # The second origin Wing's report links point at (cloud storage on the real site).
+        self.storage_app = storage.create_storage_app(self.state, lambda r: wing.render_report(self.state, r))
+        self.host, self.port, self.storage_port = host, port, storage_port
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self._storage: uvicorn.Server | None = None
+        self._storage_thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         if not self.port:
             raise RuntimeError("the sandbox server has no port yet: call start()")
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def storage_url(self) -> str:
+        """The storage origin (another port): where Wing's presigned report links point."""
+        if not self.storage_port:
+            raise RuntimeError("the sandbox server has no storage port yet: call start()")
+        return f"http://{self.host}:{self.storage_port}"
 
     def portal_url(self, name: str) -> str:
         """The base URL of one portal (``supplier_hub`` or ``wing``): where its paths start."""
@@ -140,26 +151,38 @@ class SandboxServer:
                 return self.url + portal.prefix
         raise KeyError(f"no portal {name!r}; the sandbox serves {', '.join(p.name for p in PORTALS)}")
 
-    def start(self, timeout: float = 15.0) -> SandboxServer:
-        if self._server is not None:
-            raise RuntimeError("the sandbox server is already started")
+    def _bind(self, port: int) -> socket.socket:
         # Bind here, not in uvicorn, so port 0 resolves to a known port before serving.
         sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off", ws="none",
+        sock.bind((self.host, port))
+        return sock
+
+    @staticmethod
+    def _serve(app: Any, sock: socket.socket, name: str) -> tuple[uvicorn.Server, threading.Thread]:
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", ws="none",
                                 timeout_graceful_shutdown=2, timeout_keep_alive=30)
-        self._server = uvicorn.Server(config)
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=name, daemon=True)
+        thread.start()
+        return server, thread
+
+    def start(self, timeout: float = 15.0) -> SandboxServer:
+        if self._server is not None:
+            raise RuntimeError("the sandbox server is already started")
+        sock, storage_sock = self._bind(self.port), self._bind(self.storage_port)
+        self.port, self.storage_port = sock.getsockname()[1], storage_sock.getsockname()[1]
+        self.state.storage_url = self.storage_url
         self.state.stopping.clear()
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
-                                        name=f"sandbox-{self.port}", daemon=True)
-        self._thread.start()
+        self._server, self._thread = self._serve(self.app, sock, f"sandbox-{self.port}")
+        self._storage, self._storage_thread = self._serve(self.storage_app, storage_sock,
+                                                          f"sandbox-storage-{self.storage_port}")
         deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive():
-                self._server = None
+        while not (self._server.started and self._storage.started):
+            if not (self._thread.is_alive() and self._storage_thread.is_alive()):
+                self.stop()
                 sock.close()
+                storage_sock.close()
                 raise RuntimeError("the sandbox server failed to start")
             if time.monotonic() > deadline:
                 self.stop()
@@ -171,11 +194,14 @@ class SandboxServer:
         if self._server is None:
             return
         self.state.stopping.set()  # ends held (timeout fault) answers at once
-        self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self._server = None
-        self._thread = None
+        for server in (self._server, self._storage):
+            if server is not None:
+                server.should_exit = True
+        for thread in (self._thread, self._storage_thread):
+            if thread is not None:
+                thread.join(timeout)
+        self._server = self._storage = None
+        self._thread = self._storage_thread = None
 
     def __enter__(self) -> SandboxServer:
         return self.start()

@@ -38,9 +38,9 @@ class ReportRequest:
     request_id: int
     account_id: str
     report_type: str  # sellerReportType: CATEGORY_TR | WAREHOUSING_SHIPPING
-    start: dt.date
-    end: dt.date
-    requested_at: dt.datetime
+    request_time: int  # requestTime: the client's ms epoch, which names the request in later calls
+    group_keys: tuple[str, ...]  # settlementGroupKeys
+    locale: str
     polls: int = 0  # download-list calls that have listed it
 
 
@@ -133,6 +133,12 @@ class SandboxState:
     clock_offset: float = 0.0  # seconds added to the clock by advance_clock()
     requests: list[RequestRecord] = field(default_factory=list)
     report_requests: dict[int, ReportRequest] = field(default_factory=dict)  # Wing, by requestId
+    links_issued: dict[str, int] = field(default_factory=dict)  # Wing account -> report links handed out
+    vi_searches: int = 0  # vi-detail-search calls: their tie order shifts from call to call
+    storage_url: str = ""  # the storage origin's base URL, once the server runs
+    storage_requests: list[dict[str, Any]] = field(default_factory=list)  # what the storage origin was asked
+    # Signs the storage origin's links; a new one every sandbox run.
+    storage_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     faults: FaultBook = field(init=False)
     stopping: threading.Event = field(default_factory=threading.Event)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
@@ -253,24 +259,40 @@ class SandboxState:
 
     # --- Wing ----------------------------------------------------------------------------
 
-    def new_report_request(self, account_id: str, report_type: str, start: dt.date, end: dt.date) -> ReportRequest:
+    def new_report_request(self, account_id: str, report_type: str, request_time: int, group_keys: tuple[str, ...],
+                           locale: str) -> ReportRequest:
         with self.lock:
-            # Numbers like the real site's, never reused within one sandbox run; the clock is
-            # the scenario's today, a minute per request.
-            count = len(self.report_requests)
-            request_id = 80_000_001 + count
-            requested_at = dt.datetime.combine(self.today, dt.time(9, 0)) + dt.timedelta(minutes=count)
-            request = ReportRequest(request_id, account_id, report_type, start, end, requested_at)
+            # Numbers like the real site's, never reused within one sandbox run.
+            request_id = 80_000_001 + len(self.report_requests)
+            request = ReportRequest(request_id, account_id, report_type, request_time, group_keys, locale)
             self.report_requests[request_id] = request
             return request
 
-    def poll_report_requests(self, account_id: str) -> list[ReportRequest]:
-        """The account's report requests, newest first, each counted as polled once more."""
+    def report_by_time(self, account_id: str, request_time: int) -> ReportRequest | None:
         with self.lock:
-            mine = [r for r in self.report_requests.values() if r.account_id == account_id]
+            return next((r for r in self.report_requests.values()
+                         if r.account_id == account_id and r.request_time == request_time), None)
+
+    def poll_report_requests(self, account_id: str, first_ms: int, last_ms: int) -> list[ReportRequest]:
+        """The account's report requests with requestTime in [first_ms, last_ms], newest first, each
+        counted as polled once more."""
+        with self.lock:
+            mine = [r for r in self.report_requests.values()
+                    if r.account_id == account_id and first_ms <= r.request_time <= last_ms]
             for request in mine:
                 request.polls += 1
             return sorted(mine, key=lambda r: r.request_id, reverse=True)
+
+    def next_link_number(self, account_id: str) -> int:
+        """1 for the account's first report link, 2 for the next..."""
+        with self.lock:
+            self.links_issued[account_id] = self.links_issued.get(account_id, 0) + 1
+            return self.links_issued[account_id]
+
+    def next_vi_search(self) -> int:
+        with self.lock:
+            self.vi_searches += 1
+            return self.vi_searches
 
     def record(self, method: str, target: str, status: int) -> None:
         with self.lock:
@@ -289,6 +311,8 @@ class SandboxState:
                              for s in self.sign_ons],
                 "requests": len(self.requests),
                 "report_requests": {r.request_id: {"account_id": r.account_id, "report_type": r.report_type,
-                                                   "polls": r.polls} for r in self.report_requests.values()},
+                                                   "group_keys": list(r.group_keys), "polls": r.polls}
+                                    for r in self.report_requests.values()},
+                "links_issued": dict(self.links_issued),
                 "faults": self.faults.remaining(),
             }

@@ -1,40 +1,66 @@
-"""The Wing (Coupang Jet, Rocket Growth) pages and APIs of the sandbox: the v1 sales page, the v2 settlement reports."""
+"""The Wing (Coupang Jet, Rocket Growth) pages and APIs of the sandbox, as REAL-PORTALS.md §4 records them.
+
+- the ``XSRF-TOKEN`` cookie comes from a later XHR (``/tenants/sfl-portal/card/cre/resource``,
+  which the home page calls a moment after it loads), never from the sign-on;
+- v2 settlement reports in four JSON POSTs with the ``x-xsrf-token`` header: settlement
+  groups (``status/api``), ``request-download``, ``download-list`` over a requestTime range,
+  and ``download/api/v2`` answering a presigned link on the storage origin (sandbox.storage);
+- v1 판매분석 as ``vi-detail-search``: per item sums over the range asked, 0-based pages.
+
+The shapes of the project's first, invented Wing (a date-range report request, GET polling,
+a GET download by requestId, a server-rendered sales page) are refused with 4xx.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import hmac
 import json
+import re
 from typing import Any
-from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from sandbox.excel import CATEGORY_TR, WAREHOUSING_SHIPPING, settlement_report_xlsx
+from sandbox import settlement
+from sandbox.excel import settlement_report_xlsx
 from sandbox.scenario import JetAccount
 from sandbox.sso import Portal, Principal, add_sign_on_routes, current_session, sign_on_url
 from sandbox.state import ReportRequest, SandboxState, Session
-from sandbox.web import BadRequest, date_param, int_param, page_count, render, state_of, won, ymd
+from sandbox.storage import presigned_url
+from sandbox.web import render, state_of
 
 PREFIX = "/wing"  # Wing is served under this prefix, as a site of its own (see server.portal_url)
 HOME_PATH = "/"
-SALES_PATH = "/tenants/rfm/sales"  # v1: 판매 현황, per sales date and option
+XSRF_RESOURCE_PATH = "/tenants/sfl-portal/card/cre/resource"  # the XHR whose answer sets XSRF-TOKEN
+STATUS_PATH = "/tenants/rfm/v2/settlements/status/api"  # 정산 현황: settlement groups
 REQUEST_DOWNLOAD_PATH = "/tenants/rfm/v2/settlements/request-download/api"  # 엑셀 다운로드 요청
 DOWNLOAD_LIST_PATH = "/tenants/rfm/v2/settlements/download-list/api"  # 엑셀 다운로드 목록
-DOWNLOAD_PATH = "/tenants/rfm/v2/settlements/download/api/v2"
+DOWNLOAD_PATH = "/tenants/rfm/v2/settlements/download/api/v2"  # the link of a ready report
+VI_DETAIL_SEARCH_PATH = "/tenants/rfm-ss/api/business-insight/vi-detail-search"  # 판매분석 (v1)
 
 XSRF_COOKIE = "XSRF-TOKEN"
 XSRF_HEADER = "x-xsrf-token"
-REPORT_TYPES = (CATEGORY_TR, WAREHOUSING_SHIPPING)
-REQUESTED, IN_PROGRESS, COMPLETED = "REQUESTED", "IN_PROGRESS", "COMPLETED"
+# How long after the home page loads its script asks for the XSRF cookie (the real page loads
+# its cards first); unknown on the real site.
+XSRF_XHR_DELAY_MS = 400
+REPORT_TYPES = (settlement.CATEGORY_TR, settlement.WAREHOUSING_SHIPPING)
+PENDING, COMPLETED = "PENDING", "COMPLETED"
+SEARCH_DATE_TYPES = ("SALES", "PAYMENT")  # 매출인식일 | 결제일
+LOCALES = ("ko", "en")
 KST = dt.timezone(dt.timedelta(hours=9), "Asia/Seoul")
-
-SALES_PAGE_SIZE = 50
-DEFAULT_SALES_DAYS = 30
-SALES_HEADERS = ("판매일", "옵션ID", "등록상품명", "옵션명", "판매수량", "판매금액")
+V1_MAX_PAGE_SIZE = 100  # unknown on the real site; larger pages are refused here
+_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$")
+_MS = re.compile(r"^\d{10,15}$")
 
 router = APIRouter()
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, message: str):
+        super().__init__(message)
+        self.status, self.error, self.message = status, error, message
 
 
 def _authenticate(state: SandboxState, username: str, password: str) -> Principal | None:
@@ -57,61 +83,85 @@ def _session(request: Request) -> tuple[Session, JetAccount]:
     return session, state_of(request).scenario.jet_account(session.account_id)
 
 
-def _page(request: Request, name: str, session: Session, account: JetAccount, status_code: int = 200,
-          **context: Any) -> Response:
-    response = render(request, f"wing/{name}", status_code=status_code, session=session, account=account,
-                      prefix=PREFIX, **context)
-    # Like Spring's cookie token repository: every page (re)sets the token of the session,
-    # readable by the page's scripts, which send it back in the x-xsrf-token header.
-    if request.cookies.get(XSRF_COOKIE) != session.xsrf_token:
-        response.set_cookie(XSRF_COOKIE, session.xsrf_token, path=PREFIX, samesite="lax")
-    return response
-
-
-def _error(request: Request, session: Session, account: JetAccount, status_code: int, message: str) -> Response:
-    return _page(request, "error.html", session, account, status_code=status_code, message=message)
-
-
 def _json_error(request: Request, status_code: int, error: str, message: str) -> JSONResponse:
     # The shape of a Spring Boot error body, as the real APIs answer.
     return JSONResponse({"status": status_code, "error": error, "message": message, "path": request.url.path},
                         status_code=status_code)
 
 
-def _api_session(request: Request) -> tuple[Session, JetAccount, JSONResponse | None]:
-    """The session of an API call, and the 403 answer when its x-xsrf-token header does not match."""
+def _bad(message: str) -> ApiError:
+    return ApiError(400, "Bad Request", message)
+
+
+async def _api(request: Request) -> tuple[Session, JetAccount, dict[str, Any]]:
+    """The session, account and JSON body of an API call; ApiError 403 without the session's XSRF token."""
     session, account = _session(request)
     sent = request.headers.get(XSRF_HEADER, "")
     if not sent or not hmac.compare_digest(sent.encode(), session.xsrf_token.encode()):
         problem = "missing" if not sent else "not the session's"
-        return session, account, _json_error(
-            request, 403, "Forbidden",
-            f"Invalid CSRF token: the {XSRF_HEADER} header is {problem} (send the {XSRF_COOKIE} cookie's value)")
-    return session, account, None
+        raise ApiError(403, "Forbidden", f"Invalid CSRF token: the {XSRF_HEADER} header is {problem} "
+                                         f"(send the {XSRF_COOKIE} cookie's value)")
+    if "application/json" not in request.headers.get("content-type", ""):
+        raise ApiError(415, "Unsupported Media Type", "Content-Type must be application/json")
+    try:
+        body = json.loads(await request.body() or b"null")
+    except ValueError:
+        raise _bad("the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise _bad("the body must be a JSON object")
+    return session, account, body
 
 
-def _status(report: ReportRequest, account: JetAccount) -> str:
-    if report.polls >= account.report_ready_after_polls:
-        return COMPLETED
-    return REQUESTED if report.polls <= 1 else IN_PROGRESS
+def _instant_day(body: dict[str, Any], key: str) -> dt.date:
+    raw = body.get(key)
+    if not isinstance(raw, str) or not _INSTANT.match(raw):
+        raise _bad(f"{key} must be an ISO instant such as 2026-01-04T15:00:00.000Z")
+    return dt.datetime.fromisoformat(raw.replace("Z", "+00:00")).astimezone(KST).date()
 
 
-def _file_name(report: ReportRequest) -> str:
-    return f"{report.account_id}-{report.report_type}-ko-{report.request_id}.xlsx"
+def _instant(day: dt.date) -> str:
+    """Seoul midnight of ``day`` as the UTC instant the real API writes."""
+    return dt.datetime.combine(day, dt.time(), KST).astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-def _report_json(report: ReportRequest, status: str) -> dict[str, Any]:
-    requested_ms = int(report.requested_at.replace(tzinfo=KST).timestamp() * 1000)
-    return {"requestId": report.request_id, "vendorId": report.account_id, "sellerReportType": report.report_type,
-            "startDate": report.start.isoformat(), "endDate": report.end.isoformat(),
-            "requestTime": str(requested_ms), "downloadStatus": status,
-            "fileName": _file_name(report) if status == COMPLETED else None}
+def _ms(body: dict[str, Any], key: str) -> int:
+    raw = body.get(key)
+    if not isinstance(raw, str) or not _MS.match(raw):
+        raise _bad(f"{key} must be a millisecond epoch as text")
+    return int(raw)
+
+
+def _api_route(path: str):
+    """A POST API of Wing whose ApiErrors become Spring-like JSON errors."""
+
+    def decorate(handler):
+        async def endpoint(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ApiError as exc:
+                return _json_error(request, exc.status, exc.error, exc.message)
+
+        endpoint.__name__ = handler.__name__
+        router.add_api_route(path, endpoint, methods=["POST"])
+        return handler
+
+    return decorate
 
 
 @router.get(HOME_PATH)
 def home(request: Request) -> Response:
     session, account = _session(request)
-    return _page(request, "home.html", session, account, sales_path=PREFIX + SALES_PATH)
+    return render(request, "wing/home.html", session=session, account=account, prefix=PREFIX,
+                  xsrf_resource=PREFIX + XSRF_RESOURCE_PATH, xsrf_delay_ms=XSRF_XHR_DELAY_MS)
+
+
+@router.get(XSRF_RESOURCE_PATH)
+def xsrf_resource(request: Request) -> Response:
+    """What the home page's cards ask for; its answer (re)sets the session's XSRF-TOKEN cookie, readable by scripts."""
+    session, _ = _session(request)
+    response = JSONResponse({"resources": [], "cardType": "cre"})
+    response.set_cookie(XSRF_COOKIE, session.xsrf_token, path=PREFIX, samesite="lax")
+    return response
 
 
 @router.get("/logout")
@@ -124,82 +174,164 @@ def logout(request: Request) -> Response:
     return response
 
 
-@router.get(SALES_PATH)
-def sales(request: Request) -> Response:
-    session, account = _session(request)
-    state = state_of(request)
-    try:
-        page = int_param(request, "page", 1)
-        end = date_param(request, "endDate", state.today)
-        start = date_param(request, "startDate", end - dt.timedelta(days=DEFAULT_SALES_DAYS))
-    except BadRequest as exc:
-        return _error(request, session, account, 400, str(exc))
+# --- v2: settlement groups and reports ---------------------------------------------------------------
+
+
+def _group_json(account: JetAccount, group: settlement.Group, ratio: int) -> dict[str, Any]:
+    total = settlement.settlement_amount(account, group)
+    first = total * settlement.SETTLEMENT_RATIOS[0] // 100
+    return {
+        "settlementGroupKey": group.key, "vendorId": account.vendor,
+        "settlementType": "WEEKLY" if account.settlement_cycle == "weekly" else "MONTHLY",
+        "settlementPeriodStartDate": _instant(group.start), "settlementPeriodEndDate": _instant(group.end),
+        "settlementRatio": ratio, "finalSettlementAmount": first if ratio == settlement.SETTLEMENT_RATIOS[0]
+        else total - first,
+        "settlementStatusReportDetail": settlement.totals(account, group),
+    }
+
+
+@_api_route(STATUS_PATH)
+async def status(request: Request) -> Response:
+    """Settlement groups overlapping [startDate, endDate] (Seoul days of the instants), each listed once per
+    payment part (70 %, then 30 %): the same key twice."""
+    _, account, body = await _api(request)
+    start, end = _instant_day(body, "startDate"), _instant_day(body, "endDate")
+    if body.get("searchDateType") not in SEARCH_DATE_TYPES:
+        raise _bad(f"searchDateType must be one of {', '.join(SEARCH_DATE_TYPES)}")
     if start > end:
-        return _error(request, session, account, 400, "조회 시작일이 종료일보다 늦습니다.")
-    matching = sorted((s for s in account.v1_sales if start <= s.date <= end), key=lambda s: (s.date, s.option_id))
-    rows = [[ymd(s.date), s.option_id, s.product_name, s.option_name, won(s.qty), won(s.amount)]
-            for s in matching[(page - 1) * SALES_PAGE_SIZE: page * SALES_PAGE_SIZE]]
-    pages = page_count(len(matching), SALES_PAGE_SIZE)
-    base = {"startDate": start.isoformat(), "endDate": end.isoformat()}
-    links = [(n, f"{PREFIX}{SALES_PATH}?{urlencode({**base, 'page': n})}") for n in range(1, pages + 1)]
-    return _page(request, "sales.html", session, account, headers=SALES_HEADERS, rows=rows, total=len(matching),
-                 page=page, pages=pages, links=links, start=start, end=end, action=PREFIX + SALES_PATH)
+        raise _bad("startDate is after endDate")
+    found = settlement.groups(account, start, end, state_of(request).today)
+    reports = [_group_json(account, g, ratio) for ratio in settlement.SETTLEMENT_RATIOS for g in found]
+    return JSONResponse({"settlementStatusReports": reports})
 
 
-@router.post(REQUEST_DOWNLOAD_PATH)
+@_api_route(REQUEST_DOWNLOAD_PATH)
 async def request_download(request: Request) -> Response:
-    _, account, refused = _api_session(request)
-    if refused:
-        return refused
-    try:
-        body = json.loads(await request.body() or b"null")
-    except ValueError:
-        return _json_error(request, 400, "Bad Request", "the body is not JSON")
-    if not isinstance(body, dict):
-        return _json_error(request, 400, "Bad Request", "the body must be a JSON object")
+    _, account, body = await _api(request)
+    state = state_of(request)
     report_type = body.get("sellerReportType")
     if report_type not in REPORT_TYPES:
-        return _json_error(request, 400, "Bad Request", f"sellerReportType must be one of {', '.join(REPORT_TYPES)}")
-    dates = {}
-    for key in ("startDate", "endDate"):
-        raw = body.get(key)
-        try:
-            if not isinstance(raw, str) or len(raw) != 10:
-                raise ValueError
-            dates[key] = dt.date.fromisoformat(raw)
-        except ValueError:
-            return _json_error(request, 400, "Bad Request", f"{key} must be a YYYY-MM-DD date")
-    if dates["startDate"] > dates["endDate"]:
-        return _json_error(request, 400, "Bad Request", "startDate is after endDate")
-    report = state_of(request).new_report_request(account.account_id, report_type, dates["startDate"],
-                                                  dates["endDate"])
-    return JSONResponse(_report_json(report, REQUESTED))
+        raise _bad(f"sellerReportType must be one of {', '.join(REPORT_TYPES)}")
+    request_time = _ms(body, "requestTime")
+    keys = body.get("settlementGroupKeys")
+    if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
+        raise _bad("settlementGroupKeys must be a non-empty list of settlement group keys")
+    known = {g.key for g in settlement.groups(account, dt.date.min, dt.date.max, state.today)}
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        raise _bad(f"unknown settlementGroupKeys {unknown}")
+    if body.get("locale") not in LOCALES:
+        raise _bad(f"locale must be one of {', '.join(LOCALES)}")
+    if state.report_by_time(account.account_id, request_time) is not None:
+        # requestTime names the request in download/api/v2, so it must be unique
+        raise ApiError(409, "Conflict", f"a request with requestTime {request_time} exists already")
+    report = state.new_report_request(account.account_id, report_type, request_time, tuple(keys), body["locale"])
+    return JSONResponse({"requestId": report.request_id, "vendorId": account.vendor})
 
 
-# The real list is a POST with a requestTime range; GET is what the project uses.
-@router.api_route(DOWNLOAD_LIST_PATH, methods=["GET", "POST"])
-def download_list(request: Request) -> Response:
-    _, account, refused = _api_session(request)
-    if refused:
-        return refused
-    reports = state_of(request).poll_report_requests(account.account_id)
-    return JSONResponse([_report_json(r, _status(r, account)) for r in reports])
+def _status(report: ReportRequest, account: JetAccount) -> str:
+    return COMPLETED if report.polls >= account.report_ready_after_polls else PENDING
 
 
-@router.get(DOWNLOAD_PATH)
-def download(request: Request, requestId: str = "") -> Response:  # noqa: N803 (the site's name)
-    _, account, refused = _api_session(request)
-    if refused:
-        return refused
+@_api_route(DOWNLOAD_LIST_PATH)
+async def download_list(request: Request) -> Response:
+    """The account's requests with requestTime in [requestTimeFrom, requestTimeTo], newest first; each call
+    counts as one poll of each: PENDING until the account's report_ready_after_polls-th, then COMPLETED."""
+    _, account, body = await _api(request)
+    first, last = _ms(body, "requestTimeFrom"), _ms(body, "requestTimeTo")
+    if first > last:
+        raise _bad("requestTimeFrom is after requestTimeTo")
+    reports = state_of(request).poll_report_requests(account.account_id, first, last)
+    return JSONResponse([{"requestId": r.request_id, "vendorId": account.vendor, "sellerReportType": r.report_type,
+                          "requestTime": str(r.request_time), "settlementGroupKeys": list(r.group_keys),
+                          "downloadStatus": _status(r, account)} for r in reports])
+
+
+@_api_route(DOWNLOAD_PATH)
+async def download(request: Request) -> Response:
+    """``{"url": ...}``: a presigned link to the report's file on the storage origin, for a COMPLETED request."""
+    _, account, body = await _api(request)
     state = state_of(request)
-    report = state.report_requests.get(int(requestId)) if requestId.isdigit() else None
-    if report is None or report.account_id != account.account_id:
-        return _json_error(request, 404, "Not Found", f"no report request {requestId!r}")
+    request_time = _ms(body, "requestTime")
+    if body.get("locale") not in LOCALES:
+        raise _bad(f"locale must be one of {', '.join(LOCALES)}")
+    report = state.report_by_time(account.account_id, request_time)
+    if report is None:
+        raise ApiError(404, "Not Found", f"no report request with requestTime {request_time}")
     if _status(report, account) != COMPLETED:
-        return _json_error(request, 409, "Conflict", "the report is not ready yet (downloadStatus is not COMPLETED)")
-    body = settlement_report_xlsx(report.report_type, account, report.start, report.end,
-                                  dt.datetime.combine(state.today, dt.time(9, 30)))
-    name = _file_name(report)
-    return Response(body, media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                    headers={"Content-Disposition": f"attachment; filename=\"{name}\"; "
-                                                    f"filename*=UTF-8''{quote(name)}"})
+        raise _bad("the report is not ready yet (downloadStatus is not COMPLETED)")
+    number = state.next_link_number(account.account_id)
+    url = presigned_url(state, state.storage_url, account.vendor, report, valid_seconds=account.link_valid_seconds,
+                        expired=number <= account.expired_links)
+    return JSONResponse({"url": url})
+
+
+def render_report(state: SandboxState, report: ReportRequest) -> bytes:
+    """The file of a report request (served by the storage origin)."""
+    account = state.scenario.jet_account(report.account_id)
+    by_key = {g.key: g for g in settlement.groups(account, dt.date.min, dt.date.max, state.today)}
+    return settlement_report_xlsx(report.report_type, account, [by_key[k] for k in report.group_keys])
+
+
+# --- v1: 판매분석 (vi-detail-search) ---------------------------------------------------------------------
+
+
+def _plain_day(body: dict[str, Any], key: str) -> dt.date:
+    raw = body.get(key)
+    try:
+        if not isinstance(raw, str) or len(raw) != 10:
+            raise ValueError
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        raise _bad(f"{key} must be a YYYY-MM-DD date") from None
+
+
+def _int(body: dict[str, Any], key: str, minimum: int, maximum: int) -> int:
+    value = body.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise _bad(f"{key} must be a whole number from {minimum} to {maximum}")
+    return value
+
+
+@_api_route(VI_DETAIL_SEARCH_PATH)
+async def vi_detail_search(request: Request) -> Response:
+    """Sales per vendor item (option) summed over [startDate, endDate], only items with activity, ordered by GMV
+    with ties in an order that changes from call to call (so pages can overlap or skip an item)."""
+    _, account, body = await _api(request)
+    state = state_of(request)
+    start, end = _plain_day(body, "startDate"), _plain_day(body, "endDate")
+    if start > end:
+        raise _bad("startDate is after endDate")
+    types = body.get("registrationTypes")
+    if not isinstance(types, list) or not types or not set(types) <= {"RFM", "NORMAL"}:
+        raise _bad("registrationTypes must be a non-empty list of RFM and NORMAL")
+    page_number = _int(body, "pageNumber", 0, 1_000_000)
+    page_size = _int(body, "pageSize", 1, V1_MAX_PAGE_SIZE)
+    if body.get("sortBy", "GMV") != "GMV" or body.get("sortOrder", "DESC") not in ("DESC", "ASC"):
+        raise _bad("sortBy must be GMV and sortOrder DESC or ASC")
+    items: dict[str, dict[str, Any]] = {}
+    if "RFM" in types:  # the scenario's v1 sales are Rocket Growth items
+        for sale in account.v1_sales:
+            if start <= sale.date <= end:
+                item = items.setdefault(sale.option_id, {"sale": sale, "units": 0, "gmv": 0})
+                item["units"] += sale.qty
+                item["gmv"] += sale.amount
+    call = state.next_vi_search()
+
+    def tie(option_id: str) -> str:
+        return hashlib.sha256(f"{call}:{option_id}".encode()).hexdigest()
+
+    descending = body.get("sortOrder", "DESC") == "DESC"
+    ordered = sorted(items.values(), key=lambda i: (-i["gmv"] if descending else i["gmv"], tie(i["sale"].option_id)))
+    page = ordered[page_number * page_size:(page_number + 1) * page_size]
+    vendor_items = [{
+        "vendorItemDetails": {"vendorItemId": int(i["sale"].option_id) if i["sale"].option_id.isdigit()
+                              else i["sale"].option_id, "productName": i["sale"].product_name,
+                              "itemName": i["sale"].option_name, "itemId": f"1{i['sale'].option_id}"},
+        "businessInsightsMetricsResponse": {"totalUnitsSold": i["units"], "totalPageViews": i["units"] * 7,
+                                            "totalUniqueVisitor": i["units"] * 5, account.v1_amount_field: i["gmv"]},
+    } for i in page]
+    total = len(ordered)
+    return JSONResponse({"vendorItems": vendor_items, "paginationDetails": {
+        "pageNumber": page_number, "pageSize": page_size, "totalResults": total,
+        "totalPages": -(-total // page_size)}})

@@ -23,9 +23,14 @@ Checker = Callable[[Path], dict[str, Any]]
 
 
 def _kinds() -> dict[str, Checker]:
+    from coupang_sales.jet import reports as jet_reports
     from coupang_sales.rocket.policy import check_receive_detail_export
 
-    return {"rocket-receive-detail": check_receive_detail_export}
+    return {
+        "rocket-receive-detail": check_receive_detail_export,
+        "jet-category-tr": jet_reports.check_category_tr,
+        "jet-warehousing-shipping": jet_reports.check_warehousing_shipping,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
@@ -10,37 +11,62 @@ import local_stack
 
 pytestmark = pytest.mark.integration
 D = dt.date.fromisoformat
+RUN_DAY = D("2026-02-03")  # the default look-back of 14 days: the window is 20 January .. 3 February
 
 
-def v2_order(order_id: str, option_id: str, *, qty: int, unit_price: int, coupang_discount: int = 0,
-             instant: int = 0, download: int = 0, cancelled: str | None = None) -> dict:
+def v2_order(order_id: str, option_id: str, recognized: str, *, qty: int, unit_price: int, instant: int = 0,
+             download: int = 0, cancelled: str | None = None, **extra) -> dict:
     return {"order_id": order_id, "option_id": option_id, "sku_id": "55501", "product_name": "보리차",
-            "recognized_date": "2026-01-05", "unit_price": unit_price, "qty": qty,
-            "coupang_discount": coupang_discount, "instant_coupon": instant, "download_coupon": download,
-            "commission_rate": 10.8, "fees": [{"type": "입출고비", "amount": 650}, {"type": "배송비", "amount": 2500}],
-            "cancelled_date": cancelled}
+            "option_name": "1L x 12", "recognized_date": recognized, "unit_price": unit_price, "qty": qty,
+            "coupang_discount": 0, "instant_coupon": instant, "download_coupon": download, "commission_rate": 10.8,
+            "fees": [{"type": "입출고비", "amount": 650}, {"type": "배송비", "amount": 2500, "discount": 500}],
+            "cancelled_date": cancelled, **extra}
+
+
+def v1_sale(day: str, option_id: str, qty: int, amount: int) -> dict:
+    return {"date": day, "option_id": option_id, "product_name": "보리차", "option_name": f"옵션 {option_id}",
+            "qty": qty, "amount": amount}
 
 
 SCENARIO = {
-    "today": "2026-01-07",
+    "today": "2026-02-04",
     "rocket": {"accounts": []},
     "jet": {"accounts": [
         {"account_id": "A00000001", "username": "wing_v1", "password": "pw-wing-v1", "version": 1,
-         "v1_sales": [{"date": "2026-01-05", "option_id": "87001", "product_name": "보리차", "option_name": "1L x 12",
-                       "qty": 3, "amount": 29_700}]},
+         # three days; 87002 sold nothing on 1 February, so 판매분석 does not list it that day
+         "v1_sales": [v1_sale("2026-01-31", "87001", 3, 29_700), v1_sale("2026-01-31", "87002", 1, 11_900),
+                      v1_sale("2026-02-01", "87001", 1, 9_900),
+                      v1_sale("2026-02-02", "87001", 2, 19_800), v1_sale("2026-02-02", "87002", 2, 23_800)]},
         {"account_id": "A00000002", "username": "wing_v2", "password": "pw-wing-v2", "version": 2,
+         # weekly groups cut at the month end: 19-25 Jan (cut by the window), 26-31 Jan, 1 Feb, 2-8 Feb
+         "settlement_cycle": "weekly", "report_ready_after_polls": 4, "expired_links": 1,
+         "cancellation_sign": "positive", "additional_cost_column": False,
          "v2_orders": [
-             v2_order("2100001", "87001", qty=3, unit_price=9_900, instant=1_000, download=500),
-             # paid 5 Jan, cancelled 6 Jan -> the 5 Jan line is restated to 0, its fees reversed
-             v2_order("2100002", "87003", qty=1, unit_price=12_900, coupang_discount=500, cancelled="2026-01-06"),
+             v2_order("3000001", "87001", "2026-01-19", qty=1, unit_price=9_900),  # before the window
+             v2_order("3000002", "87001", "2026-01-21", qty=2, unit_price=10_000, instant=1_000, download=500),
+             # one order and option with rows on two 매출인식일 (and in two settlement groups)
+             v2_order("3000003", "87002", "2026-01-30", qty=1, unit_price=5_000),
+             v2_order("3000003", "87002", "2026-02-01", qty=2, unit_price=5_000),
+             # 1 of 3 cancelled on 2 February: a partial cancellation
+             v2_order("3000004", "87003", "2026-01-31", qty=3, unit_price=8_000, cancelled="2026-02-02",
+                      cancelled_qty=1),
+             # paid 22 Jan, cancelled 23 Jan: restated to 0, its fees reversed
+             v2_order("3000005", "87001", "2026-01-22", qty=1, unit_price=12_900, cancelled="2026-01-23"),
          ],
-         "account_fees": [{"date": "2026-01-05", "type": "보관비", "amount": 1_200}]},
+         "account_fees": [{"date": "2026-01-20", "type": "보관비", "amount": 1_000},
+                          {"date": "2026-01-24", "type": "보관비", "amount": 500},
+                          {"date": "2026-01-30", "type": "반품 회수비", "amount": 700},
+                          {"date": "2026-02-02", "type": "보관비", "amount": 300}]},
+        {"account_id": "A00000003", "username": "wing_monthly", "password": "pw-wing-v3", "version": 2,
+         "settlement_cycle": "monthly",
+         "v2_orders": [v2_order("4000001", "88001", "2026-01-25", qty=1, unit_price=7_000)],
+         "account_fees": [{"date": "2026-01-10", "type": "보관비", "amount": 900}]},
     ]},
     "faults": [],
 }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def portal():
     from sandbox import SandboxServer, load_scenario
 
@@ -49,51 +75,104 @@ def portal():
 
 
 @pytest.fixture
-def jet_dag(collection_dag, portal):
-    return collection_dag(portal, SCENARIO, "coupang_jet_sales")
+def jet_dag(collection_dag, portal, monkeypatch):
+    dag = collection_dag(portal, SCENARIO, "coupang_jet_sales")
+    for account in SCENARIO["jet"]["accounts"]:  # poll the download list quickly
+        key = "AIRFLOW_CONN_" + local_stack.conn_id_for("coupang_jet", account["account_id"]).upper()
+        conn = json.loads(__import__("os").environ[key])
+        monkeypatch.setenv(key, json.dumps({**conn, "extra": {"poll_interval_seconds": 0.05}}))
+    return dag
 
 
 COLUMNS = ("account_id, order_id, option_id, sales_date, quantity, gross_amount, coupon_discount, payment_amount, "
-           "seller_shipping_fee, collected_commission, is_cancelled, source, effective_commission, commission_source")
+           "seller_shipping_fee, collected_commission, is_cancelled, source")
 
 
-def rows(conn) -> list[tuple]:
-    return conn.execute(f"SELECT {COLUMNS} FROM sales.order_lines_effective ORDER BY account_id, order_id").fetchall()
+def rows(conn, account_id: str) -> list[tuple]:
+    return conn.execute(f"SELECT {COLUMNS} FROM sales.order_lines_effective WHERE account_id = %s "
+                        "ORDER BY order_id, sales_date", (account_id,)).fetchall()
 
 
-def test_jet_v1_and_v2_accounts_follow_their_versions(jet_dag, warehouse):
-    run = jet_dag.test(logical_date=local_stack.logical_date_for(D("2026-01-06")))
-    assert rows(warehouse) == [
-        # v1: option ID as order ID, coupons not reflected, no shipping fee, no commission
-        ("A00000001", "87001", "87001", D("2026-01-05"), 3, 29_700, 0, 29_700, 0, None, False, "jet_v1", None, None),
-        # v2: real order ID, coupons reflected, fees 650 + 2,500 as seller shipping fee, commission 3,207 + VAT 320
-        ("A00000002", "2100001", "87001", D("2026-01-05"), 3, 29_700, 1_500, 28_200, 3_150, 3_527, False, "jet_v2",
-         3_527, "collected"),
-        ("A00000002", "2100002", "87003", D("2026-01-05"), 0, 0, 0, 0, 0, 0, True, "jet_v2", 0, "collected"),
+def fees(conn) -> list[tuple]:
+    return conn.execute("SELECT account_id, period_start, period_end, fee_type, amount FROM sales.account_fees "
+                        "ORDER BY account_id, period_start, fee_type").fetchall()
+
+
+def test_jet_v1_and_v2_accounts_against_wing_as_recorded(jet_dag, portal, warehouse):
+    run = jet_dag.test(logical_date=local_stack.logical_date_for(RUN_DAY))
+    statuses = warehouse.execute("SELECT account_id, status, coalesce(message, '') FROM sales.collection_runs "
+                                 "WHERE run_id = %s ORDER BY account_id", (run.run_id,)).fetchall()
+    assert [s[:2] for s in statuses] == [("A00000001", "success"), ("A00000002", "success"),
+                                         ("A00000003", "success")], statuses
+
+    # v1: 판매분석 one day at a time; option ID as order ID, no coupons, no fees, no commission
+    assert rows(warehouse, "A00000001") == [
+        ("A00000001", "87001", "87001", D("2026-01-31"), 3, 29_700, 0, 29_700, 0, None, False, "jet_v1"),
+        ("A00000001", "87001", "87001", D("2026-02-01"), 1, 9_900, 0, 9_900, 0, None, False, "jet_v1"),
+        ("A00000001", "87001", "87001", D("2026-02-02"), 2, 19_800, 0, 19_800, 0, None, False, "jet_v1"),
+        ("A00000001", "87002", "87002", D("2026-01-31"), 1, 11_900, 0, 11_900, 0, None, False, "jet_v1"),
+        ("A00000001", "87002", "87002", D("2026-02-02"), 2, 23_800, 0, 23_800, 0, None, False, "jet_v1"),
     ]
-    assert warehouse.execute("SELECT account_id, fee_date, fee_type, amount FROM sales.account_fees").fetchall() \
-        == [("A00000002", D("2026-01-05"), "보관비", 1_200)]
-    statuses = warehouse.execute("SELECT account_id, status FROM sales.collection_runs WHERE run_id = %s "
-                                 "ORDER BY account_id", (run.run_id,)).fetchall()
-    assert statuses == [("A00000001", "success"), ("A00000002", "success")]
+    searches = [r for r in portal.state.requests if "vi-detail-search" in r.target]
+    window_days = (RUN_DAY - D("2026-01-20")).days + 1
+    assert len(searches) == window_days, "one 판매분석 call per day of the window"
+
+    v2 = rows(warehouse, "A00000002")
+    by_order: dict[str, list[tuple]] = {}
+    for row in v2:
+        by_order.setdefault(row[1], []).append(row)
+    assert "3000001" not in by_order, "a row of the cut group dated before the window is not loaded"
+    assert by_order["3000002"] == [
+        # coupons reflected; 입출고비 650 + 배송비 2,500 - 할인가 500; commission floor(10.8 % of 20,000) + VAT
+        ("A00000002", "3000002", "87001", D("2026-01-21"), 2, 20_000, 1_500, 18_500, 2_650, 2_160 + 216, False,
+         "jet_v2")]
+    # rows on 30 January and 1 February of one order and option: both counted, nothing twice
+    both_days = by_order["3000003"]
+    assert sum(r[5] for r in both_days) == 5_000 + 10_000 and sum(r[4] for r in both_days) == 3
+    assert sum(r[8] for r in both_days) == 2 * 2_650
+    assert {r[3] for r in both_days} <= {D("2026-01-30"), D("2026-02-01")}
+    # 1 of 3 cancelled on 2 February, printed with positive amounts: restates the 31 January line
+    assert by_order["3000004"] == [
+        ("A00000002", "3000004", "87003", D("2026-01-31"), 2, 16_000, 0, 16_000,
+         2_650 - (650 // 3 + 2_500 // 3 - 500 // 3), 2_592 + 259 - 864 - 86, False, "jet_v2")]
+    assert by_order["3000005"] == [
+        ("A00000002", "3000005", "87001", D("2026-01-22"), 0, 0, 0, 0, 0, 0, True, "jet_v2")]
+
+    # account fees from the settlement groups' totals, per period; each group listed twice, counted once
+    assert fees(warehouse) == [
+        ("A00000002", D("2026-01-19"), D("2026-01-25"), "보관비", 1_500),
+        ("A00000002", D("2026-01-26"), D("2026-01-31"), "반품 회수비", 700),
+        ("A00000002", D("2026-02-02"), D("2026-02-08"), "보관비", 300),
+        ("A00000003", D("2026-01-01"), D("2026-01-31"), "보관비", 900),
+    ]
+    requested = [(r.report_type, r.group_keys) for r in portal.state.report_requests.values()
+                 if r.account_id == "A00000002"]
+    assert len(requested) == len(set(requested)) == 2 * 4, "both reports of each of the 4 groups, once"
+    assert all(r.polls >= 4 for r in portal.state.report_requests.values() if r.account_id == "A00000002"), \
+        "PENDING for several polls of the download list"
+    got = [r["status"] for r in portal.state.storage_requests if "/A00000002/" in r["path"]]
+    assert got[0] == 403 and got.count(200) == 8, "the first link had expired: asked for again"
+    assert all(not r["cookies"] for r in portal.state.storage_requests), "no portal cookies at the storage host"
+    assert portal.state.links_issued["A00000002"] == 9
+
+
+def test_rerunning_a_jet_date_leaves_the_same_rows_and_fees(jet_dag, warehouse):
+    jet_dag.test(logical_date=local_stack.logical_date_for(RUN_DAY))
+    first = [rows(warehouse, a) for a in ("A00000001", "A00000002", "A00000003")], fees(warehouse)
+    jet_dag.test(logical_date=local_stack.logical_date_for(RUN_DAY))
+    assert ([rows(warehouse, a) for a in ("A00000001", "A00000002", "A00000003")], fees(warehouse)) == first
+    assert len(first[1]) == 4
 
 
 def test_user_commission_rate_overrides_collected_and_its_removal_restores_it(jet_dag, warehouse):
-    jet_dag.test(logical_date=local_stack.logical_date_for(D("2026-01-06")))
-    query = "SELECT effective_commission, commission_source FROM sales.order_lines_effective WHERE order_id = '2100001'"
-    assert warehouse.execute(query).fetchone() == (3_527, "collected")
+    jet_dag.test(logical_date=local_stack.logical_date_for(RUN_DAY))
+    query = "SELECT effective_commission, commission_source FROM sales.order_lines_effective WHERE order_id = '3000002'"
+    assert warehouse.execute(query).fetchone() == (2_376, "collected")
     warehouse.execute("INSERT INTO sales.commission_settings (channel, account_id, option_id, rate_percent) "
                       "VALUES ('coupang_jet', 'A00000002', NULL, 10)")
-    assert warehouse.execute(query).fetchone() == (2_820, "user")  # applies to past rows at once, no reload
+    assert warehouse.execute(query).fetchone() == (1_850, "user")  # applies to past rows at once, no reload
     warehouse.execute("INSERT INTO sales.commission_settings (channel, account_id, option_id, rate_percent) "
                       "VALUES ('coupang_jet', 'A00000002', '87001', 5)")
-    assert warehouse.execute(query).fetchone() == (1_410, "user")  # the per-option rate is more specific
+    assert warehouse.execute(query).fetchone() == (925, "user")  # the per-option rate is more specific
     warehouse.execute("DELETE FROM sales.commission_settings")
-    assert warehouse.execute(query).fetchone() == (3_527, "collected")
-
-
-def test_rerunning_a_jet_date_leaves_the_same_rows(jet_dag, warehouse):
-    jet_dag.test(logical_date=local_stack.logical_date_for(D("2026-01-06")))
-    first = rows(warehouse)
-    jet_dag.test(logical_date=local_stack.logical_date_for(D("2026-01-06")))
-    assert rows(warehouse) == first and len(first) == 3
+    assert warehouse.execute(query).fetchone() == (2_376, "collected")

@@ -1,39 +1,44 @@
-"""Wing page objects against the sandbox: real HTTP, real headless Chromium, the reports read by the Jet policy."""
+"""Wing as REAL-PORTALS.md §4 records it, served by the sandbox; the Wing session against it (HTTP, Chromium)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import requests
+from python_calamine import CalamineWorkbook
 
 from coupang_sales.errors import CollectionError
-from coupang_sales.exports import read_table
 from coupang_sales.jet import policy as jet
-from coupang_sales.jet.wing import PATHS, V1_SALES_HEADERS, XSRF_COOKIE, XSRF_HEADER, WingSession
+from coupang_sales.jet import reports
+from coupang_sales.jet import v1 as jet_v1
+from coupang_sales.jet.wing import PATHS, XSRF_COOKIE, XSRF_HEADER, WingSession
 from coupang_sales.portal.browser import open_browser
+from coupang_sales.portal.settings import load_settings
 from sandbox import SandboxServer, load_scenario
 
 pytestmark = pytest.mark.integration
 
-TODAY = dt.date(2026, 1, 7)
+ROOT = Path(__file__).resolve().parents[2]
+TODAY = dt.date(2026, 2, 4)
 D = dt.date.fromisoformat
 PASSWORD = "pw-Wing-4k9s1"
-V1_DAYS = 30  # two options a day: 60 rows, two pages of the sales page
-OLD_ORDER = "2099999"  # recognised long before the windows the tests ask for
 
 
 def order(order_id: str, recognized: str, *, option_id: str = "87001", unit_price: int = 9_900, qty: int = 3,
-          coupang: int = 0, instant: int = 0, download: int = 0, cancelled: str | None = None,
-          fees: tuple[int, int] = (650, 2_500)) -> dict:
+          instant: int = 0, download: int = 0, cancelled: str | None = None, **extra) -> dict:
     return {"order_id": order_id, "option_id": option_id, "sku_id": "55501", "product_name": "보리차",
-            "recognized_date": recognized, "unit_price": unit_price, "qty": qty, "coupang_discount": coupang,
-            "instant_coupon": instant, "download_coupon": download, "commission_rate": 10.8,
-            "fees": [{"type": "입출고비", "amount": fees[0]}, {"type": "배송비", "amount": fees[1]}],
-            "cancelled_date": cancelled}
+            "option_name": "1L x 12", "recognized_date": recognized, "unit_price": unit_price, "qty": qty,
+            "coupang_discount": 0, "instant_coupon": instant, "download_coupon": download, "commission_rate": 10.8,
+            "fees": [{"type": "입출고비", "amount": 650}, {"type": "배송비", "amount": 2_500}],
+            "cancelled_date": cancelled, **extra}
 
 
 def account(account_id: str, username: str, version: int, **extra) -> dict:
@@ -43,23 +48,20 @@ def account(account_id: str, username: str, version: int, **extra) -> dict:
 
 
 def v1_sales() -> list[dict]:
-    sales = []
-    for i in range(V1_DAYS):
-        day = (TODAY - dt.timedelta(days=i)).isoformat()
-        sales += [{"date": day, "option_id": "87001", "product_name": "보리차", "option_name": "1L x 12",
-                   "qty": 1 + i % 3, "amount": 9_900 * (1 + i % 3)},
-                  {"date": day, "option_id": "87002", "product_name": "보리차", "option_name": "2L x 6",
-                   "qty": 1, "amount": 11_900}]
+    # Five items with the same GMV on 2 February: their order on the pages shifts from call to call.
+    sales = [{"date": "2026-02-02", "option_id": f"8700{i}", "product_name": "보리차", "option_name": f"옵션 {i}",
+              "qty": 1, "amount": 9_900} for i in range(1, 6)]
+    sales += [{"date": "2026-02-03", "option_id": "87001", "product_name": "보리차", "option_name": "옵션 1",
+               "qty": 2, "amount": 19_800}]
     return sales
 
 
 def v2_orders() -> list[dict]:
     return [
-        order("2100001", "2026-01-05", instant=1_000, download=500),  # the example of scenario-format.md
-        order("2100002", "2026-01-05", option_id="87003", unit_price=12_900, qty=1, coupang=500,
-              cancelled="2026-01-06"),
-        order("2100003", "2026-01-06", qty=2, download=1_000),
-        order(OLD_ORDER, "2025-12-01", qty=1),
+        order("2100001", "2026-01-28", instant=1_000, download=500),
+        order("2100002", "2026-01-30", option_id="87003", unit_price=12_900, qty=1, cancelled="2026-02-02"),
+        order("2100003", "2026-02-01", qty=2, download=1_000),
+        order("2100004", "2026-01-20", qty=1),  # a week before: another group
     ]
 
 
@@ -69,10 +71,14 @@ def main_scenario() -> dict:
         "jet": {"accounts": [
             account("A1", "wing_v1", 1, v1_sales=v1_sales()),
             account("A2", "wing_v2", 2, v2_orders=v2_orders(),
-                    account_fees=[{"date": "2026-01-05", "type": "보관비", "amount": 1_200},
-                                  {"date": "2025-12-01", "type": "보관비", "amount": 900}]),
+                    account_fees=[{"date": "2026-01-29", "type": "보관비", "amount": 1_200},
+                                  {"date": "2026-01-31", "type": "반출비", "amount": 300}]),
             account("A3", "wing_sms", 2, sms_challenge=True),
-            account("A4", "wing_slow", 2, v2_orders=[order("2200001", "2026-01-05")], report_ready_after_polls=1000),
+            account("A4", "wing_slow", 2, v2_orders=[order("2200001", "2026-02-02")], report_ready_after_polls=1000),
+            account("A5", "wing_plus", 2, v2_orders=[order("2400001", "2026-02-02", qty=2, cancelled="2026-02-03",
+                                                           cancelled_qty=1)],
+                    cancellation_sign="positive", additional_cost_column=False, settlement_cycle="monthly",
+                    expired_links=1),
         ]},
         "faults": [],
     }
@@ -80,7 +86,7 @@ def main_scenario() -> dict:
 
 def small_scenario(faults: list[dict]) -> dict:
     return {"today": TODAY.isoformat(),
-            "jet": {"accounts": [account("A9", "wing_small", 2, v2_orders=[order("2300001", "2026-01-05")])]},
+            "jet": {"accounts": [account("A9", "wing_small", 2, v2_orders=[order("2300001", "2026-02-02")])]},
             "faults": faults}
 
 
@@ -104,7 +110,6 @@ def reuse_chrome(chrome):
 
     def factory(download_dir: Path):
         chrome.execute_cdp_cmd("Network.clearBrowserCookies", {})
-        chrome.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(download_dir)})
         chrome.get("about:blank")
         return chrome
 
@@ -115,12 +120,22 @@ def reuse_chrome(chrome):
 
 @pytest.fixture
 def open_wing(reuse_chrome, tmp_path):
-    def make(server: SandboxServer, username: str, password: str = PASSWORD, **kwargs) -> WingSession:
+    def make(server: SandboxServer, username: str, password: str = PASSWORD, *, poll_interval: float = 0.01,
+             report_wait: float | None = None, v1_page_size: int | None = None, v1_amount_field: str | None = None,
+             **kwargs) -> WingSession:
+        """A WingSession with settings given the way a deployment gives them (portal settings)."""
+        overrides: dict = {"waits": {"report_poll": poll_interval}}
+        if report_wait is not None:
+            overrides["waits"]["report"] = report_wait
+        if v1_page_size is not None:
+            overrides["page_sizes"] = {"v1": v1_page_size}
+        if v1_amount_field is not None:
+            overrides["fields"] = {"v1_amount": v1_amount_field}
         kwargs.setdefault("timeout", 10)
-        kwargs.setdefault("poll_interval", 0.01)
         kwargs.setdefault("driver_factory", reuse_chrome)
         return WingSession(base_url=server.portal_url("wing"), username=username, password=password,
-                           download_dir=tmp_path / "downloads", **kwargs)
+                           download_dir=tmp_path / "downloads", settings=load_settings("wing", overrides=overrides),
+                           **kwargs)
 
     return make
 
@@ -134,90 +149,219 @@ def http_login(server: SandboxServer, username: str, password: str = PASSWORD) -
     return http
 
 
+def with_xsrf(server: SandboxServer, http: requests.Session) -> dict[str, str]:
+    http.get(server.portal_url("wing") + PATHS["xsrf_resource"], timeout=5)
+    return {XSRF_HEADER: http.cookies.get(XSRF_COOKIE)}
+
+
 def api(server: SandboxServer, key: str) -> str:
     return server.portal_url("wing") + PATHS[key]
 
 
-def read_reports(category_tr: Path, warehousing_shipping: Path) -> jet.JetV2Result:
-    tr = read_table(category_tr, jet.CATEGORY_TR_COLUMNS, source=category_tr.name)
-    ws = read_table(warehousing_shipping, jet.WAREHOUSING_SHIPPING_COLUMNS, source=warehousing_shipping.name)
-    assert tr.header_row == ws.header_row == 3, "a title and a condition row above the header"
-    assert tr.summary_rows == ws.summary_rows == 1
-    return jet.transform_v2(tr.frame, ws.frame, account_id="A2")
+def instant(day: str) -> str:
+    return (dt.datetime.fromisoformat(day) - dt.timedelta(hours=9)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def status_body(start: str, end: str) -> dict:
+    return {"startDate": instant(start), "endDate": instant(end), "searchDateType": "SALES"}
 
 
 # --- the sandbox as a site ---------------------------------------------------------------------
 
 
-def test_wing_has_its_own_base_url(portal):
-    assert portal.portal_url("supplier_hub") == portal.url
+def test_wing_has_its_own_base_url_and_reports_a_second_origin(portal):
     assert portal.portal_url("wing") == portal.url + "/wing"
-    with pytest.raises(KeyError):
-        portal.portal_url("rocket_hub")
+    assert portal.storage_url != portal.url and portal.storage_url.startswith("http://127.0.0.1:")
 
 
-def test_the_report_apis_need_the_xsrf_header(portal):
+def test_the_xsrf_cookie_comes_from_a_later_xhr_not_the_sign_on(portal):
     http = http_login(portal, "wing_v2")
-    token = http.cookies.get(XSRF_COOKIE)
-    assert token, "the sign-on leaves an XSRF-TOKEN cookie"
-    body = {"sellerReportType": "CATEGORY_TR", "startDate": "2026-01-01", "endDate": "2026-01-07"}
-    for headers in ({}, {XSRF_HEADER: "forged"}):
-        refused = http.post(api(portal, "request_download"), json=body, headers=headers, timeout=5)
-        assert refused.status_code == 403 and refused.json()["error"] == "Forbidden"
-        assert "CSRF" in refused.json()["message"]
-    assert http.get(api(portal, "download_list"), timeout=5).status_code == 403
-    assert http.get(api(portal, "download"), params={"requestId": "1"}, timeout=5).status_code == 403
+    assert "WING_SESSION" in http.cookies and XSRF_COOKIE not in http.cookies, "the sign-on sets no XSRF cookie"
+    home = http.get(portal.portal_url("wing") + "/", timeout=5)
+    assert XSRF_COOKIE not in home.cookies and PATHS["xsrf_resource"] in home.text, "the page's script asks later"
+    assert with_xsrf(portal, http)[XSRF_HEADER]
 
-    answer = http.post(api(portal, "request_download"), json=body, headers={XSRF_HEADER: token}, timeout=5)
-    assert answer.status_code == 200
-    request_id = answer.json()["requestId"]
+
+def test_the_apis_need_the_xsrf_header(portal):
+    http = http_login(portal, "wing_v2")
+    token = with_xsrf(portal, http)[XSRF_HEADER]
+    for headers in ({}, {XSRF_HEADER: "forged"}):
+        refused = http.post(api(portal, "status"), json=status_body("2026-01-26", "2026-02-01"), headers=headers,
+                            timeout=5)
+        assert refused.status_code == 403 and "CSRF" in refused.json()["message"]
+    assert http.post(api(portal, "status"), json=status_body("2026-01-26", "2026-02-01"),
+                     headers={XSRF_HEADER: token}, timeout=5).status_code == 200
+
+
+def test_the_old_request_shapes_are_refused(portal):
+    http = http_login(portal, "wing_v2")
+    headers = with_xsrf(portal, http)
+    old_body = {"sellerReportType": "CATEGORY_TR", "startDate": "2026-01-01", "endDate": "2026-01-07"}
+    assert http.post(api(portal, "request_download"), json=old_body, headers=headers, timeout=5).status_code == 400
+    assert http.get(api(portal, "download_list"), headers=headers, timeout=5).status_code == 405
+    assert http.get(api(portal, "download"), params={"requestId": "80000001"}, headers=headers,
+                    timeout=5).status_code == 405
+    assert http.get(portal.portal_url("wing") + "/tenants/rfm/sales", timeout=5).status_code == 404
+    plain_dates = {"startDate": "2026-01-26", "endDate": "2026-02-01", "searchDateType": "SALES"}
+    assert http.post(api(portal, "status"), json=plain_dates, headers=headers, timeout=5).status_code == 400
+    form = http.post(api(portal, "status"), data=status_body("2026-01-26", "2026-02-01"), headers=headers, timeout=5)
+    assert form.status_code == 415, "JSON bodies only"
+
+
+def test_settlement_groups_are_weeks_cut_at_the_month_end_each_listed_twice(portal):
+    http = http_login(portal, "wing_v2")
+    answer = http.post(api(portal, "status"), json=status_body("2026-01-27", "2026-02-02"),
+                       headers=with_xsrf(portal, http), timeout=5).json()["settlementStatusReports"]
+    keys = [g["settlementGroupKey"] for g in answer]
+    assert sorted(set(keys)) == ["A2-20260126-20260131", "A2-20260201-20260201", "A2-20260202-20260208"]
+    assert len(keys) == 6 and sorted(g["settlementRatio"] for g in answer) == [30, 30, 30, 70, 70, 70]
+    cut = next(g for g in answer if g["settlementGroupKey"] == "A2-20260126-20260131")
+    assert (cut["settlementPeriodStartDate"], cut["settlementPeriodEndDate"]) == ("2026-01-25T15:00:00.000Z",
+                                                                                 "2026-01-30T15:00:00.000Z")
+    detail = cut["settlementStatusReportDetail"]
+    assert detail["totalStorageFeeDeductionAmount"] == 1_200 and detail["totalVreturnHandlingFeeDeductionAmount"] == 300
+    assert detail["totalSalesAmount"] == 29_700 + 12_900 and detail["totalWarehousingFeeDeductionAmount"] == 1_300
+
+
+def test_a_report_is_pending_for_the_set_polls_then_a_link_on_the_second_origin(portal):
+    http = http_login(portal, "wing_v2")
+    headers = with_xsrf(portal, http)
+    key = "A2-20260126-20260131"
+    request_time = str(int(time.time() * 1000))
+    body = {"sellerReportType": "CATEGORY_TR", "requestTime": request_time, "settlementGroupKeys": [key],
+            "locale": "ko"}
+    made = http.post(api(portal, "request_download"), json=body, headers=headers, timeout=5)
+    assert made.status_code == 200 and set(made.json()) == {"requestId", "vendorId"}
+    again = http.post(api(portal, "request_download"), json=body, headers=headers, timeout=5)
+    assert again.status_code == 409, "requestTime names the request: it must be new"
+
+    def link() -> requests.Response:
+        return http.post(api(portal, "download"), json={"requestTime": request_time, "locale": "ko"}, headers=headers,
+                         timeout=5)
 
     def status() -> str:
-        listing = http.get(api(portal, "download_list"), headers={XSRF_HEADER: token}, timeout=5).json()
-        return next(e["downloadStatus"] for e in listing if e["requestId"] == request_id)
+        listing = http.post(api(portal, "download_list"), json={"requestTimeFrom": request_time,
+                                                                "requestTimeTo": request_time},
+                            headers=headers, timeout=5).json()
+        return next(e["downloadStatus"] for e in listing if e["requestId"] == made.json()["requestId"])
 
-    def download() -> requests.Response:
-        return http.get(api(portal, "download"), params={"requestId": request_id}, headers={XSRF_HEADER: token},
-                        timeout=5)
+    assert link().status_code == 400, "no link before the report is ready"
+    assert [status(), status(), status()] == ["PENDING", "PENDING", "COMPLETED"]
+    url = link().json()["url"]
+    assert url.startswith(portal.storage_url + "/") and "X-Amz-Signature=" in url
+    file = requests.get(url, timeout=5)  # no cookies at all
+    assert file.status_code == 200 and file.content[:2] == b"PK"
+    tampered = requests.get(url.replace("X-Amz-Signature=", "X-Amz-Signature=0"), timeout=5)
+    assert tampered.status_code == 403 and b"SignatureDoesNotMatch" in tampered.content
+    assert requests.get(portal.portal_url("wing") + url.split(portal.storage_url, 1)[1], timeout=5,
+                        allow_redirects=False).status_code in (302, 404), "the file is not on Wing's origin"
 
-    assert download().status_code == 409, "not before the report is ready"
-    assert [status(), status(), status()] == ["REQUESTED", "IN_PROGRESS", "COMPLETED"]
-    ready = download()
-    assert ready.status_code == 200 and ready.content[:2] == b"PK"
-    missing = http.get(api(portal, "download"), params={"requestId": "12"}, headers={XSRF_HEADER: token}, timeout=5)
-    assert missing.status_code == 404
 
-
-def test_a_bad_report_request_is_a_400(portal):
+def test_the_reports_have_the_recorded_layouts(portal):
     http = http_login(portal, "wing_v2")
-    headers = {XSRF_HEADER: http.cookies.get(XSRF_COOKIE)}
-    for body in ({"sellerReportType": "STORAGE", "startDate": "2026-01-01", "endDate": "2026-01-07"},
-                 {"sellerReportType": "CATEGORY_TR", "startDate": "2026/01/01", "endDate": "2026-01-07"},
-                 {"sellerReportType": "CATEGORY_TR", "startDate": "2026-01-08", "endDate": "2026-01-07"}):
-        assert http.post(api(portal, "request_download"), json=body, headers=headers, timeout=5).status_code == 400
+    headers = with_xsrf(portal, http)
+    key = "A2-20260126-20260131"
+    books = {}
+    for n, report in enumerate(("CATEGORY_TR", "WAREHOUSING_SHIPPING")):
+        request_time = str(int(time.time() * 1000) + 10 + n)
+        http.post(api(portal, "request_download"), headers=headers, timeout=5,
+                  json={"sellerReportType": report, "requestTime": request_time, "settlementGroupKeys": [key],
+                        "locale": "ko"})
+        for _ in range(3):
+            http.post(api(portal, "download_list"), headers=headers, timeout=5,
+                      json={"requestTimeFrom": request_time, "requestTimeTo": request_time})
+        url = http.post(api(portal, "download"), json={"requestTime": request_time, "locale": "ko"}, headers=headers,
+                        timeout=5).json()["url"]
+        path = ROOT / ".pytest-wing-layout.xlsx"
+        path.write_bytes(requests.get(url, timeout=5).content)
+        book = CalamineWorkbook.from_path(str(path))
+        books[report] = {name: book.get_sheet_by_name(name).to_python(skip_empty_area=False)
+                         for name in book.sheet_names}
+        path.unlink()
+    tr = books["CATEGORY_TR"]
+    assert list(tr) == ["주문내역, 판매수수료"]
+    rows = tr["주문내역, 판매수수료"]
+    assert tuple(rows[1]) == jet.CATEGORY_TR_COLUMNS and len(rows[1]) == 28, "the header in row 2, 28 columns"
+    assert [(r[5], r[6], r[4]) for r in rows[2:]] == [("2100001", "주문 정산", "2026-01-28"),
+                                                      ("2100002", "주문 정산", "2026-01-30")], \
+        "only the group's rows: the cancellation of 2100002 (2 February) is in the next group"
+    ws = books["WAREHOUSING_SHIPPING"]
+    assert list(ws) == ["입출고비", "배송비"]
+    for name, sheet in ws.items():
+        assert sheet[2][:4] == ["정산주기(종료일)", "합계", "세액", "최종비용"], "a summary in rows 3-4"
+        assert sheet[3][0] == "2026-01-31"
+        upper, lower = sheet[6], sheet[7]
+        assert upper[0] == "주문ID" and lower[0] == "" and "1차" in lower and name in upper, "a two-row header"
+        merged = [low or up for up, low in zip(upper, lower, strict=True)]
+        assert merged == [c for c in jet.WAREHOUSING_SHIPPING_COLUMNS], "columns in the recorded order"
+        assert sheet[8][0] == "2100001", "data from row 9"
 
 
-# --- sign-on -------------------------------------------------------------------------------
+def test_signs_and_optional_columns_follow_the_scenario(portal, open_wing, tmp_path):
+    with open_wing(portal, "wing_plus") as wing:
+        wing.login()
+        got = wing.settlement_reports(D("2026-02-01"), D("2026-02-04"), tmp_path / "plus")
+    assert [g["settlementGroupKey"] for g in got.groups] == ["A5-20260201-20260228"], "a monthly group"
+    ws = reports.read_reports(got.files["WAREHOUSING_SHIPPING"], "WAREHOUSING_SHIPPING")
+    assert "추가비용" not in ws.columns, "this file has no 추가비용"
+    reversal = ws[ws["거래유형"] == "배송비 정산취소"]
+    assert list(reversal["발생비용(A)"]) == ["1250"], "printed positive, half the fee (1 of 2 cancelled)"
+    typed = reports.warehousing_shipping_rows(ws)
+    assert list(typed.loc[typed["fee_type"] == "배송비 정산취소", "fee"]) == [-1_250], "negative once read"
+    tr = reports.category_tr_rows(reports.read_reports(got.files["CATEGORY_TR"], "CATEGORY_TR"))
+    cancel = tr[tr["is_cancellation"]].iloc[0]
+    assert (cancel.quantity, cancel.gross) == (-1, -9_900)
+    assert set(tr["product_name"]) == {"보리차 1L x 12"} and set(tr["option_name"]) == {"1L x 12"}
+    first = [r["status"] for r in portal.state.storage_requests if "/A5/" in r["path"]]
+    assert first[0] == 403, "the first link had expired and was asked for again"
 
 
-def test_login_reaches_wing_and_leaves_the_xsrf_cookie(portal, tmp_path):
-    with WingSession(base_url=portal.portal_url("wing"), username="wing_v1", password=PASSWORD,
-                     download_dir=tmp_path / "dl", timeout=10) as wing:
+def test_vi_detail_search_sums_over_the_range_and_pages_from_zero(portal):
+    http = http_login(portal, "wing_v1")
+    headers = with_xsrf(portal, http)
+
+    def search(start: str, end: str, page: int, size: int = 100) -> dict:
+        body = {"startDate": start, "endDate": end, "registrationTypes": ["RFM"], "pageNumber": page,
+                "pageSize": size, "sortBy": "GMV", "sortOrder": "DESC", "includeSoldVICount": True}
+        answer = http.post(api(portal, "vi_detail_search"), json=body, headers=headers, timeout=5)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    two_days = search("2026-02-02", "2026-02-03", 0)
+    sums = {str(i["vendorItemDetails"]["vendorItemId"]): i["businessInsightsMetricsResponse"]["totalGmv"]
+            for i in two_days["vendorItems"]}
+    assert sums["87001"] == 9_900 + 19_800, "summed over the whole range asked"
+    only_active = search("2026-02-03", "2026-02-03", 0)
+    assert only_active["paginationDetails"]["totalResults"] == 1
+    orders = {tuple(str(i["vendorItemDetails"]["vendorItemId"]) for i in search("2026-02-02", "2026-02-02", 0)
+                    ["vendorItems"]) for _ in range(6)}
+    assert len(orders) > 1, "items of equal GMV come in an order that shifts between calls"
+    assert search("2026-02-02", "2026-02-02", 2, size=2)["paginationDetails"] == {
+        "pageNumber": 2, "pageSize": 2, "totalResults": 5, "totalPages": 3}
+    assert http.post(api(portal, "vi_detail_search"), json={"startDate": "2026-02-02"}, headers=headers,
+                     timeout=5).status_code == 400
+
+
+# --- the session: sign-on --------------------------------------------------------------------------
+
+
+def test_login_waits_for_the_xsrf_cookie(portal, open_wing):
+    with open_wing(portal, "wing_v1") as wing:
         wing.login()
         assert wing.driver.current_url == portal.portal_url("wing") + "/"
         assert wing.driver.get_cookie(XSRF_COOKIE)
         assert wing.username == "wing_v1" and PASSWORD not in repr(wing)
-        profile = wing.driver.profile_dir
-    assert wing.driver is None and not profile.exists(), "the browser quit and its profile is gone"
 
 
 def test_login_lands_on_the_real_landing_markers(portal, open_wing):
     with open_wing(portal, "wing_v1") as wing:
+        before = len(portal.state.requests)
         wing.login()
         assert wing.driver.find_elements("css selector", "#top-header-menu")
-        chain = [r.target.split("?")[0] for r in portal.state.requests[-8:]]
+        chain = [r.target.split("?")[0] for r in portal.state.requests[before:]]
         assert "/wing/login" in chain and "/wing/sso/login" in chain
-        assert len(wing.v1_sales(TODAY, TODAY)) == 2
+        day = D("2026-02-02")
+        assert len(wing.v1_sales(day, day)["days"][0]["items"]) == 5, "signed on: the API answers"
 
 
 def test_bad_credentials_are_reported_without_the_credentials(portal, open_wing, tmp_path):
@@ -227,11 +371,8 @@ def test_bad_credentials_are_reported_without_the_credentials(portal, open_wing,
             wing.login()
     assert caught.value.category == "bad_credentials" and "Wing" in str(caught.value)
     assert PASSWORD not in str(caught.value) and "wing_v2" not in str(caught.value)
-    saved = sorted(p.suffix for p in artifacts.iterdir())
-    assert saved == [".html", ".png"] and all(p.name.startswith("wing_login_") for p in artifacts.iterdir())
     for path in artifacts.iterdir():
         assert PASSWORD.encode() not in path.read_bytes()
-        assert b"wing_v2" not in path.read_bytes(), "the sign-on page echoes the username; it is scrubbed"
 
 
 def test_an_sms_step_ends_with_auth_challenge_instead_of_waiting(portal, open_wing):
@@ -239,211 +380,163 @@ def test_an_sms_step_ends_with_auth_challenge_instead_of_waiting(portal, open_wi
         started = time.monotonic()
         with pytest.raises(CollectionError) as caught:
             wing.login()
-    assert caught.value.category == "auth_challenge" and not caught.value.retryable
-    assert time.monotonic() - started < 5
+    assert caught.value.category == "auth_challenge" and time.monotonic() - started < 5
 
 
-def test_bot_protection_is_reported_as_bot_rejected(open_wing):
-    scenario = small_scenario([{"portal": "wing", "kind": "bot_rejected", "times": 5}])
-    with SandboxServer(scenario) as server, open_wing(server, "wing_small") as wing:
-        with pytest.raises(CollectionError) as caught:
-            wing.login()
-    assert caught.value.category == "bot_rejected"
+# --- the session: v1 and v2 ------------------------------------------------------------------------
 
 
-def test_a_wing_fault_leaves_supplier_hub_alone():
-    scenario = small_scenario([{"portal": "wing", "kind": "http_500", "times": 5}])
-    with SandboxServer(scenario) as server:
-        assert requests.get(server.portal_url("wing") + "/", timeout=5).status_code == 500
-        assert requests.get(server.portal_url("supplier_hub") + "/", timeout=5).status_code == 200
-
-
-# --- v1: the sales page ----------------------------------------------------------------------
-
-
-def test_v1_sales_reads_every_page_of_the_window(portal, open_wing):
-    with open_wing(portal, "wing_v1") as wing:
+def test_v1_reads_each_day_every_page_once_per_item(portal, open_wing):
+    with open_wing(portal, "wing_v1", v1_page_size=2) as wing:
         wing.login()
-        rows = wing.v1_sales(TODAY - dt.timedelta(days=V1_DAYS - 1), TODAY)
-        assert len(rows) == 2 * V1_DAYS
-        assert any("/tenants/rfm/sales" in r.target and "page=2" in r.target for r in portal.state.requests)
-        two_days = wing.v1_sales(TODAY - dt.timedelta(days=1), TODAY)
-        assert wing.v1_sales(dt.date(2020, 1, 1), dt.date(2020, 1, 31)) == []
-    assert V1_SALES_HEADERS == jet.V1_COLUMNS
-    assert all(tuple(r) == jet.V1_COLUMNS for r in rows)
-    assert len({(r["판매일"], r["옵션ID"]) for r in rows}) == len(rows)
-    assert sorted({r["판매일"] for r in two_days}) == ["2026-01-06", "2026-01-07"] and len(two_days) == 4
-    assert {r["판매금액"] for r in two_days} == {"9,900", "19,800", "11,900"}, "amounts before coupons, with commas"
-
-    import pandas as pd
-
-    lines = jet.transform_v1(pd.DataFrame(two_days), account_id="A1")
+        before = len(portal.state.requests)
+        staged = wing.v1_sales(D("2026-02-01"), D("2026-02-03"))
+    calls = [r for r in portal.state.requests[before:] if "vi-detail-search" in r.target]
+    assert len(calls) >= 1 + 3 + 1, "one day at a time, three pages of two on 2 February"
+    assert [len(d["items"]) for d in staged["days"]] == [0, 5, 1], "only items with activity that day"
+    rows = jet_v1.sales_rows(staged)
+    lines = jet.transform_v1(rows, account_id="A1")
     assert list(lines["order_id"]) == list(lines["option_id"])
-    assert int(lines["payment_amount"].sum()) == 9_900 + 19_800 + 2 * 11_900
+    assert int(lines["payment_amount"].sum()) == 5 * 9_900 + 19_800, "every item once, none twice"
+    assert len(lines) == len(set(zip(lines["order_id"], lines["sales_date"], strict=True))) == 6
 
 
-def test_a_bad_window_is_a_configuration_error(portal, open_wing):
-    with open_wing(portal, "wing_v1") as wing:
+def test_v1_takes_the_amount_from_the_configured_field(portal, open_wing):
+    with open_wing(portal, "wing_v1", v1_amount_field="totalSalesAmount") as wing:
         wing.login()
-        with pytest.raises(CollectionError) as caught:
-            wing.v1_sales(TODAY, TODAY - dt.timedelta(days=1))
-        assert caught.value.category == "configuration_error"
-        with pytest.raises(CollectionError) as caught:
-            wing.download_settlement_report("STORAGE_FEE", TODAY, TODAY)
-        assert caught.value.category == "configuration_error"
+        staged = wing.v1_sales(D("2026-02-03"), D("2026-02-03"))
+    with pytest.raises(CollectionError) as caught:
+        jet_v1.sales_rows(staged)
+    assert caught.value.category == "export_format_changed" and "totalSalesAmount" in str(caught.value)
 
 
-# --- v2: the settlement reports ---------------------------------------------------------------
-
-
-def test_v2_reports_give_payment_fees_and_commission_of_the_policy(portal, open_wing, tmp_path):
-    start, end = dt.date(2026, 1, 1), TODAY
+def test_v2_reports_of_every_group_each_once_and_only_window_rows_kept(portal, open_wing, tmp_path):
     with open_wing(portal, "wing_v2") as wing:
         wing.login()
-        polls_before = sum("download-list" in r.target for r in portal.state.requests)
-        category_tr = wing.download_settlement_report("CATEGORY_TR", start, end)
-        warehousing = wing.download_settlement_report("WAREHOUSING_SHIPPING", start, end)
-    assert category_tr == tmp_path / "downloads" / "CATEGORY_TR_2026-01-01_2026-01-07.xlsx"
-    assert warehousing.name == "WAREHOUSING_SHIPPING_2026-01-01_2026-01-07.xlsx"
-    polls = sum("download-list" in r.target for r in portal.state.requests) - polls_before
-    assert polls >= 2 * 3, "each report needed several polls of the download list"
-
-    result = read_reports(category_tr, warehousing)
+        got = wing.settlement_reports(D("2026-01-28"), D("2026-02-02"), tmp_path / "v2")
+    keys = [g["settlementGroupKey"] for g in got.groups]
+    assert keys == ["A2-20260126-20260131", "A2-20260201-20260201", "A2-20260202-20260208"], "listed twice, kept once"
+    assert sorted(p.name for p in got.files["CATEGORY_TR"]) == [f"CATEGORY_TR__{k}.xlsx" for k in keys]
+    assert json.loads(got.groups_file.read_text(encoding="utf-8")) == got.groups
+    tr = reports.read_reports(got.files["CATEGORY_TR"], "CATEGORY_TR")
+    ws = reports.read_reports(got.files["WAREHOUSING_SHIPPING"], "WAREHOUSING_SHIPPING")
+    assert set(ws["_sheet"]) == {"입출고비", "배송비"}, "both sheets read"
+    tr = reports.recognised_within(tr, D("2026-01-28"), D("2026-02-02"), source="CATEGORY_TR")
+    ws = reports.recognised_within(ws, D("2026-01-28"), D("2026-02-02"), source="WAREHOUSING_SHIPPING")
+    result = jet.transform_v2(tr, ws, account_id="A2")
     lines = result.order_lines.set_index("order_id")
-    assert OLD_ORDER not in lines.index, "only 매출인식일 inside the window"
+    assert set(lines.index) == {"2100001", "2100002", "2100003"}, "2100004 is in no group of the window"
     first = lines.loc["2100001"]
     assert (first.gross_amount, first.coupon_discount, first.payment_amount) == (29_700, 1_500, 28_200)
-    assert first.collected_commission == 3_207 + 320  # floor(10.8 % of 29,700) and its VAT
-    assert first.seller_shipping_fee == 650 + 2_500
-    assert first.sales_date == D("2026-01-05")
+    assert first.collected_commission == 3_207 + 320 and first.seller_shipping_fee == 650 + 2_500
     cancelled = lines.loc["2100002"]
-    assert bool(cancelled.is_cancelled) and cancelled.payment_amount == 0
-    assert cancelled.sales_date == D("2026-01-05") and cancelled.seller_shipping_fee == 0, "fees reversed too"
-    assert lines.loc["2100003"].payment_amount == 19_800 - 1_000
+    assert bool(cancelled.is_cancelled) and cancelled.payment_amount == 0 and cancelled.seller_shipping_fee == 0
     assert result.unmatched_cancellations.empty and result.unmatched_fees.empty
-    assert result.account_fees[["fee_date", "fee_type", "amount"]].to_dict("records") == [
-        {"fee_date": D("2026-01-05"), "fee_type": "보관비", "amount": 1_200}]
 
 
-def test_a_cancelled_order_yields_cancellation_rows_on_its_date(portal, open_wing):
-    day = dt.date(2026, 1, 6)
-    with open_wing(portal, "wing_v2") as wing:
-        wing.login()
-        category_tr = wing.download_settlement_report("CATEGORY_TR", day, day)
-        warehousing = wing.download_settlement_report("WAREHOUSING_SHIPPING", day, day)
-    tr = read_table(category_tr, jet.CATEGORY_TR_COLUMNS, source="CATEGORY_TR").frame
-    cancel = tr[tr["거래유형"] == "주문 정산취소"]
-    assert list(cancel["주문ID"]) == ["2100002"]
-    assert cancel.iloc[0]["판매액(A*B)"] == "-12,900" and cancel.iloc[0]["매출인식일"] == "2026-01-06"
-    assert cancel.iloc[0]["판매수수료"] == "-1,339"  # floor(10.8 % of 12,400), negated
-    assert cancel.iloc[0]["정산주기(종료일)"] == "2026-01-11", "the Sunday ending the week"
-    ws = read_table(warehousing, jet.WAREHOUSING_SHIPPING_COLUMNS, source="WAREHOUSING_SHIPPING").frame
-    reversals = ws[ws["주문ID"] == "2100002"]
-    assert sorted(reversals["거래유형"]) == ["배송비 정산취소", "입출고비 정산취소"]
-    assert sorted(reversals["발생비용(A)"]) == ["-2,500", "-650"]
-    # Alone, the cancellation has no original in the window: kept visible, not loaded as a line.
-    result = jet.transform_v2(tr, ws, account_id="A2")
-    assert list(result.unmatched_cancellations["order_id"]) == ["2100002"]
-
-
-def test_a_report_that_never_gets_ready_is_portal_unavailable(portal, open_wing):
-    with open_wing(portal, "wing_slow", max_polls=3) as wing:
+def test_a_report_that_never_gets_ready_is_portal_unavailable_after_the_wait(portal, open_wing, tmp_path):
+    with open_wing(portal, "wing_slow", report_wait=0.5, poll_interval=0.05) as wing:
         wing.login()
         started = time.monotonic()
         with pytest.raises(CollectionError) as caught:
-            wing.download_settlement_report("CATEGORY_TR", TODAY, TODAY)
+            wing.settlement_reports(TODAY, TODAY, tmp_path / "slow")
     assert caught.value.category == "portal_unavailable" and caught.value.retryable
-    assert "CATEGORY_TR" in str(caught.value) and "3 polls" in str(caught.value)
+    assert "CATEGORY_TR" in str(caught.value) and "PENDING" in str(caught.value)
     assert time.monotonic() - started < 5
 
 
-# --- faults ---------------------------------------------------------------------------------
+def test_check_export_reads_downloaded_reports(portal, open_wing, tmp_path):
+    with open_wing(portal, "wing_v2") as wing:
+        wing.login()
+        got = wing.settlement_reports(D("2026-02-02"), D("2026-02-02"), tmp_path / "check")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins")}
+
+    def check(kind: str, path: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "coupang_sales.check_export", kind, str(path)],
+                              capture_output=True, text=True, env=env, timeout=60)
+
+    tr = check("jet-category-tr", got.files["CATEGORY_TR"][0])
+    assert tr.returncode == 0, tr.stderr
+    assert json.loads(tr.stdout) == {"kind": "jet-category-tr", "rows": 1, "sums": {
+        "판매액(A*B)": -12_900, "쿠팡지원할인(C)": 0, "판매자할인쿠폰(D+E)": 0, "판매수수료": -1_393,
+        "판매수수료 VAT": -139}}, "the cancellation of 2100002, negative"
+    ws = check("jet-warehousing-shipping", got.files["WAREHOUSING_SHIPPING"][0])
+    assert json.loads(ws.stdout) == {"kind": "jet-warehousing-shipping", "rows": 2,
+                                     "sums": {"발생비용(A)": -3_150, "할인가(B)": 0}}
+    refused = check("jet-warehousing-shipping", got.files["CATEGORY_TR"][0])
+    assert refused.returncode == 1 and "주문내역, 판매수수료" in refused.stderr and "발생비용(A)" in refused.stderr
+    assert "airflow" not in (tr.stderr + tr.stdout).lower()
 
 
-def test_a_server_error_once_is_portal_unavailable_then_the_retry_works(open_wing):
+# --- faults -----------------------------------------------------------------------------------------
+
+
+def test_a_server_error_once_is_portal_unavailable_then_the_retry_works(open_wing, tmp_path):
     scenario = small_scenario([{"portal": "wing", "kind": "http_500", "path_contains": "/request-download/"}])
     with SandboxServer(scenario) as server, open_wing(server, "wing_small") as wing:
         wing.login()
         with pytest.raises(CollectionError) as caught:
-            wing.download_settlement_report("CATEGORY_TR", TODAY - dt.timedelta(days=6), TODAY)
+            wing.settlement_reports(TODAY, TODAY, tmp_path / "a")
         assert caught.value.category == "portal_unavailable" and "HTTP 500" in str(caught.value)
         assert "request-download" in str(caught.value)
-        path = wing.download_settlement_report("CATEGORY_TR", TODAY - dt.timedelta(days=6), TODAY)
-    assert len(read_table(path, jet.CATEGORY_TR_COLUMNS, source="CATEGORY_TR").frame) == 1
-
-
-def test_a_server_error_on_the_sales_page_is_portal_unavailable(open_wing):
-    scenario = small_scenario([{"portal": "wing", "kind": "http_500", "path_contains": "/tenants/rfm/sales"}])
-    with SandboxServer(scenario) as server, open_wing(server, "wing_small") as wing:
-        wing.login()
-        with pytest.raises(CollectionError) as caught:
-            wing.v1_sales(TODAY, TODAY)
-        assert caught.value.category == "portal_unavailable"
-        assert wing.v1_sales(TODAY, TODAY) == []
+        got = wing.settlement_reports(TODAY, TODAY, tmp_path / "b")
+    assert len(reports.read_reports(got.files["CATEGORY_TR"], "CATEGORY_TR")) == 1
 
 
 @pytest.mark.parametrize(("mode", "category"), [("truncated", "portal_unavailable"),
                                                  ("html", "export_format_changed"),
                                                  ("empty", "portal_unavailable")])
 def test_a_broken_download_is_reported_and_not_kept(open_wing, mode, category, tmp_path):
-    scenario = small_scenario([{"portal": "wing", "kind": "broken_download", "path_contains": "/download/api/v2",
-                                "mode": mode}])
+    scenario = small_scenario([{"portal": "wing", "kind": "broken_download",
+                                "path_contains": "/wing-settlement-reports/", "mode": mode}])
     with SandboxServer(scenario) as server, open_wing(server, "wing_small") as wing:
         wing.login()
         with pytest.raises(CollectionError) as caught:
-            wing.download_settlement_report("WAREHOUSING_SHIPPING", TODAY, TODAY)
-    assert caught.value.category == category
-    assert "WAREHOUSING_SHIPPING" in str(caught.value) and PATHS["download"] in str(caught.value)
-    assert not list((tmp_path / "downloads").glob("*.xlsx*"))
+            wing.settlement_reports(TODAY, TODAY, tmp_path / "broken")
+    assert caught.value.category == category and "CATEGORY_TR" in str(caught.value)
+    assert not list((tmp_path / "broken").glob("*.xlsx*"))
 
 
-def test_a_slow_download_list_is_portal_unavailable_after_the_timeout(open_wing):
+def test_a_slow_download_list_is_portal_unavailable_after_the_timeout(open_wing, tmp_path):
     scenario = small_scenario([{"portal": "wing", "kind": "timeout", "path_contains": "/download-list/",
                                 "delay_seconds": 30}])
     with SandboxServer(scenario) as server, open_wing(server, "wing_small", timeout=1) as wing:
         wing.login()
         started = time.monotonic()
         with pytest.raises(CollectionError) as caught:
-            wing.download_settlement_report("CATEGORY_TR", TODAY, TODAY)
+            wing.settlement_reports(TODAY, TODAY, tmp_path / "slow")
         assert caught.value.category == "portal_unavailable" and "no answer within 1 s" in str(caught.value)
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 8
 
 
-def test_a_session_lost_on_an_api_call_signs_on_again_with_a_fresh_token(open_wing):
+def test_a_session_lost_on_an_api_call_signs_on_again_with_a_fresh_token(open_wing, tmp_path):
     scenario = small_scenario([{"portal": "wing", "kind": "session_expired", "path_contains": "/download/api/v2"}])
     with SandboxServer(scenario) as server, open_wing(server, "wing_small") as wing:
         wing.login()
         old_token = wing.driver.get_cookie(XSRF_COOKIE)["value"]
-        path = wing.download_settlement_report("CATEGORY_TR", TODAY, TODAY)
-        assert path.read_bytes()[:2] == b"PK"
+        got = wing.settlement_reports(TODAY, TODAY, tmp_path / "relogin")
+        assert all(p.read_bytes()[:2] == b"PK" for files in got.files.values() for p in files)
         assert wing.driver.get_cookie(XSRF_COOKIE)["value"] != old_token
         assert len(server.state.sessions) == 1, "the lost session was replaced by a new one"
 
 
-def test_a_session_lost_on_the_sales_page_signs_on_again(open_wing):
-    scenario = small_scenario([{"portal": "wing", "kind": "session_expired", "path_contains": "/tenants/rfm/sales"}])
-    with SandboxServer(scenario) as server, open_wing(server, "wing_small") as wing:
-        wing.login()
-        assert wing.v1_sales(TODAY, TODAY) == []
-        assert len(server.state.sessions) == 1
-
-
-def test_a_stale_xsrf_cookie_is_refreshed_once(open_wing):
+def test_a_stale_xsrf_cookie_is_refreshed_once(open_wing, tmp_path):
     with SandboxServer(small_scenario([])) as server, open_wing(server, "wing_small") as wing:
         wing.login()
+        wing.driver.delete_cookie(XSRF_COOKIE)
         wing.driver.add_cookie({"name": XSRF_COOKIE, "value": "stale", "path": "/wing"})
-        assert wing.download_settlement_report("CATEGORY_TR", TODAY, TODAY).exists()
+        assert wing.settlement_groups(TODAY, TODAY)
         refused = [r for r in server.state.requests if r.status == 403]
-        assert len(refused) == 1 and "request-download" in refused[0].target
+        assert len(refused) == 1 and "status/api" in refused[0].target
 
 
-def test_bot_protection_on_an_api_call_is_bot_rejected(open_wing):
+def test_bot_protection_on_an_api_call_is_bot_rejected(open_wing, tmp_path):
     scenario = small_scenario([{"portal": "wing", "kind": "bot_rejected", "path_contains": "/download-list/"}])
     with SandboxServer(scenario) as server, open_wing(server, "wing_small") as wing:
         wing.login()
         with pytest.raises(CollectionError) as caught:
-            wing.download_settlement_report("CATEGORY_TR", TODAY, TODAY)
-    assert caught.value.category == "bot_rejected" and "download-list" in str(caught.value)
+            wing.settlement_reports(TODAY, TODAY, tmp_path / "bot")
+    assert caught.value.category == "bot_rejected" and "download list" in str(caught.value)
 
 
 def test_an_xsrf_token_refused_twice_is_a_clear_error(portal, open_wing):
@@ -451,7 +544,6 @@ def test_an_xsrf_token_refused_twice_is_a_clear_error(portal, open_wing):
         wing.login()
         wing._xsrf_token = lambda: "forged"  # a site that moved its token elsewhere
         with pytest.raises(CollectionError) as caught:
-            wing.download_settlement_report("CATEGORY_TR", TODAY, TODAY)
+            wing.settlement_groups(TODAY, TODAY)
     assert caught.value.category == "portal_unavailable"
-    assert "HTTP 403" in str(caught.value) and XSRF_HEADER in str(caught.value)
-    assert "request-download" in str(caught.value)
+    assert "HTTP 403" in str(caught.value) and XSRF_HEADER in str(caught.value) and "status/api" in str(caught.value)

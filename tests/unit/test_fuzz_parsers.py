@@ -291,6 +291,7 @@ KOREAN_CSV = st.lists(st.lists(st.one_of(st.sampled_from(["주문ID", "총단가
 ))
 def test_a_cp949_csv_or_random_bytes_instead_of_an_xlsx_is_refused(body):
     from coupang_sales.jet.wing import WingSession
+    from coupang_sales.portal.settings import load_settings
     from coupang_sales.rocket.supplier_hub import SupplierHubSession
 
     path = WORK / "not_an_export.xlsx"
@@ -299,7 +300,8 @@ def test_a_cp949_csv_or_random_bytes_instead_of_an_xlsx_is_refused(body):
         read_table(path, rocket.DETAIL_COLUMNS, source="입고상세내역 fuzz.xlsx")
     refused_clearly(caught.value)
     for session_class in (SupplierHubSession, WingSession):
-        session = object.__new__(session_class)  # the download check needs no browser
+        session = object.__new__(session_class)  # the download check needs no browser, only settings
+        session.settings = load_settings(session_class.settings_portal)
         with pytest.raises(CollectionError) as caught:
             session._check_xlsx(body, "입고상세내역 Excel of invoice 1")
         assert caught.value.category in ("export_format_changed", "portal_unavailable", "tax_invoice_pending")

@@ -274,7 +274,18 @@ def v2_order(s: dict) -> dict:
      "jet.accounts[0].v2_orders[0].fees[1].discount: more than the fee's amount"),
     (lambda a: v2_order(a)["fees"][1].pop("type"), "jet.accounts[0].v2_orders[0].fees[1].type: required field"),
     (lambda a: a["v2_orders"].append(dict(v2_order(a))),
-     "jet.accounts[0].v2_orders[1].order_id: duplicate order_id '2100001'"),
+     "jet.accounts[0].v2_orders[1].order_id: duplicate order_id/option_id/recognized_date "
+     "'2100001/87001/2026-01-05'"),
+    (lambda a: v2_order(a).update(cancelled_date="2026-01-06", cancelled_qty=4),
+     "jet.accounts[0].v2_orders[0].cancelled_qty: more than qty (3)"),
+    (lambda a: v2_order(a).update(cancelled_qty=1),
+     "jet.accounts[0].v2_orders[0].cancelled_qty: given without a cancelled_date"),
+    (lambda a: a.update(settlement_cycle="daily"), "jet.accounts[0].settlement_cycle: must be one of weekly, monthly"),
+    (lambda a: a.update(cancellation_sign="-"), "jet.accounts[0].cancellation_sign: must be one of negative, positive"),
+    (lambda a: a.update(expired_links=-1), "jet.accounts[0].expired_links: must be at least 0"),
+    (lambda a: a.update(additional_cost_column="no"), "jet.accounts[0].additional_cost_column: must be true or false"),
+    (lambda a: a["account_fees"][0].update(type="창고비"),
+     "jet.accounts[0].account_fees[0].type: must be one of 보관비"),
     (lambda a: a["account_fees"][0].pop("type"), "jet.accounts[0].account_fees[0].type: required field is missing"),
     (lambda a: a["account_fees"][0].update(date="yesterday"),
      "jet.accounts[0].account_fees[0].date: not a YYYY-MM-DD date"),
@@ -316,41 +327,55 @@ def test_jet_defaults_fill_the_report_columns_a_scenario_rarely_cares_about():
 
 
 def test_the_wing_reports_follow_scenario_format_md():
-    from sandbox.excel import (
-        CATEGORY_TR_HEADERS,
-        WAREHOUSING_SHIPPING_HEADERS,
-        category_tr_rows,
-        settlement_period_end,
-        warehousing_shipping_rows,
-    )
+    """v2_orders become rows of the settlement group holding their 매출인식일, account_fees its totals."""
+    from sandbox.settlement import category_tr_rows, group_of, groups, totals, warehousing_shipping_rows
 
     raw = jet_change(lambda a: v2_order(a).update(cancelled_date="2026-01-06"))
     account = load_scenario(raw).jet_accounts[0]
-    tr = [dict(zip(CATEGORY_TR_HEADERS, row, strict=True)) for row in category_tr_rows(account, D5, D6)]
+    group = group_of(account, D5)
+    assert (group.key, group.start, group.end) == ("A00098765-20260105-20260111", D5, dt.date(2026, 1, 11))
+    assert groups(account, D5, D6, today=dt.date(2026, 1, 7)) == [group]
+    tr = category_tr_rows(account, group)
     assert [(r["거래유형"], r["매출인식일"]) for r in tr] == [("주문 정산", "2026-01-05"),
                                                        ("주문 정산취소", "2026-01-06")]
     sale, cancel = tr
     assert (sale["판매가(A)"], sale["판매수량(B)"], sale["판매액(A*B)"], sale["매출금액(A*B-C)"]) == (
-        "9,900", "3", "29,700", "29,700")
-    assert (sale["즉시할인쿠폰(D)"], sale["다운로드쿠폰(E)"], sale["판매자할인쿠폰(D+E)"]) == ("1,000", "500", "1,500")
-    assert (sale["판매수수료율(%,VAT별도)"], sale["판매수수료"], sale["판매수수료 VAT"]) == ("10.8", "3,207", "320")
-    assert sale["정산대상액"] == "24,673" and sale["정산주기(종료일)"] == "2026-01-11"
+        9_900, 3, 29_700, 29_700)
+    assert (sale["즉시할인쿠폰(D)"], sale["다운로드쿠폰(E)"], sale["판매자할인쿠폰(D+E)"]) == (1_000, 500, 1_500)
+    assert (sale["판매수수료율(%,VAT별도)"], sale["판매수수료"], sale["판매수수료 VAT"]) == (10.8, 3_207, 320)
+    assert sale["정산대상액"] == 24_673 and sale["정산주기(종료일)"] == "2026-01-11" and sale["정산유형"] == "주정산"
     assert (cancel["판매가(A)"], cancel["판매수량(B)"], cancel["판매액(A*B)"], cancel["판매수수료"]) == (
-        "9,900", "-3", "-29,700", "-3,207")
-    assert [r["거래유형"] for r in tr if r["매출인식일"] == "2026-01-06"] == ["주문 정산취소"]
-    assert category_tr_rows(account, D6, D6) == [[*cancel.values()]]
+        9_900, -3, -29_700, -3_207)
 
-    ws = [dict(zip(WAREHOUSING_SHIPPING_HEADERS, row, strict=True))
-          for row in warehousing_shipping_rows(account, D5, D6)]
-    assert [(r["주문ID"], r["거래유형"], r["발생비용(A)"], r["매출인식일"]) for r in ws] == [
-        ("2100001", "배송비 정산", "2,500", "2026-01-05"),
-        ("2100001", "입출고비 정산", "650", "2026-01-05"),
-        ("", "보관비", "1,200", "2026-01-05"),  # account-level: blank order columns, 거래유형 = the fee's type
-        ("2100001", "배송비 정산취소", "-2,500", "2026-01-06"),
-        ("2100001", "입출고비 정산취소", "-650", "2026-01-06"),
-    ]
-    assert settlement_period_end(dt.date(2026, 1, 11)) == dt.date(2026, 1, 11)  # a Sunday ends its own week
-    assert settlement_period_end(dt.date(2026, 1, 12)) == dt.date(2026, 1, 18)
+    ws = warehousing_shipping_rows(account, group)
+    assert [(r["거래유형"], r["발생비용(A)"], r["매출인식일"]) for r in ws["입출고비"]] == [
+        ("입출고비 정산", 650, "2026-01-05"), ("입출고비 정산취소", -650, "2026-01-06")]
+    assert [r["발생비용(A)"] for r in ws["배송비"]] == [2_500, -2_500]
+    detail = totals(account, group)
+    assert detail["totalStorageFeeDeductionAmount"] == 1_200, "account fees are group totals, not report rows"
+    assert detail["totalWarehousingFeeDeductionAmount"] == 0 and detail["totalSalesAmount"] == 29_700
+
+
+def test_settlement_groups_are_weeks_cut_at_the_month_end_or_months():
+    from sandbox.settlement import period_of
+
+    assert period_of(dt.date(2026, 1, 28), "weekly") == (dt.date(2026, 1, 26), dt.date(2026, 1, 31))
+    assert period_of(dt.date(2026, 2, 1), "weekly") == (dt.date(2026, 2, 1), dt.date(2026, 2, 1))
+    assert period_of(dt.date(2026, 1, 1), "weekly") == (dt.date(2026, 1, 1), dt.date(2026, 1, 4))
+    assert period_of(dt.date(2026, 2, 14), "monthly") == (dt.date(2026, 2, 1), dt.date(2026, 2, 28))
+
+
+def test_a_partial_cancellation_takes_back_its_share_and_signs_follow_the_scenario():
+    from sandbox.settlement import category_tr_rows, group_of, warehousing_shipping_rows
+
+    raw = jet_change(lambda a: (v2_order(a).update(cancelled_date="2026-01-06", cancelled_qty=1),
+                                a.update(cancellation_sign="positive")))
+    account = load_scenario(raw).jet_accounts[0]
+    group = group_of(account, D5)
+    cancel = category_tr_rows(account, group)[1]
+    assert (cancel["거래유형"], cancel["판매수량(B)"], cancel["판매액(A*B)"], cancel["즉시할인쿠폰(D)"]) == (
+        "주문 정산취소", 1, 9_900, 333)
+    assert [r["발생비용(A)"] for r in warehousing_shipping_rows(account, group)["배송비"]] == [2_500, 833]
 
 
 def test_the_demo_jet_accounts_cover_the_wing_cases():

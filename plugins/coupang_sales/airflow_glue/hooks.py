@@ -18,6 +18,12 @@ EXTRA_SHORTCUTS = {
     "concurrency": ("concurrency",),
     "receive_detail_source": ("receive_detail_source",),
     "pacing_seconds": ("pacing_seconds",),
+    # Wing
+    "report_wait_seconds": ("waits", "report"),
+    "poll_interval_seconds": ("waits", "report_poll"),
+    "xsrf_wait_seconds": ("waits", "xsrf"),
+    "v1_page_size": ("page_sizes", "v1"),
+    "v1_amount_field": ("fields", "v1_amount"),
 }
 BROWSER_KEYS = ("remote_url", "headless")
 SETTINGS_KEYS = ("settings_file", "settings_variable", "settings")
@@ -42,8 +48,10 @@ def settings_from_extra(portal: str, extra: Mapping[str, Any], *, variable: Any 
             value = extra[key]
             if where[0] in ("waits", "pacing_seconds"):
                 value = float(value)
-            elif where[0] == "concurrency":
+            elif where[0] in ("concurrency", "page_sizes"):
                 value = int(value)
+            elif where[0] == "fields":
+                value = str(value)
             target = shortcuts
             for part in where[:-1]:
                 target = target.setdefault(part, {})

@@ -15,28 +15,29 @@ import pandas as pd
 
 from coupang_sales.errors import ExportFormatError
 from coupang_sales.exports import cell_text, normalise_header, parse_dates, parse_won, select_columns
+from coupang_sales.jet import reports
 from coupang_sales.model import JET, ORDER_LINE_COLUMNS
 
-# The documented headers of each page/report (PRODUCT.md §3.2), for readers of the exports.
+# The columns of each source, for readers of the exports: v1 rows as the stages stage them
+# (from 판매분석, coupang_sales.jet.v1), the reports in the order of REAL-PORTALS.md §4.
 V1_COLUMNS = ("판매일", "옵션ID", "등록상품명", "옵션명", "판매수량", "판매금액")
 CATEGORY_TR_COLUMNS = (
-    "주문ID", "등록상품 ID", "옵션ID", "SKU ID", "카테고리ID", "거래유형", "정산유형", "판매가(A)", "판매수량(B)",
-    "판매액(A*B)", "쿠팡지원할인(C)", "매출금액(A*B-C)", "즉시할인쿠폰(D)", "다운로드쿠폰(E)", "판매자할인쿠폰(D+E)",
-    "정산대상액", "판매수수료율(%,VAT별도)", "판매수수료", "판매수수료 VAT", "매출인식일", "정산주기(종료일)",
+    "정산유형", "정산주기(종료일)", "세금계산서 발행월", "발생일(결제완료일)", "매출인식일", "주문ID", "거래유형",
+    "카테고리ID", "카테고리명", "과세유형", "등록상품 ID", "옵션ID", "SKU ID", "등록상품명", "옵션명", "판매가(A)",
+    "판매수량(B)", "판매액(A*B)", "쿠팡지원할인(C)", "매출금액(A*B-C)", "즉시할인쿠폰(D)", "다운로드쿠폰(E)",
+    "판매자할인쿠폰(D+E)", "정산대상액", "판매수수료율(%,VAT별도)", "할인적용 판매수수료율(%,VAT별도)", "판매수수료",
+    "판매수수료 VAT",
 )
 WAREHOUSING_SHIPPING_COLUMNS = (
-    "주문ID", "배송ID", "옵션ID", "SKU ID", "거래유형", "개별포장 상품 사이즈", "물류센터", "발생비용(A)", "할인가(B)",
-    "추가비용", "주문일", "매출인식일", "정산주기(종료일)",
+    "주문ID", "배송ID", "등록상품 ID", "옵션ID", "SKU ID", "등록상품명", "옵션명", "1차", "2차", "개별포장 상품 사이즈",
+    "물류센터", "거래유형", "정산유형", "판매수량", "발생비용(A)", "할인가(B)", "할인적용가(A-B)", "추가비용", "주문일",
+    "매출인식일", "정산주기(종료일)",
 )
 
-# What the policy actually reads: only these must be present; the other documented
-# columns may disappear or be renamed without stopping collection.
-CATEGORY_TR_REQUIRED = ("주문ID", "옵션ID", "거래유형", "판매수량(B)", "판매액(A*B)", "쿠팡지원할인(C)",
-                        "판매자할인쿠폰(D+E)", "판매수수료", "판매수수료 VAT", "매출인식일")
-WAREHOUSING_SHIPPING_REQUIRED = ("주문ID", "거래유형", "발생비용(A)", "할인가(B)", "추가비용", "매출인식일")
-# CATEGORY_TR has no product name today; use one if a later version adds it.
-_PRODUCT_NAME_COLUMNS = ("등록상품명", "상품명")
-_OPTION_NAME_COLUMN = "옵션명"
+# What the policy actually reads (coupang_sales.jet.reports): only these must be present; the
+# other columns may disappear or be renamed without stopping collection.
+CATEGORY_TR_REQUIRED = reports.CATEGORY_TR_REQUIRED
+WAREHOUSING_SHIPPING_REQUIRED = reports.WAREHOUSING_SHIPPING_REQUIRED
 
 V1_SOURCE = "Jet v1 sales page"
 CATEGORY_TR = "CATEGORY_TR"
@@ -155,54 +156,14 @@ def transform_v1(sales: pd.DataFrame, *, account_id: str) -> pd.DataFrame:
 # ---------------------------------------------------------------------------- v2
 
 def _parse_category_tr(frame: pd.DataFrame) -> pd.DataFrame:
-    """Typed CATEGORY_TR rows: one per report row, amounts as given (signs untouched)."""
-    raw = _drop_blank_rows(select_columns(frame, CATEGORY_TR_REQUIRED, source=CATEGORY_TR,
-                                          optional=(*_PRODUCT_NAME_COLUMNS, _OPTION_NAME_COLUMN)))
-    kinds = cell_text(raw["거래유형"]).map(normalise_header)
-    known = {normalise_header(ORDER_SETTLEMENT), normalise_header(ORDER_CANCELLATION)}
-    unknown = sorted(set(kinds) - known)
-    if unknown:
-        raise ExportFormatError(f"{CATEGORY_TR}: column '거래유형' has unknown values {unknown}; "
-                                f"expected {ORDER_SETTLEMENT!r} or {ORDER_CANCELLATION!r}")
-    name_column = next((c for c in _PRODUCT_NAME_COLUMNS if c in raw.columns), None)
-    if name_column is None:
-        names = pd.Series("", index=raw.index, dtype=object)
-    else:
-        option = cell_text(raw[_OPTION_NAME_COLUMN]) if _OPTION_NAME_COLUMN in raw.columns else ""
-        names = _product_names(cell_text(raw[name_column]), option)
-
-    def won(column: str, *, blank_as_zero: bool = False) -> pd.Series:
-        return parse_won(raw[column], column=f"{CATEGORY_TR}: {column}", blank_as_zero=blank_as_zero)
-
-    return pd.DataFrame({
-        "order_id": _ids(raw["주문ID"], column="주문ID", source=CATEGORY_TR),
-        "option_id": _ids(raw["옵션ID"], column="옵션ID", source=CATEGORY_TR),
-        "is_cancellation": kinds == normalise_header(ORDER_CANCELLATION),
-        "product_name": names,
-        "recognized_date": parse_dates(raw["매출인식일"], column="매출인식일", source=CATEGORY_TR),  # 매출인식일
-        "quantity": won("판매수량(B)"),
-        "gross": won("판매액(A*B)"),                                                 # 판매액(A*B)
-        "coupon": won("쿠팡지원할인(C)", blank_as_zero=True) + won("판매자할인쿠폰(D+E)", blank_as_zero=True),
-        "commission": won("판매수수료") + won("판매수수료 VAT"),
-    }).reset_index(drop=True)
+    """Typed CATEGORY_TR rows, one per report row (``coupang_sales.jet.reports.category_tr_rows``):
+    cancellation rows carry negative amounts whatever their sign in the file."""
+    return reports.category_tr_rows(frame)
 
 
 def _parse_warehousing_shipping(frame: pd.DataFrame) -> pd.DataFrame:
-    """Typed WAREHOUSING_SHIPPING rows with the signed fee of each row."""
-    raw = _drop_blank_rows(select_columns(frame, WAREHOUSING_SHIPPING_REQUIRED, source=WAREHOUSING_SHIPPING))
-
-    def won(column: str, *, blank_as_zero: bool = False) -> pd.Series:
-        return parse_won(raw[column], column=f"{WAREHOUSING_SHIPPING}: {column}", blank_as_zero=blank_as_zero)
-
-    fee_type = cell_text(raw["거래유형"]).map(lambda t: " ".join(t.split()))
-    fee = won("발생비용(A)") - won("할인가(B)", blank_as_zero=True) + won("추가비용", blank_as_zero=True)
-    reversal = fee_type.map(normalise_header).str.endswith(_REVERSAL_SUFFIX)
-    return pd.DataFrame({
-        "order_id": cell_text(raw["주문ID"]),
-        "fee_type": fee_type,
-        "recognized_date": raw["매출인식일"],  # parsed only where used (account-level fees)
-        "fee": fee.where(~reversal, -fee.abs()),
-    }).reset_index(drop=True)
+    """Typed WAREHOUSING_SHIPPING rows with the signed fee of each row (``reports.warehousing_shipping_rows``)."""
+    return reports.warehousing_shipping_rows(frame)
 
 
 def _restate_cancellations(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

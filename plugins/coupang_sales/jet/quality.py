@@ -23,30 +23,56 @@ def _dates_between(frame: pd.DataFrame, column: str, first_day: dt.date, last_da
 
 
 def v1_raw_checks(rows: pd.DataFrame, *, first_day: dt.date, last_day: dt.date) -> list[Check]:
-    """The v1 sales page rows: 옵션ID present, counts and amounts whole numbers, 판매일 inside the window."""
+    """The 판매분석 rows: 옵션ID (vendorItemId) present and once per day, counts and amounts whole numbers,
+    판매일 inside the window."""
     E = gx().expectations
     frame = rows.copy()
+    for column in ("판매수량", "판매금액"):
+        frame[f"{column}__text"] = frame[column].map(str)
     expectations = ids_present(["옵션ID"])
-    expectations += [E.ExpectColumnValuesToMatchRegex(column=c, regex=INTEGER_TEXT) for c in ("판매수량", "판매금액")]
+    expectations.append(E.ExpectCompoundColumnsToBeUnique(column_list=["판매일", "옵션ID"]))
+    expectations += [E.ExpectColumnValuesToMatchRegex(column=f"{c}__text", regex=INTEGER_TEXT)
+                     for c in ("판매수량", "판매금액")]
     expectations += _dates_between(frame, "판매일", first_day, last_day)
-    return [Check("jet_v1_sales_page", frame, expectations)]
+    return [Check("jet_v1_sales", frame, expectations)]
 
 
-def v2_raw_checks(category_tr: pd.DataFrame, warehousing: pd.DataFrame, *, first_day: dt.date,
-                  last_day: dt.date) -> list[Check]:
-    """The v2 reports: IDs present, amounts whole numbers, 매출인식일 inside the listed range."""
+def v2_raw_checks(category_tr: pd.DataFrame, warehousing: pd.DataFrame, groups: list[dict],
+                  files: dict[str, list[str]], *, first_day: dt.date, last_day: dt.date) -> list[Check]:
+    """The v2 reports after the window filter: IDs present, amounts whole numbers, 매출인식일 inside the
+    collected range; and no settlement group counted twice (one entry per key, one file per report and group)."""
     E = gx().expectations
     tr = category_tr.copy()
+    for column in ("판매수량(B)", "판매액(A*B)", "판매수수료", "판매수수료 VAT"):
+        tr[column] = tr[column].map(lambda v: "" if v is None else str(v))
     tr_expect = ids_present(["주문ID", "옵션ID"])
     tr_expect.append(E.ExpectColumnValuesToBeInSet(column="거래유형", value_set=["주문 정산", "주문 정산취소"]))
     tr_expect += [E.ExpectColumnValuesToMatchRegex(column=c, regex=INTEGER_TEXT)
                   for c in ("판매수량(B)", "판매액(A*B)", "판매수수료", "판매수수료 VAT")]
     tr_expect += _dates_between(tr, "매출인식일", first_day, last_day)
     ws = warehousing.copy()
-    ws_expect = [E.ExpectColumnValuesToNotBeNull(column="거래유형"),
+    ws["발생비용(A)"] = ws["발생비용(A)"].map(lambda v: "" if v is None else str(v))
+    ws_expect = [*ids_present(["주문ID"]), E.ExpectColumnValuesToNotBeNull(column="거래유형"),
                  E.ExpectColumnValuesToMatchRegex(column="발생비용(A)", regex=INTEGER_TEXT)]
     ws_expect += _dates_between(ws, "매출인식일", first_day, last_day)
-    return [Check("jet_v2_category_tr", tr, tr_expect), Check("jet_v2_warehousing_shipping", ws, ws_expect)]
+    group_frame = pd.DataFrame({"settlement_group_key": [str(g.get("settlementGroupKey")) for g in groups]},
+                               dtype=object)
+    file_frame = pd.DataFrame([{"report": report, "settlement_group_key": name.split("__", 1)[1].removesuffix(".xlsx")}
+                               for report, names in files.items() for name in names],
+                              columns=["report", "settlement_group_key"], dtype=object)
+    keys = group_frame["settlement_group_key"].tolist()
+    return [
+        Check("jet_v2_category_tr", tr, tr_expect),
+        Check("jet_v2_warehousing_shipping", ws, ws_expect),
+        Check("jet_v2_settlement_groups", group_frame, [
+            E.ExpectColumnValuesToBeUnique(column="settlement_group_key"),
+            E.ExpectColumnValuesToNotBeNull(column="settlement_group_key"),
+        ]),
+        Check("jet_v2_report_files", file_frame, [
+            E.ExpectCompoundColumnsToBeUnique(column_list=["report", "settlement_group_key"]),
+            E.ExpectColumnValuesToBeInSet(column="settlement_group_key", value_set=keys or [""]),
+        ]),
+    ]
 
 
 def v1_policy_checks(lines: pd.DataFrame) -> list[Check]:

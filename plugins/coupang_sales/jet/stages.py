@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 V1_FILE = "v1_sales.json"
 REPORTS = ("CATEGORY_TR", "WAREHOUSING_SHIPPING")
+RANGE_FILE = "collected_range.json"  # the 매출인식일 range whose report rows are kept
+FEE_PERIODS_FILE = "fee_periods.json"
 
 
 def _check(version: int) -> int:
@@ -28,8 +30,9 @@ def _check(version: int) -> int:
 
 def extract(session: "WingSession", *, account: Mapping[str, Any], window: Window, list_until: dt.date,
             staging: Path) -> dict[str, Any]:
-    """v1: the sales page rows of the window. v2: both settlement reports for [window.start, list_until]
-    (cancellations and fee reversals dated after the window restate lines inside it)."""
+    """v1: 판매분석 of each day of the window. v2: both reports of every settlement group overlapping
+    [window.start, list_until] (cancellations and fee reversals dated after the window restate lines
+    inside it), each group once, with the groups' totals."""
     version = _check(account["jet_version"])
     staging.mkdir(parents=True, exist_ok=True)
     for old in staging.iterdir():
@@ -37,28 +40,35 @@ def extract(session: "WingSession", *, account: Mapping[str, Any], window: Windo
             old.unlink()  # a retry starts clean: never mix two attempts' files
     session.login()
     if version == 1:
-        rows = session.v1_sales(window.start, window.end)
-        (staging / V1_FILE).write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
-        return {"version": 1, "list_until": window.end.isoformat(), "source_rows": len(rows)}
-    for report in REPORTS:
-        path = session.download_settlement_report(report, window.start, list_until)
-        path.replace(staging / f"{report}.xlsx")
-    return {"version": 2, "list_until": list_until.isoformat()}
+        data = session.v1_sales(window.start, window.end)
+        (staging / V1_FILE).write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+        return {"version": 1, "list_until": window.end.isoformat(),
+                "source_rows": sum(len(day["items"]) for day in data["days"])}
+    collected = session.settlement_reports(window.start, list_until, staging, REPORTS)
+    (staging / RANGE_FILE).write_text(json.dumps({"first_day": window.start.isoformat(),
+                                                  "last_day": list_until.isoformat()}), encoding="utf-8")
+    return {"version": 2, "list_until": list_until.isoformat(), "settlement_groups": len(collected.groups),
+            "report_files": sum(len(files) for files in collected.files.values())}
+
+
+def _report_files(staging: Path, report: str) -> list[Path]:
+    return sorted(staging.glob(f"{report}__*.xlsx"))
 
 
 def _raw(staging: Path, version: int):
-    import pandas as pd
-
-    from coupang_sales.exports import read_table
-    from coupang_sales.jet import policy as jet
+    """v1: the 판매분석 rows. v2: the rows of both reports (every group, every sheet) whose 매출인식일 is in
+    the collected range, and the settlement groups."""
+    from coupang_sales.jet import reports
+    from coupang_sales.jet import v1 as v1_rows
 
     if version == 1:
-        rows = json.loads((staging / V1_FILE).read_text(encoding="utf-8"))
-        frame = pd.DataFrame(rows, dtype=object) if rows else pd.DataFrame(columns=list(jet.V1_COLUMNS))
-        return (frame,)
-    return (read_table(staging / "CATEGORY_TR.xlsx", jet.CATEGORY_TR_COLUMNS, source="CATEGORY_TR.xlsx").frame,
-            read_table(staging / "WAREHOUSING_SHIPPING.xlsx", jet.WAREHOUSING_SHIPPING_REQUIRED,
-                       source="WAREHOUSING_SHIPPING.xlsx").frame)
+        return (v1_rows.sales_rows(json.loads((staging / V1_FILE).read_text(encoding="utf-8"))),)
+    kept = json.loads((staging / RANGE_FILE).read_text(encoding="utf-8"))
+    first, last = dt.date.fromisoformat(kept["first_day"]), dt.date.fromisoformat(kept["last_day"])
+    frames = tuple(reports.recognised_within(reports.read_reports(_report_files(staging, report), report),
+                                             first, last, source=report) for report in REPORTS)
+    groups = json.loads((staging / "settlement_groups.json").read_text(encoding="utf-8"))
+    return (*frames, groups)
 
 
 def _run_suite(name: str, checks, staging: Path) -> None:
@@ -81,29 +91,42 @@ def validate(*, staging: Path, account: Mapping[str, Any], window: Window, list_
     if version == 1:
         _run_suite("coupang_jet_v1_raw", suites.v1_raw_checks(raw[0], first_day=window.start,
                                                                 last_day=window.end), staging)
-    else:
-        _run_suite("coupang_jet_v2_raw", suites.v2_raw_checks(*raw, first_day=window.start,
-                                                                last_day=list_until), staging)
-    return {"rows_extracted": sum(len(frame) for frame in raw)}
+        return {"rows_extracted": len(raw[0])}
+    category_tr, warehousing, groups = raw
+    files = {report: [p.name for p in _report_files(staging, report)] for report in REPORTS}
+    _run_suite("coupang_jet_v2_raw", suites.v2_raw_checks(category_tr, warehousing, groups, files,
+                                                            first_day=window.start, last_day=list_until), staging)
+    return {"rows_extracted": len(category_tr) + len(warehousing)}
 
 
 def transform(*, staging: Path, account: Mapping[str, Any]) -> dict[str, Any]:
     """Apply the policy of the version, then check its output with the policy GX suite."""
     import pandas as pd
 
+    from coupang_sales.errors import ExportFormatError
+    from coupang_sales.jet import fees as account_level
     from coupang_sales.jet import policy as jet
     from coupang_sales.jet import quality as suites
 
     version, account_id = _check(account["jet_version"]), account["account_id"]
     raw = _raw(staging, version)
+    periods: list = []
     if version == 1:
         lines = jet.transform_v1(raw[0], account_id=account_id)
-        fees = pd.DataFrame(columns=list(jet.ACCOUNT_FEE_COLUMNS))
+        fees = pd.DataFrame(columns=list(account_level.ACCOUNT_FEE_COLUMNS))
         unmatched = {"unmatched_cancellations": 0, "unmatched_fees": 0}
         _run_suite("coupang_jet_v1_policy", suites.v1_policy_checks(lines), staging)
     else:
-        result = jet.transform_v2(*raw, account_id=account_id)
-        lines, fees = result.order_lines, result.account_fees
+        groups = raw[2]
+        result = jet.transform_v2(raw[0], raw[1], account_id=account_id)
+        if len(result.account_fees):
+            # The real WAREHOUSING_SHIPPING has only per-order rows; account-level fees are group totals.
+            raise ExportFormatError(f"WAREHOUSING_SHIPPING: {len(result.account_fees)} row(s) without 주문ID "
+                                    f"(거래유형 {sorted(set(result.account_fees['fee_type']))}); the report should "
+                                    "hold per-order fees only")
+        lines = result.order_lines
+        fees = account_level.account_fees(groups, account_id=account_id)
+        periods = [(s.isoformat(), e.isoformat()) for s, e in account_level.periods(groups)]
         unmatched = {"unmatched_cancellations": len(result.unmatched_cancellations),
                      "unmatched_fees": len(result.unmatched_fees)}
         result.unmatched_cancellations.to_csv(staging / "unmatched_cancellations.csv", index=False)
@@ -113,22 +136,25 @@ def transform(*, staging: Path, account: Mapping[str, Any]) -> dict[str, Any]:
         _run_suite("coupang_jet_v2_policy", suites.v2_policy_checks(lines, matched_fees), staging)
     lines.to_pickle(staging / "order_lines.pkl")
     fees.to_pickle(staging / "account_fees.pkl")
+    (staging / FEE_PERIODS_FILE).write_text(json.dumps(periods), encoding="utf-8")
     return {"order_lines": len(lines), "account_fee_rows": len(fees), **unmatched}
 
 
 def load(conn: "psycopg.Connection", *, staging: Path, account: Mapping[str, Any], window: Window,
          run_id: str | None) -> dict[str, Any]:
-    """Replace the window's order lines and usage fees of the account in one transaction."""
+    """Replace the window's order lines, and the account-level fees of the settlement periods collected,
+    in one transaction."""
     import pandas as pd
 
     from coupang_sales.warehouse import replace_window
 
     lines = pd.read_pickle(staging / "order_lines.pkl")
     fees = pd.read_pickle(staging / "account_fees.pkl")
+    periods = [tuple(dt.date.fromisoformat(d) for d in p)
+               for p in json.loads((staging / FEE_PERIODS_FILE).read_text(encoding="utf-8"))]
     lines = dated_within(lines, "sales_date", window)
-    fees = dated_within(fees, "fee_date", window)
     result = replace_window(conn, channel=JET, account_id=account["account_id"], window=window, lines=lines,
-                            run_id=run_id, account_fees=fees)
+                            run_id=run_id, account_fees=fees, fee_periods=periods)
     return {**result.as_dict(), "payment_amount": int(lines["payment_amount"].sum()),
             "seller_shipping_fee": int(lines["seller_shipping_fee"].sum()),
             "account_fees": int(fees["amount"].sum()) if len(fees) else 0}

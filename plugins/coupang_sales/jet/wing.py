@@ -1,258 +1,384 @@
-"""Wing (Coupang Jet, Rocket Growth) page objects and the session that collects from them: v1 sales page, v2 reports."""
+"""Wing (Coupang Jet, Rocket Growth): the session collecting v2 settlement reports and v1 판매분석 (REAL-PORTALS.md §4).
+
+Every Wing call is an XHR from inside the signed-on page (the browser's ``fetch`` with its own
+credentials, ``PortalSession._call_in_page``), with the ``XSRF-TOKEN`` cookie's value in the
+``x-xsrf-token`` header; the cookie appears only after a later XHR of the home page, so the
+session waits for it. Only the report file itself is fetched outside the browser: its link is
+a presigned URL on a storage host that needs no portal cookies and gets none.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlencode
+from urllib.parse import unquote
 
 import requests
-from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from coupang_sales.errors import CollectionError, ExportFormatError
+from coupang_sales.jet.fees import seoul_day, seoul_midnight
 from coupang_sales.portal.browser import open_browser
 from coupang_sales.portal.session import (
-    SIGN_ON_PATH,
-    SIGN_ON_SELECTORS,
-    Locator,
-    Page,
+    Fetched,
     PortalSession,
     step,
     unavailable,
+    url_path,
 )
-from coupang_sales.portal.settings import PortalSettings
+from coupang_sales.portal.settings import PortalSettings, load_settings
 
 log = logging.getLogger(__name__)
 
-# Every selector and path of the site, in one place: a change of the real site is a change
-# here (the shared sign-on's are in coupang_sales.portal.session). Paths are relative to
-# the session's base_url: https://wing.coupang.com, or the sandbox's portal_url('wing').
-SELECTORS: dict[str, Locator] = {
-    **SIGN_ON_SELECTORS,
-    # The sign-on and its landing rule (#top-header-menu / #wing-top-main-side-menu) are
-    # settings: portal/sign_on.json and jet/wing.json.
-    "sales.table": (By.CSS_SELECTOR, "table.sales-table"),
-    "sales.total": (By.CSS_SELECTOR, ".total-count"),
-    "page.error": (By.CSS_SELECTOR, ".error-message"),
-}
-PATHS = {
-    "sign_on": SIGN_ON_PATH,
-    "home": "/",
-    "v1_sales": "/tenants/rfm/sales",  # 판매 현황, per sales date and option
-    "request_download": "/tenants/rfm/v2/settlements/request-download/api",  # 엑셀 다운로드 요청
-    "download_list": "/tenants/rfm/v2/settlements/download-list/api",  # 엑셀 다운로드 목록
-    "download": "/tenants/rfm/v2/settlements/download/api/v2",
-}
-CLIENT_ID = "wing"
-DATE_PARAM_FORMAT = "%Y-%m-%d"
-# Double-submit protection of the APIs: the cookie's value goes back in the header.
+# Wing's paths, waits, page sizes and the v1 amount field are settings (jet/wing.json, on top of
+# the shared portal/sign_on.json), documented in docs/portals.md; a deployment overrides them
+# in the connection's extra. PATHS are the packaged defaults, relative to the session's base_url.
+PATHS: dict[str, str] = load_settings("wing").raw["paths"]
 XSRF_COOKIE = "XSRF-TOKEN"
 XSRF_HEADER = "x-xsrf-token"
 
 REPORT_TYPES = ("CATEGORY_TR", "WAREHOUSING_SHIPPING")  # sellerReportType
 COMPLETED = "COMPLETED"  # downloadStatus of a report ready to download
+# Failure values of downloadStatus are unknown (REAL-PORTALS.md §4); these are the likely ones.
 FAILED_STATUSES = ("FAILED", "ERROR", "CANCELED", "CANCELLED", "EXPIRED")
-V1_SALES_HEADERS = ("판매일", "옵션ID", "등록상품명", "옵션명", "판매수량", "판매금액")
+LOCALE = "ko"
+SEARCH_DATE_TYPE = "SALES"  # settlement groups by 매출인식일
+
+MAX_POLL_INTERVAL = 10.0  # the wait between polls doubles from waits.report_poll up to this
+OWN_XSRF_XHR_AFTER = 3.0  # after this long without the cookie, make the home page's XHR ourselves
+LINK_ATTEMPTS = 3  # a report link that has expired is asked for again, this many links in all
+V1_PASSES = 5  # reading every page again when the GMV order shifted and an item was missed
+V1_REGISTRATION_TYPES = ("RFM",)  # Rocket Growth items (NORMAL = seller-shipped)
+V1_DATE_FORMAT = "%Y-%m-%d"
+
+SETTLEMENT_GROUPS_FILE = "settlement_groups.json"
 
 
-# --- page objects ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SettlementReports:
+    """What one collection of v2 reports staged: the files of each report type and the groups they cover."""
 
-
-class SalesPage(Page):
-    """판매 현황 (v1): sales per sales date and option, amounts before coupons, no order ID."""
-
-    name = "판매 현황"
-
-    def rows(self) -> list[dict[str, str]]:
-        return self.read_table("sales.table", V1_SALES_HEADERS)
-
-    def total_count(self) -> int:
-        return self.count("sales.total")
-
-
-# --- the session -------------------------------------------------------------------------
+    files: dict[str, list[Path]]  # report type -> one file per settlement group
+    groups: list[dict[str, Any]]  # the status answer's entries, one per settlementGroupKey
+    groups_file: Path
 
 
 class WingSession(PortalSession):
     """One signed-on Wing session; a context manager that always quits the browser.
 
-    The browser signs on and reads the v1 sales page; the v2 report APIs are called over
-    plain HTTP with the browser's cookies and the XSRF-TOKEN cookie sent back as the
-    x-xsrf-token header, as Wing's own pages do. Messages and logs name pages, URL paths,
-    report types, dates and counts, never the username or password.
+    Messages and logs name URL paths, report types, settlement groups, dates and counts,
+    never the username or password.
     """
 
     portal_name = "Wing"
     artifact_prefix = "wing"
     settings_portal = "wing"
-    code_selectors = SELECTORS
 
     def __init__(self, *, base_url: str, username: str, password: str, download_dir: Path,
                  settings: PortalSettings | None = None, timeout: float | None = None,
-                 artifacts_dir: Path | None = None, driver_factory: Callable[[Path], WebDriver] = open_browser,
-                 poll_interval: float = 0.5, max_polls: int = 60):
-        if max_polls < 1 or poll_interval < 0:
-            raise ValueError("max_polls must be at least 1 and poll_interval not negative")
+                 artifacts_dir: Path | None = None, driver_factory: Callable[[Path], WebDriver] = open_browser):
         super().__init__(base_url=base_url, username=username, password=password, download_dir=download_dir,
                          settings=settings, timeout=timeout, artifacts_dir=artifacts_dir,
                          driver_factory=driver_factory)
-        self.poll_interval = poll_interval
-        self.max_polls = max_polls
+        waits, sizes = self.settings.raw["waits"], self.settings.raw["page_sizes"]
+        self.poll_interval = float(waits["report_poll"])  # the first wait between polls of the download list
+        self.report_wait = float(waits["report"])  # how long one batch of report requests is polled
+        self.xsrf_wait = float(waits["xsrf"])  # how long to wait for the XSRF-TOKEN cookie after a sign-on
+        self.v1_amount_field = self.settings.raw["fields"]["v1_amount"]  # the GMV field: its name is unknown
+        self.v1_page_size, self.v1_max_page_size = int(sizes["v1"]), int(sizes["v1_max"])
+        if min(self.poll_interval, self.report_wait, self.xsrf_wait) <= 0 or not 1 <= self.v1_page_size:
+            raise CollectionError("configuration_error", "Wing settings: waits.report_poll, waits.report, "
+                                  "waits.xsrf and page_sizes.v1 must be positive")
+        self._last_request_time = 0
 
     def __enter__(self) -> WingSession:
         return super().__enter__()
 
-    # --- v1: 판매 현황 ---------------------------------------------------------------------
-
-    def _sales_url(self, start: dt.date, end: dt.date, page: int) -> str:
-        query = {"startDate": start.strftime(DATE_PARAM_FORMAT), "endDate": end.strftime(DATE_PARAM_FORMAT),
-                 "page": page}
-        return f"{self.base_url}{PATHS['v1_sales']}?{urlencode(query)}"
-
-    @step("v1_sales")
-    def v1_sales(self, start: dt.date, end: dt.date) -> list[dict[str, str]]:
-        """Every 판매 현황 row whose 판매일 is in [start, end], all pages, as raw cell text keyed by
-        header name (판매일, 옵션ID, 등록상품명, 옵션명, 판매수량, 판매금액)."""
-        if start > end:
-            raise CollectionError("configuration_error", f"판매 현황: the window {start}..{end} ends before it starts")
-        rows: list[dict[str, str]] = []
-        page_no, total = 1, None
-        while total is None or len(rows) < total:
-            found = self._visit(self._sales_url(start, end, page_no), "판매 현황",
-                                {"table": "sales.table", "error": "page.error"})
-            if found == "error":
-                shown = self.driver.find_element(*SELECTORS["page.error"]).text.strip()
-                raise ExportFormatError(f"판매 현황: the portal shows an error instead of the sales: {shown!r}")
-            page = SalesPage(self.driver, SELECTORS)
-            total = page.total_count() if total is None else total
-            page_rows = page.rows()
-            log.info("판매 현황 %s..%s page %d: %d rows (of %d)", start, end, page_no, len(page_rows), total)
-            if not page_rows:
-                break
-            rows += page_rows
-            page_no += 1
-        if len(rows) != total:
-            raise ExportFormatError(f"판매 현황: read {len(rows)} rows over {page_no} page(s) but the page "
-                                    f"reports a total of {total}")
-        return rows
-
-    # --- v2: settlement reports --------------------------------------------------------
-
-    @step("download_settlement_report")
-    def download_settlement_report(self, report_type: str, start: dt.date, end: dt.date) -> Path:
-        """Request one settlement report of [start, end] (by 매출인식일), poll the download list until
-        it is COMPLETED, and save it as ``{report_type}_{start}_{end}.xlsx`` in download_dir."""
-        if report_type not in REPORT_TYPES:
-            raise CollectionError("configuration_error", f"not a Wing report type: {report_type!r} "
-                                                         f"(known: {', '.join(REPORT_TYPES)})")
-        if start > end:
-            raise CollectionError("configuration_error", f"{report_type}: the window {start}..{end} ends "
-                                                         "before it starts")
-        what = f"{report_type} report {start}..{end}"
-        request_id = self._request_report(report_type, start, end, what)
-        self._wait_until_ready(request_id, what)
-        response = self._api("GET", "download", f"{what} download", params={"requestId": request_id})
-        body = self._check_xlsx(response.content, f"{what} ({PATHS['download']})")
-        target = self.download_dir / f"{report_type}_{start.isoformat()}_{end.isoformat()}.xlsx"
-        partial = target.with_name(target.name + ".part")
-        partial.write_bytes(body)
-        os.replace(partial, target)  # never leave a half-written file under the final name
-        log.info("downloaded the %s (request %s, %d bytes)", what, request_id, len(body))
-        return target
-
-    def _request_report(self, report_type: str, start: dt.date, end: dt.date, what: str) -> str:
-        body = {"sellerReportType": report_type, "startDate": start.strftime(DATE_PARAM_FORMAT),
-                "endDate": end.strftime(DATE_PARAM_FORMAT)}
-        answer = self._api_json("POST", "request_download", f"{what} request", json=body)
-        if isinstance(answer, dict) and isinstance(answer.get("data"), dict):
-            answer = answer["data"]  # some Wing APIs wrap their answer in 'data'
-        request_id = answer.get("requestId") if isinstance(answer, dict) else None
-        if request_id in (None, ""):
-            raise ExportFormatError(f"{what} request ({PATHS['request_download']}): the answer has no requestId")
-        log.info("requested the %s (request %s)", what, request_id)
-        return str(request_id)
-
-    def _wait_until_ready(self, request_id: str, what: str) -> None:
-        """Poll the download list, at most max_polls times poll_interval apart, until the request is COMPLETED."""
-        status = "not listed"
-        for poll in range(1, self.max_polls + 1):
-            listing = self._api_json("GET", "download_list", f"{what} download list")
-            if isinstance(listing, dict):
-                listing = listing.get("content", listing.get("data"))
-            if not isinstance(listing, list):
-                raise ExportFormatError(f"{what} download list ({PATHS['download_list']}): not a list of requests")
-            entry = next((e for e in listing if isinstance(e, dict) and str(e.get("requestId")) == request_id), None)
-            status = str(entry.get("downloadStatus")) if entry is not None else "not listed"
-            if status == COMPLETED:
-                log.info("%s is ready after %d poll(s)", what, poll)
-                return
-            if status in FAILED_STATUSES:
-                raise unavailable(f"{what}: Wing reports the request as {status}")
-            if poll < self.max_polls:
-                time.sleep(self.poll_interval)
-        raise unavailable(f"{what}: still {status} after {self.max_polls} polls of the download list "
-                          f"(~{self.max_polls * self.poll_interval:g} s)")
-
-    def _api(self, method: str, path_key: str, what: str, **kwargs: Any) -> requests.Response:
-        """One report API call; a rejected XSRF token is refreshed from a Wing page once."""
-        url = self.base_url + PATHS[path_key]
-        what = f"{what} ({PATHS[path_key]})"
-        for attempt in (1, 2):
-            if self._xsrf_token() is None:
-                self._sign_on_again()  # a Wing page (re)sets the cookie
-                if self._xsrf_token() is None:
-                    raise ExportFormatError(f"{what}: Wing set no {XSRF_COOKIE} cookie after the sign-on, and its "
-                                            f"APIs need it in the {XSRF_HEADER} header")
-            response = self._request(method, url, what, **kwargs)
-            if response.status_code != 403:
-                break
-            if attempt == 1:
-                log.info("%s: HTTP 403; reloading a Wing page for a fresh %s cookie", what, XSRF_COOKIE)
-                self._sign_on_again()
-        if response.status_code == 403:
-            raise unavailable(f"{what}: Wing refused the call with HTTP 403 although the {XSRF_HEADER} header "
-                              f"carried the {XSRF_COOKIE} cookie: {self._api_message(response)}")
-        if response.status_code != 200:
-            raise ExportFormatError(f"{what}: HTTP {response.status_code}: {self._api_message(response)}")
-        return response
-
-    def _api_json(self, method: str, path_key: str, what: str, **kwargs: Any) -> Any:
-        response = self._api(method, path_key, what, **kwargs)
-        what = f"{what} ({PATHS[path_key]})"
-        try:
-            return response.json()
-        except ValueError:
-            start = " ".join(response.text[:40].split())
-            if start.startswith("<"):
-                raise ExportFormatError(f"{what}: Wing answered HTML instead of JSON ({start!r})") from None
-            raise unavailable(f"{what}: the JSON answer is cut off or garbled "
-                              f"({len(response.content)} bytes)") from None
-
-    def _http(self) -> requests.Session:
-        http = super()._http()
-        token = self._xsrf_token()
-        if token is not None:
-            http.headers[XSRF_HEADER] = token
-        http.headers["Accept"] = "application/json, */*"
-        return http
+    # --- XSRF and the API calls ---------------------------------------------------------
 
     def _xsrf_token(self) -> str | None:
         cookie = self._browser().get_cookie(XSRF_COOKIE)
         # Spring writes the cookie URL-encoded; the header carries the decoded value.
         return unquote(cookie["value"]) if cookie and cookie.get("value") else None
 
-    @staticmethod
-    def _api_message(response: requests.Response) -> str:
+    def _wait_for_xsrf(self) -> str:
+        """The XSRF token, once the home page's later XHR has set its cookie (making that XHR ourselves if
+        the page is slow to); ExportFormatError if it never comes."""
+        started = time.monotonic()
+        asked = False
+        while True:
+            token = self._xsrf_token()
+            if token:
+                return token
+            waited = time.monotonic() - started
+            if waited >= self.xsrf_wait:
+                raise ExportFormatError(
+                    f"Wing set no {XSRF_COOKIE} cookie within {self.xsrf_wait:g} s of the sign-on, although "
+                    f"{PATHS['xsrf_resource']} was called; its APIs need it in the {XSRF_HEADER} header")
+            if not asked and waited >= min(OWN_XSRF_XHR_AFTER, self.xsrf_wait / 2):
+                self._refresh_xsrf()
+                asked = True
+            time.sleep(0.1)
+
+    def _refresh_xsrf(self) -> None:
+        """Make the XHR whose answer (re)sets the XSRF-TOKEN cookie, as the home page does."""
+        self._call_in_page("GET", self.base_url + PATHS["xsrf_resource"], f"XSRF resource ({PATHS['xsrf_resource']})")
+
+    def _signed_on(self) -> None:
+        # A token of the session before is stale: drop it, make the home page's XHR as a public
+        # reader of Wing does after its sign-on, and wait for the cookie it sets.
+        self._browser().delete_cookie(XSRF_COOKIE)
+        self._refresh_xsrf()
+        self._wait_for_xsrf()
+
+    def _api(self, path_key: str, what: str, body: dict[str, Any]) -> Any:
+        """One JSON POST of a Wing API from inside the page, with the XSRF header; its decoded JSON answer.
+
+        A 403 (a stale token) makes the page's XSRF XHR again and retries once.
+        """
+        url = self.base_url + PATHS[path_key]
+        what = f"{what} ({PATHS[path_key]})"
+        for attempt in (1, 2):
+            token = self._xsrf_token() or self._wait_for_xsrf()
+            answer = self._call_in_page("POST", url, what, body=body, headers={XSRF_HEADER: token})
+            if answer.status != 403:
+                break
+            if attempt == 1:
+                log.info("%s: HTTP 403; asking Wing for a fresh %s cookie", what, XSRF_COOKIE)
+                self._refresh_xsrf()
+        if answer.status == 403:
+            raise unavailable(f"{what}: Wing refused the call with HTTP 403 although the {XSRF_HEADER} header "
+                              f"carried the {XSRF_COOKIE} cookie: {self._api_message(answer)}")
+        if answer.status != 200:
+            raise ExportFormatError(f"{what}: HTTP {answer.status}: {self._api_message(answer)}")
         try:
-            body = response.json()
-        except ValueError:
-            return " ".join(response.text[:80].split()) or "(empty body)"
+            return json.loads(answer.body.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            start = " ".join(answer.body[:40].decode("utf-8", "replace").split())
+            if start.startswith("<"):
+                raise ExportFormatError(f"{what}: Wing answered HTML instead of JSON ({start!r})") from None
+            raise unavailable(f"{what}: the JSON answer is cut off or garbled ({len(answer.body)} bytes)") from None
+
+    @staticmethod
+    def _api_message(answer: Fetched) -> str:
+        try:
+            body = json.loads(answer.body.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            return " ".join(answer.body[:80].decode("utf-8", "replace").split()) or "(empty body)"
         if isinstance(body, dict) and body.get("message"):
             return str(body["message"])[:200]
         return str(body)[:200]
+
+    @staticmethod
+    def _unwrap(answer: Any) -> Any:
+        # Some Wing APIs wrap their answer in 'data'.
+        if isinstance(answer, dict) and set(answer) >= {"data"} and isinstance(answer["data"], (dict, list)):
+            return answer["data"]
+        return answer
+
+    # --- v2: the four steps -----------------------------------------------------------------
+
+    @step("settlement_groups")
+    def settlement_groups(self, start: dt.date, end: dt.date) -> list[dict[str, Any]]:
+        """Step 1: the settlement groups overlapping [start, end] (by 매출인식일), one entry per
+        settlementGroupKey: Wing lists a group once per payment part (70 %, 30 %)."""
+        if start > end:
+            raise CollectionError("configuration_error", f"settlement groups: the window {start}..{end} ends "
+                                                         "before it starts")
+        body = {"startDate": seoul_midnight(start), "endDate": seoul_midnight(end), "searchDateType": SEARCH_DATE_TYPE}
+        answer = self._unwrap(self._api("status", f"settlement groups {start}..{end}", body))
+        reports = answer.get("settlementStatusReports") if isinstance(answer, dict) else None
+        if not isinstance(reports, list):
+            raise ExportFormatError(f"settlement groups ({PATHS['status']}): no settlementStatusReports list")
+        groups: dict[str, dict[str, Any]] = {}
+        for entry in reports:
+            key = entry.get("settlementGroupKey") if isinstance(entry, dict) else None
+            if not key:
+                raise ExportFormatError(f"settlement groups ({PATHS['status']}): an entry has no settlementGroupKey")
+            for field in ("settlementPeriodStartDate", "settlementPeriodEndDate"):
+                try:
+                    seoul_day(entry[field])
+                except (KeyError, ValueError, TypeError):
+                    raise ExportFormatError(f"settlement groups ({PATHS['status']}): group {key} has no valid "
+                                            f"{field}") from None
+            groups.setdefault(str(key), entry)
+        log.info("settlement groups %s..%s: %d listed, %d distinct", start, end, len(reports), len(groups))
+        return list(groups.values())
+
+    def _next_request_time(self) -> int:
+        """A requestTime (ms epoch) never used before by this session: it names the request later."""
+        now = int(time.time() * 1000)
+        self._last_request_time = max(now, self._last_request_time + 1)
+        return self._last_request_time
+
+    def _request_report(self, report_type: str, group_key: str) -> dict[str, Any]:
+        """Step 2: ask for one report of one settlement group."""
+        request_time = self._next_request_time()
+        body = {"sellerReportType": report_type, "requestTime": str(request_time), "settlementGroupKeys": [group_key],
+                "locale": LOCALE}
+        answer = self._unwrap(self._api("request_download", f"{report_type} request of {group_key}", body))
+        if not isinstance(answer, dict) or answer.get("requestId") in (None, ""):
+            raise ExportFormatError(f"{report_type} request ({PATHS['request_download']}): the answer has no "
+                                    "requestId")
+        log.info("requested %s of %s (request %s)", report_type, group_key, answer["requestId"])
+        return {"report_type": report_type, "group_key": group_key, "request_time": request_time,
+                "request_id": str(answer["requestId"])}
+
+    def _wait_until_ready(self, requests_made: list[dict[str, Any]]) -> None:
+        """Step 3: poll the download list over the requests' requestTime range, with backoff, until every
+        request is COMPLETED or report_wait seconds have passed."""
+        first = min(r["request_time"] for r in requests_made)
+        last = max(r["request_time"] for r in requests_made)
+        body = {"requestTimeFrom": str(first), "requestTimeTo": str(last)}
+        started, interval, polls = time.monotonic(), self.poll_interval, 0
+        while True:
+            polls += 1
+            listing = self._unwrap(self._api("download_list", "report download list", body))
+            if isinstance(listing, dict):
+                listing = listing.get("content", listing.get("downloadList"))
+            if not isinstance(listing, list):
+                raise ExportFormatError(f"report download list ({PATHS['download_list']}): not a list of requests")
+            status = {str(e.get("requestId")): str(e.get("downloadStatus")) for e in listing if isinstance(e, dict)}
+            waiting = []
+            for made in requests_made:
+                state = status.get(made["request_id"], "not listed")
+                if state in FAILED_STATUSES:
+                    raise unavailable(f"{made['report_type']} of {made['group_key']}: Wing reports the request "
+                                      f"as {state}")
+                if state != COMPLETED:
+                    waiting.append(f"{made['report_type']} of {made['group_key']} ({state})")
+            if not waiting:
+                log.info("%d report(s) ready after %d poll(s)", len(requests_made), polls)
+                return
+            elapsed = time.monotonic() - started
+            if elapsed + interval > self.report_wait:
+                raise unavailable(f"{'; '.join(waiting[:3])}: not COMPLETED after {polls} polls of the download "
+                                  f"list in {elapsed:.0f} s (report_wait {self.report_wait:g} s)")
+            time.sleep(interval)
+            interval = min(interval * 2, MAX_POLL_INTERVAL)
+
+    def _download(self, made: dict[str, Any], target: Path) -> Path:
+        """Step 4: the report's presigned link, then its file from the storage host without portal cookies.
+        A link that has expired is asked for again."""
+        what = f"{made['report_type']} of {made['group_key']}"
+        for attempt in range(1, LINK_ATTEMPTS + 1):
+            answer = self._unwrap(self._api("download", f"{what} link",
+                                            {"requestTime": str(made["request_time"]), "locale": LOCALE}))
+            url = answer.get("url") if isinstance(answer, dict) else None
+            if not isinstance(url, str) or "://" not in url:
+                raise ExportFormatError(f"{what} link ({PATHS['download']}): the answer has no url")
+            try:
+                # A plain GET with no cookies at all: the storage host is not Wing.
+                response = requests.get(url, timeout=self.timeout)
+            except requests.Timeout:
+                raise unavailable(f"{what} file ({url_path(url)}): no answer within {self.timeout:g} s") from None
+            except requests.RequestException as exc:
+                raise unavailable(f"{what} file ({url_path(url)}): {type(exc).__name__}") from None
+            if response.status_code == 403 and b"expired" in response.content[:1000].lower():
+                log.info("%s: the link expired (attempt %d); asking for a new one", what, attempt)
+                continue
+            if response.status_code >= 500:
+                raise unavailable(f"{what} file ({url_path(url)}): HTTP {response.status_code}")
+            if response.status_code != 200:
+                raise ExportFormatError(f"{what} file ({url_path(url)}): HTTP {response.status_code}: "
+                                        f"{' '.join(response.text[:120].split())}")
+            body = self._check_xlsx(response.content, f"{what} ({PATHS['download']})")
+            partial = target.with_name(target.name + ".part")
+            partial.write_bytes(body)
+            os.replace(partial, target)  # never leave a half-written file under the final name
+            log.info("downloaded %s (%d bytes)", what, len(body))
+            return target
+        raise unavailable(f"{what}: {LINK_ATTEMPTS} links in a row had expired before they were fetched")
+
+    @step("settlement_reports")
+    def settlement_reports(self, start: dt.date, end: dt.date, target_dir: Path,
+                           report_types: Iterable[str] = REPORT_TYPES) -> SettlementReports:
+        """Both reports of every settlement group overlapping [start, end], each group downloaded once, into
+        ``target_dir`` as ``{report type}__{group key}.xlsx``, with the groups in settlement_groups.json.
+
+        A report covers whole settlement groups, not the window: the reader keeps the rows whose
+        매출인식일 is in the window.
+        """
+        report_types = tuple(report_types)
+        unknown = [t for t in report_types if t not in REPORT_TYPES]
+        if unknown:
+            raise CollectionError("configuration_error", f"not a Wing report type: {unknown} "
+                                                         f"(known: {', '.join(REPORT_TYPES)})")
+        target_dir.mkdir(parents=True, exist_ok=True)
+        groups = self.settlement_groups(start, end)
+        made = [self._request_report(t, g["settlementGroupKey"]) for g in groups for t in report_types]
+        if made:
+            self._wait_until_ready(made)
+        files: dict[str, list[Path]] = {t: [] for t in report_types}
+        for request in made:
+            name = f"{request['report_type']}__{request['group_key']}.xlsx"
+            files[request["report_type"]].append(self._download(request, target_dir / name))
+        groups_file = target_dir / SETTLEMENT_GROUPS_FILE
+        groups_file.write_text(json.dumps(groups, ensure_ascii=False, indent=1), encoding="utf-8")
+        return SettlementReports(files=files, groups=groups, groups_file=groups_file)
+
+    # --- v1: 판매분석 -------------------------------------------------------------------------
+
+    def _vi_page(self, day: dt.date, page: int, size: int) -> dict[str, Any]:
+        body = {"startDate": day.strftime(V1_DATE_FORMAT), "endDate": day.strftime(V1_DATE_FORMAT),
+                "registrationTypes": list(V1_REGISTRATION_TYPES), "pageNumber": page, "pageSize": size,
+                "sortBy": "GMV", "sortOrder": "DESC", "includeSoldVICount": True}
+        answer = self._unwrap(self._api("vi_detail_search", f"판매분석 {day} page {page}", body))
+        if not isinstance(answer, dict) or not isinstance(answer.get("vendorItems"), list) \
+                or not isinstance(answer.get("paginationDetails"), dict):
+            raise ExportFormatError(f"판매분석 ({PATHS['vi_detail_search']}): no vendorItems and paginationDetails")
+        return answer
+
+    @staticmethod
+    def _item_id(item: Any) -> str:
+        details = item.get("vendorItemDetails") if isinstance(item, dict) else None
+        item_id = details.get("vendorItemId") if isinstance(details, dict) else None
+        if item_id in (None, ""):
+            raise ExportFormatError(f"판매분석 ({PATHS['vi_detail_search']}): an item has no "
+                                    "vendorItemDetails.vendorItemId")
+        return str(item_id)
+
+    def _v1_day(self, day: dt.date) -> list[dict[str, Any]]:
+        """Every item of one day, all pages, de-duplicated by vendorItemId; when the GMV order shifted
+        between pages and an item was missed, the day is read again in pages as large as allowed."""
+        items: dict[str, dict[str, Any]] = {}
+        total, size = 0, self.v1_page_size
+        for _ in range(V1_PASSES):
+            page, pages = 0, 1
+            while page < pages:
+                answer = self._vi_page(day, page, size)
+                details = answer["paginationDetails"]
+                pages, total = int(details.get("totalPages") or 0), int(details.get("totalResults") or 0)
+                for item in answer["vendorItems"]:
+                    items.setdefault(self._item_id(item), item)
+                page += 1
+            if len(items) >= total:
+                break
+            size = max(size, min(total, self.v1_max_page_size))
+            log.info("판매분석 %s: %d of %d items after reading every page; reading them again", day, len(items), total)
+        if len(items) != total:
+            raise unavailable(f"판매분석 {day}: {len(items)} distinct items over {V1_PASSES} readings of every page, "
+                              f"but Wing reports {total}")
+        return list(items.values())
+
+    @step("v1_sales")
+    def v1_sales(self, start: dt.date, end: dt.date) -> dict[str, Any]:
+        """판매분석 of every day of [start, end], one day at a time (the API sums over the range asked):
+        ``{"amount_field": ..., "days": [{"date": "YYYY-MM-DD", "items": [vendorItems...]}]}``."""
+        if start > end:
+            raise CollectionError("configuration_error", f"판매분석: the window {start}..{end} ends before it starts")
+        days = []
+        day = start
+        while day <= end:
+            items = self._v1_day(day)
+            log.info("판매분석 %s: %d items", day, len(items))
+            days.append({"date": day.isoformat(), "items": items})
+            day += dt.timedelta(days=1)
+        return {"amount_field": self.v1_amount_field, "days": days}

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
-import requests
 from selenium.common.exceptions import (
     NoAlertPresentException,
     StaleElementReferenceException,
@@ -123,6 +122,23 @@ const one = async (url) => {
     return {page, found, file, tables: read};
 };
 Promise.all(urls.map((url) => one(url).catch((e) => ({error: `${e.name}: ${e.message}`})))).then(done);
+"""
+# One XHR as the page's own scripts make it (method, URL, a JSON body or null, extra headers).
+_CALL_JS = """
+const [method, url, body, extra, timeoutMs, done] = arguments;
+const headers = Object.assign({'Accept': 'application/json, text/plain, */*'}, extra);
+if (body !== null) headers['Content-Type'] = 'application/json';
+fetch(url, {method, credentials: 'include', headers, body: body === null ? undefined : JSON.stringify(body),
+            signal: AbortSignal.timeout(timeoutMs)})
+    .then(async (r) => {
+        const bytes = new Uint8Array(await r.arrayBuffer());
+        let raw = '';
+        for (let i = 0; i < bytes.length; i += 0x8000) {
+            raw += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+        }
+        done({status: r.status, url: r.url, type: r.headers.get('content-type') || '', body: btoa(raw)});
+    })
+    .catch((e) => done({error: `${e.name}: ${e.message}`}));
 """
 
 
@@ -648,6 +664,8 @@ class PortalSession:
         self._get(self.base_url + self.settings.path("home"), "home")
         if self._wait_for("home", {"home": LANDED, "form": "sign_on.form"}, sign_on=True) == "form":
             self._sign_on_here("home")
+        else:
+            self._signed_on()
 
     # --- fetches inside the signed-on page --------------------------------------------
 
@@ -721,40 +739,37 @@ class PortalSession:
                                                           "(bot protection)")
         return results
 
-    # --- plain HTTP with the browser's session --------------------------------------------
-
-    def _http(self) -> requests.Session:
-        http = requests.Session()
-        cookies = "; ".join(f"{c['name']}={c['value']}" for c in self.driver.get_cookies())
-        http.headers.update({"Cookie": cookies,
-                             "User-Agent": self.driver.execute_script("return navigator.userAgent"),
-                             "Referer": self.driver.current_url})
-        return http
-
-    def _request(self, method: str, url: str, what: str, **kwargs: Any) -> requests.Response:
-        """One HTTP call with the browser's cookies (faster than the browser); renews the session
-        if the portal sends it to the sign-on (``landing.sign_on_redirects``), and turns 5xx,
-        timeouts and bot walls into their category."""
+    def _call_in_page(self, method: str, url: str, what: str, *, body: Any = None,
+                      headers: Mapping[str, str] | None = None) -> Fetched:
+        """One XHR from inside the signed-on page, as the portal's own scripts make it: ``fetch`` with the
+        browser's credentials, ``body`` sent as JSON. Renews the session if the portal sends the call to
+        the sign-on (then calls again, as ``_fetch_in_page`` does); a timeout, a network error or a 5xx
+        is ``portal_unavailable``, an 'Access Denied' answer ``bot_rejected``. Other statuses are the
+        caller's to judge."""
         while True:
+            driver = self._browser()
+            driver.set_script_timeout(self.timeout + 5)
             try:
-                response = self._http().request(method, url, timeout=self.timeout, allow_redirects=False, **kwargs)
-            except requests.Timeout:
+                raw = driver.execute_async_script(_CALL_JS, method, url, body, dict(headers or {}),
+                                                  int(self.timeout * 1000))
+            except TimeoutException:
                 raise unavailable(f"{what}: no answer within {self.timeout:g} s") from None
-            except requests.RequestException as exc:
-                raise unavailable(f"{what}: {type(exc).__name__}") from None
-            location = response.headers.get("location", "")
-            lost_session = response.is_redirect and any(mark in location
-                                                        for mark in self.settings.landing["sign_on_redirects"])
-            if not lost_session:
-                self._renewals_in_a_row = 0
+            error = raw.get("error")
+            if error and error.startswith(("TimeoutError", "AbortError")):
+                raise unavailable(f"{what}: no answer within {self.timeout:g} s")
+            if error:
+                raise unavailable(f"{what}: the request failed ({error[:200]})")
+            answer = Fetched.of(raw)
+            if not self._lost_session(answer):
                 break
             self._count_renewal(what)
             self._sign_on_again()
-        if response.status_code >= 500:
-            raise unavailable(f"{what}: HTTP {response.status_code}")
-        if response.status_code == 403 and "Access Denied" in response.text[:2000]:
+        self._renewals_in_a_row = 0
+        if answer.status >= 500:
+            raise unavailable(f"{what}: HTTP {answer.status}")
+        if answer.status == 403 and b"Access Denied" in answer.body[:2000]:
             raise CollectionError("bot_rejected", f"{what}: the portal answered 'Access Denied'")
-        return response
+        return answer
 
     def _check_xlsx(self, body: bytes, what: str) -> bytes:
         """``body`` if it is a whole .xlsx; an empty answer or a truncated archive is

@@ -26,12 +26,13 @@ from coupang_sales.errors import CollectionError
 PACKAGE = Path(__file__).resolve().parents[1]
 SIGN_ON_FILE = PACKAGE / "portal" / "sign_on.json"
 PORTAL_FILES = {"supplier_hub": PACKAGE / "rocket" / "supplier_hub.json", "wing": PACKAGE / "jet" / "wing.json"}
-# Top-level keys and their types; 'selectors', 'paths', 'query', 'waits', 'column_aliases'
-# and 'texts' are objects whose own keys the packaged defaults define.
+# Top-level keys and their types; 'selectors', 'paths', 'query', 'waits', 'column_aliases',
+# 'texts' and 'fields' (names of API answer fields) are objects whose own keys the packaged
+# defaults define.
 _TOP = {"portal": str, "selectors": dict, "landing": dict, "paths": dict, "query": dict, "waits": dict,
         "download_mode": str, "receive_detail_source": str, "concurrency": int, "pacing_seconds": (int, float),
         "page_sizes": dict, "date_format": str, "column_aliases": dict, "texts": dict,
-        "max_consecutive_renewals": int, "max_renewals": int}
+        "max_consecutive_renewals": int, "max_renewals": int, "fields": dict}
 _OPEN = {"column_aliases", "query"}  # objects that may gain keys of a deployment's own
 Locator = tuple[str, str]
 

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import psycopg
 
-FEE_COLUMNS = ("channel", "account_id", "fee_date", "fee_type", "amount")
+FEE_COLUMNS = ("channel", "account_id", "period_start", "period_end", "settlement_group_key", "fee_type", "amount")
 
 
 def schema_sql() -> str:
@@ -106,6 +106,7 @@ def replace_window(
     lines: "pd.DataFrame",
     run_id: str | None,
     account_fees: "pd.DataFrame | None" = None,
+    fee_periods: "list[tuple[dt.date, dt.date]] | None" = None,
 ) -> LoadResult:
     """Replace one account's ``sales.order_lines`` for ``window`` with ``lines``, atomically.
 
@@ -113,8 +114,10 @@ def replace_window(
     so two overlapping runs of the same account serialise and a failure leaves the
     warehouse as it was. Rows of the window that the new extract no longer has are
     removed; every added, changed or removed line is written to
-    ``sales.order_line_changes`` with the run that did it. ``account_fees`` (Jet v2 usage
-    fees per day) replace the window's fees in the same transaction.
+    ``sales.order_line_changes`` with the run that did it. ``account_fees`` (Jet v2
+    account-level fees per settlement period) replace, in the same transaction, the fees of
+    every period overlapping one of ``fee_periods`` (the settlement groups collected; by
+    default the periods of ``account_fees``).
     """
     bad = lines[(lines["channel"] != channel) | (lines["account_id"] != account_id)]
     if len(bad):
@@ -181,24 +184,34 @@ def replace_window(
         )
         loaded = cur.rowcount
         if account_fees is not None:
-            _replace_fees(cur, channel=channel, account_id=account_id, window=window, fees=account_fees,
+            periods = fee_periods if fee_periods is not None else sorted(
+                set(zip(account_fees["period_start"], account_fees["period_end"], strict=True)))
+            _replace_fees(cur, channel=channel, account_id=account_id, periods=periods, fees=account_fees,
                           run_id=run_id)
     return LoadResult(loaded, changes.count("added"), changes.count("changed"), changes.count("removed"))
 
 
-def _replace_fees(cur, *, channel: str, account_id: str, window: Window, fees: "pd.DataFrame",
-                  run_id: str | None) -> None:
-    """Replace the per-account, per-day usage fees of ``window`` (Jet v2 보관비 and the like)."""
-    outside = [d for d in fees["fee_date"] if d not in window]
-    if outside:
-        raise ValueError(f"{len(outside)} account fees of {channel}/{account_id} are dated outside {window}")
-    cur.execute(
-        "DELETE FROM sales.account_fees WHERE channel = %s AND account_id = %s AND fee_date BETWEEN %s AND %s",
-        (channel, account_id, window.start, window.end),
-    )
-    with cur.copy(f"COPY sales.account_fees ({', '.join(FEE_COLUMNS)}, run_id) FROM STDIN") as copy:
-        for chunk in _copy_chunks(fees.assign(run_id=run_id), (*FEE_COLUMNS, "run_id")):
-            copy.write(chunk)
+def _replace_fees(cur, *, channel: str, account_id: str, periods: list[tuple[dt.date, dt.date]],
+                  fees: "pd.DataFrame", run_id: str | None) -> None:
+    """Replace the account-level fees of the settlement periods collected (Jet v2 보관비 and the like).
+
+    A period collected again replaces what was stored for it, and for any stored period it
+    overlaps (a switch between weekly and monthly settlement), so no fee is counted twice.
+    """
+    stray = [(s, e) for s, e in zip(fees["period_start"], fees["period_end"], strict=True) if (s, e) not in periods]
+    if stray:
+        raise ValueError(f"{len(stray)} account fees of {channel}/{account_id} belong to no collected settlement "
+                         f"period, e.g. {stray[0]}")
+    for start, end in periods:
+        cur.execute(
+            "DELETE FROM sales.account_fees WHERE channel = %s AND account_id = %s "
+            "AND period_start <= %s AND period_end >= %s",
+            (channel, account_id, end, start),
+        )
+    if len(fees):
+        with cur.copy(f"COPY sales.account_fees ({', '.join(FEE_COLUMNS)}, run_id) FROM STDIN") as copy:
+            for chunk in _copy_chunks(fees.assign(run_id=run_id), (*FEE_COLUMNS, "run_id")):
+                copy.write(chunk)
 
 
 def active_accounts(conn: "psycopg.Connection", channel: str) -> list[dict[str, Any]]:

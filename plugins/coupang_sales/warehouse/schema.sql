@@ -35,14 +35,30 @@ CREATE TABLE IF NOT EXISTS sales.order_lines (
 );
 CREATE INDEX IF NOT EXISTS order_lines_by_date ON sales.order_lines (channel, account_id, sales_date);
 
+-- Jet v2 account-level fees (보관비, 반품 회수비, ...): totals of a Wing settlement group, so per
+-- settlement period, not per day. The first shape (per fee_date, from invented report rows) is
+-- kept aside under another name rather than dropped.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM information_schema.columns
+               WHERE table_schema = 'sales' AND table_name = 'account_fees' AND column_name = 'fee_date') THEN
+        ALTER TABLE sales.account_fees RENAME TO account_fees_by_day_legacy;
+        ALTER TABLE sales.account_fees_by_day_legacy RENAME CONSTRAINT account_fees_pkey
+            TO account_fees_by_day_legacy_pkey;
+    END IF;
+END $$;
+
 CREATE TABLE IF NOT EXISTS sales.account_fees (
-    channel     text   NOT NULL,
-    account_id  text   NOT NULL,
-    fee_date    date   NOT NULL,
-    fee_type    text   NOT NULL,
-    amount      bigint NOT NULL,
-    run_id      text,
-    PRIMARY KEY (channel, account_id, fee_date, fee_type)
+    channel               text   NOT NULL,
+    account_id            text   NOT NULL,
+    period_start          date   NOT NULL,
+    period_end            date   NOT NULL CHECK (period_end >= period_start),
+    fee_type              text   NOT NULL,
+    amount                bigint NOT NULL,
+    settlement_group_key  text,
+    run_id                text,
+    loaded_at             timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (channel, account_id, period_start, period_end, fee_type)
 );
 
 CREATE TABLE IF NOT EXISTS sales.commission_settings (
