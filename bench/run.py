@@ -23,6 +23,7 @@ BENCHMARKS = {
     "data_path": ("bench_data_path.py", ["--lines", "20000", "--invoices", "20"]),
     "extraction": ("bench_extraction.py", ["--invoices", "5", "--lines", "20", "--repeat", "1"]),
     "backfill": ("bench_backfill.py", ["--range-days", "20", "--daily-days", "2", "--lines", "5"]),
+    "sign_ons": ("bench_sign_ons.py", []),
 }
 
 

@@ -33,6 +33,8 @@ def airflow_env(home: Path, *, staging: Path | None = None, metadata_url: str | 
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url or f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__CORE__PARALLELISM": "4",
         "COUPANG_STAGING_DIR": str(staging or home / "staging"),
+        # the accounts' persistent browser profiles live and go with this home
+        "COUPANG_PROFILE_DIR": str(home / "browser-profiles"),
         "SE_OFFLINE": "true",
         "GX_ANALYTICS_ENABLED": "False",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "plugins"), str(ROOT / "include"),

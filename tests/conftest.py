@@ -30,6 +30,15 @@ os.environ.update({
 })
 
 
+@pytest.fixture(autouse=True)
+def browser_profiles(tmp_path_factory, monkeypatch):
+    """Each test's own root of persistent browser profiles (COUPANG_PROFILE_DIR): a profile signed on
+    in one test never carries its cookies into another."""
+    root = tmp_path_factory.mktemp("profiles")
+    monkeypatch.setenv("COUPANG_PROFILE_DIR", str(root))
+    return root
+
+
 @pytest.fixture(scope="session")
 def pg_server():
     """An embedded PostgreSQL 16 (pgserver) for the whole session, on a Unix socket.

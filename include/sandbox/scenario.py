@@ -125,6 +125,7 @@ class RocketAccount:
     # The sign of 반출 amounts in the 입고상세내역 export: 'negative' (as on the page) or
     # 'positive' (as two public export parsers expect, negating 반출 themselves).
     export_return_sign: str = "negative"
+    sms_code: str = "123456"  # the code the SMS step accepts (인증번호 sent to the seller's phone)
 
     @property
     def has_pending_tax_invoice(self) -> bool:
@@ -236,10 +237,26 @@ class JetAccount:
     unit_columns: bool = False  # WAREHOUSING_SHIPPING has 단품 판매가 and 단품 기준 구매 수량
     v1_amount_field: str = "totalGmv"  # the GMV field of vi-detail-search's metrics
     vendor_id: str = ""  # Wing's vendorId (업체코드); the account_id when not given
+    sms_code: str = "123456"  # the code the SMS step accepts
 
     @property
     def vendor(self) -> str:
         return self.vendor_id or self.account_id
+
+
+@dataclass(frozen=True)
+class SessionRules:
+    """How long sign-ons last and what the realm remembers (scenario ``sessions``).
+
+    Defaults from REAL-PORTALS.md §1: a portal session about 1 h, Keycloak's about 12 h; only
+    one seller signed on at a time. How long a device stays trusted after its SMS step is
+    not public: 30 days is a setting.
+    """
+
+    portal_seconds: float = 3600.0  # the portal's session cookie (Supplier Hub's / Wing's)
+    sso_seconds: float = 43200.0  # Keycloak's KEYCLOAK_SESSION: renews the portal session without the password
+    device_trust_days: int = 30  # the device cookie set after a passed SMS step spares the step this long
+    one_seller_per_address: bool = True  # a password sign-on ends other sellers' sessions from the same address
 
 
 @dataclass(frozen=True)
@@ -251,6 +268,14 @@ class Scenario:
     source: Mapping[str, Any] = field(repr=False, compare=False)
     # Seconds the bot-protection challenge in front of the sign-on form takes (0 = none).
     challenge_seconds: float = 0.0
+    sessions: SessionRules = field(default_factory=lambda: SessionRules())
+
+    def sms_code(self, username: str) -> str | None:
+        """The SMS code of the account signing on as ``username`` (None: not a seller's username)."""
+        for account in (*self.rocket_accounts, *self.jet_accounts):
+            if account.username == username:
+                return account.sms_code
+        return None
 
     def rocket_account(self, account_id: str) -> RocketAccount:
         for account in self.rocket_accounts:
@@ -429,7 +454,7 @@ def _sub_account(raw: Any, path: str) -> SubAccount:
 def _rocket_account(raw: Any, path: str) -> RocketAccount:
     o = _Obj(raw, path, ("account_id", "vendor_name", "username", "password", "sub_account_expires",
                          "sms_challenge", "invoices", "master_username", "master_password",
-                         "other_sub_accounts", "export_return_sign"))
+                         "other_sub_accounts", "export_return_sign", "sms_code"))
     master_username = o.get("master_username", _text, None)
     master_password = o.get("master_password", _text, None)
     if (master_username is None) != (master_password is None):
@@ -442,6 +467,7 @@ def _rocket_account(raw: Any, path: str) -> RocketAccount:
         master_password=master_password, other_sub_accounts=o.items("other_sub_accounts", _sub_account, ()),
         invoices=o.items("invoices", _rocket_invoice, ()),
         export_return_sign=o.get("export_return_sign", _choice(("negative", "positive")), "negative"),
+        sms_code=o.text("sms_code", "123456"),
     )
     _check_returns(account, path)
     return account
@@ -551,7 +577,8 @@ def _jet_account(raw: Any, path: str) -> JetAccount:
     o = _Obj(raw, path, ("account_id", "username", "password", "version", "sms_challenge", "v1_sales",
                          "v2_orders", "account_fees", "report_ready_after_polls", "settlement_cycle",
                          "cancellation_sign", "expired_links", "link_valid_seconds", "additional_cost_column",
-                         "unit_columns", "v1_amount_field", "vendor_id"))
+                         "unit_columns", "v1_amount_field", "vendor_id",
+                         "sms_code"))
     version = o.get("version", _version)
     needed, source = _VERSION_DATA[version]
     if needed not in o.value:
@@ -570,6 +597,7 @@ def _jet_account(raw: Any, path: str) -> JetAccount:
         additional_cost_column=o.boolean("additional_cost_column", True),
         unit_columns=o.boolean("unit_columns", False),
         v1_amount_field=o.text("v1_amount_field", "totalGmv"), vendor_id=o.text("vendor_id", ""),
+        sms_code=o.text("sms_code", "123456"),
     )
     # The sales page has one row per sales date and option; two would be a page Wing cannot show.
     seen: dict[tuple[dt.date, str], int] = {}
@@ -597,9 +625,27 @@ def _unique(values: list[tuple[str, str]], what: str) -> None:
         seen[value] = path
 
 
+def _lifetime(value: Any, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ScenarioError(f"{path}: must be a positive number of seconds")
+    return float(value)
+
+
+def _session_rules(raw: Any, path: str) -> SessionRules:
+    o = _Obj(raw, path, ("portal_seconds", "sso_seconds", "device_trust_days", "one_seller_per_address"))
+    default = SessionRules()
+    rules = SessionRules(
+        portal_seconds=o.get("portal_seconds", _lifetime, default.portal_seconds),
+        sso_seconds=o.get("sso_seconds", _lifetime, default.sso_seconds),
+        device_trust_days=o.integer("device_trust_days", default.device_trust_days, minimum=0),
+        one_seller_per_address=o.boolean("one_seller_per_address", default.one_seller_per_address))
+    return rules
+
+
 def parse_scenario(raw: Any) -> Scenario:
     """Validate a decoded scenario document."""
-    top = _Obj(raw, "", ("today", "rocket", "jet", "faults", "bot_protection"))
+    top = _Obj(raw, "", ("today", "rocket", "jet", "faults", "bot_protection", "sessions"))
+    sessions = top.get("sessions", _session_rules, SessionRules())
     bot = top.get("bot_protection", lambda v, p: _Obj(v, p, ("challenge_seconds",)), None)
     challenge_seconds = bot.get("challenge_seconds", _seconds, 0.0) if bot else 0.0
     rocket = top.get("rocket", lambda v, p: _Obj(v, p, ("accounts",)), None)
@@ -630,6 +676,7 @@ def parse_scenario(raw: Any) -> Scenario:
     return Scenario(
         today=top.date("today"), rocket_accounts=rocket_accounts, jet_accounts=jet_accounts,
         faults=top.items("faults", _fault, ()), source=raw, challenge_seconds=challenge_seconds,
+        sessions=sessions,
     )
 
 

@@ -35,7 +35,7 @@ from urllib.parse import urlencode, urlsplit
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from sandbox.state import AuthSession, IssuedCode, PendingLogin, SandboxState, Session, SsoSession
+from sandbox.state import AuthSession, IssuedCode, PendingLogin, SandboxState, Session, SignOn, SsoSession
 from sandbox.web import render, state_of
 
 REALM_PATH = "/auth/realms/seller"
@@ -44,6 +44,9 @@ LOGIN_ACTIONS_PATH = f"{REALM_PATH}/login-actions/authenticate"
 AUTH_SESSION_COOKIE = "AUTH_SESSION_ID"
 SSO_SESSION_COOKIE = "KEYCLOAK_SESSION"
 CHALLENGE_COOKIE = "_abck"
+# Set after a passed SMS step: the realm knows this browser profile and skips the step for its
+# seller (the real cookie's name is not public; its effect is: peers reuse a signed-on profile).
+DEVICE_COOKIE = "KC_DEVICE"
 
 BAD_CREDENTIALS = "아이디 또는 비밀번호가 올바르지 않습니다."
 BAD_SMS_CODE = "인증번호가 올바르지 않습니다. 다시 확인해 주세요."
@@ -117,11 +120,14 @@ def sign_on_url(portal: Portal, return_url: str) -> str:
 def current_session(request: Request, portal: Portal) -> Session:
     """The portal session of this browser, or LoginRequired back to this very page."""
     state = state_of(request)
-    token = request.cookies.get(portal.session_cookie)
-    session = state.sessions.get(token or "")
+    session = state.live_session(request.cookies.get(portal.session_cookie))
     if session is None or session.portal != portal.name:
         raise LoginRequired(sign_on_url(portal, str(request.url)))
     return session
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else ""
 
 
 def callback_url(request: Request, portal: Portal) -> str:
@@ -162,9 +168,12 @@ def finish_authorization(request: Request, portal: Portal, code: str, oauth_stat
                                                                                                          portal):
             return portal_error(request, portal, 401, "invalid_grant", "Code not valid")
         state.pending_logins.pop(request.cookies.get(portal.request_cookie) or "", None)
-    session = state.new_session(portal.name, issued.account_id, issued.username, issued.is_master)
+    session = state.new_session(portal.name, issued.account_id, issued.username, issued.is_master,
+                                address=client_address(request))
     response = RedirectResponse(pending.return_path, status_code=302)
-    response.set_cookie(portal.session_cookie, session.token, httponly=True, samesite="lax", path="/")
+    # A cookie with a lifetime, as the real portal's: a browser profile keeps it across restarts.
+    response.set_cookie(portal.session_cookie, session.token, httponly=True, samesite="lax", path="/",
+                        max_age=int(state.scenario.sessions.portal_seconds))
     response.delete_cookie(portal.request_cookie, path="/")
     return response
 
@@ -253,7 +262,7 @@ def auth(request: Request, client_id: str = "", redirect_uri: str = "", state: s
         return challenge
     sandbox = state_of(request)
     # Keycloak skips the form while its own session lives: the portal session is renewed.
-    sso = sandbox.sso_sessions.get(request.cookies.get(SSO_SESSION_COOKIE) or "")
+    sso = sandbox.live_sso_session(request.cookies.get(SSO_SESSION_COOKIE))
     if sso is not None and sso.client_id == client_id:
         return _issue_code(sandbox, client_id, redirect_uri, state, sso.account_id, sso.username, sso.is_master)
     root_id = request.cookies.get(AUTH_SESSION_COOKIE) or secrets.token_urlsafe(16)
@@ -285,8 +294,16 @@ async def login_action(request: Request, client_id: str = "", tab_id: str = "", 
     form = await request.form()
 
     if auth.pending is not None:
-        # No code ever passes: an SMS step needs a person, which is what the sandbox shows.
-        return _sms_page(request, portal, auth, error=BAD_SMS_CODE)
+        # The SMS step: the code the scenario names (sms_code) passes and makes the device known.
+        principal = auth.pending
+        expected = sandbox.scenario.sms_code(principal.username) or ""
+        if not secrets.compare_digest(str(form.get("code", "")).strip().encode(), expected.encode()):
+            return _sms_page(request, portal, auth, error=BAD_SMS_CODE)
+        response = _signed_on(request, sandbox, portal, auth, principal)
+        rules = sandbox.scenario.sessions
+        response.set_cookie(DEVICE_COOKIE, sandbox.trust_device(principal.username), httponly=True,
+                            samesite="lax", path=REALM_PATH + "/", max_age=rules.device_trust_days * 86400)
+        return response
 
     username = str(form.get("username", "")).strip()
     password = str(form.get("password", ""))
@@ -295,18 +312,33 @@ async def login_action(request: Request, client_id: str = "", tab_id: str = "", 
         return _login_page(request, portal, auth, error=BAD_CREDENTIALS, username=username)
     if principal.expired_on is not None:
         return render(request, "sso/expired.html", portal=portal, expired_on=principal.expired_on)
-    if principal.sms_challenge:
+    # A new device meets the SMS step; a profile the realm knows (its device cookie) does not.
+    sms = principal.sms_challenge and not sandbox.device_trusted(request.cookies.get(DEVICE_COOKIE),
+                                                                 principal.username)
+    with sandbox.lock:
+        sandbox.sign_ons.append(SignOn(principal.username, client_id, client_address(request), sms))
+    if sms:
         auth.pending = principal
         return _sms_page(request, portal, auth, error=None)
+    return _signed_on(request, sandbox, portal, auth, principal)
 
+
+def _signed_on(request: Request, sandbox: SandboxState, portal: Portal, auth: AuthSession,
+               principal: Principal) -> Response:
+    """Keycloak's session for a seller who passed every step, and the code back to the portal;
+    other sellers signed on from the same address are signed out (one at a time)."""
+    rules = sandbox.scenario.sessions
+    address = client_address(request)
+    sandbox.end_other_sellers(principal.username, address)
     with sandbox.lock:
-        sandbox.auth_sessions.pop(tab_id, None)
-        sso = SsoSession(secrets.token_urlsafe(24), client_id, principal.account_id, principal.username,
-                         principal.is_master)
+        sandbox.auth_sessions.pop(auth.tab_id, None)
+        sso = SsoSession(secrets.token_urlsafe(24), portal.client_id, principal.account_id, principal.username,
+                         principal.is_master, expires_at=sandbox.now() + rules.sso_seconds, address=address)
         sandbox.sso_sessions[sso.token] = sso
-    response = _issue_code(sandbox, client_id, auth.redirect_uri, auth.state, principal.account_id,
+    response = _issue_code(sandbox, portal.client_id, auth.redirect_uri, auth.state, principal.account_id,
                            principal.username, principal.is_master)
-    response.set_cookie(SSO_SESSION_COOKIE, sso.token, httponly=True, samesite="lax", path=REALM_PATH + "/")
+    response.set_cookie(SSO_SESSION_COOKIE, sso.token, httponly=True, samesite="lax", path=REALM_PATH + "/",
+                        max_age=int(rules.sso_seconds))
     response.delete_cookie(AUTH_SESSION_COOKIE, path=REALM_PATH + "/")
     return response
 

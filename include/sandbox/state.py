@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,8 @@ class Session:
     account_id: str
     username: str
     is_master: bool
+    expires_at: float = float("inf")  # on the sandbox's clock (SandboxState.now)
+    address: str = ""  # the client address that signed on
     # Wing's double-submit token: sent as the XSRF-TOKEN cookie, expected back in x-xsrf-token.
     xsrf_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
 
@@ -92,6 +95,18 @@ class SsoSession:
     account_id: str
     username: str
     is_master: bool
+    expires_at: float = float("inf")
+    address: str = ""
+
+
+@dataclass
+class SignOn:
+    """One password sign-on (the scarce resource the real portals ration), as the realm saw it."""
+
+    username: str
+    client_id: str
+    address: str
+    sms_asked: bool  # the SMS step was shown (an unknown device)
 
 
 @dataclass
@@ -113,6 +128,9 @@ class SandboxState:
     issued_codes: dict[str, IssuedCode] = field(default_factory=dict)  # one-time authorization codes
     sso_sessions: dict[str, SsoSession] = field(default_factory=dict)  # Keycloak sessions, by cookie
     challenges: dict[str, float] = field(default_factory=dict)  # bot-challenge token -> monotonic time served
+    trusted_devices: dict[str, tuple[str, float]] = field(default_factory=dict)  # device cookie -> (username, until)
+    sign_ons: list[SignOn] = field(default_factory=list)  # every password accepted, in order
+    clock_offset: float = 0.0  # seconds added to the clock by advance_clock()
     requests: list[RequestRecord] = field(default_factory=list)
     report_requests: dict[int, ReportRequest] = field(default_factory=dict)  # Wing, by requestId
     links_issued: dict[str, int] = field(default_factory=dict)  # Wing account -> report links handed out
@@ -138,11 +156,69 @@ class SandboxState:
 
     # --- sessions --------------------------------------------------------------------
 
-    def new_session(self, portal: str, account_id: str, username: str, is_master: bool) -> Session:
-        session = Session(secrets.token_urlsafe(24), portal, account_id, username, is_master)
+    def now(self) -> float:
+        """The sandbox's clock for session lifetimes: monotonic seconds, moved on by ``advance_clock``."""
+        return time.monotonic() + self.clock_offset
+
+    def advance_clock(self, seconds: float) -> None:
+        """Let ``seconds`` pass for every session and device trust (tests of expiry without waiting)."""
+        with self.lock:
+            self.clock_offset += seconds
+
+    def new_session(self, portal: str, account_id: str, username: str, is_master: bool, *,
+                    address: str = "") -> Session:
+        session = Session(secrets.token_urlsafe(24), portal, account_id, username, is_master,
+                          expires_at=self.now() + self.scenario.sessions.portal_seconds, address=address)
         with self.lock:
             self.sessions[session.token] = session
         return session
+
+    def live_session(self, token: str | None) -> Session | None:
+        """The portal session of ``token`` unless it expired (an expired one is dropped)."""
+        with self.lock:
+            session = self.sessions.get(token or "")
+            if session is not None and session.expires_at <= self.now():
+                self.sessions.pop(session.token, None)
+                return None
+            return session
+
+    def live_sso_session(self, token: str | None) -> SsoSession | None:
+        with self.lock:
+            sso = self.sso_sessions.get(token or "")
+            if sso is not None and sso.expires_at <= self.now():
+                self.sso_sessions.pop(sso.token, None)
+                return None
+            return sso
+
+    def end_other_sellers(self, username: str, address: str) -> int:
+        """Only one seller signed on at a time (REAL-PORTALS.md §1): a password sign-on from
+        ``address`` ends the portal and Keycloak sessions of every other username from there."""
+        if not self.scenario.sessions.one_seller_per_address:
+            return 0
+        with self.lock:
+            ended = [t for t, s in self.sessions.items() if s.address == address and s.username != username]
+            for token in ended:
+                del self.sessions[token]
+            for token in [t for t, s in self.sso_sessions.items() if s.address == address and s.username != username]:
+                del self.sso_sessions[token]
+            return len(ended)
+
+    def trust_device(self, username: str) -> str:
+        """A device cookie value that spares ``username`` the SMS step for ``device_trust_days``."""
+        token = secrets.token_urlsafe(24)
+        with self.lock:
+            self.trusted_devices[token] = (username, self.now() + self.scenario.sessions.device_trust_days * 86400)
+        return token
+
+    def device_trusted(self, token: str | None, username: str) -> bool:
+        with self.lock:
+            known = self.trusted_devices.get(token or "")
+            return known is not None and known[0] == username and known[1] > self.now()
+
+    def sign_ons_of(self, username: str) -> int:
+        """Password sign-ons of ``username`` so far."""
+        with self.lock:
+            return sum(1 for s in self.sign_ons if s.username == username)
 
     def end_session(self, token: str | None) -> None:
         with self.lock:
@@ -241,6 +317,8 @@ class SandboxState:
                 "tax_invoice_confirmed": {n: d.isoformat() if d else None
                                           for n, d in self.tax_invoice_confirmed.items()},
                 "sessions": len(self.sessions),
+                "sign_ons": [{"username": s.username, "client_id": s.client_id, "sms_asked": s.sms_asked}
+                             for s in self.sign_ons],
                 "requests": len(self.requests),
                 "report_requests": {r.request_id: {"account_id": r.account_id, "report_type": r.report_type,
                                                    "group_keys": list(r.group_keys), "polls": r.polls}

@@ -16,8 +16,12 @@ CATEGORIES: dict[str, tuple[bool, str]] = {
     ),
     "auth_challenge": (
         False,
-        "The portal asked for SMS verification (인증번호); a person must complete the "
-        "login once, or the seller must disable the challenge for the integration account.",
+        "The portal asked for SMS verification (인증번호) for a browser profile it does not know; "
+        "a person signs on once in the account's profile: python -m coupang_sales.sign_in CHANNEL ACCOUNT.",
+    ),
+    "profile_busy": (
+        True,
+        "Another task (or a person's sign-in) is using the account's browser profile; the task retries by itself.",
     ),
     "bot_rejected": (
         False,

@@ -130,7 +130,7 @@ def test_a_session_that_expires_twice_in_a_range_run_is_renewed(run_dag, warehou
     assert run.state == "success"
     assert [a[1] for a in attempts(warehouse)] == ["success"], "no attempt failed"
     assert extract_summary(run.run_id)["session_renewals"] == 2
-    assert len(sign_ons) == 3 + 2, "the two checks' and the extract's sign-on, and two renewals"
+    assert len(sign_ons) == 1 + 2, "one sign-on for the run's three browser tasks (one profile), and two renewals"
     assert len(order_lines(warehouse)) == 12 + 9 * 2
 
 

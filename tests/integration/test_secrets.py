@@ -155,6 +155,15 @@ def test_no_password_reaches_any_log_xcom_file_table_or_alert(collected, smtp, s
              if any(form in data for form in spellings(secret))]
     assert leaks == []
 
+    # the accounts' browser profiles (kept between runs, holding live session cookies) were searched
+    # above with everything else, and each is a folder only its owner can open
+    profiles = work / "run" / "airflow" / "browser-profiles"
+    assert [p for p in staged if profiles in p.parents], "the browser profiles are part of the sweep"
+    accounts = [folder for channel in profiles.iterdir() if channel.is_dir()
+                for folder in channel.iterdir() if folder.is_dir()]
+    assert len(accounts) == 6, accounts  # one per account, Rocket and Jet
+    assert all(stat.S_IMODE(folder.stat().st_mode) == 0o700 for folder in accounts)
+
     # every staged file sits in an account folder only its owner can open
     staging = work / "run" / "airflow" / "staging"
     in_staging = [p for p in staged if staging in p.parents]

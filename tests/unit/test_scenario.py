@@ -207,6 +207,25 @@ def test_the_export_sign_of_returns_and_the_bot_challenge_are_scenario_settings(
         load_scenario({**MINIMUM, "bot_protection": {"challenge_seconds": -1}})
 
 
+
+def test_session_lifetimes_device_trust_and_sms_codes_are_scenario_settings():
+    scenario = load_scenario(MINIMUM)
+    rules = scenario.sessions
+    assert (rules.portal_seconds, rules.sso_seconds, rules.device_trust_days, rules.one_seller_per_address) == \
+        (3600, 43200, 30, True)
+    assert scenario.rocket_accounts[0].sms_code == scenario.jet_accounts[0].sms_code == "123456"
+    assert scenario.sms_code(MINIMUM["rocket"]["accounts"][0]["username"]) == "123456"
+    raw = with_change(lambda s: s["rocket"]["accounts"][0].update(sms_code="987654"))
+    raw["sessions"] = {"portal_seconds": 5, "sso_seconds": 60, "device_trust_days": 0, "one_seller_per_address": False}
+    changed = load_scenario(raw)
+    assert changed.rocket_accounts[0].sms_code == "987654"
+    assert (changed.sessions.portal_seconds, changed.sessions.one_seller_per_address) == (5, False)
+    with pytest.raises(ScenarioError, match="sessions.portal_seconds"):
+        load_scenario({**MINIMUM, "sessions": {"portal_seconds": 0}})
+    with pytest.raises(ScenarioError, match="sessions.idle_seconds"):
+        load_scenario({**MINIMUM, "sessions": {"idle_seconds": 5}})
+
+
 # --- the jet section ---------------------------------------------------------------------------
 
 D5, D6 = dt.date(2026, 1, 5), dt.date(2026, 1, 6)

@@ -17,6 +17,7 @@ from coupang_sales.airflow_glue.operators import SubAccountExpiryOperator, TaxIn
 from coupang_sales.airflow_glue.runtime import (
     DEFAULT_LOOKBACK_DAYS,
     DEFAULT_RESTATEMENT_HORIZON_DAYS,
+    account_session,
     list_until,
     record_success,
     recorded_attempt,
@@ -151,7 +152,8 @@ def _collect(spec: ChannelSpec, account):
         started = dt.datetime.now(dt.UTC)
         with recorded_attempt(context, account, window):
             hook = getattr(hooks, spec.hook)(account["conn_id"])
-            with hook.session(download_dir=staging / "downloads", artifacts_dir=staging / "artifacts") as session:
+            with account_session(context, account, hook, download_dir=staging / "downloads",
+                                 artifacts_dir=staging / "artifacts") as session:
                 summary = _stages(spec).extract(session, account=account, window=window, list_until=until,
                                                 staging=staging / "raw")
         return {"window": [window.start.isoformat(), window.end.isoformat()], "staging": str(staging),

@@ -92,8 +92,14 @@ class PortalHook(BaseHook):
             variable = Variable.get(extra["settings_variable"], deserialize_json=True)
         return settings_from_extra(self.portal, extra, variable=variable)
 
-    def session(self, *, download_dir: Path, artifacts_dir: Path | None = None) -> Any:
+    def session(self, *, download_dir: Path, artifacts_dir: Path | None = None,
+                account: Mapping[str, Any] | None = None) -> Any:
+        """A page-object session; with ``account`` (its ``channel`` and ``account_id``) the browser runs in
+        the account's persistent profile (``coupang_sales.portal.profiles``), locked while it runs, so a
+        profile still signed on is not signed on again; without it, in a throw-away profile."""
         from importlib import import_module
+
+        from coupang_sales.portal.profiles import BrowserProfile
 
         module, _, name = self.session_class.rpartition(".")
         session_class = getattr(import_module(module), name)
@@ -105,16 +111,24 @@ class PortalHook(BaseHook):
         remote_url = extra.get("remote_url") or os.environ.get("SELENIUM_REMOTE_URL") or None
         headless = str(extra.get("headless", os.environ.get("SELENIUM_HEADLESS", "true"))).lower() != "false"
 
+        profile = BrowserProfile(account["channel"], account["account_id"]) if account else None
+
         def driver_factory(download_dir: Path):
             from coupang_sales.portal.browser import open_browser
 
-            return open_browser(download_dir, headless=headless, remote_url=remote_url)
+            return open_browser(download_dir, headless=headless, remote_url=remote_url,
+                                profile_dir=profile.path if profile else None)
 
-        return session_class(
+        session = session_class(
             base_url=base_url.rstrip("/"), username=conn.login, password=conn.password,
             download_dir=download_dir, settings=self.settings(extra), artifacts_dir=artifacts_dir,
             driver_factory=driver_factory,
         )
+        # Set on the shared base (PortalSession), whatever the portal's own constructor takes.
+        session.profile = profile
+        if account:
+            session.sign_in_command = f"python -m coupang_sales.sign_in {account['channel']} {account['account_id']}"
+        return session
 
 
 class SupplierHubHook(PortalHook):

@@ -29,6 +29,8 @@ def alert_facts(context: Mapping[str, Any]) -> dict[str, str]:
         found = _CATEGORY.search(str(exc or ""))
         category = found.group(1) if found and found.group(1) in CATEGORIES else "unexpected_error"
     action = getattr(cause, "action", None) or CATEGORIES.get(category, (False, "Read the task log."))[1]
+    if account.get("account_id") and "CHANNEL ACCOUNT" in action:  # auth_challenge: the sign-in command
+        action = action.replace("CHANNEL ACCOUNT", f"{account.get('channel')} {account['account_id']}")
     ti = context.get("ti")
     try:
         window = str(resolve_window(context))

@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from coupang_sales.airflow_glue.runtime import recorded_attempt, resolve_window, seoul_today, staging_dir
+from coupang_sales.airflow_glue.runtime import (
+    account_session,
+    recorded_attempt,
+    resolve_window,
+    seoul_today,
+    staging_dir,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -26,11 +32,13 @@ class _SupplierHubCheckOperator(BaseOperator):
         self.account = account
 
     def _session(self, context: "Context"):
+        """The account's browser in its persistent profile: after the first task of a run signed
+        on, the later ones find it signed on and do not sign on (docs/decisions.md)."""
         from coupang_sales.airflow_glue.hooks import SupplierHubHook
 
         staging = staging_dir(context, self.account["account_id"]) / self.task_id
-        return SupplierHubHook(self.account["conn_id"]).session(
-            download_dir=staging, artifacts_dir=staging / "artifacts")
+        return account_session(context, self.account, SupplierHubHook(self.account["conn_id"]),
+                               download_dir=staging, artifacts_dir=staging / "artifacts")
 
 
 class SubAccountExpiryOperator(_SupplierHubCheckOperator):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import logging
 import os
 import re
@@ -82,6 +83,55 @@ def staging_dir(context: Mapping[str, Any], account_id: str) -> Path:
     return folder
 
 
+BROWSER_USE_FILE = "browser_use.json"
+
+
+@contextlib.contextmanager
+def account_session(context: Mapping[str, Any], account: Mapping[str, Any], hook: Any, *, download_dir: Path,
+                    artifacts_dir: Path | None = None) -> Iterator[Any]:
+    """The hook's browser session in the account's persistent profile; what it cost (sign-ons,
+    SMS steps, renewals, browser seconds) is added to the run's ``browser_use.json`` of the
+    account, whatever happened, and from there to every ``collection_runs.details``."""
+    session = hook.session(download_dir=download_dir, artifacts_dir=artifacts_dir, account=account)
+    try:
+        with session:
+            yield session
+    finally:
+        record_browser_use(context, account["account_id"], session.usage)
+
+
+def record_browser_use(context: Mapping[str, Any], account_id: str, usage: Mapping[str, Any]) -> None:
+    """Keep one browser session's cost under its task and try, in the account's staging folder
+    (the tasks of one account run one after another, so nothing writes it at once)."""
+    ti = context.get("ti")
+    key = f"{getattr(ti, 'task_id', 'task')}#{getattr(ti, 'try_number', 1)}"
+    path = staging_dir(context, account_id) / BROWSER_USE_FILE
+    try:
+        kept = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except ValueError:
+        kept = {}
+    previous = kept.get(key)
+    if previous:  # a task that opened two sessions in one try
+        usage = {k: previous.get(k, 0) + v for k, v in usage.items()}
+    kept[key] = dict(usage)
+    path.write_text(json.dumps(kept, indent=1, sort_keys=True), encoding="utf-8")
+
+
+def browser_use(context: Mapping[str, Any], account_id: str) -> dict[str, Any]:
+    """The account's browser cost in this run so far: sign-ons, SMS steps, renewals, browser seconds."""
+    path = staging_dir(context, account_id) / BROWSER_USE_FILE
+    try:
+        kept = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except ValueError:
+        kept = {}
+    total = {"sign_ons": 0, "sms_steps": 0, "renewals": 0, "browser_seconds": 0.0}
+    for usage in kept.values():
+        for name in total:
+            total[name] += usage.get(name, 0)
+    total["browser_seconds"] = round(total["browser_seconds"], 2)
+    return total
+
+
 def warehouse_connection(conn_id: str = "coupang_warehouse"):
     """A psycopg (v3) connection to the warehouse, in autocommit (each load opens its own transaction).
 
@@ -153,6 +203,14 @@ def record_success(context: Mapping[str, Any], account: Mapping[str, Any], windo
             started=started, counts=counts)
 
 
+def _browser_use_of(context, account) -> dict[str, Any]:
+    try:
+        return browser_use(context, account["account_id"])
+    except OSError:  # the audit goes on without the figures
+        log.warning("could not read the browser use of %s", account.get("account_id"))
+        return {}
+
+
 def _record(context, account, window, *, status, reason, message, started, counts) -> None:
     from coupang_sales.warehouse import record_run
 
@@ -165,7 +223,8 @@ def _record(context, account, window, *, status, reason, message, started, count
                        rows_extracted=counts.get("rows_extracted"), rows_loaded=counts.get("rows_loaded"),
                        started_at=started, run_id=context.get("run_id"),
                        task_id=getattr(ti, "task_id", None), try_number=getattr(ti, "try_number", None),
-                       details={k: v for k, v in counts.items() if k not in ("rows_extracted", "rows_loaded")})
+                       details={**{k: v for k, v in counts.items() if k not in ("rows_extracted", "rows_loaded")},
+                                **_browser_use_of(context, account)})
         finally:
             conn.close()
     except Exception:  # the audit must not hide the collection's own error

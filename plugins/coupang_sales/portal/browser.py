@@ -60,6 +60,7 @@ class _LocalChrome(webdriver.Chrome):
 
 
 def _options(download_dir: Path, headless: bool) -> Options:
+    # No password manager or autofill: a profile kept between runs must never store the password.
     options = Options()
     if headless:
         options.add_argument("--headless=new")
@@ -70,12 +71,20 @@ def _options(download_dir: Path, headless: bool) -> Options:
         "download.prompt_for_download": False,
         "download.directory_upgrade": True,
         "safebrowsing.enabled": False,
+        "credentials_enable_service": False,
+        "profile.password_manager_enabled": False,
+        "autofill.profile_enabled": False,
+        "autofill.credit_card_enabled": False,
     })
     return options
 
 
-def open_browser(download_dir: Path, *, headless: bool = True, remote_url: str | None = None) -> WebDriver:
+def open_browser(download_dir: Path, *, headless: bool = True, remote_url: str | None = None,
+                 profile_dir: Path | None = None) -> WebDriver:
     """A Chrome WebDriver saving downloads in ``download_dir``; the caller must ``quit()`` it.
+
+    ``profile_dir`` is a persistent user-data dir (``coupang_sales.portal.profiles``, locked by
+    the caller) kept after ``quit()``; without it a throw-away profile is made and removed.
 
     ``remote_url`` (or env SELENIUM_REMOTE_URL) selects a Selenium Grid node, with managed
     downloads enabled. Env SELENIUM_HEADLESS=false forces a headed browser (the real
@@ -89,6 +98,8 @@ def open_browser(download_dir: Path, *, headless: bool = True, remote_url: str |
     remote_url = remote_url or os.environ.get("SELENIUM_REMOTE_URL") or None
     options = _options(download_dir, headless)
 
+    if profile_dir is not None:
+        options.add_argument(f"--user-data-dir={profile_dir}")
     if remote_url:
         options.enable_downloads = True
         log.info("opening a remote Chrome at %s (headless=%s)", remote_url, headless)
@@ -97,16 +108,20 @@ def open_browser(download_dir: Path, *, headless: bool = True, remote_url: str |
     # Without this Selenium Manager tries to download a driver from the internet.
     os.environ["SE_OFFLINE"] = "true"
     options.binary_location = os.environ.get("CHROME_BINARY", DEFAULT_CHROME_BINARY)
-    profile_dir = Path(tempfile.mkdtemp(prefix="coupang-chrome-"))
-    options.add_argument(f"--user-data-dir={profile_dir}")
+    throw_away = None
+    if profile_dir is None:
+        throw_away = Path(tempfile.mkdtemp(prefix="coupang-chrome-"))
+        options.add_argument(f"--user-data-dir={throw_away}")
     service = Service(os.environ.get("CHROMEDRIVER_PATH", DEFAULT_CHROMEDRIVER))
-    log.info("opening a local Chrome (headless=%s)", headless)
+    log.info("opening a local Chrome (headless=%s, %s profile)", headless,
+             "a kept" if throw_away is None else "a throw-away")
     try:
         driver = _LocalChrome(service=service, options=options)
     except BaseException:
-        shutil.rmtree(profile_dir, ignore_errors=True)
+        if throw_away is not None:
+            shutil.rmtree(throw_away, ignore_errors=True)
         raise
-    driver.profile_dir = profile_dir
+    driver.profile_dir = throw_away
     # Headless Chrome may ignore the download prefs; the CDP call makes the folder certain.
     driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(download_dir)})
     return driver

@@ -295,7 +295,8 @@ class PortalSession:
 
     def __init__(self, *, base_url: str, username: str, password: str, download_dir: Path,
                  settings: PortalSettings | None = None, timeout: float | None = None,
-                 artifacts_dir: Path | None = None, driver_factory: Callable[[Path], WebDriver] = open_browser):
+                 artifacts_dir: Path | None = None, driver_factory: Callable[[Path], WebDriver] = open_browser,
+                 profile: Any = None, sign_in_command: str | None = None):
         self.base_url = base_url.rstrip("/")
         self.settings = settings or load_settings(self.settings_portal)
         if self.settings.portal != self.settings_portal:
@@ -310,6 +311,14 @@ class PortalSession:
         self.driver: WebDriver | None = None
         self._renewals = 0  # sign-ons after the first, this session
         self._renewals_in_a_row = 0  # since the last page that answered
+        # A persistent profile (coupang_sales.portal.profiles.BrowserProfile), locked while the
+        # browser runs; the driver factory opens the browser in it.
+        self.profile = profile
+        self.sign_in_command = sign_in_command  # named by an auth_challenge: how a person signs on
+        self.sign_ons = 0  # passwords submitted (the scarce resource: challenge, SMS, one seller at a time)
+        self.sms_steps = 0  # SMS steps met
+        self.browser_seconds = 0.0  # how long a browser was open
+        self._browser_opened: float | None = None
 
     @property
     def host(self) -> str:
@@ -339,18 +348,41 @@ class PortalSession:
 
     def close(self) -> None:
         driver, self.driver = self.driver, None
-        if driver is not None:
-            try:
-                driver.quit()
-            except WebDriverException as exc:
-                log.warning("quitting the browser failed: %s", (exc.msg or "").splitlines()[:1])
+        try:
+            if driver is not None:
+                try:
+                    driver.quit()
+                except WebDriverException as exc:
+                    log.warning("quitting the browser failed: %s", (exc.msg or "").splitlines()[:1])
+        finally:
+            if self._browser_opened is not None:
+                self.browser_seconds += time.monotonic() - self._browser_opened
+                self._browser_opened = None
+            if self.profile is not None:
+                self.profile.release()
 
     def _browser(self) -> WebDriver:
         if self.driver is None:
             self.download_dir.mkdir(parents=True, exist_ok=True)
-            self.driver = self._driver_factory(self.download_dir)
+            if self.profile is not None:
+                self.profile.acquire()  # released by close(); a second user waits or fails clearly
+            try:
+                self.driver = self._driver_factory(self.download_dir)
+            except BaseException:
+                if self.profile is not None:
+                    self.profile.release()
+                raise
+            self._browser_opened = time.monotonic()
             self.driver.set_page_load_timeout(self.timeout)
         return self.driver
+
+    @property
+    def usage(self) -> dict[str, Any]:
+        """What this session cost: sign-ons (passwords submitted), SMS steps, renewals, browser seconds."""
+        seconds = self.browser_seconds + (time.monotonic() - self._browser_opened
+                                          if self._browser_opened is not None else 0.0)
+        return {"sign_ons": self.sign_ons, "sms_steps": self.sms_steps, "renewals": self._renewals,
+                "browser_seconds": round(seconds, 2)}
 
     # --- navigation --------------------------------------------------------------------
 
@@ -542,33 +574,78 @@ class PortalSession:
     def _signed_on(self) -> None:
         """Called on the first portal page after each sign-on."""
 
-    def _sign_on_here(self, page: str, *, anywhere: bool = False) -> None:
+    @step("login")
+    def sign_in(self, ask_code: Callable[[], str], *, attempts: int = 3) -> bool:
+        """A person-assisted sign-on (``python -m coupang_sales.sign_in``): like ``login()``, but an
+        SMS step asks ``ask_code`` for the code (up to ``attempts`` times) instead of failing, so the
+        profile becomes a device the portal knows. False if the profile was still signed on."""
+        url = self.base_url + self.settings.path("home")
+        self._get(url, "sign-on")
+        if self._wait_for("sign-on", {"home": LANDED, "form": "sign_on.form"}, sign_on=True) == "home":
+            self._signed_on()
+            return False
+        self._sign_on_here("sign-on", ask_code=ask_code, attempts=attempts)
+        return True
+
+    def _sign_on_here(self, page: str, *, anywhere: bool = False, ask_code: Callable[[], str] | None = None,
+                      attempts: int = 3) -> None:
         """Submit the credentials on the sign-on page the browser shows, and judge the outcome.
 
         Signed on is the landing rule; with ``anywhere`` (a renewal that returns to the page
-        asked for) any loaded page of the portal's host without a password field."""
+        asked for) any loaded page of the portal's host without a password field. An SMS step
+        is ``auth_challenge`` unless ``ask_code`` (a person) gives the code."""
         self._mark_document()
+        self.sign_ons += 1
+        log.info("submitting the password on the sign-on page (sign-on %d of this session)", self.sign_ons)
         SignOnPage(self.driver, self.selectors).submit(self._username, self._password)
         self._wait_for_next_document(page)
+        for attempt in range(attempts + 1):
+            found = self._sign_on_outcome(page, anywhere=anywhere)
+            if found != "sms":
+                return
+            if attempt == 0:
+                self.sms_steps += 1
+            if ask_code is None:
+                hint = f" ({self.sign_in_command})" if self.sign_in_command else ""
+                raise CollectionError(
+                    "auth_challenge", f"{self.portal_name} asked for SMS verification (인증번호) after the password",
+                    action="The portal does not know this browser profile yet: a person signs on once in it, "
+                           f"entering the SMS code{hint}; later runs reuse the profile without the SMS step.")
+            if attempt == attempts:
+                break
+            code = ask_code().strip()
+            field = self.find_code_field()
+            self._mark_document()
+            field.clear()
+            field.send_keys(code + "\n")  # Enter submits the code's form
+            self._wait_for_next_document(page)
+        raise CollectionError("auth_challenge", f"{self.portal_name} refused the SMS code {attempts} times")
+
+    def find_code_field(self) -> WebElement:
+        return Page(self.driver, self.selectors).find("sign_on.sms_code")
+
+    def _sign_on_outcome(self, page: str, *, anywhere: bool) -> str:
+        """After a form of the sign-on was submitted: 'home' when signed on, 'sms' at the SMS step;
+        any other outcome raises its category."""
         status = self._document_status()
         if status is not None and status >= 500:
             raise unavailable(f"{page}: the sign-on answered HTTP {status} at {url_path(self.driver.current_url)}")
         refusals = self._sign_on_refusals()
-        # The landing page goes before the refusals, whose texts a portal page may also hold
-        # (부계정 관리 mentions 만료); any other portal page goes last.
+        # The landing page, and with ``anywhere`` any portal page (off the realm's path), go before
+        # the refusals, whose texts a portal page may also hold (부계정 관리 mentions 만료): a
+        # renewal that returns to 부계정 관리 is not an expired sub-account.
         found = self._wait_for(page, {
             "home": LANDED,
+            **({"page": ON_PORTAL} if anywhere else {}),
             **refusals,
             "sms": "sign_on.sms_code",
             "error": "sign_on.error",
             "again": "sign_on.form",  # after 'error': the page with the error message holds the form too
-            **({"page": ON_PORTAL} if anywhere else {}),
         }, sign_on=True)
         if found in refusals:
             raise self._refused(found)
         if found == "sms":
-            raise CollectionError("auth_challenge",
-                                  f"{self.portal_name} asked for SMS verification (인증번호) after the password")
+            return found
         if found == "error":
             shown = self._scrub(SignOnPage(self.driver, self.selectors).error_text())
             raise CollectionError("bad_credentials", f"{self.portal_name} rejected the sign-on: {shown!r}")
@@ -579,6 +656,7 @@ class PortalSession:
                               "signing on")
         self._signed_on()
         log.info("signed on to %s", self.portal_name)
+        return "home"
 
     def _sign_on_again(self) -> None:
         """Run the sign-on chain again from the portal's home after a request found the session gone:

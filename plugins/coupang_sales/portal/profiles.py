@@ -1,0 +1,149 @@
+"""Persistent browser profiles, one per account: the device the portals know, kept signed on between tasks.
+
+Sign-ons are the scarce resource (REAL-PORTALS.md §1-2): each meets a ~16 s bot challenge, a
+new device meets the SMS step, and only one seller may be signed on at a time. So every
+account gets its own Chromium user-data dir under ``COUPANG_PROFILE_DIR`` (default
+``$AIRFLOW_HOME/browser-profiles``): ``<root>/<channel>/<account_id>``. Its cookies (the
+portal session, Keycloak's session, the realm's device trust) outlive the browser, so the
+next task finds it signed on and does not sign on.
+
+- Readable by its owner only (0700): it holds live session cookies.
+- Locked while a browser uses it (``fcntl.flock`` on ``<root>/<channel>/.<account_id>.lock``,
+  beside the profile so Chromium never sees it): a second user waits up to ``wait_seconds``,
+  then fails with ``profile_busy`` (retried). Chromium would refuse a profile in use anyway,
+  with a less clear error.
+- Never logged or staged: only its account names it in messages.
+- Removed with the account: ``python -m coupang_sales.portal.profiles remove CHANNEL ACCOUNT``.
+
+With a Selenium Grid the path is the node's: mount the same volume at the same path on the
+workers (for the lock) and on the nodes (for Chromium), as docker-compose.yaml does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import logging
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from coupang_sales.errors import CollectionError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WAIT_SECONDS = 600.0  # a task holding the profile takes minutes; after this the retry waits again
+
+
+def profile_root() -> Path:
+    """``COUPANG_PROFILE_DIR``, default ``$AIRFLOW_HOME/browser-profiles``."""
+    return Path(os.environ.get("COUPANG_PROFILE_DIR")
+                or Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser() / "browser-profiles")
+
+
+def _safe(name: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", str(name)).lstrip(".")
+    if not safe:
+        raise CollectionError("configuration_error", f"no profile name can be made of {name!r}")
+    return safe
+
+
+def _private_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+
+
+class BrowserProfile:
+    """The browser profile of one account; ``acquire()`` / ``release()`` (or ``with``) hold its lock."""
+
+    def __init__(self, channel: str, account_id: str, *, root: Path | None = None,
+                 wait_seconds: float | None = None):
+        self.channel, self.account_id = channel, account_id
+        self.root = Path(root) if root else profile_root()
+        self.path = self.root / _safe(channel) / _safe(account_id)
+        self.lock_path = self.path.with_name(f".{self.path.name}.lock")
+        self.wait_seconds = DEFAULT_WAIT_SECONDS if wait_seconds is None else float(wait_seconds)
+        self._lock_file = None
+
+    def __repr__(self) -> str:
+        return f"BrowserProfile({self.channel!r}, {self.account_id!r})"
+
+    @property
+    def held(self) -> bool:
+        return self._lock_file is not None
+
+    def acquire(self, wait_seconds: float | None = None) -> Path:
+        """Lock the profile (waiting for another user up to ``wait_seconds``) and return its folder, 0700."""
+        if self.held:
+            return self.path
+        wait = self.wait_seconds if wait_seconds is None else wait_seconds
+        _private_dir(self.root)
+        _private_dir(self.path.parent)
+        handle = open(self.lock_path, "a+")  # noqa: SIM115 (held until release)
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    handle.close()
+                    raise CollectionError(
+                        "profile_busy", f"the browser profile of {self.channel} {self.account_id} is in use by "
+                                        f"another task or a person's sign-on; waited {wait:g} s") from None
+                time.sleep(0.2)
+        self._lock_file = handle
+        _private_dir(self.path)
+        return self.path
+
+    def release(self) -> None:
+        handle, self._lock_file = self._lock_file, None
+        if handle is not None:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+
+    def __enter__(self) -> Path:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def remove(self, wait_seconds: float = 0.0) -> bool:
+        """Delete the profile (under its lock: never under a running browser); True if there was one."""
+        existed = self.path.exists()
+        self.acquire(wait_seconds)
+        try:
+            shutil.rmtree(self.path, ignore_errors=False)
+        except FileNotFoundError:
+            pass
+        finally:
+            self.release()
+        self.lock_path.unlink(missing_ok=True)
+        return existed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m coupang_sales.portal.profiles",
+                                     description="Manage the accounts' persistent browser profiles.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    remove = sub.add_parser("remove", help="delete an account's profile (do it when the account is removed)")
+    remove.add_argument("channel", help="coupang_rocket or coupang_jet")
+    remove.add_argument("account_id")
+    remove.add_argument("--wait", type=float, default=0.0, help="seconds to wait for a browser using it")
+    args = parser.parse_args(argv)
+    profile = BrowserProfile(args.channel, args.account_id)
+    try:
+        existed = profile.remove(args.wait)
+    except CollectionError as exc:
+        print(exc.detail, file=sys.stderr)
+        return 1
+    print(f"removed the browser profile of {args.channel} {args.account_id}" if existed
+          else f"{args.channel} {args.account_id} had no browser profile")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,89 @@
+"""A person-assisted sign-on into an account's browser profile.
+
+    python -m coupang_sales.sign_in CHANNEL ACCOUNT [--conn-id ID] [--headless]
+
+Opens the account's persistent profile (``coupang_sales.portal.profiles``), signs on with the
+credentials of the account's Airflow connection and, when the portal asks for the SMS code
+(인증번호), asks the person at the terminal for it. The profile is left signed on and known to
+the portal as a device, so the DAG's next runs sign on without the SMS step (or not at all
+while the session lives). CHANNEL is ``coupang_rocket`` or ``coupang_jet`` (``rocket`` and
+``jet`` do too); the connection is the account's in ``sales.accounts`` unless ``--conn-id``
+names it. The browser is headed unless ``--headless`` (the real portals reject headless
+Chrome; a person may also watch). The password is never printed or asked for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+CHANNEL_NAMES = {"rocket": "coupang_rocket", "jet": "coupang_jet",
+                 "coupang_rocket": "coupang_rocket", "coupang_jet": "coupang_jet"}
+
+
+def _conn_id(channel: str, account_id: str) -> str:
+    from coupang_sales.airflow_glue.runtime import warehouse_connection
+
+    conn = warehouse_connection()
+    try:
+        row = conn.execute("SELECT conn_id FROM sales.accounts WHERE channel = %s AND account_id = %s",
+                           (channel, account_id)).fetchone()
+    finally:
+        conn.close()
+    if row is None:
+        raise SystemExit(f"{channel} {account_id} is not in sales.accounts (or give --conn-id)")
+    return row[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m coupang_sales.sign_in", description=__doc__.split("\n\n")[0])
+    parser.add_argument("channel", choices=sorted(CHANNEL_NAMES))
+    parser.add_argument("account_id")
+    parser.add_argument("--conn-id", help="the account's Airflow connection (default: from sales.accounts)")
+    parser.add_argument("--headless", action="store_true", help="no browser window (the sandbox, tests)")
+    args = parser.parse_args(argv)
+    channel = CHANNEL_NAMES[args.channel]
+
+    from coupang_sales.airflow_glue.hooks import SupplierHubHook, WingHook
+    from coupang_sales.errors import CollectionError
+
+    conn_id = args.conn_id or _conn_id(channel, args.account_id)
+    hook = (SupplierHubHook if channel == "coupang_rocket" else WingHook)(conn_id)
+    account = {"channel": channel, "account_id": args.account_id, "conn_id": conn_id}
+
+    def ask_code() -> str:
+        print(f"The portal sent an SMS code (인증번호) to the seller's phone for {channel} {args.account_id}.",
+              flush=True)
+        print("SMS code: ", end="", flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            raise SystemExit("no SMS code given (end of input); the profile is not signed on")
+        return line.strip()
+
+    os.environ["SELENIUM_HEADLESS"] = "true" if args.headless else "false"
+    work = Path(tempfile.mkdtemp(prefix="coupang-sign-in-"))
+    print(f"Opening the browser profile of {channel} {args.account_id} ...", flush=True)
+    try:
+        with hook.session(download_dir=work / "downloads", artifacts_dir=work / "artifacts",
+                          account=account) as session:
+            signed_on = session.sign_in(ask_code)
+    except CollectionError as exc:
+        print(f"Sign-on failed: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        shutil.rmtree(work / "downloads", ignore_errors=True)
+    if signed_on:
+        steps = " after the SMS step" if session.sms_steps else ""
+        print(f"Signed on{steps}: the profile of {channel} {args.account_id} stays signed on; "
+              "the next runs reuse it.", flush=True)
+    else:
+        print(f"The profile of {channel} {args.account_id} was still signed on; nothing to do.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
