@@ -173,22 +173,22 @@ class SandboxState:
             self.sessions[session.token] = session
         return session
 
-    def live_session(self, token: str | None) -> Session | None:
-        """The portal session of ``token`` unless it expired (an expired one is dropped)."""
+    def _live(self, store: dict, token: str | None):
+        """The entry of ``token`` in ``store`` unless it expired (an expired one is dropped)."""
         with self.lock:
-            session = self.sessions.get(token or "")
-            if session is not None and session.expires_at <= self.now():
-                self.sessions.pop(session.token, None)
+            found = store.get(token or "")
+            if found is not None and found.expires_at <= self.now():
+                store.pop(found.token, None)
                 return None
-            return session
+            return found
+
+    def live_session(self, token: str | None) -> Session | None:
+        """The portal session of ``token`` unless it expired."""
+        return self._live(self.sessions, token)
 
     def live_sso_session(self, token: str | None) -> SsoSession | None:
-        with self.lock:
-            sso = self.sso_sessions.get(token or "")
-            if sso is not None and sso.expires_at <= self.now():
-                self.sso_sessions.pop(sso.token, None)
-                return None
-            return sso
+        """The Keycloak session of ``token`` unless it expired."""
+        return self._live(self.sso_sessions, token)
 
     def end_other_sellers(self, username: str, address: str) -> int:
         """Only one seller signed on at a time (REAL-PORTALS.md §1): a password sign-on from

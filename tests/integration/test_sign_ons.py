@@ -58,8 +58,8 @@ def profiles(tmp_path, monkeypatch):
     return root
 
 
-def run(dag, account_id: str):
-    """One run of ``dag`` for one account (the others paused), for 6 Jan."""
+def run(dag):
+    """One run of ``dag`` for 6 Jan (``only`` chooses the one active account)."""
     return dag.test(logical_date=local_stack.logical_date_for(D("2026-01-06")))
 
 
@@ -92,7 +92,7 @@ def test_a_rocket_account_signs_on_once_then_not_while_its_session_lives_then_on
     state = portal.state
     before = state.sign_ons_of("so_plain")
 
-    first = run(dag, "V00000701")
+    first = run(dag)
     status, _, _, details = last_attempt(warehouse, first.run_id, "V00000701")
     # three browser tasks (expiry check, tax-invoice check, extract), one password
     assert status == "success" and state.sign_ons_of("so_plain") - before == 1
@@ -102,13 +102,13 @@ def test_a_rocket_account_signs_on_once_then_not_while_its_session_lives_then_on
     tasks = {ti.task_id for ti in first.get_task_instances()}
     assert {"collect.check_sub_account_expiry", "collect.check_tax_invoice_block", "collect.extract"} <= tasks
 
-    second = run(dag, "V00000701")
+    second = run(dag)
     status, _, _, details = last_attempt(warehouse, second.run_id, "V00000701")
     assert status == "success" and details["sign_ons"] == 0, "the profile is still signed on"
     assert state.sign_ons_of("so_plain") - before == 1
 
     state.advance_clock(TWELVE_HOURS_AND_MORE)  # the portal's and Keycloak's sessions expire
-    third = run(dag, "V00000701")
+    third = run(dag)
     status, _, _, details = last_attempt(warehouse, third.run_id, "V00000701")
     assert status == "success" and details["sign_ons"] == 1
     assert state.sign_ons_of("so_plain") - before == 2
@@ -125,9 +125,9 @@ def test_a_jet_account_signs_on_once_per_run_and_not_again_while_signed_on(colle
     dag = collection_dag(portal, SCENARIO, "coupang_jet_sales")
     state = portal.state
     before = state.sign_ons_of("so_wing")
-    first = run(dag, "A00000701")
+    first = run(dag)
     assert last_attempt(warehouse, first.run_id, "A00000701")[3]["sign_ons"] == 1
-    second = run(dag, "A00000701")
+    second = run(dag)
     assert last_attempt(warehouse, second.run_id, "A00000701")[3]["sign_ons"] == 0
     assert state.sign_ons_of("so_wing") - before == 1
 
@@ -138,7 +138,7 @@ def test_a_new_profile_meets_the_sms_step_which_the_sign_in_command_completes(co
     only(warehouse, "coupang_rocket", "V00000702")
     state = portal.state
 
-    blocked = run(dag, "V00000702")
+    blocked = run(dag)
     status, reason, message, _ = last_attempt(warehouse, blocked.run_id, "V00000702")
     assert (status, reason) == ("failed", "auth_challenge")
     assert "python -m coupang_sales.sign_in coupang_rocket V00000702" in message
@@ -159,13 +159,13 @@ def test_a_new_profile_meets_the_sms_step_which_the_sign_in_command_completes(co
 
     # the next run finds the profile signed on: no sign-on at all
     signed_on = state.sign_ons_of("so_sms")
-    after = run(dag, "V00000702")
+    after = run(dag)
     status, _, _, details = last_attempt(warehouse, after.run_id, "V00000702")
     assert status == "success" and details["sign_ons"] == 0 and state.sign_ons_of("so_sms") == signed_on
 
     # once the sessions expired it signs on with the password, and the known device meets no SMS step
     state.advance_clock(TWELVE_HOURS_AND_MORE)
-    later = run(dag, "V00000702")
+    later = run(dag)
     status, _, _, details = last_attempt(warehouse, later.run_id, "V00000702")
     assert status == "success" and details["sign_ons"] == 1 and details["sms_steps"] == 0
     assert state.sign_ons[-1].username == "so_sms" and not state.sign_ons[-1].sms_asked
@@ -175,7 +175,7 @@ def test_two_accounts_never_share_a_profile(collection_dag, warehouse, portal, p
     dag = collection_dag(portal, SCENARIO, "coupang_rocket_sales")
     only(warehouse, "coupang_rocket", "V00000701")
     warehouse.execute("UPDATE sales.accounts SET active = true WHERE account_id IN ('V00000701', 'V00000702')")
-    run(dag, "both")
+    run(dag)
     folders = sorted(p.name for p in (profiles / "coupang_rocket").iterdir() if p.is_dir())
     assert folders == ["V00000701", "V00000702"]
     one, two = (profiles / "coupang_rocket" / name for name in folders)
