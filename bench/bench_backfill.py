@@ -125,7 +125,7 @@ def run(raw: dict, dsn: str, first: dt.date, last: dt.date, daily_days: int, say
     from airflow.dag_processing.dagbag import DagBag
     from airflow.utils import db
 
-    from coupang_sales.warehouse import apply_schema
+    from coupang_sales.warehouse import migrate
     from sandbox import SandboxServer, load_scenario
 
     os.environ["AIRFLOW_CONN_COUPANG_WAREHOUSE"] = local_stack.connection_json(dsn)
@@ -133,7 +133,7 @@ def run(raw: dict, dsn: str, first: dt.date, last: dt.date, daily_days: int, say
     dag = DagBag(dag_folder=str(ROOT / "dags")).dags["coupang_rocket_sales"]
     out: dict = {}
     with SandboxServer(load_scenario(raw)) as sandbox, psycopg.connect(dsn, autocommit=True) as conn:
-        apply_schema(conn)
+        migrate(conn)
         os.environ.update(local_stack.register_scenario_accounts(conn, raw, sandbox))
 
         def sign_ons() -> int:

@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> Report:
     import psycopg
 
     from coupang_sales.model import Window
-    from coupang_sales.warehouse import apply_schema
+    from coupang_sales.warehouse import migrate
 
     work = Path(tempfile.mkdtemp(prefix="coupang-bench-data-path-"))
     staging = work / "staging"
@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> Report:
     report = Report("data_path", settings={"lines": args.lines, "invoices": args.invoices, "days": args.days})
     try:
         with psycopg.connect(warehouse.dsn, autocommit=True) as conn:
-            apply_schema(conn)
+            migrate(conn)
             validated = in_own_process("validate", {**common_args, "window": window, "list_until": LAST_DAY})
             transformed = in_own_process("transform", common_args)
             loaded = in_own_process("load", {**common_args, "window": window, "run_id": "bench"}, warehouse.dsn)

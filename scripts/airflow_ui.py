@@ -35,7 +35,7 @@ def main() -> int:
 
     import psycopg
 
-    from coupang_sales.warehouse import apply_schema
+    from coupang_sales.warehouse import migrate
     from sandbox import SandboxServer, load_scenario
 
     warehouse = local_stack.EmbeddedWarehouse(state / "pgdata").start()
@@ -49,7 +49,7 @@ def main() -> int:
     try:
         env["AIRFLOW_CONN_COUPANG_WAREHOUSE"] = local_stack.connection_json(warehouse.dsn)
         with psycopg.connect(warehouse.dsn, autocommit=True) as conn:
-            apply_schema(conn)
+            migrate(conn)
             env.update(local_stack.register_scenario_accounts(conn, raw, sandbox))
         standalone = local_stack.StandaloneAirflow(env, port=args.port, log_path=home / "standalone.log")
         standalone.prepare()

@@ -99,11 +99,11 @@ def _output_to(log):
 def run(dsn: str, scenario: dict, sandbox, first: dt.date, last: dt.date) -> int:
     import psycopg
 
-    from coupang_sales.warehouse import apply_schema
+    from coupang_sales.warehouse import migrate
 
     os.environ["AIRFLOW_CONN_COUPANG_WAREHOUSE"] = local_stack.connection_json(dsn)
     with psycopg.connect(dsn, autocommit=True) as conn:
-        apply_schema(conn)
+        migrate(conn)
         os.environ.update(local_stack.register_scenario_accounts(conn, scenario, sandbox))
 
     from airflow.dag_processing.dagbag import DagBag

@@ -82,16 +82,16 @@ def scratch_database(pg_server):
 
 @pytest.fixture
 def warehouse(pg_server, scratch_database, request):
-    """A fresh database per test, with the schema applied and the Airflow connection pointing at it."""
+    """A fresh database per test, migrated to the newest schema version, and the Airflow connection pointing at it."""
     import psycopg
 
-    from coupang_sales.warehouse import apply_schema
+    from coupang_sales.warehouse import migrate
 
     name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:50]
     socket_dir = pg_server.get_uri().split("host=")[1]
     with scratch_database(name):
         conn = psycopg.connect(host=socket_dir, dbname=name, user="postgres", autocommit=True)
-        apply_schema(conn)
+        migrate(conn)
         previous = os.environ.get("AIRFLOW_CONN_COUPANG_WAREHOUSE")
         os.environ["AIRFLOW_CONN_COUPANG_WAREHOUSE"] = json.dumps(
             {"conn_type": "postgres", "host": socket_dir, "login": "postgres", "schema": name})

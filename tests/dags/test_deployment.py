@@ -66,3 +66,11 @@ def test_init_creates_the_portal_pools_the_dags_use():
 
 def test_sandbox_is_an_optional_profile():
     assert SERVICES["sandbox"]["profiles"] == ["sandbox"]
+
+
+def test_init_migrates_the_warehouse_schema_once_per_deploy():
+    init = "\n".join(SERVICES["airflow-init"]["command"])
+    assert "python -m coupang_sales.warehouse.migrate" in init
+    assert (ROOT / "plugins" / "coupang_sales" / "warehouse" / "migrate.py").exists()
+    assert {"AIRFLOW_CONN_COUPANG_WAREHOUSE", "PYTHONPATH"} <= set(env_of("airflow-init"))
+    assert SERVICES["airflow-init"]["depends_on"]["warehouse"]["condition"] == "service_healthy"

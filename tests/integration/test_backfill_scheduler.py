@@ -77,10 +77,10 @@ def module_warehouse(scratch_database):
     """The module's warehouse database (the scheduler's tasks keep its connection for the module)."""
     import psycopg
 
-    from coupang_sales.warehouse import apply_schema
+    from coupang_sales.warehouse import migrate
 
     with scratch_database("t_scheduler_module") as dsn, psycopg.connect(dsn, autocommit=True) as conn:
-        apply_schema(conn)
+        migrate(conn)
         yield conn, dsn
 
 

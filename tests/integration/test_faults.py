@@ -253,7 +253,7 @@ def test_postgres_stopped_during_the_load_rolls_back_and_the_retry_loads_once(
     from airflow.dag_processing.dagbag import DagBag
     from pgserver._commands import pg_ctl
 
-    from coupang_sales.warehouse import apply_schema
+    from coupang_sales.warehouse import migrate
 
     dsn = own_postgres.get_uri()
     monkeypatch.setenv("AIRFLOW_CONN_COUPANG_WAREHOUSE", local_stack.connection_json(dsn))
@@ -270,7 +270,7 @@ def test_postgres_stopped_during_the_load_rolls_back_and_the_retry_loads_once(
             seen["changes_after_crash"] = changes(after)
 
     with sandbox([]) as server, psycopg.connect(dsn, autocommit=True) as conn:
-        apply_schema(conn)
+        migrate(conn)
         monkeypatch.setenv("COUPANG_TODAY", scenario([])["today"])
         for key, value in local_stack.register_scenario_accounts(conn, scenario([]), server).items():
             monkeypatch.setenv(key, value)

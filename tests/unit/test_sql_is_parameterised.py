@@ -1,7 +1,7 @@
 """Every SQL statement the package sends is a fixed text with %s/%(name)s parameters.
 
 Checked on the source itself: the first argument of each ``execute``/``executemany``/
-``copy`` call must be a string literal, a module constant, the shipped schema file, a
+``copy`` call must be a string literal, a module constant, a shipped migration file, a
 ``psycopg.sql`` composition, an SQLAlchemy ``select()``, or an f-string whose only
 interpolations are column lists built from module constants. Values (account ids,
 dates, run ids) can then only travel as parameters. The end-to-end counterpart, an
@@ -40,8 +40,10 @@ def unsafe_sql_calls(path: Path) -> list[str]:
             continue
         if isinstance(statement, ast.Name) and _is_constant_name(statement.id):
             continue
-        if isinstance(statement, ast.Call) and ast.unparse(statement).startswith(("schema_sql(", "select(")):
-            continue  # the shipped schema.sql; an SQLAlchemy select() binds its values
+        if isinstance(statement, ast.Call) and ast.unparse(statement).startswith("select("):
+            continue  # an SQLAlchemy select() binds its values
+        if ast.unparse(statement) == "migration.sql":
+            continue  # a shipped migration file (warehouse/migrations/NNNN_slug.sql)
         if isinstance(statement, ast.JoinedStr) and all(
                 _interpolation_is_constant(part.value) for part in statement.values
                 if isinstance(part, ast.FormattedValue)):

@@ -81,7 +81,9 @@ PARAMS = {
 }
 
 TASK_DOCS = {
-    "list_accounts": "Reads the active accounts of the channel from `sales.accounts` (ids and connection names only).",
+    "list_accounts": "Checks that the warehouse is at this code's schema version (it fails, naming "
+                     "`python -m coupang_sales.warehouse.migrate`, when not) and reads the active accounts of the "
+                     "channel from `sales.accounts` (ids and connection names only).",
     "check_sub_account_expiry": SubAccountExpiryOperator.__doc__,
     "check_tax_invoice_block": TaxInvoiceBlockOperator.__doc__,
     "extract": "Logs in with a real browser and stages the raw portal files for the window.",
@@ -227,11 +229,17 @@ def build_channel_dag(channel: str, *, doc_md: str | None = None) -> DAG:
     ) as dag:
         @task(doc_md=TASK_DOCS["list_accounts"], retries=3, multiple_outputs=False)
         def list_accounts() -> list[dict[str, Any]]:
-            from coupang_sales.warehouse import active_accounts, apply_schema
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from coupang_sales.warehouse import active_accounts
+            from coupang_sales.warehouse.schema_versions import SchemaVersionError, require_current
 
             conn = warehouse_connection()
             try:
-                apply_schema(conn)
+                try:  # no DDL in a run: the schema is migrated once per deploy
+                    require_current(conn)
+                except SchemaVersionError as exc:
+                    raise AirflowFailException(str(exc)) from exc
                 return active_accounts(conn, channel)
             finally:
                 conn.close()

@@ -1,11 +1,10 @@
-"""PostgreSQL warehouse access: schema, the all-or-nothing window load, and the collection audit."""
+"""PostgreSQL warehouse access: schema migrations, the all-or-nothing window load, and the collection audit."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 from dataclasses import dataclass
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from coupang_sales.model import ADJUSTMENT_COLUMNS, FACT_COLUMNS, ORDER_LINE_COLUMNS, RESTATEMENT_COLUMNS, Window
@@ -35,16 +34,23 @@ _ADJUSTMENT_COLS = ", ".join(ADJUSTMENT_COLUMNS)
 _CHANGE_COLS = ", ".join(CHANGE_COLUMNS)
 
 
-def schema_sql() -> str:
-    return resources.files(__package__).joinpath("schema.sql").read_text(encoding="utf-8")
+def migrate(conn: "psycopg.Connection", **kwargs: Any) -> list[int]:
+    """Bring the warehouse to the newest schema version (``schema_versions.migrate``); once per deploy."""
+    from coupang_sales.warehouse.schema_versions import migrate as run_migrations
+
+    return run_migrations(conn, **kwargs)
+
+
+def require_current_schema(conn: "psycopg.Connection") -> int:
+    """Fail (``SchemaVersionError``, naming the command) unless the warehouse is at this code's version."""
+    from coupang_sales.warehouse.schema_versions import require_current
+
+    return require_current(conn)
 
 
 def apply_schema(conn: "psycopg.Connection") -> None:
-    """Create or update the ``sales`` schema; safe to call on every run."""
-    with conn.transaction(), conn.cursor() as cur:
-        # Serialise concurrent first runs: CREATE ... IF NOT EXISTS still races on the catalog.
-        cur.execute("SELECT pg_advisory_xact_lock(hashtext('coupang_sales.schema'))")
-        cur.execute(schema_sql())
+    """The former per-run schema step, now the migrations: kept for callers of the old name."""
+    migrate(conn)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,7 @@
--- Warehouse schema of the Coupang sales collection. Idempotent: safe to apply on every run.
+-- Migration 0001: the warehouse schema of the Coupang sales collection as the first versioned
+-- release shipped it (before versioned migrations it was applied by every run; a warehouse made
+-- that way is recorded at this version without running it again: coupang_sales.warehouse.schema_versions).
+-- Later changes go in new files (0002_*.sql, ...), never here.
 CREATE SCHEMA IF NOT EXISTS sales;
 
 CREATE TABLE IF NOT EXISTS sales.accounts (
@@ -73,8 +76,13 @@ CREATE UNIQUE INDEX IF NOT EXISTS commission_settings_key
     ON sales.commission_settings (channel, account_id, coalesce(option_id, ''));
 
 -- The effective commission is computed when read, so a rate entered today applies to all past rows.
+-- The view names its columns: a column added to sales.order_lines later changes nothing here until
+-- a migration adds it to the view (at the end: CREATE OR REPLACE VIEW only appends columns).
 CREATE OR REPLACE VIEW sales.order_lines_effective AS
-SELECT ol.*,
+SELECT ol.channel, ol.account_id, ol.order_id, ol.line_key, ol.option_id,
+       ol.product_name, ol.sales_date, ol.quantity, ol.gross_amount, ol.coupon_discount,
+       ol.payment_amount, ol.seller_shipping_fee, ol.collected_commission, ol.is_cancelled, ol.source,
+       ol.cancelled_quantity, ol.cancelled_amount, ol.loaded_at, ol.run_id,
        CASE WHEN cs.rate_percent IS NOT NULL
                 -- rate % x payment, rounded half up to whole won
                 THEN floor(ol.payment_amount * cs.rate_percent / 100 + 0.5)::bigint
