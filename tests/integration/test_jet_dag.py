@@ -176,3 +176,49 @@ def test_user_commission_rate_overrides_collected_and_its_removal_restores_it(je
     assert warehouse.execute(query).fetchone() == (925, "user")  # the per-option rate is more specific
     warehouse.execute("DELETE FROM sales.commission_settings")
     assert warehouse.execute(query).fetchone() == (2_376, "collected")
+
+
+def asset_events(run_id: str) -> dict[str, dict[str, dict]]:
+    """The run's asset events from Airflow's metadata database: asset name -> account -> extra."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    found: dict[str, dict[str, dict]] = {}
+    with create_session() as session:
+        for name, uri, extra in session.execute(
+                select(AssetModel.name, AssetModel.uri, AssetEvent.extra)
+                .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+                .where(AssetEvent.source_run_id == run_id, AssetEvent.source_task_id == "collect.load")):
+            assert uri.startswith("postgres://") and uri.endswith(name.replace("coupang_sales.", "/sales/"))
+            (account,) = extra["accounts"]
+            assert account not in found.setdefault(name, {}), "one event per asset per account's load"
+            found[name][account] = extra
+    return found
+
+
+def test_each_load_emits_asset_events_with_accounts_dates_and_rows_changed(jet_dag, warehouse):
+    first = jet_dag.test(logical_date=local_stack.logical_date_for(RUN_DAY))
+    events = asset_events(first.run_id)
+    assert set(events) == {"coupang_sales.order_lines", "coupang_sales.account_fees"}
+    lines = events["coupang_sales.order_lines"]
+    assert set(lines) == {"A00000001", "A00000002", "A00000003"}
+    v1 = lines["A00000001"]
+    assert v1["channel"] == "coupang_jet" and v1["window"] == ["2026-01-20", "2026-02-03"]
+    assert v1["changed_sales_dates"] == ["2026-01-31", "2026-02-01", "2026-02-02"]
+    assert v1["rows_changed"] == v1["added"] == 5 and (v1["changed"], v1["removed"]) == (0, 0)
+    stored = {account: warehouse.execute("SELECT count(*), array_agg(DISTINCT sales_date::text ORDER BY "
+                                         "sales_date::text) FROM sales.order_lines WHERE account_id = %s",
+                                         (account,)).fetchone() for account in lines}
+    for account, extra in lines.items():
+        assert extra["rows_changed"] == extra["added"] == stored[account][0]
+        assert extra["changed_sales_dates"] == stored[account][1]
+    fees_by_account = events["coupang_sales.account_fees"]
+    assert fees_by_account["A00000002"]["periods"] == [["2026-01-19", "2026-01-25"], ["2026-01-26", "2026-01-31"],
+                                                       ["2026-02-01", "2026-02-01"], ["2026-02-02", "2026-02-08"]]
+    assert fees_by_account["A00000002"]["amount"] == 1_500 + 700 + 300
+    assert fees_by_account["A00000001"]["rows"] == 0 and fees_by_account["A00000001"]["periods"] == []
+
+    again = jet_dag.test(logical_date=local_stack.logical_date_for(RUN_DAY))
+    for extra in asset_events(again.run_id)["coupang_sales.order_lines"].values():
+        assert extra["rows_changed"] == 0 and extra["changed_sales_dates"] == [], "a rerun changes nothing"

@@ -12,6 +12,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, get_current_context, task, task_group
 
+from coupang_sales.airflow_glue.assets import account_fees_asset, attach_extras, order_lines_asset
 from coupang_sales.airflow_glue.notifiers import CollectionAlertNotifier
 from coupang_sales.airflow_glue.operators import SubAccountExpiryOperator, TaxInvoiceBlockOperator
 from coupang_sales.airflow_glue.runtime import (
@@ -92,7 +93,9 @@ TASK_DOCS = {
     "transform": "Applies the channel policy (PRODUCT.md §2) to the validated rows.",
     "load": "Stores the collected facts (receipts, returns, settlement and cancellation rows) and re-derives "
             "every order line they touch from all facts collected so far, in one transaction; records the run "
-            "and sends a warning alert for any return/cancellation whose original was never collected.",
+            "and sends a warning alert for any return/cancellation whose original was never collected. Updates the "
+            "Asset `coupang_sales.order_lines` (and `coupang_sales.account_fees` for Jet) with the account, window, "
+            "changed sales dates and rows changed as the event's extra.",
     "report": "Runs after every account, whatever happened: builds the collection report (each account's "
               "status, failure category, attempts, rows and won) from `sales.collection_runs`, shows it as "
               "the XCom `collection_report` and as a table in this log, and fails the run (without another "
@@ -119,6 +122,7 @@ class ChannelSpec:
     supplier_hub_checks: bool
     tags: tuple[str, ...]
     pool: str              # browser tasks of one portal share it: one logged-in seller per browser/IP
+    account_fees: bool = False  # the load also writes sales.account_fees (an Asset of its own)
 
     @property
     def pool_name(self) -> str:
@@ -129,7 +133,8 @@ class ChannelSpec:
 CHANNELS = {
     ROCKET: ChannelSpec("coupang_sales.rocket.stages", "SupplierHubHook", True,
                         ("coupang", "rocket", "supplier-hub"), "supplier_hub"),
-    JET: ChannelSpec("coupang_sales.jet.stages", "WingHook", False, ("coupang", "jet", "wing"), "wing"),
+    JET: ChannelSpec("coupang_sales.jet.stages", "WingHook", False, ("coupang", "jet", "wing"), "wing",
+                     account_fees=True),
 }
 
 
@@ -175,8 +180,11 @@ def _collect(spec: ChannelSpec, account):
             summary = _stages(spec).transform(staging=Path(validated["staging"]) / "raw", account=account)
         return {**validated, **summary}
 
-    @task(map_index_template=TASK_LABEL, doc_md=TASK_DOCS["load"], multiple_outputs=False)
+    @task(map_index_template=TASK_LABEL, doc_md=TASK_DOCS["load"], multiple_outputs=False,
+          outlets=[order_lines_asset(), *([account_fees_asset()] if spec.account_fees else [])])
     def load(account: dict[str, Any], transformed: dict[str, Any]) -> dict[str, Any]:
+        from coupang_sales.warehouse import changed_sales_dates, warehouse_now
+
         context = labelled_context(account)
         window = _window_of(transformed)
         with recorded_attempt(context, account, window) as counts:
@@ -184,15 +192,19 @@ def _collect(spec: ChannelSpec, account):
             conn = warehouse_connection()
             try:
                 with warehouse_errors(f"load of {account['account_id']} {window}"):
+                    since = warehouse_now(conn)
                     summary = _stages(spec).load(conn, staging=Path(transformed["staging"]) / "raw",
                                                  account=account, window=window, run_id=context.get("run_id"),
                                                  list_until=dt.date.fromisoformat(transformed["list_until"]))
+                    changed = changed_sales_dates(conn, channel=account["channel"],
+                                                  account_id=account["account_id"], since=since)
             finally:
                 conn.close()
         result = {**transformed, **summary}
         record_success(context, account, window, started=dt.datetime.fromisoformat(transformed["started_at"]),
                        counts=result)
         send_unapplied_warning(context, account, window, result)
+        attach_extras(context, account, transformed["window"], result, changed, fees=spec.account_fees)
         return result
 
     extracted = extract(account)

@@ -158,7 +158,8 @@ def load(conn: "psycopg.Connection", *, staging: Path, account: Mapping[str, Any
         result = replace_window(conn, channel=JET, account_id=account["account_id"], window=window, lines=lines,
                                 run_id=run_id)
         return {**result.as_dict(), "payment_amount": int(lines["payment_amount"].sum()),
-                "seller_shipping_fee": int(lines["seller_shipping_fee"].sum()), "account_fees": 0}
+                "seller_shipping_fee": int(lines["seller_shipping_fee"].sum()), "account_fees": 0,
+                "fee_periods": []}
     from coupang_sales.jet import policy as jet
 
     facts = pd.read_pickle(staging / "facts.pkl")
@@ -171,7 +172,7 @@ def load(conn: "psycopg.Connection", *, staging: Path, account: Mapping[str, Any
     sales = facts[facts["fact_kind"] != jet.ORDER_FEE_FACT]
     return {**result.as_dict(), "payment_amount": int((sales["amount"] - sales["coupon_discount"]).sum()),
             "seller_shipping_fee": int(facts.loc[facts["fact_kind"] == jet.ORDER_FEE_FACT, "amount"].sum()),
-            "account_fees": fee_total}
+            "account_fees": fee_total, "fee_periods": [[s.isoformat(), e.isoformat()] for s, e in periods]}
 
 
 def checked_derivation(stored, *, account_id: str, staging: Path):

@@ -506,6 +506,20 @@ def _replace_fees(cur, *, channel: str, account_id: str, periods: list[tuple[dt.
                 copy.write(chunk)
 
 
+def warehouse_now(conn: "psycopg.Connection") -> dt.datetime:
+    """The warehouse's clock, to find what a load that starts after this call changed."""
+    return conn.execute("SELECT clock_timestamp()").fetchone()[0]
+
+
+def changed_sales_dates(conn: "psycopg.Connection", *, channel: str, account_id: str,
+                        since: dt.datetime) -> list[str]:
+    """The sales dates (ISO) of the account whose lines a load committed since ``since`` changed."""
+    rows = conn.execute("SELECT DISTINCT sales_date FROM sales.order_line_changes WHERE channel = %s "
+                        "AND account_id = %s AND changed_at >= %s ORDER BY sales_date",
+                        (channel, account_id, since)).fetchall()
+    return [day.isoformat() for (day,) in rows]
+
+
 def active_accounts(conn: "psycopg.Connection", channel: str) -> list[dict[str, Any]]:
     """The active accounts of a channel: ids and connection names only, never credentials."""
     with conn.cursor() as cur:
