@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
@@ -59,6 +60,8 @@ def test_staging_folder_is_per_run_and_account_and_private(tmp_path, monkeypatch
         folder = staging_dir({"run_id": "scheduled__2026-01-05T21:00:00+00:00"}, "V'1; DROP TABLE x")
     finally:
         os.umask(old_umask)
+    assert str(folder).startswith("file:///")
+    folder = Path(folder.path)
     assert folder.parent.parent == tmp_path / "adhoc" and folder.is_dir()
     assert folder.name == "V_1__DROP_TABLE_x" and ":" not in folder.parent.name
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700

@@ -6,7 +6,6 @@ import datetime as dt
 import logging
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pendulum
@@ -28,12 +27,16 @@ from coupang_sales.airflow_glue.runtime import (
     warehouse_connection,
     warehouse_errors,
 )
+from coupang_sales.airflow_glue.staging import remove_expired, retention_days, staging_path, working_copy
 from coupang_sales.model import JET, ROCKET, Window
 
 log = logging.getLogger(__name__)
 
 # Every @task below says multiple_outputs=False: a task's summary is one XCom. Left to
 # infer it from the dict return type, Airflow would also push every key as its own XCom.
+
+# What transform and load read from an account's staging folder: frames and small JSON files, not the exports.
+STAGED_DATA = ("*.parquet", "*.json")
 
 # Mapped task instances are named by their account in the UI; each task sets the variable.
 TASK_LABEL = OPERATOR_LABEL = "{{ account_label }}"
@@ -96,6 +99,9 @@ TASK_DOCS = {
             "and sends a warning alert for any return/cancellation whose original was never collected. Updates the "
             "Asset `coupang_sales.order_lines` (and `coupang_sales.account_fees` for Jet) with the account, window, "
             "changed sales dates and rows changed as the event's extra.",
+    "cleanup_staging": "Deletes this DAG's staging folders (one per run) whose newest file is older than "
+                       "`COUPANG_STAGING_RETENTION_DAYS` (default 14), on whatever store the staging root is; "
+                       "never the current run's.",
     "report": "Runs after every account, whatever happened: builds the collection report (each account's "
               "status, failure category, attempts, rows and won) from `sales.collection_runs`, shows it as "
               "the XCom `collection_report` and as a table in this log, and fails the run (without another "
@@ -157,27 +163,29 @@ def _collect(spec: ChannelSpec, account):
         staging = staging_dir(context, account["account_id"])
         until = list_until(context, window)
         started = dt.datetime.now(dt.UTC)
-        with recorded_attempt(context, account, window):
+        with recorded_attempt(context, account, window), working_copy(staging, only=(), fresh=("raw",)) as work:
             hook = getattr(hooks, spec.hook)(account["conn_id"])
-            with account_session(context, account, hook, download_dir=staging / "downloads",
-                                 artifacts_dir=staging / "artifacts") as session:
+            with account_session(context, account, hook, download_dir=work / "downloads",
+                                 artifacts_dir=work / "artifacts") as session:
                 summary = _stages(spec).extract(session, account=account, window=window, list_until=until,
-                                                staging=staging / "raw")
+                                                staging=work / "raw")
         return {"window": [window.start.isoformat(), window.end.isoformat()], "staging": str(staging),
                 "list_until": until.isoformat(), "started_at": started.isoformat(), **summary}
 
     @task(map_index_template=TASK_LABEL, doc_md=TASK_DOCS["validate"], multiple_outputs=False)
     def validate(account: dict[str, Any], extracted: dict[str, Any]) -> dict[str, Any]:
         window = _window_of(extracted)
-        with recorded_attempt(labelled_context(account), account, window):
-            summary = _stages(spec).validate(staging=Path(extracted["staging"]) / "raw", account=account,
-                                             window=window, list_until=dt.date.fromisoformat(extracted["list_until"]))
+        with (recorded_attempt(labelled_context(account), account, window),
+              working_copy(staging_path(extracted["staging"]) / "raw") as work):
+            summary = _stages(spec).validate(staging=work, account=account, window=window,
+                                             list_until=dt.date.fromisoformat(extracted["list_until"]))
         return {**extracted, **summary}
 
     @task(map_index_template=TASK_LABEL, doc_md=TASK_DOCS["transform"], multiple_outputs=False)
     def transform(account: dict[str, Any], validated: dict[str, Any]) -> dict[str, Any]:
-        with recorded_attempt(labelled_context(account), account, _window_of(validated)):
-            summary = _stages(spec).transform(staging=Path(validated["staging"]) / "raw", account=account)
+        with (recorded_attempt(labelled_context(account), account, _window_of(validated)),
+              working_copy(staging_path(validated["staging"]) / "raw", only=STAGED_DATA) as work):
+            summary = _stages(spec).transform(staging=work, account=account)
         return {**validated, **summary}
 
     @task(map_index_template=TASK_LABEL, doc_md=TASK_DOCS["load"], multiple_outputs=False,
@@ -187,13 +195,14 @@ def _collect(spec: ChannelSpec, account):
 
         context = labelled_context(account)
         window = _window_of(transformed)
-        with recorded_attempt(context, account, window) as counts:
+        with (recorded_attempt(context, account, window) as counts,
+              working_copy(staging_path(transformed["staging"]) / "raw", only=STAGED_DATA) as work):
             counts.update(transformed)
             conn = warehouse_connection()
             try:
                 with warehouse_errors(f"load of {account['account_id']} {window}"):
                     since = warehouse_now(conn)
-                    summary = _stages(spec).load(conn, staging=Path(transformed["staging"]) / "raw",
+                    summary = _stages(spec).load(conn, staging=work,
                                                  account=account, window=window, run_id=context.get("run_id"),
                                                  list_until=dt.date.fromisoformat(transformed["list_until"]))
                     changed = changed_sales_dates(conn, channel=account["channel"],
@@ -281,6 +290,14 @@ def build_channel_dag(channel: str, *, doc_md: str | None = None) -> DAG:
                     + ", ".join(f"{row['account_id']} {row['status']} ({row['reason'] or 'see its tasks'})"
                                 for row in missing))
 
+        @task(doc_md=TASK_DOCS["cleanup_staging"], retries=1, multiple_outputs=False)
+        def cleanup_staging() -> dict[str, Any]:
+            context = get_current_context()
+            removed = remove_expired(context["dag"].dag_id, keep=[str(context.get("run_id") or "")])
+            return {"removed": len(removed), "retention_days": retention_days()}
+
         accounts = list_accounts()
-        collect.expand(account=accounts) >> report(accounts)
+        reported = report(accounts)
+        collect.expand(account=accounts) >> reported
+        cleanup_staging() >> reported  # a failed cleanup alerts; the report alone decides the run's state
     return dag

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
@@ -31,14 +32,18 @@ class _SupplierHubCheckOperator(BaseOperator):
         super().__init__(**kwargs)
         self.account = account
 
+    @contextlib.contextmanager
     def _session(self, context: "Context"):
         """The account's browser in its persistent profile: after the first task of a run signed
-        on, the later ones find it signed on and do not sign on (docs/decisions.md)."""
+        on, the later ones find it signed on and do not sign on (docs/decisions.md). Its
+        screenshots land in the run's staging folder of the account, under the task's name."""
         from coupang_sales.airflow_glue.hooks import SupplierHubHook
+        from coupang_sales.airflow_glue.staging import working_copy
 
-        staging = staging_dir(context, self.account["account_id"]) / self.task_id
-        return account_session(context, self.account, SupplierHubHook(self.account["conn_id"]),
-                               download_dir=staging, artifacts_dir=staging / "artifacts")
+        with working_copy(staging_dir(context, self.account["account_id"]) / self.task_id, only=()) as work:
+            with account_session(context, self.account, SupplierHubHook(self.account["conn_id"]),
+                                 download_dir=work, artifacts_dir=work / "artifacts") as session:
+                yield session
 
 
 class SubAccountExpiryOperator(_SupplierHubCheckOperator):

@@ -7,7 +7,6 @@ import datetime as dt
 import json
 import logging
 import os
-import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -67,20 +66,14 @@ def list_until(context: Mapping[str, Any], window: Window) -> dt.date:
     return max(window.end, min(seoul_today(), window.end + dt.timedelta(days=horizon)))
 
 
-def staging_dir(context: Mapping[str, Any], account_id: str) -> Path:
-    """Per run and account folder for raw and intermediate files, created readable by its owner only.
+def staging_dir(context: Mapping[str, Any], account_id: str):
+    """The run's staging folder of the account (an ``ObjectStoragePath``; see
+    ``coupang_sales.airflow_glue.staging``): ``<root>/<dag>/<run>/<account>/``, a local one
+    readable by its owner only. The root must be shared by all workers of a multi-worker
+    deployment (docker-compose mounts one volume; or an object store, ``COUPANG_STAGING_URL``)."""
+    from coupang_sales.airflow_glue.staging import account_folder
 
-    ``COUPANG_STAGING_DIR`` (default ``$AIRFLOW_HOME/staging``) must be shared by all
-    workers in a multi-worker deployment (docker-compose mounts one volume for it).
-    """
-    root = Path(os.environ.get("COUPANG_STAGING_DIR")
-                or Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser() / "staging")
-    run_id = re.sub(r"[^A-Za-z0-9_.-]", "_", str(context.get("run_id") or "manual"))
-    dag_id = context["dag"].dag_id if context.get("dag") else "adhoc"
-    folder = root / dag_id / run_id / re.sub(r"[^A-Za-z0-9_.-]", "_", account_id)
-    folder.mkdir(parents=True, exist_ok=True)
-    folder.chmod(0o700)  # sellers' sales files: readable by the workers' user only, whatever the umask
-    return folder
+    return account_folder(context, account_id)
 
 
 BROWSER_USE_FILE = "browser_use.json"

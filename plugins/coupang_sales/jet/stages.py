@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from coupang_sales.errors import CollectionError
+from coupang_sales.frames import read_frame, write_frame
 from coupang_sales.model import JET, Window, dated_within
 
 if TYPE_CHECKING:
@@ -20,6 +21,13 @@ V1_FILE = "v1_sales.json"
 REPORTS = ("CATEGORY_TR", "WAREHOUSING_SHIPPING")
 RANGE_FILE = "collected_range.json"  # the 매출인식일 range whose report rows are kept
 FEE_PERIODS_FILE = "fee_periods.json"
+GROUPS_FILE = "settlement_groups.json"
+# Parquet frames: validate writes the typed rows transform reads (the exports are parsed once)
+V1_FRAME = "v1_rows.parquet"
+REPORT_FRAMES = {"CATEGORY_TR": "category_tr.parquet", "WAREHOUSING_SHIPPING": "warehousing_shipping.parquet"}
+FACTS_FRAME = "facts.parquet"
+ORDER_LINES_FRAME = "order_lines.parquet"
+ACCOUNT_FEES_FRAME = "account_fees.parquet"
 
 
 def _check(version: int) -> int:
@@ -67,7 +75,7 @@ def _raw(staging: Path, version: int):
     first, last = dt.date.fromisoformat(kept["first_day"]), dt.date.fromisoformat(kept["last_day"])
     frames = tuple(reports.recognised_within(reports.read_reports(_report_files(staging, report), report),
                                              first, last, source=report) for report in REPORTS)
-    groups = json.loads((staging / "settlement_groups.json").read_text(encoding="utf-8"))
+    groups = json.loads((staging / GROUPS_FILE).read_text(encoding="utf-8"))
     return (*frames, groups)
 
 
@@ -87,16 +95,29 @@ def validate(*, staging: Path, account: Mapping[str, Any], window: Window, list_
     from coupang_sales.jet import quality as suites
 
     version = _check(account["jet_version"])
+    for old in [staging / V1_FRAME, *(staging / name for name in REPORT_FRAMES.values())]:
+        old.unlink(missing_ok=True)  # transform reads only what this validation passed
     raw = _raw(staging, version)
     if version == 1:
         _run_suite("coupang_jet_v1_raw", suites.v1_raw_checks(raw[0], first_day=window.start,
                                                                 last_day=window.end), staging)
+        write_frame(raw[0], staging / V1_FRAME)
         return {"rows_extracted": len(raw[0])}
     category_tr, warehousing, groups = raw
     files = {report: [p.name for p in _report_files(staging, report)] for report in REPORTS}
     _run_suite("coupang_jet_v2_raw", suites.v2_raw_checks(category_tr, warehousing, groups, files,
                                                             first_day=window.start, last_day=list_until), staging)
+    write_frame(category_tr, staging / REPORT_FRAMES["CATEGORY_TR"])
+    write_frame(warehousing, staging / REPORT_FRAMES["WAREHOUSING_SHIPPING"])
     return {"rows_extracted": len(category_tr) + len(warehousing)}
+
+
+def _validated(staging: Path, version: int):
+    """What validate parsed and checked: the typed frames (and the v2 settlement groups)."""
+    if version == 1:
+        return (read_frame(staging / V1_FRAME),)
+    groups = json.loads((staging / GROUPS_FILE).read_text(encoding="utf-8"))
+    return (*(read_frame(staging / REPORT_FRAMES[report]) for report in REPORTS), groups)
 
 
 def transform(*, staging: Path, account: Mapping[str, Any]) -> dict[str, Any]:
@@ -109,7 +130,7 @@ def transform(*, staging: Path, account: Mapping[str, Any]) -> dict[str, Any]:
     from coupang_sales.jet import quality as suites
 
     version, account_id = _check(account["jet_version"]), account["account_id"]
-    raw = _raw(staging, version)
+    raw = _validated(staging, version)
     periods: list = []
     if version == 1:
         lines = jet.transform_v1(raw[0], account_id=account_id)
@@ -132,9 +153,9 @@ def transform(*, staging: Path, account: Mapping[str, Any]) -> dict[str, Any]:
         matched_fees = jet.order_fee_totals(raw[1])
         matched_fees = matched_fees[matched_fees.index.isin(set(lines["order_id"]))]
         _run_suite("coupang_jet_v2_policy", suites.v2_policy_checks(lines, matched_fees), staging)
-        result.facts.to_pickle(staging / "facts.pkl")
-    lines.to_pickle(staging / "order_lines.pkl")
-    fees.to_pickle(staging / "account_fees.pkl")
+        write_frame(result.facts, staging / FACTS_FRAME)
+    write_frame(lines, staging / ORDER_LINES_FRAME)
+    write_frame(fees, staging / ACCOUNT_FEES_FRAME)
     (staging / FEE_PERIODS_FILE).write_text(json.dumps(periods), encoding="utf-8")
     return {"order_lines": len(lines), "account_fee_rows": len(fees), **unmatched}
 
@@ -145,16 +166,15 @@ def load(conn: "psycopg.Connection", *, staging: Path, account: Mapping[str, Any
     list_until] as facts and re-derive every order they touch (each line from all facts of its
     order, whatever run collected them); the account-level fees of the settlement periods
     collected are replaced. One transaction."""
-    import pandas as pd
 
     from coupang_sales.warehouse import load_facts, replace_window
 
-    fees = pd.read_pickle(staging / "account_fees.pkl")
+    fees = read_frame(staging / ACCOUNT_FEES_FRAME)
     periods = [tuple(dt.date.fromisoformat(d) for d in p)
                for p in json.loads((staging / FEE_PERIODS_FILE).read_text(encoding="utf-8"))]
     fee_total = int(fees["amount"].sum()) if len(fees) else 0
     if _check(account["jet_version"]) == 1:
-        lines = dated_within(pd.read_pickle(staging / "order_lines.pkl"), "sales_date", window)
+        lines = dated_within(read_frame(staging / ORDER_LINES_FRAME), "sales_date", window)
         result = replace_window(conn, channel=JET, account_id=account["account_id"], window=window, lines=lines,
                                 run_id=run_id)
         return {**result.as_dict(), "payment_amount": int(lines["payment_amount"].sum()),
@@ -162,7 +182,7 @@ def load(conn: "psycopg.Connection", *, staging: Path, account: Mapping[str, Any
                 "fee_periods": []}
     from coupang_sales.jet import policy as jet
 
-    facts = pd.read_pickle(staging / "facts.pkl")
+    facts = read_frame(staging / FACTS_FRAME)
     read = Window(window.start, max(window.end, list_until or window.end))
     result = load_facts(conn, channel=JET, account_id=account["account_id"], facts=facts,
                         kinds=jet.JET_FACT_KINDS, read_range=read, sources=("jet_v2",), run_id=run_id,

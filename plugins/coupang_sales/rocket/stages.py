@@ -1,8 +1,8 @@
 """The four Coupang Rocket stages over a staging folder: extract, validate, transform, load.
 
 Each stage reads what the previous one staged and returns a small JSON-safe summary
-(paths and counts only), which is all that goes to XCom. Staged frames are pickles
-written and read only by these stages, with the same code version.
+(paths and counts only), which is all that goes to XCom. Staged frames are Parquet files
+(``coupang_sales.frames``): validate writes the typed frames transform reads.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from coupang_sales.errors import CollectionError, ExportFormatError
+from coupang_sales.frames import read_frame, write_frame
 from coupang_sales.model import ROCKET, Window
 
 if TYPE_CHECKING:
@@ -25,6 +26,10 @@ INVOICES_FILE = "invoices.json"
 DETAIL_GLOB = "receive_detail_*.xlsx"
 DETAIL_PAGES_GLOB = "receive_detail_*.json"  # 입고상세내역 read from its pages: {"headers", "rows"}
 ALIASES_FILE = "column_aliases.json"  # the portal settings' column aliases, for validate
+INVOICES_FRAME = "invoices.parquet"  # validate -> transform, load: the typed invoices
+LINES_FRAME = "lines.parquet"  # validate -> transform: the typed, de-duplicated 입고상세내역 lines
+FACTS_FRAME = "facts.parquet"  # transform -> load
+ORDER_LINES_FRAME = "order_lines.parquet"  # load: the lines it derived, for reading after it
 
 
 def extract(session: "SupplierHubSession", *, account: Mapping[str, Any], window: Window,
@@ -126,8 +131,8 @@ def validate(*, staging: Path, account: Mapping[str, Any], window: Window, list_
             "validation_failed",
             f"{len(result.failures)} expectation(s) failed: " + "; ".join(result.failures)
             + f". Full result: {staging / 'quality_result.json'}")
-    invoices.to_pickle(staging / "invoices.pkl")
-    deduped.lines.to_pickle(staging / "lines.pkl")
+    write_frame(invoices, staging / INVOICES_FRAME)
+    write_frame(deduped.lines, staging / LINES_FRAME)
     return {"rows_extracted": len(lines), "duplicates_removed": deduped.duplicates_removed,
             "invoices": len(invoices)}
 
@@ -138,12 +143,10 @@ def transform(*, staging: Path, account: Mapping[str, Any]) -> dict[str, Any]:
     The order lines themselves are derived in the load, from these facts and every fact
     collected before (``coupang_sales.rocket.policy.derive``).
     """
-    import pandas as pd
-
     from coupang_sales.rocket import policy as rocket
 
-    facts = rocket.facts(pd.read_pickle(staging / "invoices.pkl"), pd.read_pickle(staging / "lines.pkl"))
-    facts.to_pickle(staging / "facts.pkl")
+    facts = rocket.facts(read_frame(staging / INVOICES_FRAME), read_frame(staging / LINES_FRAME))
+    write_frame(facts, staging / FACTS_FRAME)
     returns = int((facts["fact_kind"] == rocket.RETURN_FACT).sum())
     return {"facts": len(facts), "order_lines": len(facts) - returns, "returns": returns,
             "invoices_read": int(facts["document"].nunique())}
@@ -158,13 +161,11 @@ def load(conn: "psycopg.Connection", *, staging: Path, account: Mapping[str, Any
     derive from all facts of their 발주번호/SKU번호, whatever run collected each, and the
     derived lines are checked by the Rocket policy suite before the transaction commits.
     """
-    import pandas as pd
-
     from coupang_sales.rocket import policy as rocket
     from coupang_sales.warehouse import load_facts
 
-    facts = pd.read_pickle(staging / "facts.pkl")
-    invoices = pd.read_pickle(staging / "invoices.pkl")
+    facts = read_frame(staging / FACTS_FRAME)
+    invoices = read_frame(staging / INVOICES_FRAME)
     read = Window(window.start, max(window.end, list_until or window.end))
     result = load_facts(conn, channel=ROCKET, account_id=account["account_id"], facts=facts,
                         kinds=rocket.ROCKET_FACT_KINDS, read_range=read,
@@ -183,7 +184,7 @@ def checked_derivation(stored, *, account_id: str, staging: Path):
     from coupang_sales.rocket.quality import rocket_policy_checks
 
     derived = rocket.derive(stored, account_id=account_id)
-    derived.order_lines.to_pickle(staging / "order_lines.pkl")  # what this load writes, for reading after it
+    write_frame(derived.order_lines, staging / ORDER_LINES_FRAME)  # what this load writes, for reading after it
     result = run_checks("coupang_rocket_policy", rocket_policy_checks(stored, derived))
     (staging / "quality_policy_result.json").write_text(result.to_json(), encoding="utf-8")
     if not result.success:

@@ -1,0 +1,45 @@
+"""Staged frames between the stages: Parquet files, never pickles.
+
+A pickle on a shared volume runs whatever code was written into it when read; a Parquet file
+is data only. Types survive the round trip: integer won stays integer (``int64``, or the
+nullable ``Int64`` when a column has gaps: an integer column of Python ints with ``None`` is
+written as ``Int64``, never left for Arrow to turn into floats), dates stay ``datetime.date``,
+booleans stay booleans, text stays text.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+SUFFIX = ".parquet"
+
+
+def _integers_kept(frame: "pd.DataFrame") -> "pd.DataFrame":
+    """Object columns holding only integers (and gaps) become ``Int64``; nothing else changes."""
+    from pandas.api.types import infer_dtype
+
+    converted = {}
+    for column in frame.columns:
+        series = frame[column]
+        if series.dtype == object and infer_dtype(series, skipna=True) == "integer":
+            converted[column] = series.astype("Int64")
+    return frame.assign(**converted) if converted else frame
+
+
+def write_frame(frame: "pd.DataFrame", path: Path) -> Path:
+    """Write ``frame`` to ``path`` (``.parquet``) atomically: a reader never sees half a file."""
+    path = Path(path)
+    partial = path.with_name(path.name + ".part")
+    _integers_kept(frame).to_parquet(partial, engine="pyarrow", compression="zstd")
+    partial.replace(path)
+    return path
+
+
+def read_frame(path: Path) -> "pd.DataFrame":
+    import pandas as pd
+
+    return pd.read_parquet(Path(path), engine="pyarrow")
