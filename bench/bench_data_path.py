@@ -210,9 +210,9 @@ def main(argv: list[str] | None = None) -> Report:
         raise SystemExit(f"generating the exports failed (exit {child.exitcode})")
     source = staged_input(args.lines, args.invoices, args.days, _say)
 
-    import pandas as pd
     import psycopg
 
+    from coupang_sales.frames import read_frame
     from coupang_sales.model import Window
     from coupang_sales.warehouse import migrate
 
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> Report:
             validated = in_own_process("validate", {**common_args, "window": window, "list_until": LAST_DAY})
             transformed = in_own_process("transform", common_args)
             loaded = in_own_process("load", {**common_args, "window": window, "run_id": "bench"}, warehouse.dsn)
-            order_lines = pd.read_pickle(staging / "order_lines.pkl")
+            order_lines = read_frame(staging / "order_lines.parquet")
             copy_s = copy_limit(conn, order_lines)
             decode_s = decode_only(staging)
             in_table = conn.execute("SELECT count(*), sum(payment_amount)::bigint FROM sales.order_lines").fetchone()
