@@ -34,7 +34,8 @@ def write_frame(frame: "pd.DataFrame", path: Path) -> Path:
     """Write ``frame`` to ``path`` (``.parquet``) atomically: a reader never sees half a file."""
     path = Path(path)
     partial = path.with_name(path.name + ".part")
-    _integers_kept(frame).to_parquet(partial, engine="pyarrow", compression="zstd")
+    # Uncompressed: staged files live 14 days, and a sweep for leaked secrets can read their text.
+    _integers_kept(frame).to_parquet(partial, engine="pyarrow", compression=None)
     partial.replace(path)
     return path
 
