@@ -5,6 +5,8 @@ SCENARIO ?= include/sandbox/scenarios/demo.json
 FROM ?=
 TO ?=
 WAREHOUSE_DSN ?=
+# pytest-xdist processes for `make test`; each has its own PostgreSQL, Airflow home and sandboxes
+TEST_WORKERS ?= 3
 
 .PHONY: setup demo test airflow lint bench
 
@@ -17,7 +19,7 @@ demo: setup
 		$(if $(WAREHOUSE_DSN),--warehouse-dsn "$(WAREHOUSE_DSN)")
 
 test: setup
-	@$(PY) -m pytest -p no:cacheprovider
+	@$(PY) -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 airflow: setup
 	@$(PY) scripts/airflow_ui.py --scenario "$(SCENARIO)"

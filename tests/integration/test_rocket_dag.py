@@ -105,12 +105,22 @@ def collection_report(run_id: str) -> dict:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def test_five_accounts_three_loads_two_blocked_two_failure_alerts(rocket_dag, warehouse, smtp, slack):
+def test_five_accounts_three_loads_two_blocked_two_failure_alerts(rocket_dag, portal, warehouse, smtp, slack):
     """Tax invoice pending, sub-account expired, a portal failing twice then recovering, and two clean
     accounts: three loads (the flaky one after retries), two blocked records, exactly two failure
     alerts per alert channel, and an expiry warning that is not a failure."""
+    users = {"V00000001": "sub_ok", "V00000002": "sub_taxblock", "V00000003": "sub_expired",
+             "V00000004": "sub_plain", "V00000005": "sub_expiring"}
+    before = {account: portal.state.sign_ons_of(user) for account, user in users.items()}
     run = rocket_dag.test(logical_date=local_stack.logical_date_for(D("2026-01-06")))
     assert order_lines(warehouse) == EXPECTED
+    # five accounts on one address, their tasks interleaved (each sign-on ends the others' sessions):
+    # the checks defer to the extract when signed out, so each account submits its password once
+    signed_on = {account: portal.state.sign_ons_of(user) - before[account] for account, user in users.items()}
+    assert {account: signed_on[account] for account in ("V00000001", "V00000002", "V00000004")} == {
+        "V00000001": 1, "V00000002": 1, "V00000004": 1}
+    assert signed_on["V00000003"] == 0, "the expired sub-account's password is refused, not counted"
+    assert 1 <= signed_on["V00000005"] <= 3, "a retried extract may sign on again, once per try at most"
     result = outcomes(warehouse, run.run_id)
     assert result["V00000001"][:2] == ("success", None)
     assert result["V00000002"][:2] == ("blocked", "tax_invoice_pending")

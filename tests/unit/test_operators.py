@@ -19,13 +19,21 @@ TODAY = dt.date(2026, 1, 7)
 class FakeSession:
     username = "sub_user"
 
-    def __init__(self, *, expires=dt.date(2026, 3, 31), blocked=False, login_error=None):
+    def __init__(self, *, expires=dt.date(2026, 3, 31), blocked=False, login_error=None, signed_on=True):
         self.expires, self.blocked, self.login_error = expires, blocked, login_error
+        self.signed_on = signed_on
         self.extended = []
+        self.sign_ons = 0
 
     def login(self):
         if self.login_error:
             raise self.login_error
+        if not self.signed_on:
+            self.sign_ons += 1
+            self.signed_on = True
+
+    def resume(self):
+        return self.signed_on
 
     def sub_accounts(self):
         return [SubAccount("someone_else", dt.date(2020, 1, 1)), SubAccount(self.username, self.expires)]
@@ -105,7 +113,7 @@ def test_no_pending_tax_invoice_passes(audit):
 
 
 def test_transient_portal_failure_stays_retryable(audit):
-    op = operators.TaxInvoiceBlockOperator(task_id="t", account=ACCOUNT)
+    op = operators.TaxInvoiceBlockOperator(task_id="t", account=ACCOUNT, sign_on=True)
     with pytest.raises(CollectionError) as raised:
         run(op, FakeSession(login_error=CollectionError("portal_unavailable", "HTTP 500 on /")))
     assert not isinstance(raised.value, AirflowFailException) and raised.value.retryable
@@ -113,7 +121,39 @@ def test_transient_portal_failure_stays_retryable(audit):
 
 
 def test_sms_challenge_is_its_own_category_and_final(audit):
-    op = operators.SubAccountExpiryOperator(task_id="t", account=ACCOUNT)
+    op = operators.SubAccountExpiryOperator(task_id="t", account=ACCOUNT, sign_on=True)
     with pytest.raises(AirflowFailException, match="auth_challenge"):
         run(op, FakeSession(login_error=CollectionError("auth_challenge", "SMS verification (인증번호) asked")))
     assert audit[0]["reason"] == "auth_challenge" and audit[0]["status"] == "failed"
+
+
+def test_a_signed_out_profile_defers_both_checks_to_the_extract_without_signing_on(audit):
+    expiry = operators.SubAccountExpiryOperator(task_id="t", account=ACCOUNT, warn_days=10, auto_extend=True)
+    block = operators.TaxInvoiceBlockOperator(task_id="u", account=ACCOUNT)
+    session = FakeSession(signed_on=False, expires=dt.date(2026, 1, 6), blocked=True)
+    deferred = {"check_sub_account_expiry": run(expiry, session), "check_tax_invoice_block": run(block, session)}
+    assert session.sign_ons == 0 and audit == []
+    assert deferred["check_sub_account_expiry"] == {"account_id": "V1", operators.DEFERRED: True, "warn_days": 10,
+                                                    "auto_extend": True}
+    assert deferred["check_tax_invoice_block"] == {"account_id": "V1", operators.DEFERRED: True}
+
+    # the extract signs on once and runs them first, with the operators' settings and failures
+    session.login()
+    with pytest.raises(CollectionError, match="sub_account_expired"):
+        operators.run_deferred_checks({}, session, ACCOUNT, "w", outcomes=deferred)
+    session.expires = dt.date(2026, 1, 15)  # within the operator's 10 warning days: warned, and auto-extended
+    notifier = Recorder()
+    with pytest.raises(CollectionError, match="tax_invoice_pending"):
+        operators.run_deferred_checks({}, session, ACCOUNT, "w", outcomes=deferred, on_expiry_warning=[notifier])
+    assert session.extended == ["sub_user"] and session.sign_ons == 1
+    session.blocked = False
+    assert operators.run_deferred_checks({}, session, ACCOUNT, "w", outcomes=deferred) == [
+        "check_sub_account_expiry", "check_tax_invoice_block"]
+    assert operators.run_deferred_checks({}, session, ACCOUNT, "w", outcomes={
+        "check_sub_account_expiry": {"expires": "2026-04-07"}, "check_tax_invoice_block": None}) == []
+
+
+def test_with_sign_on_allowed_a_check_signs_on_itself(audit):
+    session = FakeSession(signed_on=False)
+    result = run(operators.TaxInvoiceBlockOperator(task_id="t", account=ACCOUNT, sign_on=True), session)
+    assert result["blocked"] is False and session.sign_ons == 1

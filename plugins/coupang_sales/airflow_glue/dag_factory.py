@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -150,6 +151,38 @@ def _stages(spec: ChannelSpec):
     return import_module(spec.stages)
 
 
+def checks_sign_on() -> bool:
+    """``COUPANG_CHECKS_SIGN_ON`` (default false): may the Supplier Hub checks sign on themselves?
+
+    By default a check uses the profile only while it is still signed on and otherwise defers to
+    the extract, which signs on once and runs it first: one sign-on per account per run, however
+    the scheduler interleaves accounts on one egress address (docs/decisions.md). ``true`` suits a
+    deployment with an address per account, where each check then fails on its own task."""
+    return os.environ.get("COUPANG_CHECKS_SIGN_ON", "false").strip().lower() in ("1", "true", "yes")
+
+
+def _deferred_checks(context, session, account: dict[str, Any], window: Window) -> None:
+    """Sign on in the extract's session and run the checks that deferred to it (their failures are
+    the extract's, with the same reasons and actions)."""
+    from coupang_sales.airflow_glue.operators import run_deferred_checks
+
+    ti = context["ti"]
+    group = ti.task_id.rsplit(".", 1)[0] + "." if "." in ti.task_id else ""
+    outcomes = {name: ti.xcom_pull(task_ids=group + name, map_indexes=ti.map_index)
+                for name in ("check_sub_account_expiry", "check_tax_invoice_block")}
+    # a retry of the extract does not repeat a check an earlier try passed (nor its expiry warning)
+    passed_file = staging_dir(context, account["account_id"]) / "deferred_checks_passed.json"
+    passed = set(json.loads(passed_file.read_text(encoding="utf-8"))) if passed_file.exists() else set()
+    outcomes = {name: outcome for name, outcome in outcomes.items() if name not in passed}
+    if not any((outcome or {}).get("deferred_to_extract") for outcome in outcomes.values()):
+        return
+    session.login()
+    ran = run_deferred_checks(context, session, account, window, outcomes=outcomes,
+                              on_expiry_warning=[CollectionAlertNotifier(warning=True)])
+    passed_file.write_text(json.dumps(sorted(passed | set(ran))), encoding="utf-8")
+    log.info("%s: ran %s in the extract's session", account["account_id"], ", ".join(ran))
+
+
 def _collect(spec: ChannelSpec, account):
     """extract -> validate -> transform -> load for one account (after the Supplier Hub checks for Rocket)."""
 
@@ -167,6 +200,8 @@ def _collect(spec: ChannelSpec, account):
             hook = getattr(hooks, spec.hook)(account["conn_id"])
             with account_session(context, account, hook, download_dir=work / "downloads",
                                  artifacts_dir=work / "artifacts") as session:
+                if spec.supplier_hub_checks:
+                    _deferred_checks(context, session, account, window)
                 summary = _stages(spec).extract(session, account=account, window=window, list_until=until,
                                                 staging=work / "raw")
         return {"window": [window.start.isoformat(), window.end.isoformat()], "staging": str(staging),
@@ -218,12 +253,13 @@ def _collect(spec: ChannelSpec, account):
 
     extracted = extract(account)
     if spec.supplier_hub_checks:
+        sign_on = checks_sign_on()
         expiry = SubAccountExpiryOperator(
-            task_id="check_sub_account_expiry", account=account, map_index_template=OPERATOR_LABEL,
+            task_id="check_sub_account_expiry", account=account, sign_on=sign_on, map_index_template=OPERATOR_LABEL,
             on_expiry_warning=[CollectionAlertNotifier(warning=True)], pool=spec.pool_name,
             execution_timeout=browser_task_timeout(), doc_md=TASK_DOCS["check_sub_account_expiry"])
         block = TaxInvoiceBlockOperator(
-            task_id="check_tax_invoice_block", account=account, map_index_template=OPERATOR_LABEL,
+            task_id="check_tax_invoice_block", account=account, sign_on=sign_on, map_index_template=OPERATOR_LABEL,
             pool=spec.pool_name, execution_timeout=browser_task_timeout(),
             doc_md=TASK_DOCS["check_tax_invoice_block"])
         expiry >> block >> extracted

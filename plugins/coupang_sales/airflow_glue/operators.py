@@ -1,4 +1,12 @@
-"""Custom operators for the Supplier Hub checks that run before a Rocket extract."""
+"""Custom operators for the Supplier Hub checks that run before a Rocket extract.
+
+Sign-ons are the scarce resource (one seller signed on at a time per address, a ~16 s challenge,
+an SMS step for unknown devices): by default a check signs on only through a profile that is still
+signed on. When the profile is signed out it **defers** to the account's extract, which signs on
+once and runs the same check first (``run_deferred_checks``), so an account costs at most one
+sign-on per run however the scheduler interleaves accounts on one address (docs/decisions.md).
+``sign_on=True`` lets the check sign on itself (a dedicated address per account).
+"""
 
 from __future__ import annotations
 
@@ -24,19 +32,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+DEFERRED = "deferred_to_extract"
+
+
 class _SupplierHubCheckOperator(BaseOperator):
     template_fields: Sequence[str] = ("account",)
     ui_color = "#fde8d7"
 
-    def __init__(self, *, account: Mapping[str, Any] | Any, **kwargs) -> None:
+    def __init__(self, *, account: Mapping[str, Any] | Any, sign_on: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         self.account = account
+        self.sign_on = sign_on
 
     @contextlib.contextmanager
     def _session(self, context: "Context"):
-        """The account's browser in its persistent profile: after the first task of a run signed
-        on, the later ones find it signed on and do not sign on (docs/decisions.md). Its
-        screenshots land in the run's staging folder of the account, under the task's name."""
+        """The account's browser in its persistent profile (signed on still, or not: see the module).
+        Its screenshots land in the run's staging folder of the account, under the task's name."""
         from coupang_sales.airflow_glue.hooks import SupplierHubHook
         from coupang_sales.airflow_glue.staging import working_copy
 
@@ -44,6 +55,26 @@ class _SupplierHubCheckOperator(BaseOperator):
             with account_session(context, self.account, SupplierHubHook(self.account["conn_id"]),
                                  download_dir=work, artifacts_dir=work / "artifacts") as session:
                 yield session
+
+    def execute(self, context: "Context") -> dict[str, Any]:
+        context["account_label"] = self.account["account_id"]
+        window = resolve_window(context)
+        with recorded_attempt(context, self.account, window), self._session(context) as session:
+            if self.sign_on:
+                session.login()
+            elif not session.resume():
+                log.info("%s: the profile is signed out; the check runs in the extract's session, "
+                         "which signs on once for the whole collection", self.account["account_id"])
+                return {"account_id": self.account["account_id"], DEFERRED: True, **self.settings()}
+            return self.check(context, session, window)
+
+    def settings(self) -> dict[str, Any]:
+        """What the extract needs to run this check as configured here, when it deferred."""
+        return {}
+
+    def check(self, context: "Context", session: Any, window: Any) -> dict[str, Any]:
+        """The check, in a session that is signed on."""
+        raise NotImplementedError
 
 
 class SubAccountExpiryOperator(_SupplierHubCheckOperator):
@@ -66,33 +97,12 @@ class SubAccountExpiryOperator(_SupplierHubCheckOperator):
         self.auto_extend = auto_extend
         self.on_expiry_warning = list(on_expiry_warning)
 
-    def execute(self, context: "Context") -> dict[str, Any]:
-        from coupang_sales.errors import CollectionError
-        from coupang_sales.rocket.sub_accounts import sub_account_expiry_status
+    def settings(self) -> dict[str, Any]:
+        return {"warn_days": int(self.warn_days), "auto_extend": bool(self.auto_extend)}
 
-        context["account_label"] = self.account["account_id"]
-        window = resolve_window(context)
-        with recorded_attempt(context, self.account, window), self._session(context) as session:
-            session.login()
-            accounts = session.sub_accounts()
-            status = sub_account_expiry_status(accounts, username=session.username,
-                                               today=seoul_today(), warn_days=int(self.warn_days))
-            if status.expired:
-                raise CollectionError("sub_account_expired",
-                                      f"{self.account['account_id']}: sub-account expired on {status.expires}.")
-            if status.expiring_soon and self.auto_extend:
-                new_expiry = session.extend_sub_account(session.username)
-                log.info("Extended the sub-account of %s to %s", self.account["account_id"], new_expiry)
-                status = status.extended_to(new_expiry)
-            if status.expiring_soon:
-                message = (f"Supplier Hub sub-account of {self.account['account_id']} expires on "
-                           f"{status.expires} ({status.days_left} days). Action: the master account "
-                           "should click '연장하기' at 서플라이어허브 > 부계정 관리 before then.")
-                log.warning(message)
-                for notifier in self.on_expiry_warning:
-                    notifier.notify({**context, "coupang_warning": message, "coupang_account": self.account})
-            return {"account_id": self.account["account_id"], "expires": status.expires.isoformat(),
-                    "days_left": status.days_left, "warned": status.expiring_soon}
+    def check(self, context: "Context", session: Any, window: Any) -> dict[str, Any]:
+        return check_sub_account_expiry(context, session, self.account, warn_days=int(self.warn_days),
+                                        auto_extend=self.auto_extend, on_expiry_warning=self.on_expiry_warning)
 
 
 class TaxInvoiceBlockOperator(_SupplierHubCheckOperator):
@@ -104,17 +114,64 @@ class TaxInvoiceBlockOperator(_SupplierHubCheckOperator):
     retries (retrying does not process the invoice).
     """
 
-    def execute(self, context: "Context") -> dict[str, Any]:
-        from coupang_sales.errors import CollectionError
+    def check(self, context: "Context", session: Any, window: Any) -> dict[str, Any]:
+        return check_tax_invoice_block(session, self.account, window)
 
-        context["account_label"] = self.account["account_id"]
-        window = resolve_window(context)
-        with recorded_attempt(context, self.account, window), self._session(context) as session:
-            session.login()
-            if session.settlement_blocked():
-                raise CollectionError(
-                    "tax_invoice_pending",
-                    f"{self.account['account_id']}: Supplier Hub shows an unprocessed tax invoice "
-                    f"(미처리된 세금계산서); settlement data for {window} cannot be collected.")
-        return {"account_id": self.account["account_id"], "blocked": False,
-                "checked_at": dt.datetime.now(dt.UTC).isoformat()}
+
+def check_sub_account_expiry(context: Mapping[str, Any], session: Any, account: Mapping[str, Any], *,
+                             warn_days: int = 7, auto_extend: bool = False,
+                             on_expiry_warning: Sequence[Any] = ()) -> dict[str, Any]:
+    """The sub-account expiry check, in a session that is signed on."""
+    from coupang_sales.errors import CollectionError
+    from coupang_sales.rocket.sub_accounts import sub_account_expiry_status
+
+    accounts = session.sub_accounts()
+    status = sub_account_expiry_status(accounts, username=session.username, today=seoul_today(),
+                                       warn_days=warn_days)
+    if status.expired:
+        raise CollectionError("sub_account_expired",
+                              f"{account['account_id']}: sub-account expired on {status.expires}.")
+    if status.expiring_soon and auto_extend:
+        new_expiry = session.extend_sub_account(session.username)
+        log.info("Extended the sub-account of %s to %s", account["account_id"], new_expiry)
+        status = status.extended_to(new_expiry)
+    if status.expiring_soon:
+        message = (f"Supplier Hub sub-account of {account['account_id']} expires on "
+                   f"{status.expires} ({status.days_left} days). Action: the master account "
+                   "should click '연장하기' at 서플라이어허브 > 부계정 관리 before then.")
+        log.warning(message)
+        for notifier in on_expiry_warning:
+            notifier.notify({**context, "coupang_warning": message, "coupang_account": account})
+    return {"account_id": account["account_id"], "expires": status.expires.isoformat(),
+            "days_left": status.days_left, "warned": status.expiring_soon}
+
+
+def check_tax_invoice_block(session: Any, account: Mapping[str, Any], window: Any) -> dict[str, Any]:
+    """The unprocessed-tax-invoice check, in a session that is signed on."""
+    from coupang_sales.errors import CollectionError
+
+    if session.settlement_blocked():
+        raise CollectionError(
+            "tax_invoice_pending",
+            f"{account['account_id']}: Supplier Hub shows an unprocessed tax invoice "
+            f"(미처리된 세금계산서); settlement data for {window} cannot be collected.")
+    return {"account_id": account["account_id"], "blocked": False,
+            "checked_at": dt.datetime.now(dt.UTC).isoformat()}
+
+
+def run_deferred_checks(context: Mapping[str, Any], session: Any, account: Mapping[str, Any], window: Any, *,
+                        outcomes: Mapping[str, Any], on_expiry_warning: Sequence[Any] = ()) -> list[str]:
+    """In the extract's session, signed on, before anything is read: the checks whose task deferred
+    to it (``outcomes``: task name -> that task's return value), in the operators' order and with
+    their settings. Returns the names of the checks run here."""
+    ran = []
+    expiry = outcomes.get("check_sub_account_expiry") or {}
+    if expiry.get(DEFERRED):
+        check_sub_account_expiry(context, session, account, warn_days=int(expiry.get("warn_days", 7)),
+                                 auto_extend=bool(expiry.get("auto_extend", False)),
+                                 on_expiry_warning=on_expiry_warning)
+        ran.append("check_sub_account_expiry")
+    if (outcomes.get("check_tax_invoice_block") or {}).get(DEFERRED):
+        check_tax_invoice_block(session, account, window)
+        ran.append("check_tax_invoice_block")
+    return ran

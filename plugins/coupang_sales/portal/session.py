@@ -563,6 +563,17 @@ class PortalSession:
             return
         self._sign_on_here("sign-on")
 
+    def resume(self) -> bool:
+        """True when the profile is still signed on (the portal's home lands, perhaps renewed by a live
+        single-sign-on session, which costs no password); False when only a password would sign on.
+        Never submits the password: the caller decides whether a sign-on is worth it."""
+        url = self.base_url + self.settings.path("home")
+        self._get(url, "sign-on")
+        if self._wait_for("sign-on", {"home": LANDED, "form": "sign_on.form"}, sign_on=True) == "home":
+            self._signed_on()
+            return True
+        return False
+
     def _sign_on_refusals(self) -> Mapping[str, str]:
         """Pages of the portal's own that end a sign-on (outcome name -> selector key)."""
         return {}
