@@ -67,7 +67,8 @@ def browser_task_timeout() -> dt.timedelta:
 
 PARAMS = {
     "date": Param(None, type=["null", "string"], format="date",
-                  description="Last Asia/Seoul date of the window (YYYY-MM-DD). Empty: the run's logical date."),
+                  description="Last Asia/Seoul date of the window (YYYY-MM-DD). Empty: a scheduled run's data "
+                              "interval; a manual run's logical date, never later than yesterday in Seoul."),
     "from_date": Param(None, type=["null", "string"], format="date",
                        description="Range collection: first date of the window (YYYY-MM-DD); the window is "
                                    "[from_date, date] in one browser session per account and lookback_days is "

@@ -31,24 +31,49 @@ def seoul_today() -> dt.date:
     return dt.date.fromisoformat(pinned) if pinned else dt.datetime.now(SEOUL).date()
 
 
-def resolve_window(context: Mapping[str, Any]) -> Window:
-    """The window a run collects: [D - lookback_days, D], or [from_date, D] for a range run.
+# Run types whose data interval is the schedule's: the window comes from it.
+SCHEDULED_RUN_TYPES = frozenset({"scheduled", "backfill"})
 
-    D is the ``date`` param when given (manual runs and the UI), else the run's logical
-    date in Asia/Seoul (the schedule's data interval start: the day before the run),
-    else yesterday in Seoul (a manual run with no logical date).
+
+def _run_type(context: Mapping[str, Any]) -> str:
+    run_type = getattr(context.get("dag_run"), "run_type", None)
+    return str(getattr(run_type, "value", run_type) or "")
+
+
+def resolve_window(context: Mapping[str, Any]) -> Window:
+    """The window a run collects: [first - lookback_days, D], or [from_date, D] for a range run.
+
+    D and first, by the kind of run:
+
+    - the ``date`` param when given (manual runs and the UI): D = first = that date;
+    - a scheduled or backfill run: its data interval in Asia/Seoul. D is the day before
+      ``data_interval_end`` (the last day the interval has completed) and first is the day of
+      ``data_interval_start``; for the daily 06:00 schedule both are the day before the run;
+    - any other run (manual, ``dag.test``) with a logical date: that date in Seoul, as the
+      scheduled run of that logical date would collect, but never later than yesterday;
+    - a manual run with no logical date: yesterday in Seoul.
+
+    A run never collects today in Seoul unless the ``date`` param names it: today is not over.
 
     A ``from_date`` param makes the run a range collection: the whole range in one
     browser session per account (a year's backfill logs in once per account, not 365
     times), restated by the same rules as a daily run.
     """
     params = context.get("params") or {}
+    yesterday = seoul_today() - dt.timedelta(days=1)
+    interval_end = context.get("data_interval_end")
+    interval_start = context.get("data_interval_start")
+    first = None
     if params.get("date"):
         end = dt.date.fromisoformat(str(params["date"]))
+    elif _run_type(context) in SCHEDULED_RUN_TYPES and interval_end is not None:
+        end = interval_end.astimezone(SEOUL).date() - dt.timedelta(days=1)
+        if interval_start is not None:
+            first = min(interval_start.astimezone(SEOUL).date(), end)
     elif context.get("logical_date"):
-        end = context["logical_date"].astimezone(SEOUL).date()
+        end = min(context["logical_date"].astimezone(SEOUL).date(), yesterday)
     else:
-        end = seoul_today() - dt.timedelta(days=1)
+        end = yesterday
     if params.get("from_date"):
         start = dt.date.fromisoformat(str(params["from_date"]))
         if start > end:
@@ -56,7 +81,10 @@ def resolve_window(context: Mapping[str, Any]) -> Window:
                                   f"params: from_date {start} is after the last date of the range {end}")
         return Window(start, end)
     lookback = params.get("lookback_days")
-    return Window.ending(end, DEFAULT_LOOKBACK_DAYS if lookback is None else int(lookback))
+    lookback = DEFAULT_LOOKBACK_DAYS if lookback is None else int(lookback)
+    if first is not None:
+        return Window(first - dt.timedelta(days=lookback), end)
+    return Window.ending(end, lookback)
 
 
 def list_until(context: Mapping[str, Any], window: Window) -> dt.date:
