@@ -65,6 +65,14 @@ def browser_task_timeout() -> dt.timedelta:
     return dt.timedelta(minutes=float(os.environ.get("COUPANG_BROWSER_TASK_TIMEOUT_MINUTES", "180")))
 
 
+def load_task_timeout() -> dt.timedelta:
+    """The backstop on each load task: its statements are bounded by the warehouse's
+    ``lock_timeout`` and ``statement_timeout`` (``warehouse_timeouts()``), so this only ends a
+    load stuck outside them (reading the staged files, a hung connection).
+    ``COUPANG_LOAD_TASK_TIMEOUT_MINUTES``, default 60."""
+    return dt.timedelta(minutes=float(os.environ.get("COUPANG_LOAD_TASK_TIMEOUT_MINUTES", "60")))
+
+
 PARAMS = {
     "date": Param(None, type=["null", "string"], format="date",
                   description="Last Asia/Seoul date of the window (YYYY-MM-DD). Empty: a scheduled run's data "
@@ -174,15 +182,19 @@ def _collect(spec: ChannelSpec, account):
             summary = _stages(spec).transform(staging=Path(validated["staging"]) / "raw", account=account)
         return {**validated, **summary}
 
-    @task(map_index_template=TASK_LABEL, doc_md=TASK_DOCS["load"], multiple_outputs=False)
+    @task(map_index_template=TASK_LABEL, doc_md=TASK_DOCS["load"], multiple_outputs=False,
+          execution_timeout=load_task_timeout())
     def load(account: dict[str, Any], transformed: dict[str, Any]) -> dict[str, Any]:
+        from coupang_sales.warehouse import account_lock_key
+
         context = labelled_context(account)
         window = _window_of(transformed)
         with recorded_attempt(context, account, window) as counts:
             counts.update(transformed)
             conn = warehouse_connection()
             try:
-                with warehouse_errors(f"load of {account['account_id']} {window}"):
+                with warehouse_errors(f"load of {account['account_id']} {window}", conn,
+                                      lock_keys=(account_lock_key(account["channel"], account["account_id"]),)):
                     summary = _stages(spec).load(conn, staging=Path(transformed["staging"]) / "raw",
                                                  account=account, window=window, run_id=context.get("run_id"),
                                                  list_until=dt.date.fromisoformat(transformed["list_until"]))
