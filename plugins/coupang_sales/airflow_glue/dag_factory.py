@@ -103,7 +103,9 @@ TASK_DOCS = {
     "report": "Runs after every account, whatever happened: builds the collection report (each account's "
               "status, failure category, attempts, rows and won) from `sales.collection_runs`, shows it as "
               "the XCom `collection_report` and as a table in this log, and fails the run (without another "
-              "alert: each failed account has already alerted) when any account did not load.",
+              "alert: each failed account has already alerted) as `COUPANG_FAIL_RUN_ON` says: by default "
+              "when an account did not load for a reason the data team must act on, not for a seller's own "
+              "action (a pending tax invoice, an expired sub-account, an SMS step), which is alerted and shown.",
 }
 
 
@@ -257,9 +259,15 @@ def build_channel_dag(channel: str, *, doc_md: str | None = None) -> DAG:
         def report(accounts: list[dict[str, Any]]) -> None:
             from airflow.sdk.exceptions import AirflowFailException
 
-            from coupang_sales.airflow_glue.report import collection_report, format_report
+            from coupang_sales.airflow_glue.report import (
+                collection_report,
+                fail_run_on,
+                format_report,
+                run_failures,
+            )
 
             context = get_current_context()
+            mode = fail_run_on()
             conn = warehouse_connection()
             try:
                 summary = collection_report(conn, channel=channel, run_id=context["run_id"], accounts=accounts)
@@ -268,11 +276,17 @@ def build_channel_dag(channel: str, *, doc_md: str | None = None) -> DAG:
             context["ti"].xcom_push(key="collection_report", value=summary)
             log.info("%s", format_report(summary))
             missing = [row for row in summary["accounts"] if row["status"] != "success"]
-            if missing:
+            failing = run_failures(summary, mode)
+            if failing:
                 raise AirflowFailException(
-                    f"{len(missing)} of {len(summary['accounts'])} account(s) did not load: "
+                    f"{len(failing)} of {len(summary['accounts'])} account(s) did not load "
+                    f"(COUPANG_FAIL_RUN_ON={mode}): "
                     + ", ".join(f"{row['account_id']} {row['status']} ({row['reason'] or 'see its tasks'})"
-                                for row in missing))
+                                for row in failing))
+            if missing:
+                log.warning("%d account(s) did not load, alerted and in the report; the run does not fail for "
+                            "them (COUPANG_FAIL_RUN_ON=%s): %s", len(missing), mode,
+                            ", ".join(f"{row['account_id']} {row['reason']}" for row in missing))
 
         accounts = list_accounts()
         collect.expand(account=accounts) >> report(accounts)

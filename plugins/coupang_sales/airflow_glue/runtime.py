@@ -379,7 +379,7 @@ def send_unapplied_warning(context: Mapping[str, Any], account: Mapping[str, Any
         return
     log.warning(message)
     try:
-        CollectionAlertNotifier(warning=True).notify({
+        CollectionAlertNotifier(warning=True)({
             **context, "coupang_warning": message, "coupang_account": account,
             "coupang_warning_category": UNAPPLIED_CATEGORY, "coupang_warning_action": UNAPPLIED_ACTION})
     except Exception:  # the load is committed; a failing alert channel must not fail it
