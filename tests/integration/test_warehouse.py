@@ -174,9 +174,8 @@ def held(warehouse, statement: str, *, release_after: float = 20):
 
 
 def test_a_load_waiting_on_a_table_lock_fails_as_a_retried_warehouse_error_naming_it(warehouse, monkeypatch):
-    from coupang_sales.errors import CollectionError
-
     from coupang_sales.airflow_glue.runtime import warehouse_connection
+    from coupang_sales.errors import CollectionError
 
     replace_window(warehouse, channel=ROCKET, account_id="V1", window=WINDOW,
                    lines=frame(("PO1", "2026-01-05", 99_000)), run_id="before")
