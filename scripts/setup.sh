@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs what the project needs on a fresh Debian machine: chromium + chromedriver, a venv, the pinned packages.
+# Installs what the project needs on a fresh Debian machine: chromium + chromedriver, a Korean font
+# (fonts-noto-cjk: without it screenshots of the portals' Korean pages show boxes), a venv, the pinned packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+[ -n "$(fc-list :lang=ko 2>/dev/null)" ] || missing+=(fonts-noto-cjk)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   sudo=""

@@ -127,10 +127,22 @@ class _Inbox:
     def subjects(self) -> list[str]:
         return [str(message["Subject"]) for _, message in self.messages]
 
+    def bodies(self) -> list[str]:
+        """The text of each message (the HTML part, tags and entities undone)."""
+        import html
+        import re
+
+        def text(message) -> str:
+            part = next(p for p in message.walk() if p.get_content_type() in ("text/html", "text/plain"))
+            return html.unescape(re.sub(r"<[^>]+>", "", part.get_content()))
+
+        return [text(message) for _, message in self.messages]
+
 
 @pytest.fixture
 def smtp(monkeypatch):
-    """A real SMTP server on loopback, wired as the alerts connection ``coupang_alerts_smtp``."""
+    """A real SMTP server on loopback, wired as the alerts connection ``coupang_alerts_smtp``
+    (plain SMTP: the SMTP provider's ``disable_ssl`` and ``disable_tls``)."""
     import socket
 
     from aiosmtpd.controller import Controller
@@ -143,7 +155,8 @@ def smtp(monkeypatch):
     controller.start()
     monkeypatch.setenv("AIRFLOW_CONN_COUPANG_ALERTS_SMTP", json.dumps(
         {"conn_type": "smtp", "host": "127.0.0.1", "port": port,
-         "extra": {"to": "data-eng@example.com", "from": "airflow@example.com"}}))
+         "extra": {"to": "data-eng@example.com", "from_email": "airflow@example.com",
+                   "disable_ssl": True, "disable_tls": True}}))
     yield inbox
     controller.stop()
 
@@ -160,7 +173,8 @@ class _SlackInbox:
 
 @pytest.fixture
 def slack(monkeypatch):
-    """A real HTTP server on loopback, wired as the Slack webhook connection ``coupang_alerts_slack``."""
+    """A real HTTP server on loopback, wired as the Slack webhook connection ``coupang_alerts_slack``: a
+    ``slackwebhook`` connection, as the Slack provider reads it (endpoint as host, token as password)."""
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -183,7 +197,8 @@ def slack(monkeypatch):
     server = ThreadingHTTPServer(("127.0.0.1", 0), Webhook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("AIRFLOW_CONN_COUPANG_ALERTS_SLACK", json.dumps(
-        {"conn_type": "http", "host": f"http://127.0.0.1:{server.server_port}/services/T000/B000/XXXX"}))
+        {"conn_type": "slackwebhook", "host": f"http://127.0.0.1:{server.server_port}/services",
+         "password": "T000/B000/XXXX"}))
     yield inbox
     server.shutdown()
     server.server_close()

@@ -59,6 +59,11 @@ CATEGORIES: dict[str, tuple[bool, str]] = {
     "not_implemented": (False, "This collection path is not implemented yet."),
 }
 
+# Failures whose fix is a seller's (or a person's at the portal), not the data team's: a pending tax
+# invoice, an expired sub-account, an SMS step. They alert when the account becomes blocked and then
+# at most every COUPANG_BLOCKED_REALERT_HOURS, and by default they do not fail the run (COUPANG_FAIL_RUN_ON).
+SELLER_ACTION_CATEGORIES = frozenset({"tax_invoice_pending", "sub_account_expired", "auth_challenge"})
+
 
 class CollectionError(Exception):
     """A collection failure with a category from ``CATEGORIES``.

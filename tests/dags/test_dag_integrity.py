@@ -87,3 +87,10 @@ def test_browser_tasks_share_the_portal_pool(dagbag, dag_id, pool):
     assert browser_tasks and {t.pool for t in browser_tasks} == {pool}
     # a backstop beyond the per-page timeouts: no browser task can hold a pool slot for ever
     assert {t.execution_timeout for t in browser_tasks} == {dt.timedelta(hours=3)}
+
+
+@pytest.mark.parametrize("dag_id", ["coupang_rocket_sales", "coupang_jet_sales"])
+def test_the_load_task_is_bounded(dagbag, dag_id):
+    """Its statements are bounded by lock_timeout and statement_timeout; the task by execution_timeout."""
+    load = dagbag.dags[dag_id].get_task("collect.load")
+    assert load.execution_timeout == dt.timedelta(minutes=60)

@@ -40,7 +40,8 @@ def test_image_is_built_from_the_official_airflow_image_with_requirements():
 
 def test_selenium_grid_has_shared_memory_and_managed_downloads():
     selenium = SERVICES["selenium"]
-    assert selenium["image"].startswith("selenium/standalone-chromium")
+    node = (ROOT / selenium["build"]["context"] / selenium["build"]["dockerfile"]).read_text()
+    assert "FROM selenium/standalone-chromium" in node
     assert selenium["shm_size"] and selenium["environment"]["SE_ENABLE_MANAGED_DOWNLOADS"] == "true"
 
 
@@ -62,6 +63,15 @@ def test_init_creates_the_portal_pools_the_dags_use():
     init = "\n".join(SERVICES["airflow-init"]["command"])
     for pool in ("coupang_supplier_hub", "coupang_wing"):
         assert f"pools set {pool}" in init and '"coupang_{self.pool}"' in PACKAGE
+
+
+def test_every_browser_has_a_korean_font():
+    """Screenshots of the portals' Korean pages show text only where Chromium has a Korean font."""
+    selenium = SERVICES["selenium"]
+    node = (ROOT / selenium["build"]["context"] / selenium["build"]["dockerfile"]).read_text()
+    for where, text in (("the Grid node", node), ("the Airflow image", (ROOT / "Dockerfile").read_text()),
+                        ("scripts/setup.sh", (ROOT / "scripts" / "setup.sh").read_text())):
+        assert "fonts-noto-cjk" in text, f"{where} installs no Korean font"
 
 
 def test_sandbox_is_an_optional_profile():

@@ -292,6 +292,38 @@ def test_postgres_stopped_during_the_load_rolls_back_and_the_retry_loads_once(
     assert loads[-1][0] == "success" and loads[-1][1] >= 2, "the load succeeded on a retry"
 
 
+def test_a_load_waiting_on_a_lock_fails_naming_it_and_the_retry_loads(collection_dag, warehouse, monkeypatch):
+    """Someone's open transaction holds a SHARE lock on sales.order_lines: the load gives up after
+    lock_timeout as a warehouse_error naming the table and the holder, and loads on its retry
+    once the lock is gone."""
+    import psycopg
+
+    monkeypatch.setenv("COUPANG_WAREHOUSE_LOCK_TIMEOUT_SECONDS", "2")
+    dsn = warehouse.info.dsn
+
+    def release_after_the_first_failure(pids: list[int]) -> None:
+        deadline = time.monotonic() + 60
+        with psycopg.connect(dsn, autocommit=True) as watch:
+            while not watch.execute("SELECT 1 FROM sales.collection_runs WHERE task_id LIKE '%%load' "
+                                    "AND status = 'failed'").fetchone():
+                assert time.monotonic() < deadline, "the load did not give up on the lock"
+                time.sleep(0.1)
+
+    with sandbox([]) as server:
+        dag = collection_dag(server, scenario([]), "coupang_rocket_sales")
+        seed_prior(warehouse)
+        blocker = LoadLock(dsn, release_after_the_first_failure, timeout=120)
+        blocker.start()
+        run = dag.test(logical_date=local_stack.logical_date_for(RUN_DATE))
+        blocker.join(30)
+    assert blocker.error is None, blocker.error
+    assert run.state == "success"
+    recorded = attempts(warehouse)
+    assert [a[:3] for a in recorded] == [("load", "failed", "warehouse_error"), ("load", "success", None)]
+    assert "lock_timeout (2 s" in recorded[0][3] and "sales.order_lines (ShareLock) held by pid" in recorded[0][3]
+    assert order_lines(warehouse) == EXPECTED and changes(warehouse) == EXPECTED_CHANGES
+
+
 # --- the browser crashes -------------------------------------------------------------------
 
 

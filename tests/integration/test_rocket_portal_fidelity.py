@@ -147,7 +147,7 @@ def test_a_bot_wall_ends_the_run_as_bot_rejected_with_the_action(run_dag, wareho
     assert ("blank page" if mode == "blank" else "Access Denied") in recorded[0][3]
     assert order_lines(warehouse) == []
     assert len(smtp.subjects()) == 1 and smtp.subjects()[0].endswith("bot_rejected")
-    body = smtp.messages[0][1].get_body(preferencelist=("plain",)).get_content()
+    body = smtp.bodies()[0]
     assert "headed" in body
 
 

@@ -52,6 +52,19 @@ def migrations_with(tmp_path: Path, **extra: str) -> Path:
     return folder
 
 
+SHIPPED = [m.version for m in schema_versions.migrations()]  # 0001 and every later shipped migration
+SHIPPED_ROWS = [(m.version, m.name) for m in schema_versions.migrations()]
+LATEST = SHIPPED[-1]
+NEXT = LATEST + 1  # the number a test's own migration takes
+
+
+def only_0001(tmp_path: Path) -> Path:
+    folder = tmp_path / "only_0001"
+    folder.mkdir()
+    shutil.copy(schema_versions.MIGRATIONS_DIR / "0001_initial_schema.sql", folder)
+    return folder
+
+
 def versions(conn) -> list[tuple[int, str]]:
     return conn.execute("SELECT version, name FROM sales.schema_migrations ORDER BY version").fetchall()
 
@@ -67,11 +80,15 @@ def empty(scratch_database, request):
 def test_an_empty_warehouse_gets_every_migration_once(empty):
     _, conn = empty
     assert current_version(conn) is None
-    assert migrate(conn) == [1]
-    assert versions(conn) == [(1, "initial_schema")]
+    assert migrate(conn) == SHIPPED
+    assert versions(conn) == SHIPPED_ROWS
     assert migrate(conn) == [], "a second deploy applies nothing"
-    assert require_current(conn) == 1
-    # the objects of 0001 are those a warehouse of the per-run schema is recognised by
+    assert require_current(conn) == LATEST
+
+
+def test_0001_makes_exactly_the_objects_a_per_run_schema_is_recognised_by(empty, tmp_path):
+    _, conn = empty
+    assert migrate(conn, directory=only_0001(tmp_path)) == [1]
     catalog = dict(conn.execute(
         "SELECT c.relname, array_agg(a.attname::text ORDER BY a.attnum) FROM pg_class c "
         "JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'sales' "
@@ -102,11 +119,11 @@ def test_a_warehouse_of_the_per_run_schema_is_recorded_at_0001_without_ddl(empty
     with psycopg.connect(uri) as reader:
         reader.execute("SELECT count(*) FROM sales.order_lines_effective").fetchone()
         conn.execute("SET lock_timeout = '2s'")
-        assert migrate(conn) == [1]
+        assert migrate(conn) == SHIPPED  # 0001 recorded without DDL, later ones applied
         reader.rollback()
-    assert versions(conn) == [(1, "initial_schema")]
+    assert versions(conn) == SHIPPED_ROWS
     assert conn.execute("SELECT account_id FROM sales.accounts").fetchall() == [("V1",)]
-    assert require_current(conn) == 1
+    assert require_current(conn) == LATEST
 
 
 def test_a_per_run_schema_of_an_older_release_is_completed_by_0001(empty):
@@ -114,7 +131,7 @@ def test_a_per_run_schema_of_an_older_release_is_completed_by_0001(empty):
     conn.execute(per_run_schema_sql())
     conn.execute("DROP TABLE sales.restatement_adjustments")
     conn.execute("ALTER TABLE sales.order_line_changes DROP COLUMN cause, DROP COLUMN cause_facts")
-    assert migrate(conn) == [1]
+    assert migrate(conn) == SHIPPED
     assert conn.execute("SELECT to_regclass('sales.restatement_adjustments') IS NOT NULL").fetchone()[0]
     assert conn.execute("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'sales' "
                         "AND table_name = 'order_line_changes' AND column_name LIKE 'cause%'").fetchone()[0] == 2
@@ -123,8 +140,10 @@ def test_a_per_run_schema_of_an_older_release_is_completed_by_0001(empty):
 def test_a_warehouse_newer_than_the_code_is_refused(empty):
     _, conn = empty
     migrate(conn)
-    conn.execute("INSERT INTO sales.schema_migrations (version, name) VALUES (7, 'from_a_later_release')")
-    with pytest.raises(SchemaVersionError, match=r"version 0007 \(from_a_later_release\), newer than this code"):
+    conn.execute("INSERT INTO sales.schema_migrations (version, name) VALUES (%s, 'from_a_later_release')",
+                 (NEXT + 5,))
+    with pytest.raises(SchemaVersionError,
+                       match=rf"version {NEXT + 5:04d} \(from_a_later_release\), newer than this code"):
         migrate(conn)
     with pytest.raises(SchemaVersionError, match="newer than this code knows"):
         require_current(conn)
@@ -133,22 +152,24 @@ def test_a_warehouse_newer_than_the_code_is_refused(empty):
 def test_migrations_apply_in_order_and_a_failing_one_changes_nothing(empty, tmp_path):
     _, conn = empty
     folder = migrations_with(tmp_path, **{
-        "0002_add_note.sql": "ALTER TABLE sales.order_lines ADD COLUMN note text;",
-        "0003_broken.sql": "CREATE TABLE sales.half_done (id int);\nSELECT no_such_function();",
+        f"{NEXT:04d}_add_note.sql": "ALTER TABLE sales.order_lines ADD COLUMN note text;",
+        f"{NEXT + 1:04d}_broken.sql": "CREATE TABLE sales.half_done (id int);\nSELECT no_such_function();",
     })
     with pytest.raises(psycopg.errors.UndefinedFunction):
         migrate(conn, directory=folder)
-    assert versions(conn) == [(1, "initial_schema"), (2, "add_note")]
-    assert conn.execute("SELECT to_regclass('sales.half_done')").fetchone()[0] is None, "0003 rolled back whole"
-    with pytest.raises(SchemaVersionError, match=r"at schema version 0002, this code needs 0003 .*0003_broken.*"
-                                                 r"python -m coupang_sales.warehouse.migrate"):
+    assert versions(conn) == [*SHIPPED_ROWS, (NEXT, "add_note")]
+    assert conn.execute("SELECT to_regclass('sales.half_done')").fetchone()[0] is None, "rolled back whole"
+    refusal = (rf"at schema version {NEXT:04d}, this code needs {NEXT + 1:04d} "
+               rf".*{NEXT + 1:04d}_broken.*python -m coupang_sales.warehouse.migrate")
+    with pytest.raises(SchemaVersionError, match=refusal):
         require_current(conn, directory=folder)
 
 
 def test_two_migrators_at_once_apply_each_migration_once(empty, tmp_path):
     uri, _ = empty
     # not idempotent on purpose: run twice, the CREATE TABLE fails
-    folder = migrations_with(tmp_path, **{"0002_slow.sql": "SELECT pg_sleep(1); CREATE TABLE sales.once (id int);"})
+    slow = "SELECT pg_sleep(1); CREATE TABLE sales.once (id int);"
+    folder = migrations_with(tmp_path, **{f"{NEXT:04d}_slow.sql": slow})
     results, errors = [], []
 
     def deploy():
@@ -164,14 +185,14 @@ def test_two_migrators_at_once_apply_each_migration_once(empty, tmp_path):
     for thread in threads:
         thread.join(60)
     assert errors == []
-    assert sorted(v for applied in results for v in applied) == [1, 2], "each migration applied once"
+    assert sorted(v for applied in results for v in applied) == [*SHIPPED, NEXT], "each migration applied once"
 
 
 def test_gaps_and_bad_names_in_the_migrations_folder_are_refused(tmp_path):
-    gap = migrations_with(tmp_path, **{"0003_skipped_two.sql": "SELECT 1;"})
-    with pytest.raises(ValueError, match="0002 is missing"):
+    gap = migrations_with(tmp_path, **{f"{NEXT + 1:04d}_skipped_one.sql": "SELECT 1;"})
+    with pytest.raises(ValueError, match=f"{NEXT:04d} is missing"):
         schema_versions.migrations(gap)
-    (gap / "0003_skipped_two.sql").rename(gap / "2_bad.sql")
+    (gap / f"{NEXT + 1:04d}_skipped_one.sql").rename(gap / "2_bad.sql")
     with pytest.raises(ValueError, match="NNNN_slug.sql"):
         schema_versions.migrations(gap)
 
@@ -184,10 +205,10 @@ def test_the_command_migrates_and_checks(empty):
     assert check.returncode == 1 and "python -m coupang_sales.warehouse.migrate" in check.stderr
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "at version 0001 (applied now: 0001)" in done.stdout
+    assert f"at version {LATEST:04d} (applied now: {', '.join(f'{v:04d}' for v in SHIPPED)})" in done.stdout
     again = subprocess.run([*command, "--check"], env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and "current" in again.stdout
-    assert versions(conn) == [(1, "initial_schema")]
+    assert versions(conn) == SHIPPED_ROWS
 
 
 def test_the_package_name_stays_callable_after_the_command_module_is_imported(empty):
@@ -197,7 +218,7 @@ def test_the_package_name_stays_callable_after_the_command_module_is_imported(em
 
     importlib.import_module("coupang_sales.warehouse.migrate")
     _, conn = empty
-    assert warehouse.migrate(conn) == [1]
+    assert warehouse.migrate(conn) == SHIPPED
 
 
 # --- a DAG run against the migrated warehouse -------------------------------------------------
@@ -229,9 +250,9 @@ def portal():
 
 def test_a_dag_runs_after_a_migration_added_a_column_to_order_lines(collection_dag, portal, warehouse, tmp_path,
                                                                     monkeypatch):
-    folder = migrations_with(tmp_path, **{"0002_order_line_note.sql": ADD_COLUMN})
-    monkeypatch.setattr(schema_versions, "MIGRATIONS_DIR", folder)  # the code of the release that ships 0002
-    assert migrate(warehouse) == [2]
+    folder = migrations_with(tmp_path, **{f"{NEXT:04d}_order_line_note.sql": ADD_COLUMN})
+    monkeypatch.setattr(schema_versions, "MIGRATIONS_DIR", folder)  # the code of the release that ships it
+    assert migrate(warehouse) == [NEXT]
     dag = collection_dag(portal, SCENARIO, "coupang_rocket_sales")
     for day in ("2026-01-05", "2026-01-06"):  # the second run is where a per-run CREATE OR REPLACE VIEW broke
         run = dag.test(logical_date=local_stack.logical_date_for(D(day)))
@@ -244,7 +265,7 @@ def test_a_dag_runs_after_a_migration_added_a_column_to_order_lines(collection_d
 def test_a_run_against_a_warehouse_behind_the_code_fails_naming_the_command(collection_dag, portal, warehouse,
                                                                             tmp_path, monkeypatch, smtp):
     dag = collection_dag(portal, SCENARIO, "coupang_rocket_sales")
-    folder = migrations_with(tmp_path, **{"0002_order_line_note.sql": ADD_COLUMN})
+    folder = migrations_with(tmp_path, **{f"{NEXT:04d}_order_line_note.sql": ADD_COLUMN})
     monkeypatch.setattr(schema_versions, "MIGRATIONS_DIR", folder)  # new code, warehouse not migrated yet
     run = dag.test(logical_date=local_stack.logical_date_for(D("2026-01-06")))
     assert run.state == "failed"
@@ -252,4 +273,4 @@ def test_a_run_against_a_warehouse_behind_the_code_fails_naming_the_command(coll
     assert warehouse.execute("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'sales' "
                              "AND column_name = 'warehouse_note'").fetchone()[0] == 0, "a run does no DDL"
     bodies = "\n".join(str(message.get_body(("plain",)).get_content()) for _, message in smtp.messages)
-    assert "python -m coupang_sales.warehouse.migrate" in bodies and "0002_order_line_note" in bodies
+    assert "python -m coupang_sales.warehouse.migrate" in bodies and f"{NEXT:04d}_order_line_note" in bodies

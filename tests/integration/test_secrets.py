@@ -144,7 +144,9 @@ def test_no_password_reaches_any_log_xcom_file_table_or_alert(collected, smtp, s
     log_text = b"".join(line for line in lines if b"MaskSecret(value=" not in line)
     assert b"signing on to Supplier Hub" in log_text and b"[selenium.webdriver.remote.remote_connection]" in log_text, \
         "the project's and the driver's logs are at DEBUG"
+    # the e-mails as sent and as read (their HTML part is base64 on the wire)
     alerts = [message.as_string().encode() for _, message in smtp.messages] + \
+        [f"{subject}\n{body}".encode() for subject, body in zip(smtp.subjects(), smtp.bodies(), strict=True)] + \
         [json.dumps(post, ensure_ascii=False).encode() for post in slack.posts]
     assert len(smtp.messages) == 2 and len(slack.posts) == 2, "one alert per failed account and channel"
 

@@ -144,7 +144,7 @@ def test_a_new_profile_meets_the_sms_step_which_the_sign_in_command_completes(co
     assert "python -m coupang_sales.sign_in coupang_rocket V00000702" in message
     assert state.sign_ons[-1].username == "so_sms" and state.sign_ons[-1].sms_asked
     command = "python -m coupang_sales.sign_in coupang_rocket V00000702"
-    alerts = [message.get_content() for _, message in smtp.messages]
+    alerts = smtp.bodies()
     assert alerts and all(command in body for body in alerts), "the alert names the command for the account"
 
     # a person runs the command and types the code; a wrong one is asked again

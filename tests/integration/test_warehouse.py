@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import threading
+import time
 
 import pandas as pd
 import pytest
@@ -125,3 +128,94 @@ def test_text_with_tabs_backslashes_and_line_breaks_arrives_as_it_was(warehouse)
                              "FROM sales.order_lines ORDER BY order_id").fetchall()
     assert rows == [("PO2", None, "", -5, None),
                     ("PO\\1", "보리차\t1L\\x 12\r\n(신상)", "S1", 9_007_199_254_740_993, None)]
+
+
+# --- bounded loads: lock_timeout and statement_timeout ----------------------------------------
+
+
+def bounded_load(monkeypatch, *, lock_timeout: str = "1"):
+    """A replace_window load as the load task runs it: a warehouse_connection() under warehouse_errors()."""
+    from coupang_sales.airflow_glue.runtime import warehouse_connection, warehouse_errors
+    from coupang_sales.warehouse import account_lock_key
+
+    monkeypatch.setenv("COUPANG_WAREHOUSE_LOCK_TIMEOUT_SECONDS", lock_timeout)
+    conn = warehouse_connection()
+    try:
+        with warehouse_errors(f"load of V1 {WINDOW}", conn, lock_keys=(account_lock_key(ROCKET, "V1"),)):
+            replace_window(conn, channel=ROCKET, account_id="V1", window=WINDOW,
+                           lines=frame(("PO9", "2026-01-05", 1_000)), run_id="waiting")
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def held(warehouse, statement: str, *, release_after: float = 20):
+    """``statement`` run in another session's open transaction; released after ``release_after`` seconds
+    at the latest, so a load that waits without bound ends (and its test fails) instead of hanging."""
+    import psycopg
+
+    params = warehouse.info.get_parameters()
+    holder = psycopg.connect(**params, application_name="nightly-report")
+    holder.execute(statement)
+
+    def release() -> None:
+        with psycopg.connect(**params, autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s)", (holder.info.backend_pid,))
+
+    timer = threading.Timer(release_after, release)
+    timer.start()
+    try:
+        yield holder
+    finally:
+        timer.cancel()
+        with contextlib.suppress(psycopg.Error):
+            holder.rollback()
+        holder.close()
+
+
+def test_a_load_waiting_on_a_table_lock_fails_as_a_retried_warehouse_error_naming_it(warehouse, monkeypatch):
+    from coupang_sales.airflow_glue.runtime import warehouse_connection
+    from coupang_sales.errors import CollectionError
+
+    replace_window(warehouse, channel=ROCKET, account_id="V1", window=WINDOW,
+                   lines=frame(("PO1", "2026-01-05", 99_000)), run_id="before")
+    warehouse_connection().close()  # Airflow's hook imported: the time below is the load's
+    started = time.monotonic()
+    with held(warehouse, "LOCK TABLE sales.order_lines IN SHARE MODE"), pytest.raises(CollectionError) as caught:
+        bounded_load(monkeypatch)
+    assert time.monotonic() - started < 10, "the load gave up after lock_timeout, not when the lock went"
+    error = caught.value
+    assert error.category == "warehouse_error" and error.retryable
+    assert "lock_timeout (1 s" in str(error) and "sales.order_lines (ShareLock)" in str(error)
+    assert "'nightly-report', idle in transaction" in str(error)
+    assert table(warehouse) == [("PO1", D("2026-01-05"), 99_000)], "nothing of the load was committed"
+
+
+def test_a_load_waiting_behind_another_load_of_the_account_names_its_load_lock(warehouse, monkeypatch):
+    from coupang_sales.errors import CollectionError
+    from coupang_sales.warehouse import account_lock_key
+
+    with held(warehouse, f"SELECT pg_advisory_xact_lock(hashtext('{account_lock_key(ROCKET, 'V1')}'))"), \
+            pytest.raises(CollectionError) as caught:
+        bounded_load(monkeypatch)
+    assert caught.value.category == "warehouse_error"
+    assert f"advisory lock {account_lock_key(ROCKET, 'V1')} (a load of the same account)" in str(caught.value)
+    bounded_load(monkeypatch)  # released: the retry loads
+    assert table(warehouse) == [("PO9", D("2026-01-05"), 1_000)]
+
+
+def test_every_warehouse_session_of_a_task_is_bounded(warehouse, monkeypatch):
+    from coupang_sales.airflow_glue.runtime import warehouse_connection, warehouse_errors
+    from coupang_sales.errors import CollectionError
+
+    monkeypatch.delenv("COUPANG_WAREHOUSE_LOCK_TIMEOUT_SECONDS", raising=False)
+    monkeypatch.setenv("COUPANG_WAREHOUSE_STATEMENT_TIMEOUT_SECONDS", "0.5")
+    conn = warehouse_connection()
+    try:
+        assert conn.execute("SHOW lock_timeout").fetchone()[0] == "2min", "the documented default"
+        assert conn.execute("SHOW statement_timeout").fetchone()[0] == "500ms"
+        with pytest.raises(CollectionError) as caught, warehouse_errors("load of V1", conn):
+            conn.execute("SELECT pg_sleep(5)")
+    finally:
+        conn.close()
+    assert caught.value.category == "warehouse_error" and "statement_timeout (0.5 s" in str(caught.value)

@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 
 import pytest
+from airflow.sdk import BaseNotifier
 from airflow.sdk.exceptions import AirflowFailException
 
 from coupang_sales.airflow_glue import operators, runtime
@@ -61,12 +62,19 @@ def run(operator, session):
     return operator.execute(context)
 
 
-class Recorder:
+class Recorder(BaseNotifier):
+    """A notifier with a templated field, as the providers' are: called as Airflow calls one, it is
+    rendered against the warning's context before ``notify``."""
+
+    template_fields = ("text",)
+
     def __init__(self):
+        super().__init__()
+        self.text = "{{ coupang_account.account_id }}: {{ coupang_warning }}"
         self.calls = []
 
     def notify(self, context):
-        self.calls.append(context["coupang_warning"])
+        self.calls.append(self.text)
 
 
 def test_expired_sub_account_fails_without_retry_naming_yeonjanghagi(audit):
@@ -82,6 +90,7 @@ def test_sub_account_expiring_within_warn_days_warns_and_succeeds(audit):
     result = run(op, FakeSession(expires=dt.date(2026, 1, 10)))
     assert result["warned"] is True and result["days_left"] == 3
     assert len(notifier.calls) == 1 and "2026-01-10" in notifier.calls[0] and "연장하기" in notifier.calls[0]
+    assert notifier.calls[0].startswith(f"{ACCOUNT['account_id']}: "), "rendered before notify"
     assert audit == []  # a warning is not a failed collection
 
 

@@ -20,6 +20,54 @@ def test_scheduled_run_ends_on_its_logical_date_in_seoul():
     assert window == Window(D("2026-01-03"), D("2026-01-06"))
 
 
+class Run:
+    def __init__(self, run_type: str):
+        self.run_type = run_type
+
+
+def seoul(day: str, hour: int) -> dt.datetime:
+    from zoneinfo import ZoneInfo
+
+    return dt.datetime.combine(D(day), dt.time(hour), tzinfo=ZoneInfo("Asia/Seoul"))
+
+
+@pytest.mark.parametrize("run_type", ["scheduled", "backfill"])
+def test_scheduled_run_takes_its_window_from_the_data_interval_in_seoul(run_type, monkeypatch):
+    """The 06:00 run of 7 January: interval [6 Jan 06:00, 7 Jan 06:00) KST, so it collects up to 6 January,
+    whatever its logical date says."""
+    monkeypatch.setenv("COUPANG_TODAY", "2026-01-07")
+    context = {"dag_run": Run(run_type), "logical_date": seoul("2026-01-07", 6), "params": {"lookback_days": 3},
+               "data_interval_start": seoul("2026-01-06", 6).astimezone(dt.UTC),
+               "data_interval_end": seoul("2026-01-07", 6).astimezone(dt.UTC)}
+    assert resolve_window(context) == Window(D("2026-01-03"), D("2026-01-06"))
+
+
+def test_an_interval_of_several_days_is_collected_whole(monkeypatch):
+    """A weekly interval, Monday 00:00 to the next Monday 00:00 KST: the seven days, plus the lookback."""
+    monkeypatch.setenv("COUPANG_TODAY", "2026-01-20")
+    context = {"dag_run": Run("scheduled"), "params": {"lookback_days": 1},
+               "data_interval_start": seoul("2026-01-05", 0), "data_interval_end": seoul("2026-01-12", 0)}
+    assert resolve_window(context) == Window(D("2026-01-04"), D("2026-01-11"))
+
+
+def test_a_manual_run_triggered_now_never_collects_a_partial_today(monkeypatch):
+    """The UI's manual run has the trigger time as logical date (and an inferred interval): it
+    collects up to yesterday in Seoul, not the part of today that has passed."""
+    monkeypatch.setenv("COUPANG_TODAY", "2026-03-10")
+    now = seoul("2026-03-10", 14)
+    context = {"dag_run": Run("manual"), "logical_date": now, "params": {"lookback_days": 0},
+               "data_interval_start": seoul("2026-03-09", 6), "data_interval_end": seoul("2026-03-10", 6)}
+    assert resolve_window(context) == Window(D("2026-03-09"), D("2026-03-09"))
+    context["dag_run"] = Run("scheduled")  # the same interval, scheduled: its end was 06:00, so yesterday too
+    assert resolve_window(context) == Window(D("2026-03-09"), D("2026-03-09"))
+
+
+def test_a_manual_run_for_an_earlier_logical_date_collects_that_date(monkeypatch):
+    monkeypatch.setenv("COUPANG_TODAY", "2026-03-10")
+    context = {"dag_run": Run("manual"), "logical_date": seoul("2026-03-01", 6), "params": {"lookback_days": 0}}
+    assert resolve_window(context) == Window(D("2026-03-01"), D("2026-03-01"))
+
+
 def test_date_param_beats_the_logical_date():
     window = resolve_window({"logical_date": SEOUL_0600, "params": {"date": "2026-02-01", "lookback_days": 0}})
     assert window == Window(D("2026-02-01"), D("2026-02-01"))
@@ -28,6 +76,9 @@ def test_date_param_beats_the_logical_date():
 def test_manual_run_without_a_date_collects_up_to_yesterday(monkeypatch):
     monkeypatch.setenv("COUPANG_TODAY", "2026-03-10")
     assert resolve_window({"params": {"lookback_days": 1}}) == Window(D("2026-03-08"), D("2026-03-09"))
+    manual = {"dag_run": Run("manual"), "logical_date": None, "data_interval_start": None,
+              "data_interval_end": None, "params": {"lookback_days": 1}}
+    assert resolve_window(manual) == Window(D("2026-03-08"), D("2026-03-09"))
 
 
 def test_range_run_collects_from_date_to_date_ignoring_lookback():

@@ -70,9 +70,18 @@ def browser_task_timeout() -> dt.timedelta:
     return dt.timedelta(minutes=float(os.environ.get("COUPANG_BROWSER_TASK_TIMEOUT_MINUTES", "180")))
 
 
+def load_task_timeout() -> dt.timedelta:
+    """The backstop on each load task: its statements are bounded by the warehouse's
+    ``lock_timeout`` and ``statement_timeout`` (``warehouse_timeouts()``), so this only ends a
+    load stuck outside them (reading the staged files, a hung connection).
+    ``COUPANG_LOAD_TASK_TIMEOUT_MINUTES``, default 60."""
+    return dt.timedelta(minutes=float(os.environ.get("COUPANG_LOAD_TASK_TIMEOUT_MINUTES", "60")))
+
+
 PARAMS = {
     "date": Param(None, type=["null", "string"], format="date",
-                  description="Last Asia/Seoul date of the window (YYYY-MM-DD). Empty: the run's logical date."),
+                  description="Last Asia/Seoul date of the window (YYYY-MM-DD). Empty: a scheduled run's data "
+                              "interval; a manual run's logical date, never later than yesterday in Seoul."),
     "from_date": Param(None, type=["null", "string"], format="date",
                        description="Range collection: first date of the window (YYYY-MM-DD); the window is "
                                    "[from_date, date] in one browser session per account and lookback_days is "
@@ -106,7 +115,9 @@ TASK_DOCS = {
     "report": "Runs after every account, whatever happened: builds the collection report (each account's "
               "status, failure category, attempts, rows and won) from `sales.collection_runs`, shows it as "
               "the XCom `collection_report` and as a table in this log, and fails the run (without another "
-              "alert: each failed account has already alerted) when any account did not load.",
+              "alert: each failed account has already alerted) as `COUPANG_FAIL_RUN_ON` says: by default "
+              "when an account did not load for a reason the data team must act on, not for a seller's own "
+              "action (a pending tax invoice, an expired sub-account, an SMS step), which is alerted and shown.",
 }
 
 
@@ -224,9 +235,10 @@ def _collect(spec: ChannelSpec, account):
         return {**validated, **summary}
 
     @task(map_index_template=TASK_LABEL, doc_md=TASK_DOCS["load"], multiple_outputs=False,
-          outlets=[order_lines_asset(), *([account_fees_asset()] if spec.account_fees else [])])
+          outlets=[order_lines_asset(), *([account_fees_asset()] if spec.account_fees else [])],
+          execution_timeout=load_task_timeout())
     def load(account: dict[str, Any], transformed: dict[str, Any]) -> dict[str, Any]:
-        from coupang_sales.warehouse import changed_sales_dates, warehouse_now
+        from coupang_sales.warehouse import account_lock_key, changed_sales_dates, warehouse_now
 
         context = labelled_context(account)
         window = _window_of(transformed)
@@ -235,7 +247,8 @@ def _collect(spec: ChannelSpec, account):
             counts.update(transformed)
             conn = warehouse_connection()
             try:
-                with warehouse_errors(f"load of {account['account_id']} {window}"):
+                with warehouse_errors(f"load of {account['account_id']} {window}", conn,
+                                      lock_keys=(account_lock_key(account["channel"], account["account_id"]),)):
                     since = warehouse_now(conn)
                     summary = _stages(spec).load(conn, staging=work,
                                                  account=account, window=window, run_id=context.get("run_id"),
@@ -309,9 +322,15 @@ def build_channel_dag(channel: str, *, doc_md: str | None = None) -> DAG:
         def report(accounts: list[dict[str, Any]]) -> None:
             from airflow.sdk.exceptions import AirflowFailException
 
-            from coupang_sales.airflow_glue.report import collection_report, format_report
+            from coupang_sales.airflow_glue.report import (
+                collection_report,
+                fail_run_on,
+                format_report,
+                run_failures,
+            )
 
             context = get_current_context()
+            mode = fail_run_on()
             conn = warehouse_connection()
             try:
                 summary = collection_report(conn, channel=channel, run_id=context["run_id"], accounts=accounts)
@@ -320,11 +339,17 @@ def build_channel_dag(channel: str, *, doc_md: str | None = None) -> DAG:
             context["ti"].xcom_push(key="collection_report", value=summary)
             log.info("%s", format_report(summary))
             missing = [row for row in summary["accounts"] if row["status"] != "success"]
-            if missing:
+            failing = run_failures(summary, mode)
+            if failing:
                 raise AirflowFailException(
-                    f"{len(missing)} of {len(summary['accounts'])} account(s) did not load: "
+                    f"{len(failing)} of {len(summary['accounts'])} account(s) did not load "
+                    f"(COUPANG_FAIL_RUN_ON={mode}): "
                     + ", ".join(f"{row['account_id']} {row['status']} ({row['reason'] or 'see its tasks'})"
-                                for row in missing))
+                                for row in failing))
+            if missing:
+                log.warning("%d account(s) did not load, alerted and in the report; the run does not fail for "
+                            "them (COUPANG_FAIL_RUN_ON=%s): %s", len(missing), mode,
+                            ", ".join(f"{row['account_id']} {row['reason']}" for row in missing))
 
         @task(doc_md=TASK_DOCS["cleanup_staging"], retries=1, multiple_outputs=False)
         def cleanup_staging() -> dict[str, Any]:

@@ -59,6 +59,41 @@ def collection_report(conn: "psycopg.Connection", *, channel: str, run_id: str,
             "warnings": sum(1 for row in rows if row["unapplied_restatements"])}
 
 
+FAIL_RUN_ON = {
+    "action_needed": "an account did not load for a reason the data team must act on (not a seller's own "
+                     "action: tax_invoice_pending, sub_account_expired, auth_challenge)",
+    "any": "any account did not load, a seller's action included",
+    "never": "never: failures are alerted and shown in the report only",
+}
+DEFAULT_FAIL_RUN_ON = "action_needed"
+
+
+def fail_run_on() -> str:
+    """``COUPANG_FAIL_RUN_ON``: when the ``report`` task fails the run (``FAIL_RUN_ON``; default
+    ``action_needed``). An unknown value is a configuration error."""
+    import os
+
+    from coupang_sales.errors import CollectionError
+
+    value = os.environ.get("COUPANG_FAIL_RUN_ON", "").strip() or DEFAULT_FAIL_RUN_ON
+    if value not in FAIL_RUN_ON:
+        raise CollectionError("configuration_error",
+                              f"COUPANG_FAIL_RUN_ON={value!r}: expected one of {sorted(FAIL_RUN_ON)}")
+    return value
+
+
+def run_failures(report: Mapping[str, Any], mode: str) -> list[Mapping[str, Any]]:
+    """The accounts of ``report`` that make the run fail under ``mode`` (``FAIL_RUN_ON``)."""
+    from coupang_sales.errors import SELLER_ACTION_CATEGORIES
+
+    missing = [row for row in report["accounts"] if row["status"] != "success"]
+    if mode == "never":
+        return []
+    if mode == "any":
+        return missing
+    return [row for row in missing if row["reason"] not in SELLER_ACTION_CATEGORIES]
+
+
 def format_report(report: Mapping[str, Any]) -> str:
     """The report as a fixed-width table for the task log."""
     lines = [f"Collection report of {report['channel']} run {report['run_id']}: "

@@ -30,24 +30,49 @@ def seoul_today() -> dt.date:
     return dt.date.fromisoformat(pinned) if pinned else dt.datetime.now(SEOUL).date()
 
 
-def resolve_window(context: Mapping[str, Any]) -> Window:
-    """The window a run collects: [D - lookback_days, D], or [from_date, D] for a range run.
+# Run types whose data interval is the schedule's: the window comes from it.
+SCHEDULED_RUN_TYPES = frozenset({"scheduled", "backfill"})
 
-    D is the ``date`` param when given (manual runs and the UI), else the run's logical
-    date in Asia/Seoul (the schedule's data interval start: the day before the run),
-    else yesterday in Seoul (a manual run with no logical date).
+
+def _run_type(context: Mapping[str, Any]) -> str:
+    run_type = getattr(context.get("dag_run"), "run_type", None)
+    return str(getattr(run_type, "value", run_type) or "")
+
+
+def resolve_window(context: Mapping[str, Any]) -> Window:
+    """The window a run collects: [first - lookback_days, D], or [from_date, D] for a range run.
+
+    D and first, by the kind of run:
+
+    - the ``date`` param when given (manual runs and the UI): D = first = that date;
+    - a scheduled or backfill run: its data interval in Asia/Seoul. D is the day before
+      ``data_interval_end`` (the last day the interval has completed) and first is the day of
+      ``data_interval_start``; for the daily 06:00 schedule both are the day before the run;
+    - any other run (manual, ``dag.test``) with a logical date: that date in Seoul, as the
+      scheduled run of that logical date would collect, but never later than yesterday;
+    - a manual run with no logical date: yesterday in Seoul.
+
+    A run never collects today in Seoul unless the ``date`` param names it: today is not over.
 
     A ``from_date`` param makes the run a range collection: the whole range in one
     browser session per account (a year's backfill logs in once per account, not 365
     times), restated by the same rules as a daily run.
     """
     params = context.get("params") or {}
+    yesterday = seoul_today() - dt.timedelta(days=1)
+    interval_end = context.get("data_interval_end")
+    interval_start = context.get("data_interval_start")
+    first = None
     if params.get("date"):
         end = dt.date.fromisoformat(str(params["date"]))
+    elif _run_type(context) in SCHEDULED_RUN_TYPES and interval_end is not None:
+        end = interval_end.astimezone(SEOUL).date() - dt.timedelta(days=1)
+        if interval_start is not None:
+            first = min(interval_start.astimezone(SEOUL).date(), end)
     elif context.get("logical_date"):
-        end = context["logical_date"].astimezone(SEOUL).date()
+        end = min(context["logical_date"].astimezone(SEOUL).date(), yesterday)
     else:
-        end = seoul_today() - dt.timedelta(days=1)
+        end = yesterday
     if params.get("from_date"):
         start = dt.date.fromisoformat(str(params["from_date"]))
         if start > end:
@@ -55,7 +80,10 @@ def resolve_window(context: Mapping[str, Any]) -> Window:
                                   f"params: from_date {start} is after the last date of the range {end}")
         return Window(start, end)
     lookback = params.get("lookback_days")
-    return Window.ending(end, DEFAULT_LOOKBACK_DAYS if lookback is None else int(lookback))
+    lookback = DEFAULT_LOOKBACK_DAYS if lookback is None else int(lookback)
+    if first is not None:
+        return Window(first - dt.timedelta(days=lookback), end)
+    return Window.ending(end, lookback)
 
 
 def list_until(context: Mapping[str, Any], window: Window) -> dt.date:
@@ -125,18 +153,53 @@ def browser_use(context: Mapping[str, Any], account_id: str) -> dict[str, Any]:
     return total
 
 
+DEFAULT_LOCK_TIMEOUT_SECONDS = 120
+DEFAULT_STATEMENT_TIMEOUT_SECONDS = 900
+
+
+def _seconds_setting(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    try:
+        value = float(raw) if raw not in (None, "") else float(default)
+    except ValueError:
+        raise CollectionError("configuration_error", f"{name}={raw!r} is not a number of seconds") from None
+    if value < 0:
+        raise CollectionError("configuration_error", f"{name}={raw!r} is negative")
+    return value
+
+
+def warehouse_timeouts() -> dict[str, float]:
+    """The bounds of every warehouse session the tasks open, in seconds (0 = none, PostgreSQL's meaning).
+
+    - ``COUPANG_WAREHOUSE_LOCK_TIMEOUT_SECONDS`` (default 120): the longest wait for one lock
+      (another load of the same account, a migration, a ``LOCK TABLE`` in someone's open
+      transaction). A load that waits longer fails as ``warehouse_error`` naming what holds
+      the lock, and is retried.
+    - ``COUPANG_WAREHOUSE_STATEMENT_TIMEOUT_SECONDS`` (default 900): the longest one statement
+      may run; a year's range load of a large account takes well under a minute per statement.
+    """
+    return {"lock_timeout": _seconds_setting("COUPANG_WAREHOUSE_LOCK_TIMEOUT_SECONDS", DEFAULT_LOCK_TIMEOUT_SECONDS),
+            "statement_timeout": _seconds_setting("COUPANG_WAREHOUSE_STATEMENT_TIMEOUT_SECONDS",
+                                                  DEFAULT_STATEMENT_TIMEOUT_SECONDS)}
+
+
 def warehouse_connection(conn_id: str = "coupang_warehouse"):
     """A psycopg (v3) connection to the warehouse, in autocommit (each load opens its own transaction).
 
     Its ``application_name`` names the worker process (``coupang-sales pid 1234``), so an
     operator looking at ``pg_stat_activity`` knows which task holds a lock or a transaction.
+    Its ``lock_timeout`` and ``statement_timeout`` are ``warehouse_timeouts()``.
     """
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
+    timeouts = warehouse_timeouts()
     try:
         conn = PostgresHook(postgres_conn_id=conn_id).get_conn()
         conn.autocommit = True
-        conn.execute("SELECT set_config('application_name', %s, false)", (f"coupang-sales pid {os.getpid()}",))
+        conn.execute("SELECT set_config('application_name', %s, false), set_config('lock_timeout', %s, false), "
+                     "set_config('statement_timeout', %s, false)",
+                     (f"coupang-sales pid {os.getpid()}", f"{int(timeouts['lock_timeout'] * 1000)}ms",
+                      f"{int(timeouts['statement_timeout'] * 1000)}ms"))
     except Exception as exc:  # the driver's message names host and database, never the password
         raise CollectionError("warehouse_error", f"cannot connect to warehouse '{conn_id}': "
                               f"{type(exc).__name__}: {_first_line(exc)}") from exc
@@ -147,17 +210,67 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [""])[0]
 
 
+# Locks other sessions hold that a load waits behind: on the tables of schema 'sales' in a mode
+# that blocks writing (ROW EXCLUSIVE), and the advisory lock of the account's loads.
+_LOCK_HOLDERS = """
+SELECT CASE WHEN l.locktype = 'relation' THEN l.relation::regclass::text
+            ELSE 'advisory lock ' || k.key || ' (a load of the same account)' END,
+       l.mode, l.pid, a.application_name, a.state, date_trunc('second', now() - a.xact_start)
+FROM pg_locks l
+JOIN pg_stat_activity a ON a.pid = l.pid
+LEFT JOIN unnest(%(keys)s::text[]) AS k(key)
+  ON l.locktype = 'advisory' AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtext(k.key)::bigint
+WHERE l.granted AND l.pid <> pg_backend_pid()
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND ((l.locktype = 'relation' AND l.mode IN ('ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock',
+                                               'AccessExclusiveLock')
+        AND l.relation IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                           WHERE n.nspname = 'sales'))
+       OR k.key IS NOT NULL)
+ORDER BY 1, l.pid
+"""
+
+
+def lock_holders(conn, keys: tuple[str, ...] = ()) -> list[str]:
+    """What other sessions hold now that a load of the accounts of ``keys`` (``account_lock_key``) waits
+    behind: '<relation or load lock> (<mode>) held by pid N '<application>', <state> for <time>'."""
+    rows = conn.execute(_LOCK_HOLDERS, {"keys": list(keys)}).fetchall()
+    return [f"{what} ({mode}) held by pid {pid} '{app or ''}', {state or 'unknown state'}"
+            + (f" for {held}" if held is not None else "") for what, mode, pid, app, state, held in rows]
+
+
 @contextlib.contextmanager
-def warehouse_errors(what: str) -> Iterator[None]:
+def warehouse_errors(what: str, conn=None, *, lock_keys: tuple[str, ...] = ()) -> Iterator[None]:
     """Turn a lost or refused warehouse connection inside the block into ``warehouse_error``
     (retried: the transaction was rolled back, so the retry starts from the same state).
 
-    Other database errors (a constraint, a type) are not transient and pass through.
+    So are the bounds of ``warehouse_timeouts()``: a lock waited for longer than
+    ``lock_timeout`` (the message names what holds the locks a load needs, read from
+    ``pg_locks`` on ``conn``, with the account's load lock of ``lock_keys``) and a statement
+    that ran longer than ``statement_timeout``. Other database errors (a constraint, a type)
+    are not transient and pass through.
     """
     import psycopg
+    from psycopg import errors
 
     try:
         yield
+    except errors.LockNotAvailable as exc:
+        limit = warehouse_timeouts()["lock_timeout"]
+        try:
+            held = lock_holders(conn, lock_keys) if conn is not None else []
+            holders = "; ".join(held) or "none any more (released since)"
+        except Exception as inner:  # the error stays a lock timeout, whatever the look-up does
+            holders = f"unknown ({type(inner).__name__})"
+        context = f" ({exc.diag.context.strip()})" if exc.diag.context else ""
+        raise CollectionError("warehouse_error", f"{what}: waited longer than lock_timeout ({limit:g} s, "
+                              f"COUPANG_WAREHOUSE_LOCK_TIMEOUT_SECONDS) for a lock{context}; locks it needs "
+                              f"held now: {holders}; nothing was committed") from exc
+    except errors.QueryCanceled as exc:
+        limit = warehouse_timeouts()["statement_timeout"]
+        raise CollectionError("warehouse_error", f"{what}: a statement ran longer than statement_timeout "
+                              f"({limit:g} s, COUPANG_WAREHOUSE_STATEMENT_TIMEOUT_SECONDS) or was cancelled "
+                              f"({_first_line(exc)}); nothing was committed") from exc
     except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
         raise CollectionError("warehouse_error", f"{what}: the warehouse connection failed "
                               f"({type(exc).__name__}: {_first_line(exc)}); nothing was committed") from exc
@@ -259,7 +372,7 @@ def send_unapplied_warning(context: Mapping[str, Any], account: Mapping[str, Any
         return
     log.warning(message)
     try:
-        CollectionAlertNotifier(warning=True).notify({
+        CollectionAlertNotifier(warning=True)({
             **context, "coupang_warning": message, "coupang_account": account,
             "coupang_warning_category": UNAPPLIED_CATEGORY, "coupang_warning_action": UNAPPLIED_ACTION})
     except Exception:  # the load is committed; a failing alert channel must not fail it

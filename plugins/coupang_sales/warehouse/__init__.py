@@ -53,6 +53,12 @@ def apply_schema(conn: "psycopg.Connection") -> None:
     migrate(conn)
 
 
+def account_lock_key(channel: str, account_id: str) -> str:
+    """The key of the advisory lock every load of the account holds for its transaction
+    (``pg_advisory_xact_lock(hashtext(key))``): two loads of one account run one after the other."""
+    return f"order_lines:{channel}:{account_id}"
+
+
 @dataclass(frozen=True)
 class LoadResult:
     rows_loaded: int
@@ -153,7 +159,7 @@ def replace_window(
             f"e.g. {outside['sales_date'].iloc[0]}")
     cols = ", ".join(ORDER_LINE_COLUMNS)
     with conn.transaction(), conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"order_lines:{channel}:{account_id}",))
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (account_lock_key(channel, account_id),))
         cur.execute(
             "CREATE TEMP TABLE incoming ON COMMIT DROP AS "
             f"SELECT {cols} FROM sales.order_lines WITH NO DATA")
@@ -286,7 +292,7 @@ def load_facts(
     who = {"channel": channel, "account": account_id, "kinds": list(kinds), "start": read_range.start,
            "end": read_range.end, "documents": list(documents), "run_id": run_id, "sources": list(sources)}
     with conn.transaction(), conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"order_lines:{channel}:{account_id}",))
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (account_lock_key(channel, account_id),))
         cur.execute(f"CREATE TEMP TABLE incoming_facts ON COMMIT DROP AS "
                     f"SELECT {_FACT_COLS} FROM sales.collected_facts WITH NO DATA")
         with cur.copy(f"COPY incoming_facts ({_FACT_COLS}) FROM STDIN") as copy:
