@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs what the project needs on a fresh Debian machine: chromium + chromedriver, a venv, the pinned packages.
+# Installs what the project needs on a fresh Debian machine: chromium + chromedriver, redis-server (the Celery
+# broker of the distributed test; the project starts it itself, never as a system service), a venv, the pinned packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   sudo=""
