@@ -6,7 +6,7 @@ FROM ?=
 TO ?=
 WAREHOUSE_DSN ?=
 
-.PHONY: setup demo test airflow lint bench
+.PHONY: setup demo test celery airflow lint bench
 
 setup:
 	@bash scripts/setup.sh
@@ -18,6 +18,10 @@ demo: setup
 
 test: setup
 	@$(PY) -m pytest -p no:cacheprovider
+
+# Both DAGs under the CeleryExecutor on this machine (Redis, API server, scheduler, two workers): a few minutes.
+celery: setup
+	@$(PY) -m pytest -p no:cacheprovider -m celery -s tests/integration/test_celery.py
 
 airflow: setup
 	@$(PY) scripts/airflow_ui.py --scenario "$(SCENARIO)"
