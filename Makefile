@@ -6,7 +6,7 @@ FROM ?=
 TO ?=
 WAREHOUSE_DSN ?=
 
-.PHONY: setup demo test celery airflow lint bench
+.PHONY: setup demo test celery scale airflow lint bench
 
 setup:
 	@bash scripts/setup.sh
@@ -22,6 +22,10 @@ test: setup
 # Both DAGs under the CeleryExecutor on this machine (Redis, API server, scheduler, two workers): a few minutes.
 celery: setup
 	@$(PY) -m pytest -p no:cacheprovider -m celery -s tests/integration/test_celery.py
+
+# 2,000 active accounts over 4 shard DAGs, browser work marked done: every account gets its instances.
+scale: setup
+	@$(PY) -m pytest -p no:cacheprovider -m scale -s tests/integration/test_many_accounts.py
 
 airflow: setup
 	@$(PY) scripts/airflow_ui.py --scenario "$(SCENARIO)"

@@ -373,7 +373,10 @@ class CeleryAirflow(StandaloneAirflow):
                           "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(concurrency),
                           "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
                           "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
-                          "AIRFLOW__API__WORKERS": "1"},
+                          "AIRFLOW__API__WORKERS": "1",
+                          # every component shares this machine's cores: the default 5 s for a worker's call to
+                          # the execution API times out under load (a task retries, or fails if out of tries)
+                          "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30"},
                          port=port or free_port())
         self.workers = workers
         self.processes: dict[str, subprocess.Popen] = {}
