@@ -148,6 +148,8 @@ def test_both_dags_run_under_celery_with_browser_tasks_on_their_own_queue(cluste
     for dag_id, task_id, map_index, queue, _ in instances:
         ran_on = browser_log if queue == "browser" else default_log
         other = default_log if queue == "browser" else browser_log
-        needle = f"log_path='dag_id={dag_id}/run_id=celery/task_id={task_id}/map_index={map_index}/"
+        # Airflow's log_filename_template: a map_index folder for mapped instances only
+        mapped = f"map_index={map_index}/" if map_index >= 0 else ""
+        needle = f"log_path='dag_id={dag_id}/run_id=celery/task_id={task_id}/{mapped}attempt="
         assert needle in ran_on and needle not in other, f"{dag_id} {task_id}[{map_index}] ran on the wrong worker"
     print(f"\nCelery: both DAGs, {len(instances)} task instances, {elapsed:.0f} s from trigger to done")
