@@ -8,7 +8,7 @@ WAREHOUSE_DSN ?=
 # pytest-xdist processes for `make test`; each has its own PostgreSQL, Airflow home and sandboxes
 TEST_WORKERS ?= 3
 
-.PHONY: setup demo test airflow lint bench
+.PHONY: setup demo test celery scale airflow lint bench
 
 setup:
 	@bash scripts/setup.sh
@@ -20,6 +20,14 @@ demo: setup
 
 test: setup
 	@$(PY) -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=25
+
+# Both DAGs under the CeleryExecutor on this machine (Redis, API server, scheduler, two workers): a few minutes.
+celery: setup
+	@$(PY) -m pytest -p no:cacheprovider -m celery -s tests/integration/test_celery.py
+
+# 2,000 active accounts over 4 shard DAGs, browser work marked done: every account gets its instances.
+scale: setup
+	@$(PY) -m pytest -p no:cacheprovider -m scale -s tests/integration/test_many_accounts.py
 
 airflow: setup
 	@$(PY) scripts/airflow_ui.py --scenario "$(SCENARIO)"

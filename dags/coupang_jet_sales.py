@@ -18,6 +18,8 @@ polled and downloaded) → validate (Great Expectations on the raw rows) → tra
 one transaction). A '주문 정산취소' restates the original line on its date (to 0 when full).
 """
 
-from coupang_sales.airflow_glue.dag_factory import build_channel_dag
+from coupang_sales.airflow_glue.dag_factory import build_channel_dags
 
-dag = build_channel_dag("coupang_jet", doc_md=__doc__)
+# coupang_jet_sales, then coupang_jet_sales_shard_01 … when COUPANG_JET_SHARDS > 1 (README: Scale out)
+dag, *shards = build_channel_dags("coupang_jet", doc_md=__doc__)
+globals().update({shard.dag_id: shard for shard in shards})

@@ -21,6 +21,8 @@ own date (to 0 when fully returned) instead of adding a negative line.
 or trigger with the `date` param. Re-running a date replaces its window: idempotent.
 """
 
-from coupang_sales.airflow_glue.dag_factory import build_channel_dag
+from coupang_sales.airflow_glue.dag_factory import build_channel_dags
 
-dag = build_channel_dag("coupang_rocket", doc_md=__doc__)
+# coupang_rocket_sales, then coupang_rocket_sales_shard_01 … when COUPANG_ROCKET_SHARDS > 1 (README: Scale out)
+dag, *shards = build_channel_dags("coupang_rocket", doc_md=__doc__)
+globals().update({shard.dag_id: shard for shard in shards})

@@ -277,3 +277,141 @@ def summary(conn, run_ids: list[str]) -> str:
         lines += ["", "Account-level fees per settlement period (sales.account_fees):"]
         lines += [f"  {c:<15} {a:<12} {p:<22} {t:<12} {amount:>9,}" for c, a, p, t, amount in fees]
     return "\n".join(lines)
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now (bound to port 0, then released)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _start(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    return subprocess.Popen(args, env=env, cwd=ROOT, start_new_session=True,
+                            stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+
+
+def _stop(process: subprocess.Popen | None, grace: float = 20) -> None:
+    """SIGTERM to the process group, then SIGKILL: the process and every child it started."""
+    if process is None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(5)
+
+
+class RedisServer:
+    """Debian's ``redis-server`` on a free loopback port, its files in ``folder``, nothing persisted.
+
+    The Celery broker of ``CeleryAirflow``; never the machine's system service.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.port = 0
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30) -> "RedisServer":
+        import shutil
+
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        if not Path(binary).exists():
+            raise RuntimeError("redis-server is not installed: run `make setup` (Debian package redis-server)")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.process = _start([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
+                               "--save", "", "--appendonly", "no", "--protected-mode", "yes"],
+                              dict(os.environ), self.folder / "redis.log")
+        import socket
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited {self.process.returncode}; see {self.folder / 'redis.log'}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return self
+            time.sleep(0.2)
+        raise RuntimeError(f"redis-server did not answer within {timeout:g} s")
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        _stop(process)
+
+
+class CeleryAirflow(StandaloneAirflow):
+    """Airflow as deployed with the CeleryExecutor, on this machine: the API server (which serves the
+    execution API the Celery workers run tasks through), the scheduler, the DAG processor and one
+    ``airflow celery worker`` per entry of ``workers`` (its queues), Redis as the broker.
+
+    ``env`` as for ``StandaloneAirflow`` (metadata in PostgreSQL: Celery refuses SQLite). Every
+    process shares one JWT secret, so the tokens the scheduler signs are accepted by the API server.
+    """
+
+    def __init__(self, env: dict[str, str], redis: RedisServer, *, workers: tuple[str, ...] = ("default", "browser"),
+                 concurrency: int = 2, port: int | None = None):
+        import secrets
+
+        super().__init__({**env,
+                          "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+                          "AIRFLOW__CELERY__BROKER_URL": f"{redis.url}/0",
+                          "AIRFLOW__CELERY__RESULT_BACKEND": f"{redis.url}/1",
+                          "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(concurrency),
+                          "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+                          "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
+                          "AIRFLOW__API__WORKERS": "1",
+                          # every component shares this machine's cores: the default 5 s for a worker's call to
+                          # the execution API times out under load (a task retries, or fails if out of tries)
+                          "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30"},
+                         port=port or free_port())
+        self.workers = workers
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    def log_of(self, name: str) -> Path:
+        return self.home / f"{name}.log"
+
+    def start(self, timeout: float = 300) -> None:
+        """Start every component; return once the API answers and each worker says it is ready."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        components = {"api-server": ["airflow", "api-server", "--port", self.env["AIRFLOW__API__PORT"]],
+                      "scheduler": ["airflow", "scheduler"], "dag-processor": ["airflow", "dag-processor"]}
+        for number, queues in enumerate(self.workers, 1):
+            components[f"worker-{number}"] = ["airflow", "celery", "worker", "--queues", queues,
+                                              "--celery-hostname", f"worker{number}-{queues}@%h"]
+        for name, args in components.items():
+            env = {**self.env, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port())}
+            self.processes[name] = _start(args, env, self.log_of(name))
+        deadline = time.monotonic() + timeout
+        waiting = {"api-server", *(name for name in components if name.startswith("worker"))}
+        while waiting and time.monotonic() < deadline:
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    raise RuntimeError(f"{name} exited {process.returncode}; see {self.log_of(name)}")
+            if "api-server" in waiting:
+                with contextlib.suppress(OSError):
+                    urllib.request.urlopen(f"{self.url}/api/v2/version", timeout=2)
+                    waiting.discard("api-server")
+            for name in [n for n in waiting if n.startswith("worker")]:
+                if " ready." in self.log_of(name).read_text(errors="replace"):
+                    waiting.discard(name)
+            time.sleep(1)
+        if waiting:
+            raise RuntimeError(f"{sorted(waiting)} not up within {timeout:g} s; logs in {self.home}")
+
+    def stop(self) -> None:
+        for name in reversed(list(self.processes)):
+            _stop(self.processes.pop(name))

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a fresh Debian machine: chromium + chromedriver, a Korean font
-# (fonts-noto-cjk: without it screenshots of the portals' Korean pages show boxes), a venv, the pinned packages.
+# (fonts-noto-cjk: without it screenshots of the portals' Korean pages show boxes), redis-server (the Celery
+# broker of the distributed test; the project starts it itself, never as a system service), a venv, the pinned packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +9,7 @@ missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 [ -n "$(fc-list :lang=ko 2>/dev/null)" ] || missing+=(fonts-noto-cjk)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   sudo=""

@@ -76,10 +76,21 @@ def gx_frame(frame: "pd.DataFrame") -> "pd.DataFrame":
     return out
 
 
+def quiet_context(g):
+    """An ephemeral GX context without progress bars: GX's default draws a tqdm 'Calculating Metrics'
+    bar on stderr for every validation, dozens of lines of noise in each task log. GX 1.x has no
+    environment variable for it; its data context setting ``progress_bars.globally`` turns them off."""
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = g.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
 def run_checks(suite_name: str, checks: Sequence[Check]) -> QualityResult:
     """Validate each frame against its expectations in an ephemeral GX context."""
     g = gx()
-    context = g.get_context(mode="ephemeral")
+    context = quiet_context(g)
     source = context.data_sources.add_pandas(name=suite_name)
     outcome = QualityResult(success=True)
     for check in checks:

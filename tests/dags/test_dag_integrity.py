@@ -94,3 +94,23 @@ def test_the_load_task_is_bounded(dagbag, dag_id):
     """Its statements are bounded by lock_timeout and statement_timeout; the task by execution_timeout."""
     load = dagbag.dags[dag_id].get_task("collect.load")
     assert load.execution_timeout == dt.timedelta(minutes=60)
+
+
+def test_sharded_channels_keep_the_product_dag_id_and_the_portal_pool(monkeypatch):
+    """COUPANG_ROCKET_SHARDS=3: coupang_rocket_sales and two more DAGs, all on the one Supplier Hub pool;
+    COUPANG_BROWSER_QUEUE puts the browser tasks, and only them, on that queue."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("COUPANG_ROCKET_SHARDS", "3")
+    monkeypatch.setenv("COUPANG_BROWSER_QUEUE", "browser")
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert not bag.import_errors
+    assert set(bag.dags) == {"coupang_rocket_sales", "coupang_rocket_sales_shard_01", "coupang_rocket_sales_shard_02",
+                             "coupang_jet_sales"}
+    browser = {"collect.extract", "collect.check_sub_account_expiry", "collect.check_tax_invoice_block"}
+    for dag_id, dag in bag.dags.items():
+        for t in dag.tasks:
+            assert t.queue == ("browser" if t.task_id in browser else "default"), (dag_id, t.task_id)
+            if t.task_id in browser:
+                assert t.pool == ("coupang_supplier_hub" if "rocket" in dag_id else "coupang_wing")
+    assert "Shard 2 of 3" in bag.dags["coupang_rocket_sales_shard_01"].doc_md

@@ -26,7 +26,7 @@ def test_all_airflow_components_and_backing_services_exist():
 
 def test_workers_scale_out_with_celery():
     worker = SERVICES["airflow-worker"]
-    assert worker["command"] == "celery worker"
+    assert worker["command"].split()[:2] == ["celery", "worker"]
     assert "container_name" not in worker, "a fixed container name prevents --scale airflow-worker=N"
     assert env_of("airflow-worker")["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert env_of("airflow-worker")["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
@@ -84,3 +84,29 @@ def test_init_migrates_the_warehouse_schema_once_per_deploy():
     assert (ROOT / "plugins" / "coupang_sales" / "warehouse" / "migrate.py").exists()
     assert {"AIRFLOW_CONN_COUPANG_WAREHOUSE", "PYTHONPATH"} <= set(env_of("airflow-init"))
     assert SERVICES["airflow-init"]["depends_on"]["warehouse"]["condition"] == "service_healthy"
+
+
+def test_browser_tasks_have_their_own_queue_and_worker_role():
+    queue = env_of("airflow-browser-worker")["COUPANG_BROWSER_QUEUE"]
+    assert "COUPANG_BROWSER_QUEUE" in PACKAGE
+    assert SERVICES["airflow-browser-worker"]["command"] == f"celery worker --queues {queue}"
+    assert SERVICES["airflow-worker"]["command"] == "celery worker --queues default"  # Airflow's default_queue
+    for name in ("airflow-worker", "airflow-browser-worker"):
+        assert "container_name" not in SERVICES[name], f"a fixed container name prevents --scale {name}=N"
+        assert env_of(name)["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+
+
+@pytest.mark.parametrize("setting", ["COUPANG_ROCKET_SHARDS", "COUPANG_JET_SHARDS"])
+def test_shard_settings_are_common_to_every_component(setting):
+    """The DAG ids depend on the shard count, so the DAG processor and every worker must agree on it."""
+    for name in ("airflow-dag-processor", "airflow-scheduler", "airflow-worker", "airflow-browser-worker"):
+        assert int(env_of(name)[setting]) >= 1, name
+    assert 'f"COUPANG_{key}_SHARDS"' in PACKAGE, "dag_factory.shard_count reads COUPANG_<CHANNEL>_SHARDS"
+
+
+def test_the_local_celery_run_uses_the_compose_queues():
+    """tests/integration/test_celery.py runs the same two worker roles on this machine."""
+    local = (ROOT / "tests" / "integration" / "test_celery.py").read_text()
+    assert 'workers=("default", "browser")' in local
+    assert '"COUPANG_BROWSER_QUEUE": "browser"' in local
+    assert env_of("airflow-browser-worker")["COUPANG_BROWSER_QUEUE"] == "browser"

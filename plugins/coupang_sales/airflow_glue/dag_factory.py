@@ -78,6 +78,31 @@ def load_task_timeout() -> dt.timedelta:
     return dt.timedelta(minutes=float(os.environ.get("COUPANG_LOAD_TASK_TIMEOUT_MINUTES", "60")))
 
 
+def browser_queue() -> dict[str, str]:
+    """The Celery queue of the browser tasks: ``COUPANG_BROWSER_QUEUE`` (for example ``browser``), so
+    only workers started with ``airflow celery worker --queues browser`` (beside a Chromium or a
+    Selenium Grid) run them. Unset: Airflow's default queue, like every other task."""
+    queue = os.environ.get("COUPANG_BROWSER_QUEUE", "").strip()
+    return {"queue": queue} if queue else {}
+
+
+def shard_count(channel: str) -> int:
+    """How many DAGs share the channel's accounts: ``COUPANG_ROCKET_SHARDS`` / ``COUPANG_JET_SHARDS``,
+    else ``COUPANG_SHARDS``, default 1. Read at parse time, so the DAG processor and every worker
+    must see the same value (set it in the deployment's common environment)."""
+    key = channel.removeprefix("coupang_").upper()
+    raw = os.environ.get(f"COUPANG_{key}_SHARDS") or os.environ.get("COUPANG_SHARDS") or "1"
+    count = int(raw)
+    if not 1 <= count <= 99:
+        raise ValueError(f"COUPANG_{key}_SHARDS must be between 1 and 99, not {raw!r}")
+    return count
+
+
+def shard_dag_id(channel: str, shard: int) -> str:
+    """``coupang_rocket_sales`` for shard 0 (the product's DAG id), ``coupang_rocket_sales_shard_01`` … after."""
+    return f"{channel}_sales" if shard == 0 else f"{channel}_sales_shard_{shard:02d}"
+
+
 PARAMS = {
     "date": Param(None, type=["null", "string"], format="date",
                   description="Last Asia/Seoul date of the window (YYYY-MM-DD). Empty: a scheduled run's data "
@@ -198,7 +223,7 @@ def _collect(spec: ChannelSpec, account):
     """extract -> validate -> transform -> load for one account (after the Supplier Hub checks for Rocket)."""
 
     @task(map_index_template=TASK_LABEL, doc_md=TASK_DOCS["extract"], pool=spec.pool_name, multiple_outputs=False,
-          execution_timeout=browser_task_timeout())
+          execution_timeout=browser_task_timeout(), **browser_queue())
     def extract(account: dict[str, Any]) -> dict[str, Any]:
         from coupang_sales.airflow_glue import hooks
 
@@ -270,24 +295,52 @@ def _collect(spec: ChannelSpec, account):
         expiry = SubAccountExpiryOperator(
             task_id="check_sub_account_expiry", account=account, sign_on=sign_on, map_index_template=OPERATOR_LABEL,
             on_expiry_warning=[CollectionAlertNotifier(warning=True)], pool=spec.pool_name,
-            execution_timeout=browser_task_timeout(), doc_md=TASK_DOCS["check_sub_account_expiry"])
+            execution_timeout=browser_task_timeout(), doc_md=TASK_DOCS["check_sub_account_expiry"],
+            **browser_queue())
         block = TaxInvoiceBlockOperator(
             task_id="check_tax_invoice_block", account=account, sign_on=sign_on, map_index_template=OPERATOR_LABEL,
             pool=spec.pool_name, execution_timeout=browser_task_timeout(),
-            doc_md=TASK_DOCS["check_tax_invoice_block"])
+            doc_md=TASK_DOCS["check_tax_invoice_block"], **browser_queue())
         expiry >> block >> extracted
     return load(account, transform(account, validate(account, extracted)))
 
 
 
 
-def build_channel_dag(channel: str, *, doc_md: str | None = None) -> DAG:
-    """The daily collection DAG of ``channel`` ('coupang_rocket' or 'coupang_jet')."""
+def check_map_length(channel: str, shards: int, count: int) -> None:
+    """Refuse a shard holding more accounts than one run can map (``[core] max_map_length``), with the
+    setting to raise, instead of Airflow's own 'pushed value is too large to map'."""
+    from airflow.sdk.configuration import conf
+    from airflow.sdk.exceptions import AirflowFailException
+
+    limit = conf.getint("core", "max_map_length", fallback=1024)
+    if count > limit:
+        key = channel.removeprefix("coupang_").upper()
+        needed = -(-count * shards // int(limit * 0.8))  # about 80 % full: hashing does not split evenly
+        raise AirflowFailException(
+            f"{count} active {channel} accounts in one run (shard of {shards}), above [core] max_map_length "
+            f"{limit}: set COUPANG_{key}_SHARDS to {needed} or more on the DAG processor and every worker")
+
+
+def build_channel_dags(channel: str, *, doc_md: str | None = None) -> list[DAG]:
+    """The channel's collection DAGs: one per shard (``shard_count``), the first one ``<channel>_sales``."""
+    shards = shard_count(channel)
+    return [build_channel_dag(channel, doc_md=doc_md, shard=shard, shards=shards) for shard in range(shards)]
+
+
+def build_channel_dag(channel: str, *, doc_md: str | None = None, shard: int = 0, shards: int = 1) -> DAG:
+    """The daily collection DAG of ``channel`` ('coupang_rocket' or 'coupang_jet'), for the accounts of
+    ``shard`` of ``shards`` (``coupang_sales.shards.shard_of``); with one shard, every account."""
     if channel not in CHANNELS:
         raise ValueError(f"unknown channel {channel!r}")
+    if not 0 <= shard < shards:
+        raise ValueError(f"shard {shard} is not one of {shards} shard(s)")
     spec = CHANNELS[channel]
+    if shards > 1:
+        doc_md = (f"**Shard {shard + 1} of {shards}** of `{channel}`: the active accounts whose "
+                  f"`shard_of(account_id, {shards})` is {shard}.\n\n{doc_md or ''}")
     with DAG(
-        dag_id=f"{channel}_sales",
+        dag_id=shard_dag_id(channel, shard),
         schedule=CronDataIntervalTimetable(SCHEDULE, timezone=DAG_TIMEZONE),
         start_date=pendulum.datetime(2026, 1, 1, tz=DAG_TIMEZONE),
         catchup=False,
@@ -310,9 +363,11 @@ def build_channel_dag(channel: str, *, doc_md: str | None = None) -> DAG:
                     require_current(conn)
                 except SchemaVersionError as exc:
                     raise AirflowFailException(str(exc)) from exc
-                return active_accounts(conn, channel)
+                accounts = active_accounts(conn, channel, shard=(shard, shards) if shards > 1 else None)
             finally:
                 conn.close()
+            check_map_length(channel, shards, len(accounts))
+            return accounts
 
         @task_group(group_id="collect", tooltip="One mapped group per active account")
         def collect(account):

@@ -526,16 +526,25 @@ def changed_sales_dates(conn: "psycopg.Connection", *, channel: str, account_id:
     return [day.isoformat() for (day,) in rows]
 
 
-def active_accounts(conn: "psycopg.Connection", channel: str) -> list[dict[str, Any]]:
-    """The active accounts of a channel: ids and connection names only, never credentials."""
+def active_accounts(conn: "psycopg.Connection", channel: str,
+                    shard: tuple[int, int] | None = None) -> list[dict[str, Any]]:
+    """The active accounts of a channel: ids and connection names only, never credentials.
+
+    ``shard=(index, count)`` keeps those whose ``shards.shard_of(account_id, count)`` is ``index``.
+    """
     with conn.cursor() as cur:
         cur.execute(
             "SELECT account_id, conn_id, jet_version FROM sales.accounts "
             "WHERE channel = %s AND active ORDER BY account_id",
             (channel,),
         )
-        return [{"channel": channel, "account_id": a, "conn_id": c, "jet_version": v}
-                for a, c, v in cur.fetchall()]
+        rows = cur.fetchall()
+    if shard is not None:
+        from coupang_sales.shards import shard_of
+
+        index, count = shard
+        rows = [row for row in rows if shard_of(row[0], count) == index]
+    return [{"channel": channel, "account_id": a, "conn_id": c, "jet_version": v} for a, c, v in rows]
 
 
 def upsert_account(conn: "psycopg.Connection", *, channel: str, account_id: str, conn_id: str,
