@@ -93,8 +93,9 @@ TASK_DOCS = {
             "and sends a warning alert for any return/cancellation whose original was never collected.",
     "report": "Runs after every account, whatever happened: builds the collection report (each account's "
               "status, failure category, attempts, rows and won) from `sales.collection_runs`, shows it as "
-              "the XCom `collection_report` and as a table in this log, and fails the run (without another "
-              "alert: each failed account has already alerted) when any account did not load.",
+              "the XCom `collection_report` and as a table in this log, alerts each account whose freshness "
+              "crossed its channel's threshold since the last check (stale, or fresh again), and fails the run "
+              "(without another alert: each failed account has already alerted) when any account did not load.",
 }
 
 
@@ -244,12 +245,17 @@ def build_channel_dag(channel: str, *, doc_md: str | None = None) -> DAG:
         def report(accounts: list[dict[str, Any]]) -> None:
             from airflow.sdk.exceptions import AirflowFailException
 
+            from coupang_sales.airflow_glue.freshness import send_freshness_alerts
             from coupang_sales.airflow_glue.report import collection_report, format_report
 
             context = get_current_context()
             conn = warehouse_connection()
             try:
                 summary = collection_report(conn, channel=channel, run_id=context["run_id"], accounts=accounts)
+                try:
+                    send_freshness_alerts(context, channel, conn)
+                except Exception:  # nothing was marked: the next run's report sends them
+                    log.exception("freshness alerts of %s not sent", channel)
             finally:
                 conn.close()
             context["ti"].xcom_push(key="collection_report", value=summary)
