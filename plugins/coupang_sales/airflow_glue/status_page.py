@@ -78,10 +78,15 @@ StateParam = Annotated[list[str] | None, Query(description="ok, blocked, failing
 
 @app.get("/api/accounts", summary="Accounts with their collection state (JSON)")
 def accounts_json(user: UserDep, channel: ChannelParam = None, state: StateParam = None, q: str | None = None,
-                  sort: str = "state", desc: bool = False, page: int = 1, size: int = 50) -> JSONResponse:
-    result = _statuses(user, channel, state, q, sort, desc, page, size)
+                  sort: str = "state", desc: str | None = None, page: int = 1, size: int = 50) -> JSONResponse:
+    result = _statuses(user, channel, state, q, sort, _yes(desc), page, size)
     return JSONResponse({**{k: v for k, v in result.items() if k != "rows"}, "today": result["today"].isoformat(),
                          "rows": [{k: _jsonable(v) for k, v in row.items()} for row in result["rows"]]})
+
+
+def _yes(value: str | None) -> bool:
+    """A checkbox-like query flag: desc=true / 1 / yes; empty or absent is false."""
+    return (value or "").strip().lower() in ("true", "1", "yes", "on")
 
 
 def _jsonable(value):
@@ -90,11 +95,11 @@ def _jsonable(value):
 
 @app.get("/", response_class=HTMLResponse, summary="The status page")
 def page(request: Request, user: UserDep, channel: ChannelParam = None, state: StateParam = None,
-         q: str | None = None, sort: str = "state", desc: bool = False, page: int = 1,
+         q: str | None = None, sort: str = "state", desc: str | None = None, page: int = 1,
          size: int = 50) -> HTMLResponse:
-    result = _statuses(user, channel, state, q, sort, desc, page, size)
+    result = _statuses(user, channel, state, q, sort, _yes(desc), page, size)
     params = {"channel": ",".join(_split(channel) or ()), "state": ",".join(_split(state) or ()), "q": q or "",
-              "sort": sort, "desc": "true" if desc else "", "size": str(size)}
+              "sort": sort, "desc": "true" if _yes(desc) else "", "size": str(size) if size != 50 else ""}
     return HTMLResponse(render(result, params, ui_root=_ui_root(request)))
 
 
@@ -139,6 +144,21 @@ th a{color:inherit} td.num{text-align:right}
 .over{color:#c53030;font-weight:600} .action{color:#2d3748;font-size:12px;max-width:460px}
 .chips a{margin-right:10px} .pager{margin:10px 0}
 """
+# The Airflow UI embeds the page in a sandboxed iframe that may not navigate the top window, so a
+# task-log link asks the UI's own router (same origin) to show the task instance; outside a frame
+# (the page opened directly) the link is an ordinary one.
+_TOP_LINKS = """
+document.addEventListener("click", function (event) {
+  var link = event.target.closest("a.task-log");
+  if (!link || window.top === window || event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey) return;
+  try {
+    var top = window.top;
+    top.history.pushState({}, "", link.href);
+    top.dispatchEvent(new PopStateEvent("popstate", {state: {}}));
+    event.preventDefault();
+  } catch (error) { /* another origin: leave the click to the browser */ }
+});
+"""
 _HEADERS = (("channel", "Channel"), ("account", "Account"), (None, "Jet"),
             ("last_success", "Last successful collection"), ("freshness", "Freshness"), ("state", "State"),
             ("attempts", "Attempts"), (None, "Latest task log"))
@@ -173,6 +193,8 @@ def render(result: dict[str, Any], params: dict[str, str], *, ui_root: str) -> s
         for c in result["channels"])
     state_options = "".join(f'<option value="{s}"{" selected" if params["state"] == s else ""}>{s}</option>'
                             for s in STATES)
+    hidden = "".join(f'<input type="hidden" name="{k}" value="{esc(params[k])}">' for k in ("sort", "desc", "size")
+                     if params[k])
     first = (result["page"] - 1) * result["page_size"] + 1
     last = first + len(result["rows"]) - 1
     pager = [f"rows {first:,}–{last:,} of {result['total']:,}" if result["rows"] else f"0 of {result['total']:,}"]
@@ -190,15 +212,14 @@ def render(result: dict[str, Any], params: dict[str, str], *, ui_root: str) -> s
   <label>Channel <select name="channel"><option value="">all</option>{channel_options}</select></label>
   <label>State <select name="state"><option value="">all</option>{state_options}</select></label>
   <label>Account <input type="search" name="q" value="{esc(params['q'])}" placeholder="account id"></label>
-  <input type="hidden" name="sort" value="{esc(params['sort'])}">
-  <input type="hidden" name="desc" value="{esc(params['desc'])}">
-  <input type="hidden" name="size" value="{esc(params['size'])}">
+  {hidden}
   <button type="submit">Filter</button>
 </form>
 <table id="accounts"><thead><tr>{''.join(head)}</tr></thead><tbody>
 {''.join(body)}
 </tbody></table>
 <div class="pager">{' · '.join(pager)}</div>
+<script>{_TOP_LINKS}</script>
 </body></html>"""
 
 
