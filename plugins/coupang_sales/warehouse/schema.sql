@@ -245,22 +245,35 @@ CREATE TABLE IF NOT EXISTS sales.account_status (
     PRIMARY KEY (channel, account_id)
 );
 
+-- Every attempt rewrites its account's row: half-empty pages let PostgreSQL update it in place (HOT).
+ALTER TABLE sales.account_status SET (fillfactor = 50);
+
 CREATE OR REPLACE FUNCTION sales.track_account_status() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    success boolean := NEW.status = 'success';
+    previous timestamptz;
 BEGIN
     INSERT INTO sales.account_status (channel, account_id) VALUES (NEW.channel, NEW.account_id)
     ON CONFLICT (channel, account_id) DO NOTHING;
-    -- An attempt recorded late (an older finished_at) counts as a success but is not the newest attempt.
-    UPDATE sales.account_status s SET
-        last_attempt_id = NEW.id, last_status = NEW.status, last_reason = NEW.reason,
-        last_message = NEW.message, last_finished_at = NEW.finished_at, last_run_id = NEW.run_id,
-        last_dag_id = NEW.dag_id, last_task_id = NEW.task_id, last_map_index = NEW.map_index,
-        last_try_number = NEW.try_number,
-        run_attempts = (SELECT count(*) FROM sales.collection_runs r
-                        WHERE r.channel = NEW.channel AND r.account_id = NEW.account_id
-                          AND r.run_id IS NOT DISTINCT FROM NEW.run_id)
-    WHERE s.channel = NEW.channel AND s.account_id = NEW.account_id
-      AND (s.last_finished_at IS NULL OR NEW.finished_at >= s.last_finished_at);
-    IF NEW.status = 'success' THEN
+    SELECT last_finished_at INTO previous FROM sales.account_status
+    WHERE channel = NEW.channel AND account_id = NEW.account_id FOR UPDATE;
+    IF previous IS NULL OR NEW.finished_at >= previous THEN  -- the newest attempt (one row update)
+        UPDATE sales.account_status s SET
+            last_attempt_id = NEW.id, last_status = NEW.status, last_reason = NEW.reason,
+            last_message = NEW.message, last_finished_at = NEW.finished_at, last_run_id = NEW.run_id,
+            last_dag_id = NEW.dag_id, last_task_id = NEW.task_id, last_map_index = NEW.map_index,
+            last_try_number = NEW.try_number,
+            run_attempts = (SELECT count(*) FROM sales.collection_runs r
+                            WHERE r.channel = NEW.channel AND r.account_id = NEW.account_id
+                              AND r.run_id IS NOT DISTINCT FROM NEW.run_id),
+            collected_through = CASE WHEN success THEN greatest(s.collected_through, NEW.window_end)
+                                     ELSE s.collected_through END,
+            last_success_window_start = CASE WHEN success THEN NEW.window_start
+                                             ELSE s.last_success_window_start END,
+            last_success_window_end = CASE WHEN success THEN NEW.window_end ELSE s.last_success_window_end END,
+            last_success_at = CASE WHEN success THEN NEW.finished_at ELSE s.last_success_at END
+        WHERE s.channel = NEW.channel AND s.account_id = NEW.account_id;
+    ELSIF success THEN  -- recorded late: it still extends the collected dates
         UPDATE sales.account_status s SET
             collected_through = greatest(s.collected_through, NEW.window_end),
             last_success_window_start = CASE WHEN s.last_success_at IS NULL OR NEW.finished_at >= s.last_success_at

@@ -38,26 +38,28 @@ _COLUMNS = ("channel", "account_id", "jet_version", "active", "state", "last_sta
             "over_threshold")
 _SELECT = ", ".join(_COLUMNS)
 
-# Filters are all present as parameters; a NULL parameter means "any". The newest sales date is
-# looked up for the rows of the page only (an index-only scan of order_lines_by_date each).
+# One statement: the channel's accounts once (a CTE), the count per state over them, and the page
+# cut from them. Filters are all present as parameters; a NULL parameter means "any". The newest
+# sales date is looked up for the rows of the page only (order_lines_by_date, one index probe each).
 _PAGE = f"""
-SELECT page.*, (SELECT max(o.sales_date) FROM sales.order_lines o
-                WHERE o.channel = page.channel AND o.account_id = page.account_id) AS newest_sales_date
-FROM (
-    SELECT {_SELECT}, count(*) OVER () AS total
-    FROM sales.collection_status(%(today)s)
+WITH listed AS MATERIALIZED (
+    SELECT {_SELECT} FROM sales.collection_status(%(today)s)
     WHERE (%(channels)s::text[] IS NULL OR channel = ANY(%(channels)s::text[]))
-      AND (%(states)s::text[] IS NULL OR state = ANY(%(states)s::text[]))
+), counts AS (
+    SELECT coalesce(jsonb_object_agg(state, n), '{{{{}}}}') AS counts
+    FROM (SELECT state, count(*) AS n FROM listed GROUP BY state) per_state
+), page AS (
+    SELECT *, count(*) OVER () AS total FROM listed
+    WHERE (%(states)s::text[] IS NULL OR state = ANY(%(states)s::text[]))
       AND (%(search)s::text IS NULL OR account_id ILIKE '%%' || %(search)s::text || '%%')
     ORDER BY {{order}} {{direction}} NULLS LAST, account_id {{direction}}
     LIMIT %(limit)s OFFSET %(offset)s
-) page
+)
+SELECT page.*, (SELECT max(o.sales_date) FROM sales.order_lines o
+                WHERE o.channel = page.channel AND o.account_id = page.account_id) AS newest_sales_date,
+       counts.counts
+FROM counts LEFT JOIN page ON true
 ORDER BY {{order}} {{direction}} NULLS LAST, account_id {{direction}}
-"""
-_COUNTS = """
-SELECT state, count(*) FROM sales.collection_status(%(today)s)
-WHERE (%(channels)s::text[] IS NULL OR channel = ANY(%(channels)s::text[]))
-GROUP BY state
 """
 
 
@@ -106,12 +108,12 @@ def account_statuses(conn: "psycopg.Connection", query: StatusQuery, *, today: d
         cur.execute(sql.SQL(_PAGE).format(order=sql.SQL(SORTS[query.sort]),
                                           direction=sql.SQL("DESC" if query.descending else "ASC")), params)
         names = [d.name for d in cur.description]
-        rows = [dict(zip(names, values, strict=True)) for values in cur.fetchall()]
-        cur.execute(_COUNTS, params)
-        counts = dict(cur.fetchall())
+        found = [dict(zip(names, values, strict=True)) for values in cur.fetchall()]
+    counts = found[0]["counts"] if found else {}
+    rows = [row for row in found if row["account_id"] is not None]  # no page row: counts only
     total = rows[0]["total"] if rows else 0
     for row in rows:
-        del row["total"]
+        del row["total"], row["counts"]
         row["action"] = action_for(row["channel"], row["account_id"], row["last_reason"]) \
             if row["state"] in ("blocked", "failing") else None
     return {"rows": rows, "total": total, "counts": {state: counts.get(state, 0) for state in STATES},
@@ -153,10 +155,12 @@ def freshness_changes(conn: "psycopg.Connection", *, channel: str, today: dt.dat
     accounts are not alerted stale (their recovery, once active again, is)."""
     changes = []
     with conn.transaction(), conn.cursor() as cur:
-        for became, statement in (("stale", _BECAME_STALE), ("recovered", _RECOVERED)):
-            cur.execute(statement, {"today": today, "channel": channel})
+        params = {"today": today, "channel": channel}
+        stale = cur.execute(_BECAME_STALE, params).fetchall()
+        recovered = cur.execute(_RECOVERED, params).fetchall()
+        for became, found in (("stale", stale), ("recovered", recovered)):
             changes += [FreshnessChange(account_id, became, state, reason, through, days, threshold)
-                        for account_id, state, reason, through, days, threshold in cur.fetchall()]
+                        for account_id, state, reason, through, days, threshold in found]
         for change in sorted(changes, key=lambda c: (c.became, c.account_id)):
             send(change)
     return changes
