@@ -94,7 +94,7 @@ def _jsonable(value):
 
 
 @app.get("/", response_class=HTMLResponse, summary="The status page")
-def page(request: Request, user: UserDep, channel: ChannelParam = None, state: StateParam = None,
+def status_page_html(request: Request, user: UserDep, channel: ChannelParam = None, state: StateParam = None,
          q: str | None = None, sort: str = "state", desc: str | None = None, page: int = 1,
          size: int = 50) -> HTMLResponse:
     result = _statuses(user, channel, state, q, sort, _yes(desc), page, size)
