@@ -22,14 +22,13 @@ def freshness_message(channel: str, change) -> tuple[str, str, str]:
     """Category, detail and action of the alert for one ``FreshnessChange``."""
     from coupang_sales.warehouse.status import action_for
 
-    through = change.collected_through.isoformat() if change.collected_through else "never"
+    through = change.collected_through.isoformat()
     if change.became == "recovered":
         return (RECOVERED_CATEGORY,
                 f"{change.account_id}: collected through {through} ({change.freshness_days} day(s) ago), "
                 f"within the {change.stale_after_days}-day threshold of {channel} again.",
                 "Nothing: the account is collected again.")
-    behind = "never collected" if change.collected_through is None else \
-        f"collected through {through}, {change.freshness_days} day(s) ago"
+    behind = f"collected through {through}, {change.freshness_days} day(s) ago"
     cause = f"; its last attempt is {change.state} ({change.reason})" if change.reason else ""
     action = action_for(channel, change.account_id, change.reason) if change.reason else \
         "Check that the channel's DAG runs (paused DAG, scheduler, pools) and open the account's last task."

@@ -314,8 +314,9 @@ END $$;
 -- Every account's state on ``today`` (the status page and the freshness alerts read this, nothing else):
 -- paused (inactive) > blocked (waiting for a person: the seller's tax invoice or 연장하기, or an SMS
 -- sign-on) > failing > new (never attempted) > stale (collected dates end more than the channel's
--- stale_after_days before today, or never collected) > ok. ``over_threshold`` is the staleness alone,
--- whatever the state shows: a blocked account's data goes stale too.
+-- stale_after_days before today) > ok. ``over_threshold`` is the staleness alone, whatever the state
+-- shows: a blocked account's data goes stale too; an account never collected has no data to go stale
+-- (NULL: its blocked or failing attempts have alerted already).
 CREATE OR REPLACE FUNCTION sales.collection_status(today date)
 RETURNS TABLE (channel text, account_id text, jet_version smallint, active boolean, state text,
                last_status text, last_reason text, last_message text, last_finished_at timestamptz,
@@ -337,8 +338,7 @@ LANGUAGE sql STABLE AS $$
            coalesce(s.last_dag_id, a.channel || '_sales'), s.last_run_id, s.last_task_id, s.last_map_index,
            s.last_try_number, s.last_success_at, s.last_success_window_start, s.last_success_window_end,
            s.collected_through, today - s.collected_through, coalesce(c.stale_after_days, 2),
-           s.last_status IS NOT NULL AND (s.collected_through IS NULL
-                                          OR today - s.collected_through > coalesce(c.stale_after_days, 2)),
+           today - s.collected_through > coalesce(c.stale_after_days, 2),
            s.stale_alerted_at
     FROM sales.accounts a
     LEFT JOIN sales.account_status s ON s.channel = a.channel AND s.account_id = a.account_id

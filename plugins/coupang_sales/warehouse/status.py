@@ -131,7 +131,7 @@ _RECOVERED = """
 UPDATE sales.account_status s SET stale_alerted_at = NULL
 FROM sales.collection_status(%(today)s) c
 WHERE s.channel = c.channel AND s.account_id = c.account_id AND c.channel = %(channel)s
-  AND NOT c.over_threshold AND s.stale_alerted_at IS NOT NULL
+  AND NOT coalesce(c.over_threshold, false) AND s.stale_alerted_at IS NOT NULL
 RETURNING c.account_id, c.state, c.last_reason, c.collected_through, c.freshness_days, c.stale_after_days
 """
 
@@ -152,7 +152,8 @@ def freshness_changes(conn: "psycopg.Connection", *, channel: str, today: dt.dat
     last check, and call ``send(change)`` for each, in one transaction: a send that raises rolls the
     marks back, so the alert goes out at the next check instead of never. An account is alerted once
     when it becomes stale and once when it recovers, however many runs see it in between. Paused
-    accounts are not alerted stale (their recovery, once active again, is)."""
+    accounts are not alerted stale (their recovery, once active again, is), nor accounts never
+    collected (their blocked or failing attempts alert by themselves)."""
     changes = []
     with conn.transaction(), conn.cursor() as cur:
         params = {"today": today, "channel": channel}
