@@ -1,14 +1,21 @@
 """Starts the Airflow UI (airflow standalone) with the DAGs, the portal sandbox and an embedded warehouse.
 
-    python scripts/airflow_ui.py [--scenario FILE] [--port 8080]
+    python scripts/airflow_ui.py [--scenario FILE] [--port 8080] [--no-collect]
 
 Prints the URL and the admin login, then runs until Ctrl-C, stopping everything it started.
 State lives in .local/ (Airflow home, warehouse data) so runs survive a restart.
+
+Unless --no-collect, it unpauses both DAGs and triggers one run of each for the day before the
+scenario's today, so the collection status page (Browse > Coupang collections) fills with the
+scenario's accounts in the states the runs really leave them in. The scheduler starts only
+triggered runs and backfills here (scheduler.use_job_schedule off): the sandbox's clock is the
+scenario's today, and a scheduled run would collect dates the sandbox has never seen.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import signal
@@ -25,6 +32,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scenario", type=Path, default=ROOT / "include/sandbox/scenarios/demo.json")
     parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--no-collect", action="store_true", help="leave the DAGs paused, trigger nothing")
     args = parser.parse_args()
 
     state = ROOT / ".local"
@@ -42,7 +50,8 @@ def main() -> int:
     # Airflow's metadata in the same embedded PostgreSQL (database 'airflow'): the scheduler and
     # the CLI (backfills) write at the same time, which SQLite cannot take.
     metadata = local_stack.postgres_metadata_url(warehouse.dsn, "airflow")
-    env = {**os.environ, **local_stack.airflow_env(home, metadata_url=metadata), "COUPANG_TODAY": raw["today"]}
+    env = {**os.environ, **local_stack.airflow_env(home, metadata_url=metadata), "COUPANG_TODAY": raw["today"],
+           "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
     sandbox = SandboxServer(load_scenario(args.scenario))
     sandbox.start()
     standalone = None
@@ -58,8 +67,18 @@ def main() -> int:
         for user, password in standalone.logins().items():
             print(f"  login: {user} / {password}")
         print(f"Sandbox portal: {sandbox.url}   warehouse: {warehouse.dsn}")
-        print("DAGs start paused: unpause coupang_rocket_sales, then trigger it with a date "
-              f"(the sandbox's today is {raw['today']}). Ctrl-C stops everything.", flush=True)
+        print(f"Collection status page: {standalone.url}/plugin/coupang-collections (Browse > Coupang collections)")
+        if args.no_collect:
+            print("DAGs start paused: unpause coupang_rocket_sales, then trigger it with a date "
+                  f"(the sandbox's today is {raw['today']}). Ctrl-C stops everything.", flush=True)
+        else:
+            day = (dt.date.fromisoformat(raw["today"]) - dt.timedelta(days=1)).isoformat()
+            for dag_id in ("coupang_rocket_sales", "coupang_jet_sales"):
+                standalone.cli("dags", "unpause", dag_id)
+                standalone.cli("dags", "trigger", dag_id, "--conf", json.dumps({"date": day}))
+            print(f"Triggered coupang_rocket_sales and coupang_jet_sales for {day} (the sandbox's today is "
+                  f"{raw['today']}); the status page fills as their accounts finish. Ctrl-C stops everything.",
+                  flush=True)
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
         return 0
     except RuntimeError as exc:

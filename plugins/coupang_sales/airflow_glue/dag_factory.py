@@ -139,10 +139,12 @@ TASK_DOCS = {
                        "never the current run's.",
     "report": "Runs after every account, whatever happened: builds the collection report (each account's "
               "status, failure category, attempts, rows and won) from `sales.collection_runs`, shows it as "
-              "the XCom `collection_report` and as a table in this log, and fails the run (without another "
-              "alert: each failed account has already alerted) as `COUPANG_FAIL_RUN_ON` says: by default "
-              "when an account did not load for a reason the data team must act on, not for a seller's own "
-              "action (a pending tax invoice, an expired sub-account, an SMS step), which is alerted and shown.",
+              "the XCom `collection_report` and as a table in this log, alerts each account whose freshness "
+              "crossed its channel's threshold since the last check (stale, or fresh again), and fails the run "
+              "(without another alert: each failed account has already alerted) as `COUPANG_FAIL_RUN_ON` says: "
+              "by default when an account did not load for a reason the data team must act on, not for a "
+              "seller's own action (a pending tax invoice, an expired sub-account, an SMS step), which is "
+              "alerted and shown.",
 }
 
 
@@ -377,6 +379,7 @@ def build_channel_dag(channel: str, *, doc_md: str | None = None, shard: int = 0
         def report(accounts: list[dict[str, Any]]) -> None:
             from airflow.sdk.exceptions import AirflowFailException
 
+            from coupang_sales.airflow_glue.freshness import send_freshness_alerts
             from coupang_sales.airflow_glue.report import (
                 collection_report,
                 fail_run_on,
@@ -389,6 +392,10 @@ def build_channel_dag(channel: str, *, doc_md: str | None = None, shard: int = 0
             conn = warehouse_connection()
             try:
                 summary = collection_report(conn, channel=channel, run_id=context["run_id"], accounts=accounts)
+                try:
+                    send_freshness_alerts(context, channel, conn)
+                except Exception:  # nothing was marked: the next run's report sends them
+                    log.exception("freshness alerts of %s not sent", channel)
             finally:
                 conn.close()
             context["ti"].xcom_push(key="collection_report", value=summary)

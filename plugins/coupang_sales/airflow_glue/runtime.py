@@ -329,6 +329,7 @@ def _record(context, account, window, *, status, reason, message, started, count
                        rows_extracted=counts.get("rows_extracted"), rows_loaded=counts.get("rows_loaded"),
                        started_at=started, run_id=context.get("run_id"),
                        task_id=getattr(ti, "task_id", None), try_number=getattr(ti, "try_number", None),
+                       dag_id=getattr(ti, "dag_id", None), map_index=getattr(ti, "map_index", None),
                        details={**{k: v for k, v in counts.items() if k not in ("rows_extracted", "rows_loaded")},
                                 **_browser_use_of(context, account)})
         finally:

@@ -566,18 +566,23 @@ def record_run(
     reason: str | None = None, message: str | None = None, rows_extracted: int | None = None,
     rows_loaded: int | None = None, started_at: dt.datetime | None = None,
     run_id: str | None = None, task_id: str | None = None, try_number: int | None = None,
-    details: dict[str, Any] | None = None,
+    details: dict[str, Any] | None = None, dag_id: str | None = None, map_index: int | None = None,
 ) -> None:
-    """Append one attempt to ``sales.collection_runs`` (committed at once, whatever follows)."""
+    """Append one attempt to ``sales.collection_runs`` (committed at once, whatever follows).
+
+    ``dag_id``, ``run_id``, ``task_id``, ``map_index`` and ``try_number`` name the task instance
+    that made the attempt: the status page links to its log. A trigger keeps
+    ``sales.account_status`` in step in the same transaction.
+    """
     with conn.transaction():
         conn.execute(
             """
             INSERT INTO sales.collection_runs
                 (channel, account_id, window_start, window_end, status, reason, message,
-                 rows_extracted, rows_loaded, started_at, run_id, task_id, try_number, details)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                 rows_extracted, rows_loaded, started_at, run_id, task_id, try_number, details, dag_id, map_index)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
             """,
             (channel, account_id, window.start, window.end, status, reason, message,
              rows_extracted, rows_loaded, started_at, run_id, task_id, try_number,
-             json.dumps(details, ensure_ascii=False, default=str) if details else None),
+             json.dumps(details, ensure_ascii=False, default=str) if details else None, dag_id, map_index),
         )

@@ -1,0 +1,28 @@
+"""The project's Airflow plugin: the "Coupang collections" status page in the Airflow UI.
+
+Airflow 3.1+ plugin points: ``fastapi_apps`` mounts the page's FastAPI app in the API server
+under ``/coupang-collections`` (the app itself requires Airflow's sign-in), and ``external_views``
+puts it in the UI's Browse menu, embedded at ``/plugin/coupang-collections``.
+"""
+
+from __future__ import annotations
+
+from airflow.plugins_manager import AirflowPlugin
+
+
+class CoupangSalesPlugin(AirflowPlugin):
+    name = "coupang_sales"
+
+    @property
+    def fastapi_apps(self):  # imported when the API server asks, not by every process that loads plugins
+        from coupang_sales.airflow_glue.status_page import TITLE, URL_PREFIX, app
+
+        return [{"app": app, "url_prefix": URL_PREFIX, "name": TITLE}]
+
+    external_views = [{
+        "name": "Coupang collections",
+        "href": "coupang-collections/",   # relative to the UI's base URL, so a proxy's base path works
+        "url_route": "coupang-collections",
+        "destination": "nav",
+        "category": "browse",
+    }]

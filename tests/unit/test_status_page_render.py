@@ -1,0 +1,61 @@
+"""The status page's plugin registration, task-log links and HTML, without a server."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from coupang_sales.warehouse.status import action_for
+
+
+def row(**changes):
+    base = {"channel": "coupang_rocket", "account_id": "V1", "jet_version": None, "active": True, "state": "ok",
+            "last_status": "success", "last_reason": None, "last_message": None,
+            "last_finished_at": dt.datetime(2026, 1, 6, 21, 10, tzinfo=dt.UTC), "run_attempts": 1,
+            "last_dag_id": "coupang_rocket_sales", "last_run_id": "scheduled__2026-01-06T21:00:00+00:00",
+            "last_task_id": "collect.load", "last_map_index": 3, "last_try_number": 2,
+            "last_success_at": dt.datetime(2026, 1, 6, 21, 10, tzinfo=dt.UTC),
+            "last_success_window_start": dt.date(2025, 12, 23), "last_success_window_end": dt.date(2026, 1, 6),
+            "collected_through": dt.date(2026, 1, 6), "freshness_days": 1, "stale_after_days": 2,
+            "over_threshold": False, "newest_sales_date": dt.date(2026, 1, 5), "action": None}
+    return {**base, **changes}
+
+
+def test_the_plugin_mounts_the_page_and_adds_it_to_the_ui():
+    from airflow import plugins_manager
+
+    plugins, errors = plugins_manager._get_plugins()
+    assert errors == {}
+    plugin = next(p for p in plugins if p.name == "coupang_sales")
+    [mounted] = plugin.fastapi_apps
+    assert mounted["url_prefix"] == "/coupang-collections"
+    paths = {route.path for route in mounted["app"].routes}
+    assert {"/", "/api/accounts"} <= paths
+    [view] = plugin.external_views
+    assert view["url_route"] == "coupang-collections" and view["href"] == "coupang-collections/"
+    assert view["destination"] == "nav" and view["category"] == "browse"
+
+
+def test_the_task_log_link_is_the_ui_route_of_the_mapped_task_instance_and_try():
+    from coupang_sales.airflow_glue.status_page import task_log_url
+
+    assert task_log_url(row(), "/") == ("/dags/coupang_rocket_sales/runs/scheduled__2026-01-06T21%3A00%3A00%2B00%3A00"
+                                        "/tasks/collect.load/mapped/3?try_number=2")
+    assert task_log_url(row(last_map_index=-1, last_try_number=None), "/airflow/") == (
+        "/airflow/dags/coupang_rocket_sales/runs/scheduled__2026-01-06T21%3A00%3A00%2B00%3A00/tasks/collect.load")
+    assert task_log_url(row(last_run_id=None, last_task_id=None), "/") is None
+
+
+def test_the_html_escapes_what_it_shows_and_links_sorting_and_paging():
+    from coupang_sales.airflow_glue.status_page import render
+
+    hostile = row(account_id='<script>alert(1)</script>', state="blocked", last_reason="auth_challenge",
+                  action=action_for("coupang_rocket", "<b>", "auth_challenge"))
+    result = {"rows": [hostile, row(account_id="V2")], "total": 120, "page": 1, "page_size": 2,
+              "today": dt.date(2026, 1, 7), "counts": {"ok": 119, "blocked": 1}, "channels": ("coupang_rocket",)}
+    page = render(result, {"channel": "", "state": "", "q": "", "sort": "state", "desc": "", "size": "2"},
+                  ui_root="/")
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+    assert "python -m coupang_sales.sign_in coupang_rocket &lt;b&gt;" in page
+    assert 'href="?sort=state&amp;desc=true&amp;size=2"' in page      # the sorted column flips
+    assert 'rel="next" href="?sort=state&amp;size=2&amp;page=2"' in page
+    assert "rows 1–2 of 120" in page and "blocked 1" in page
