@@ -68,7 +68,7 @@ def test_every_account_gets_its_instances_across_shards(warehouse, airflow_db, m
         failed = single.test(logical_date=dt.datetime(2026, 1, 7, 6, tzinfo=dt.UTC),
                              mark_success_pattern=r"collect\..*|report")
         states = {ti.task_id: ti.state for ti in failed.get_task_instances()}
-        assert states["list_accounts"] == "failed" and failed.state == "failed"
+        assert states["list_accounts"] == "failed"  # (the run's colour is the report's, marked done here)
     monkeypatch.setenv("COUPANG_ROCKET_SHARDS", str(shards))
     bag = DagBag(dag_folder=str(__import__("local_stack").ROOT / "dags"))
     assert not bag.import_errors
