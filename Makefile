@@ -19,7 +19,7 @@ demo: setup
 		$(if $(WAREHOUSE_DSN),--warehouse-dsn "$(WAREHOUSE_DSN)")
 
 test: setup
-	@$(PY) -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=25
+	@$(PY) -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
 
 # Both DAGs under the CeleryExecutor on this machine (Redis, API server, scheduler, two workers): a few minutes.
 celery: setup

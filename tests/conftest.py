@@ -30,6 +30,22 @@ os.environ.update({
 })
 
 
+# `make test` hands whole files to pytest-xdist processes in collection order
+# (--dist loadfile --no-loadscope-reorder): the longest files start first, so none of them is
+# left to run alone at the end. Ordered by their measured wall time, longest first.
+LONGEST_FIRST = (
+    "test_backfill_scheduler.py", "test_rocket_dag.py", "test_late_return_dag.py", "test_secrets.py",
+    "test_sign_ons.py", "test_jet_dag.py", "test_restatement_properties.py", "test_faults.py",
+    "test_rocket_portal_fidelity.py", "test_schema_migrations.py", "test_many_accounts.py",
+    "test_status_page_browser.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: position for position, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: in-file order is kept
+
+
 @pytest.fixture(autouse=True)
 def browser_profiles(tmp_path_factory, monkeypatch):
     """Each test's own root of persistent browser profiles (COUPANG_PROFILE_DIR): a profile signed on

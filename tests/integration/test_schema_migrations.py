@@ -272,5 +272,5 @@ def test_a_run_against_a_warehouse_behind_the_code_fails_naming_the_command(coll
     assert warehouse.execute("SELECT count(*) FROM sales.order_lines").fetchone()[0] == 0
     assert warehouse.execute("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'sales' "
                              "AND column_name = 'warehouse_note'").fetchone()[0] == 0, "a run does no DDL"
-    bodies = "\n".join(str(message.get_body(("plain",)).get_content()) for _, message in smtp.messages)
+    bodies = "\n".join(smtp.bodies())
     assert "python -m coupang_sales.warehouse.migrate" in bodies and f"{NEXT:04d}_order_line_note" in bodies

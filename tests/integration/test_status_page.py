@@ -163,11 +163,11 @@ def test_freshness_alerts_go_out_through_the_collection_alerts(accounts, smtp, m
     send_freshness_alerts(context, ROCKET, accounts)  # the next run's report: nothing new
     assert smtp.subjects() == ["[coupang-sales] WARNING coupang_rocket V_STALE 2025-12-23..2026-01-06: "
                                "collection_stale"]
-    body = smtp.messages[0][1].get_content()
+    body = smtp.bodies()[0]
     assert "collected through 2026-01-03, 4 day(s) ago, over the 2-day threshold of coupang_rocket" in body
     assert "Check that the channel's DAG runs" in body
     # V_TAX, blocked since its success of 5 January, falls behind a day later: the alert names the block
     monkeypatch.setenv("COUPANG_TODAY", "2026-01-08")
     send_freshness_alerts(context, ROCKET, accounts)
-    body = smtp.messages[1][1].get_content()
+    body = smtp.bodies()[1]
     assert "V_TAX: collected through 2026-01-05, 3 day(s) ago" in body and "세금계산서" in body
