@@ -79,6 +79,9 @@ class StandaloneAirflow:
     def __init__(self, env: dict[str, str], *, port: int = 8080, log_path: Path | None = None):
         self.env = {**env, "AIRFLOW__API__PORT": str(port),
                     "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
+                    # every component shares this machine's cores: the default 5 s for a task's call to the
+                    # execution API times out under load (the task is then retried, or fails out of tries)
+                    "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
                     "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', os.environ.get('PATH', ''))}"}
         self.home = Path(self.env["AIRFLOW_HOME"])
         self.url = f"http://localhost:{port}"
@@ -97,8 +100,10 @@ class StandaloneAirflow:
         """Metadata DB, the portal pools (one logged-in seller per portal by default), serialised DAGs."""
         self.home.mkdir(parents=True, exist_ok=True)
         self.cli("db", "migrate")
-        for pool, portal in self.POOLS:
-            self.cli("pools", "set", pool, str(pool_slots), f"{portal}: one logged-in seller at a time")
+        pools = self.home / "pools.json"  # one CLI call for all of them (each call imports Airflow anew)
+        pools.write_text(json.dumps({pool: {"slots": pool_slots, "description": f"{portal}: one logged-in seller "
+                                            "at a time", "include_deferred": False} for pool, portal in self.POOLS}))
+        self.cli("pools", "import", str(pools))
         self.cli("dags", "reserialize")
 
     def start(self, timeout: float = 180) -> None:
@@ -111,25 +116,34 @@ class StandaloneAirflow:
                 raise RuntimeError(f"airflow standalone exited {self.process.returncode}; see {self.log_path}")
             try:
                 urllib.request.urlopen(f"{self.url}/api/v2/version", timeout=2)
-                return
+                break
             except OSError:
                 time.sleep(1)
-        raise RuntimeError(f"airflow standalone did not answer within {timeout:g} s; see {self.log_path}")
+        else:
+            raise RuntimeError(f"airflow standalone did not answer within {timeout:g} s; see {self.log_path}")
+        self.warm_execution_api(deadline)
+
+    def warm_execution_api(self, deadline: float) -> None:
+        """The execution API builds its versioned routes on its first request (seconds of CPU): make
+        that request now, so the first tasks' calls do not wait behind it."""
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(f"{self.url}/execution/health", timeout=max(5.0, deadline - time.monotonic()))
 
     def logins(self) -> dict[str, str]:
         passwords = self.home / "simple_auth_manager_passwords.json.generated"
         return json.loads(passwords.read_text()) if passwords.exists() else {}
 
-    def stop(self) -> None:
-        """SIGINT to the group (standalone stops its components), escalating to SIGTERM and SIGKILL."""
+    def stop(self, grace: float = 30) -> None:
+        """SIGINT to the group (standalone stops its components), escalating to SIGTERM after ``grace``
+        seconds and SIGKILL after 20 more. Tests that are done with it pass a short ``grace``."""
         process, self.process = self.process, None
         if process is None:
             return
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGINT)
-            for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 20)):
+            for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 20)):
                 try:
-                    process.wait(grace)
+                    process.wait(wait)
                     break
                 except subprocess.TimeoutExpired:
                     os.killpg(process.pid, sig)
@@ -373,10 +387,7 @@ class CeleryAirflow(StandaloneAirflow):
                           "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(concurrency),
                           "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
                           "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
-                          "AIRFLOW__API__WORKERS": "1",
-                          # every component shares this machine's cores: the default 5 s for a worker's call to
-                          # the execution API times out under load (a task retries, or fails if out of tries)
-                          "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30"},
+                          "AIRFLOW__API__WORKERS": "1"},
                          port=port or free_port())
         self.workers = workers
         self.processes: dict[str, subprocess.Popen] = {}
@@ -411,6 +422,7 @@ class CeleryAirflow(StandaloneAirflow):
             time.sleep(1)
         if waiting:
             raise RuntimeError(f"{sorted(waiting)} not up within {timeout:g} s; logs in {self.home}")
+        self.warm_execution_api(deadline)
 
     def stop(self) -> None:
         for name in reversed(list(self.processes)):

@@ -200,8 +200,10 @@ def test_a_session_that_keeps_expiring_fails_cleanly_then_the_retry_loads(run_da
     assert "keeps expiring" in failed[0][2]
 
 
+# One DAG run per outcome class: retried then failed (a truncated file), or failed at once (an HTML
+# page instead of the file). Every mode (an empty file too) is the session's test, at stage level:
+# test_sandbox_supplier_hub.py::test_a_broken_download_is_reported_and_not_kept.
 @pytest.mark.parametrize(("mode", "reason", "tries"), [("truncated", "portal_unavailable", 4),
-                                                         ("empty", "portal_unavailable", 4),
                                                          ("html", "export_format_changed", 1)])
 def test_a_broken_download_loads_nothing(run_dag, warehouse, mode, reason, tries):
     fault = {"portal": "supplier_hub", "kind": "broken_download", "path_contains": EXCEL, "times": 100,
@@ -216,10 +218,11 @@ def test_a_broken_download_loads_nothing(run_dag, warehouse, mode, reason, tries
     assert staging_of(run).is_dir() and not list(staging_of(run).rglob("receive_detail_*")), "nothing broken staged"
 
 
-@pytest.mark.parametrize("rename_to", ["합계단가", None], ids=["renamed", "missing"])
-def test_a_changed_export_header_fails_naming_the_column(run_dag, warehouse, rename_to):
+def test_a_changed_export_header_fails_naming_the_column(run_dag, warehouse):
+    """One DAG run for the class (validate fails, no retry); a renamed or a missing column each, at
+    stage level: tests/unit/test_rocket_stages.py::test_a_changed_header_is_refused_naming_the_column."""
     fault = {"portal": "supplier_hub", "kind": "changed_header", "path_contains": EXCEL, "times": 100,
-             "column": "총단가", **({"rename_to": rename_to} if rename_to else {})}
+             "column": "총단가", "rename_to": "합계단가"}
     with sandbox([fault]) as server:
         run = run_dag(server)
     assert run.state == "failed"

@@ -154,18 +154,11 @@ def test_jet_v1_and_v2_accounts_against_wing_as_recorded(jet_dag, portal, wareho
     assert got[0] == 403 and got.count(200) == 8, "the first link had expired: asked for again"
     assert all(not r["cookies"] for r in portal.state.storage_requests), "no portal cookies at the storage host"
     assert portal.state.links_issued["A00000002"] == 9
+    # on the rows just loaded: the seller's own commission rates apply at once, and go again
+    user_commission_rate_overrides_collected_and_its_removal_restores_it(warehouse)
 
 
-def test_rerunning_a_jet_date_leaves_the_same_rows_and_fees(jet_dag, warehouse):
-    jet_dag.test(logical_date=local_stack.logical_date_for(RUN_DAY))
-    first = [rows(warehouse, a) for a in ("A00000001", "A00000002", "A00000003")], fees(warehouse)
-    jet_dag.test(logical_date=local_stack.logical_date_for(RUN_DAY))
-    assert ([rows(warehouse, a) for a in ("A00000001", "A00000002", "A00000003")], fees(warehouse)) == first
-    assert len(first[1]) == 4
-
-
-def test_user_commission_rate_overrides_collected_and_its_removal_restores_it(jet_dag, warehouse):
-    jet_dag.test(logical_date=local_stack.logical_date_for(RUN_DAY))
+def user_commission_rate_overrides_collected_and_its_removal_restores_it(warehouse) -> None:
     query = "SELECT effective_commission, commission_source FROM sales.order_lines_effective WHERE order_id = '3000002'"
     assert warehouse.execute(query).fetchone() == (2_376, "collected")
     warehouse.execute("INSERT INTO sales.commission_settings (channel, account_id, option_id, rate_percent) "
@@ -197,8 +190,12 @@ def asset_events(run_id: str) -> dict[str, dict[str, dict]]:
     return found
 
 
-def test_each_load_emits_asset_events_with_accounts_dates_and_rows_changed(jet_dag, warehouse):
+def test_each_load_emits_asset_events_and_a_rerun_leaves_the_same_rows_and_fees(jet_dag, warehouse):
+    """The first run's loads emit an event per asset and account, with the accounts, dates and rows
+    changed; a rerun of the date leaves the same rows and fees, and its events say nothing changed."""
     first = jet_dag.test(logical_date=local_stack.logical_date_for(RUN_DAY))
+    loaded = [rows(warehouse, a) for a in ("A00000001", "A00000002", "A00000003")], fees(warehouse)
+    assert len(loaded[1]) == 4
     events = asset_events(first.run_id)
     assert set(events) == {"coupang_sales.order_lines", "coupang_sales.account_fees"}
     lines = events["coupang_sales.order_lines"]
@@ -220,5 +217,6 @@ def test_each_load_emits_asset_events_with_accounts_dates_and_rows_changed(jet_d
     assert fees_by_account["A00000001"]["rows"] == 0 and fees_by_account["A00000001"]["periods"] == []
 
     again = jet_dag.test(logical_date=local_stack.logical_date_for(RUN_DAY))
+    assert ([rows(warehouse, a) for a in ("A00000001", "A00000002", "A00000003")], fees(warehouse)) == loaded
     for extra in asset_events(again.run_id)["coupang_sales.order_lines"].values():
         assert extra["rows_changed"] == 0 and extra["changed_sales_dates"] == [], "a rerun changes nothing"

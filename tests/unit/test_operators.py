@@ -11,6 +11,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from coupang_sales.airflow_glue import operators, runtime
 from coupang_sales.errors import CollectionError
+from coupang_sales.portal.profiles import BrowserProfile
 from coupang_sales.rocket.supplier_hub import SubAccount
 
 ACCOUNT = {"channel": "coupang_rocket", "account_id": "V1", "conn_id": "coupang_rocket_v1", "jet_version": None}
@@ -56,7 +57,16 @@ def audit(monkeypatch):
     return records
 
 
-def run(operator, session):
+def signed_on_here(account_id: str = "V1", channel: str = "coupang_rocket") -> None:
+    """The account's profile submitted a password on this machine (what a real session notes)."""
+    BrowserProfile(channel, account_id).note_password_sign_on()
+
+
+def run(operator, session, *, noted: bool = True):
+    """Execute a check with ``session`` as its browser; ``noted``: its profile signed on here before
+    (so only the portal can tell whether it still is)."""
+    if noted:
+        signed_on_here(operator.account["account_id"])
     operator._session = lambda context: contextlib.nullcontext(session)
     context = {"params": {"date": "2026-01-06", "lookback_days": 14}, "run_id": "r1"}
     return operator.execute(context)
@@ -165,4 +175,45 @@ def test_a_signed_out_profile_defers_both_checks_to_the_extract_without_signing_
 def test_with_sign_on_allowed_a_check_signs_on_itself(audit):
     session = FakeSession(signed_on=False)
     result = run(operators.TaxInvoiceBlockOperator(task_id="t", account=ACCOUNT, sign_on=True), session)
+    assert result["blocked"] is False and session.sign_ons == 1
+
+
+class NoBrowser:
+    """A check's session factory that must not be called: the profile is known to be signed out."""
+
+    def __call__(self, context):
+        raise AssertionError("a browser was started for a profile known to be signed out")
+
+
+def defers_without_a_browser(operator) -> bool:
+    operator._session = NoBrowser()
+    result = operator.execute({"params": {"date": "2026-01-06", "lookback_days": 14}, "run_id": "r1"})
+    return result.get(operators.DEFERRED) is True
+
+
+def test_a_profile_that_never_signed_on_defers_without_starting_a_browser(audit):
+    assert defers_without_a_browser(operators.TaxInvoiceBlockOperator(task_id="t", account=ACCOUNT))
+    assert defers_without_a_browser(operators.SubAccountExpiryOperator(task_id="t", account=ACCOUNT))
+    assert audit == []
+
+
+def test_another_accounts_later_sign_on_means_signed_out_without_a_browser(audit, monkeypatch):
+    signed_on_here("V1")
+    signed_on_here("V2")  # one seller at a time from an address: V1 was signed out by it
+    assert defers_without_a_browser(operators.TaxInvoiceBlockOperator(task_id="t", account=ACCOUNT))
+    # another channel's sign-on (Wing) does not sign out a Supplier Hub profile
+    signed_on_here("V1")
+    signed_on_here("A9", channel="coupang_jet")
+    session = FakeSession()
+    block = operators.TaxInvoiceBlockOperator(task_id="t", account=ACCOUNT)
+    assert run(block, session, noted=False)["blocked"] is False
+    # where sellers do not sign each other out, only the portal can tell: the browser asks it
+    signed_on_here("V2")
+    monkeypatch.setenv("COUPANG_ONE_SELLER_PER_ADDRESS", "false")
+    assert run(block, session, noted=False)["blocked"] is False
+
+
+def test_with_sign_on_allowed_a_check_never_skips_the_browser(audit):
+    session = FakeSession(signed_on=False)
+    result = run(operators.TaxInvoiceBlockOperator(task_id="t", account=ACCOUNT, sign_on=True), session, noted=False)
     assert result["blocked"] is False and session.sign_ons == 1

@@ -50,3 +50,21 @@ def test_the_remove_command_deletes_the_profile_unless_in_use(tmp_path, monkeypa
 def test_names_cannot_escape_the_root(tmp_path):
     profile = BrowserProfile("../x", "../../etc", root=tmp_path)
     assert tmp_path in profile.path.parents
+
+
+def test_a_profile_is_known_signed_out_until_it_signs_on_and_again_once_another_account_does(tmp_path):
+    one = BrowserProfile("coupang_rocket", "V1", root=tmp_path)
+    two = BrowserProfile("coupang_rocket", "V2", root=tmp_path)
+    assert one.signed_out_for_sure() == "no password sign-on recorded in this profile"
+    one.note_password_sign_on()
+    assert one.signed_out_for_sure() is None  # only the portal can tell now
+    two.note_password_sign_on()
+    assert one.signed_out_for_sure() == "another account signed on from this machine since"
+    assert one.signed_out_for_sure(one_seller_per_address=False) is None
+    assert two.signed_out_for_sure() is None
+    one.note_password_sign_on()
+    assert one.signed_out_for_sure() is None and two.signed_out_for_sure() is not None
+    # the note holds a time, nothing of the account's; it goes with the profile
+    assert one.sign_on_path.read_text().isdigit() and one.sign_on_path.parent == one.path.parent
+    one.remove()
+    assert not one.sign_on_path.exists()

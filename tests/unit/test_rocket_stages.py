@@ -16,8 +16,9 @@ from coupang_sales.rocket.policy import DETAIL_COLUMNS
 DAY = dt.date(2026, 1, 5)
 
 
-def stage(tmp_path, files: dict[str, list[list[str]]]):
-    """invoices.json and one 입고상세내역 .xlsx per invoice, with the lines given as rows of text."""
+def stage(tmp_path, files: dict[str, list[list[str]]], *, header: list[str] | None = None):
+    """invoices.json and one 입고상세내역 .xlsx per invoice, with the lines given as rows of text
+    (under ``header``, the export's own columns by default)."""
     rows = []
     for number, lines in files.items():
         payable = sum(int(line[DETAIL_COLUMNS.index("총단가")].replace(",", "")) for line in lines)
@@ -25,7 +26,7 @@ def stage(tmp_path, files: dict[str, list[list[str]]]):
                      "지급예정금액": f"{payable:,}", "세금계산서 확정일": DAY.isoformat(), "발행유형": "역발행"})
         book = Workbook()
         book.active.append(["입고상세내역"])
-        book.active.append(list(DETAIL_COLUMNS))
+        book.active.append(list(header or DETAIL_COLUMNS))
         for line in lines:
             book.active.append(line)
         book.save(tmp_path / f"receive_detail_{number}.xlsx")
@@ -62,3 +63,20 @@ def test_a_file_holding_another_invoices_lines_is_refused_naming_both(tmp_path):
     staging = stage(tmp_path, {"300": [line("300", "PO1")], "301": [line("301", "PO3"), line("300", "PO4")]})
     with pytest.raises(ExportFormatError, match=r"invoice 301 holds lines of invoices \['300'\]"):
         validate(staging)
+
+
+@pytest.mark.parametrize("rename_to", ["합계단가", None], ids=["renamed", "missing"])
+def test_a_changed_header_is_refused_naming_the_column(tmp_path, rename_to):
+    """총단가 renamed, or gone (its values with it): the export changed; nothing is guessed."""
+    header, lines = list(DETAIL_COLUMNS), [line("300", "PO1")]
+    at = header.index("총단가")
+    if rename_to:
+        header[at] = rename_to
+    else:
+        del header[at]
+        lines = [row[:at] + row[at + 1:] for row in lines]
+    staging = stage(tmp_path, {"300": lines}, header=header)
+    with pytest.raises(ExportFormatError) as caught:
+        validate(staging)
+    assert caught.value.category == "export_format_changed"
+    assert "총단가" in str(caught.value) and "입고상세내역 300" in str(caught.value)

@@ -5,6 +5,9 @@ an SMS step for unknown devices): by default a check signs on only through a pro
 signed on. When the profile is signed out it **defers** to the account's extract, which signs on
 once and runs the same check first (``run_deferred_checks``), so an account costs at most one
 sign-on per run however the scheduler interleaves accounts on one address (docs/decisions.md).
+A profile known to be signed out without a browser (it never signed on, or another account of
+the channel signed on from this machine since: ``BrowserProfile.signed_out_for_sure``) defers
+without starting Chromium.
 ``sign_on=True`` lets the check sign on itself (a dedicated address per account).
 """
 
@@ -59,14 +62,23 @@ class _SupplierHubCheckOperator(BaseOperator):
     def execute(self, context: "Context") -> dict[str, Any]:
         context["account_label"] = self.account["account_id"]
         window = resolve_window(context)
-        with recorded_attempt(context, self.account, window), self._session(context) as session:
-            if self.sign_on:
-                session.login()
-            elif not session.resume():
-                log.info("%s: the profile is signed out; the check runs in the extract's session, "
-                         "which signs on once for the whole collection", self.account["account_id"])
-                return {"account_id": self.account["account_id"], DEFERRED: True, **self.settings()}
-            return self.check(context, session, window)
+        with recorded_attempt(context, self.account, window):
+            if not self.sign_on:
+                # known signed out without a browser: no Chromium started for nothing
+                signed_out = _profile_signed_out(self.account)
+                if signed_out:
+                    return self._defer(signed_out)
+            with self._session(context) as session:
+                if self.sign_on:
+                    session.login()
+                elif not session.resume():
+                    return self._defer("the portal's home asks for the password")
+                return self.check(context, session, window)
+
+    def _defer(self, why: str) -> dict[str, Any]:
+        log.info("%s: the profile is signed out (%s); the check runs in the extract's session, "
+                 "which signs on once for the whole collection", self.account["account_id"], why)
+        return {"account_id": self.account["account_id"], DEFERRED: True, **self.settings()}
 
     def settings(self) -> dict[str, Any]:
         """What the extract needs to run this check as configured here, when it deferred."""
@@ -75,6 +87,28 @@ class _SupplierHubCheckOperator(BaseOperator):
     def check(self, context: "Context", session: Any, window: Any) -> dict[str, Any]:
         """The check, in a session that is signed on."""
         raise NotImplementedError
+
+
+def one_seller_per_address() -> bool:
+    """``COUPANG_ONE_SELLER_PER_ADDRESS`` (default true, REAL-PORTALS.md §1): does a password sign-on end
+    the sessions of the portal's other sellers from the same address? Then a profile whose channel saw
+    another account sign on since its own sign-on is signed out, known without a browser. ``false``
+    (say, workers on several addresses sharing one profile volume) asks the portal every time."""
+    import os
+
+    return os.environ.get("COUPANG_ONE_SELLER_PER_ADDRESS", "true").strip().lower() not in ("0", "false", "no")
+
+
+def _profile_signed_out(account: Mapping[str, Any]) -> str | None:
+    """Why the account's persistent profile is signed out for sure, or None (only the portal can tell).
+    Deferring is never wrong: the extract lands on the portal first and types no password while the
+    session lives, so a check deferred by mistake costs no sign-on, only its own task's answer."""
+    from coupang_sales.portal.profiles import BrowserProfile
+
+    if "channel" not in account:
+        return None
+    profile = BrowserProfile(account["channel"], account["account_id"])
+    return profile.signed_out_for_sure(one_seller_per_address=one_seller_per_address())
 
 
 class SubAccountExpiryOperator(_SupplierHubCheckOperator):

@@ -14,6 +14,10 @@ next task finds it signed on and does not sign on.
   with a less clear error.
 - Never logged or staged: only its account names it in messages.
 - Removed with the account: ``python -m coupang_sales.portal.profiles remove CHANNEL ACCOUNT``.
+- Its password sign-ons are noted beside it (``<root>/<channel>/.<account_id>.password-sign-on``,
+  the time only): a sign-on ends every other seller's session from the same address, so a
+  profile that never signed on, or whose channel saw another account sign on since, is known
+  to be signed out without starting a browser (``signed_out_for_sure``).
 
 With a Selenium Grid the path is the node's: mount the same volume at the same path on the
 workers (for the lock) and on the nodes (for Chromium), as docker-compose.yaml does.
@@ -35,6 +39,7 @@ from coupang_sales.errors import CollectionError
 
 log = logging.getLogger(__name__)
 
+SIGN_ON_SUFFIX = ".password-sign-on"
 DEFAULT_WAIT_SECONDS = 600.0  # a task holding the profile takes minutes; after this the retry waits again
 
 
@@ -65,6 +70,7 @@ class BrowserProfile:
         self.root = Path(root) if root else profile_root()
         self.path = self.root / _safe(channel) / _safe(account_id)
         self.lock_path = self.path.with_name(f".{self.path.name}.lock")
+        self.sign_on_path = self.path.with_name(f".{self.path.name}{SIGN_ON_SUFFIX}")
         self.wait_seconds = DEFAULT_WAIT_SECONDS if wait_seconds is None else float(wait_seconds)
         self._lock_file = None
 
@@ -111,6 +117,38 @@ class BrowserProfile:
     def __exit__(self, *exc: object) -> None:
         self.release()
 
+    def note_password_sign_on(self) -> None:
+        """Note that a password was just submitted in this profile (when, nothing else): from now on
+        the channel's other profiles on this machine count as signed out."""
+        _private_dir(self.path.parent)
+        partial = self.sign_on_path.with_name(self.sign_on_path.name + ".partial")
+        partial.write_text(str(time.time_ns()), encoding="ascii")
+        partial.replace(self.sign_on_path)  # whole or absent, never half-written
+
+    def _noted(self, path: Path) -> int:
+        try:
+            return int(path.read_text(encoding="ascii") or 0)
+        except (OSError, ValueError):
+            return 0
+
+    def signed_out_for_sure(self, *, one_seller_per_address: bool = True) -> str | None:
+        """Why this profile cannot be signed on, known without a browser; None when only the portal can
+        tell (its session may live, or may have expired).
+
+        - It never submitted a password (a profile signed on by hand elsewhere has no note either:
+          it is then treated as signed out, which costs no sign-on, since the extract lands first).
+        - ``one_seller_per_address``: another account of the channel submitted its password on
+          this machine since (only one seller is signed on at a time from an address).
+        """
+        own = self._noted(self.sign_on_path)
+        if not own:
+            return "no password sign-on recorded in this profile"
+        if one_seller_per_address:
+            for other in self.sign_on_path.parent.glob(f".*{SIGN_ON_SUFFIX}"):
+                if other != self.sign_on_path and self._noted(other) > own:
+                    return "another account signed on from this machine since"
+        return None
+
     def remove(self, wait_seconds: float = 0.0) -> bool:
         """Delete the profile (under its lock: never under a running browser); True if there was one."""
         existed = self.path.exists()
@@ -122,6 +160,7 @@ class BrowserProfile:
         finally:
             self.release()
         self.lock_path.unlink(missing_ok=True)
+        self.sign_on_path.unlink(missing_ok=True)
         return existed
 
 

@@ -607,6 +607,8 @@ class PortalSession:
         is ``auth_challenge`` unless ``ask_code`` (a person) gives the code."""
         self._mark_document()
         self.sign_ons += 1
+        if self.profile is not None:
+            self.profile.note_password_sign_on()
         log.info("submitting the password on the sign-on page (sign-on %d of this session)", self.sign_ons)
         SignOnPage(self.driver, self.selectors).submit(self._username, self._password)
         self._wait_for_next_document(page)
