@@ -11,6 +11,7 @@ import signal
 import subprocess
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,11 +101,39 @@ class StandaloneAirflow:
         """Metadata DB, the portal pools (one logged-in seller per portal by default), serialised DAGs."""
         self.home.mkdir(parents=True, exist_ok=True)
         self.cli("db", "migrate")
-        pools = self.home / "pools.json"  # one CLI call for all of them (each call imports Airflow anew)
+        self.import_pools(pool_slots)
+        self.cli("dags", "reserialize")
+
+    def import_pools(self, pool_slots: int = 1) -> None:
+        """The portal pools, in one CLI call (each call imports Airflow anew: seconds of CPU)."""
+        pools = self.home / "pools.json"
         pools.write_text(json.dumps({pool: {"slots": pool_slots, "description": f"{portal}: one logged-in seller "
                                             "at a time", "include_deferred": False} for pool, portal in self.POOLS}))
         self.cli("pools", "import", str(pools))
-        self.cli("dags", "reserialize")
+
+    def start_then_prepare(self, dag_ids: Sequence[str], pool_slots: int = 1, timeout: float = 300) -> None:
+        """``prepare()`` and ``start()`` with two CLI calls fewer: standalone migrates the metadata DB
+        itself and its DAG processor serialises the DAGs, so this starts it, imports the pools and
+        waits until ``dag_ids`` are serialised (a trigger or a backfill needs them)."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + timeout
+        self.start(timeout)
+        self.import_pools(pool_slots)
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+        try:
+            while True:
+                with engine.connect() as db:
+                    found = {dag_id for (dag_id,) in db.execute(text("SELECT dag_id FROM serialized_dag"))}
+                if set(dag_ids) <= found:
+                    return
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{sorted(set(dag_ids) - found)} not serialised within {timeout:g} s; "
+                                       f"see {self.log_path}")
+                time.sleep(1)
+        finally:
+            engine.dispose()
 
     def start(self, timeout: float = 180) -> None:
         """Start it and wait until the API answers."""

@@ -99,10 +99,11 @@ def scheduler(module_warehouse, pg_server, portal, tmp_path_factory, request):
            # only the runs the tests queue: no scheduled run for the real today; the DAG unpaused as it appears
            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+           # the DAG files do not change during the tests: parse them once, not every 30 s
+           "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "3600",
            **local_stack.register_scenario_accounts(conn, SCENARIO, portal)}
     airflow = local_stack.StandaloneAirflow(env, port=free_port())
-    airflow.prepare(pool_slots=2)  # two browsers at once: the backfill's dates overlap
-    airflow.start()
+    airflow.start_then_prepare([DAG_ID], pool_slots=2)  # two browsers at once: the backfill's dates overlap
     yield airflow
     airflow.stop(grace=5)  # the module is done with it: no need to wait for a graceful shutdown
     with psycopg.connect(pg_server.get_uri(), autocommit=True) as admin:

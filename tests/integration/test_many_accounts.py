@@ -9,8 +9,8 @@ one mapped instance of every task per account, not the browser work.
 ``dag.test()`` costs about 80 ms of CPU per task instance here (it marks each one in the
 metadata database and re-examines the run after each layer), so 2,000 Rocket accounts (12,000
 instances) take about a quarter of an hour of CPU: that case is marked ``scale`` and run by
-``make scale``; ``make test`` runs the same test with 120 accounts over 2 shards under a
-``max_map_length`` of 100 (so one unsharded run could not map them: shown too).
+``make scale``; ``make test`` runs the same test with 60 accounts over 2 shards under a
+``max_map_length`` of 50 (so one unsharded run could not map them: shown too).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def listed_accounts(dag_run) -> list[str]:
 
 
 @pytest.mark.parametrize(("accounts", "shards", "map_limit"),
-                         [(120, 2, 100), pytest.param(2_000, 4, None, marks=pytest.mark.scale)])
+                         [(60, 2, 50), pytest.param(2_000, 4, None, marks=pytest.mark.scale)])
 def test_every_account_gets_its_instances_across_shards(warehouse, airflow_db, monkeypatch, accounts, shards,
                                                         map_limit):
     from airflow.dag_processing.dagbag import DagBag
