@@ -119,13 +119,13 @@ class StandaloneAirflow:
         deadline = time.monotonic() + timeout
         self.start(timeout)
         self.import_pools(pool_slots)
-        from sqlalchemy import create_engine, text
+        from sqlalchemy import column, create_engine, select, table
 
         engine = create_engine(self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
         try:
             while True:
                 with engine.connect() as db:
-                    found = {dag_id for (dag_id,) in db.execute(text("SELECT dag_id FROM serialized_dag"))}
+                    found = set(db.execute(select(column("dag_id")).select_from(table("serialized_dag"))).scalars())
                 if set(dag_ids) <= found:
                     return
                 if time.monotonic() > deadline:

@@ -1,5 +1,5 @@
-"""Through a real scheduler (airflow standalone, ``scheduler_stack``): a worker killed in the middle of
-its load is retried and leaves one copy; two runs of one window at once leave the rows of one."""
+"""Through a real scheduler (airflow standalone, ``scheduler_stack``): two runs of one window at once,
+one of their task processes killed in the middle of its load, leave the rows of one."""
 
 from __future__ import annotations
 
@@ -55,42 +55,35 @@ def logged_changes(conn) -> list[tuple]:
                         "GROUP BY order_id, change ORDER BY order_id, change").fetchall()
 
 
-def test_a_worker_killed_during_the_load_is_retried_and_leaves_one_copy(scheduler, warehouse, module_warehouse):
-    """SIGKILL to the task process while its load transaction is open; Airflow retries the task."""
+def test_two_runs_at_once_one_worker_killed_in_its_load_leave_the_rows_of_one(scheduler, warehouse,
+                                                                          module_warehouse):
+    """Two runs of the same window reach their load together (one inside its transaction, the other
+    waiting on the account's lock); the first load's task process gets SIGKILL there. Airflow retries
+    that load; both runs succeed, and the warehouse holds one copy: the killed transaction left nothing,
+    and whichever load came second found the rows and changed nothing."""
+    waiting: list[list[int]] = []
     killed: list[int] = []
 
-    def kill(pids: list[int]) -> None:
+    def kill_the_first(pids: list[int]) -> None:
+        waiting.append(pids)
         os.kill(pids[0], signal.SIGKILL)
         killed.append(pids[0])
         psutil.Process(pids[0]).wait(30) if psutil.pid_exists(pids[0]) else None
 
-    lock = LoadLock(module_warehouse[1], kill)
-    lock.start()
-    trigger(scheduler, "killed_worker", "2026-01-06")
-    lock.join(600)
-    assert lock.error is None, lock.error
-    assert killed and not psutil.pid_exists(killed[0]), "the worker's task process is gone"
-    assert wait_for_runs(scheduler, ["killed_worker"]) == {"killed_worker": "success"}
-    assert load_tries(scheduler, "killed_worker") == [(2, "success")], "the load ran again, as a retry"
-    assert order_lines(warehouse) == EXPECTED_6_JAN
-    assert logged_changes(warehouse) == [(order_id, "added", 1) for order_id, *_ in EXPECTED_6_JAN], \
-        "each line added once: the killed transaction left nothing"
-
-
-def test_two_runs_of_the_same_window_at_once_leave_the_rows_of_one(scheduler, warehouse, module_warehouse):
-    """Both runs reach their load together (one waits on the other's lock); the result is one run's rows."""
-    waiting: list[list[int]] = []
-    lock = LoadLock(module_warehouse[1], waiting.append, loads=2)
+    lock = LoadLock(module_warehouse[1], kill_the_first, loads=2)
     lock.start()
     trigger(scheduler, "overlap_a", "2026-01-06")
     trigger(scheduler, "overlap_b", "2026-01-06")
     lock.join(600)
     assert lock.error is None, lock.error
     assert len(set(waiting[0])) == 2, "two loads were in flight at once"
+    assert killed and not psutil.pid_exists(killed[0]), "the worker's task process is gone"
     assert wait_for_runs(scheduler, ["overlap_a", "overlap_b"]) == {"overlap_a": "success", "overlap_b": "success"}
+    tries = sorted(load_tries(scheduler, run_id) for run_id in ("overlap_a", "overlap_b"))
+    assert tries == [[(1, "success")], [(2, "success")]], "the killed load ran again, as a retry"
     assert order_lines(warehouse) == EXPECTED_6_JAN
     assert logged_changes(warehouse) == [(order_id, "added", 1) for order_id, *_ in EXPECTED_6_JAN], \
-        "the second load found the first one's rows and changed nothing"
+        "each line added once: the killed transaction left nothing, the later load changed nothing"
     successes = warehouse.execute("SELECT run_id FROM sales.collection_runs WHERE status = 'success' "
                                   "ORDER BY run_id").fetchall()
     assert successes == [("overlap_a",), ("overlap_b",)]

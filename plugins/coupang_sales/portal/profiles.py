@@ -125,7 +125,9 @@ class BrowserProfile:
         partial.write_text(str(time.time_ns()), encoding="ascii")
         partial.replace(self.sign_on_path)  # whole or absent, never half-written
 
-    def _noted(self, path: Path) -> int:
+    @staticmethod
+    def _noted(path: Path) -> int:
+        """The time noted in ``path``, 0 if none."""
         try:
             return int(path.read_text(encoding="ascii") or 0)
         except (OSError, ValueError):
