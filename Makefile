@@ -6,7 +6,7 @@ FROM ?=
 TO ?=
 WAREHOUSE_DSN ?=
 # pytest-xdist processes for `make test`; each has its own PostgreSQL, Airflow home and sandboxes
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 4
 
 .PHONY: setup demo test celery scale airflow lint bench
 
