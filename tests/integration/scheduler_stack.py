@@ -89,6 +89,7 @@ def scheduler(module_warehouse, pg_server, portal, tmp_path_factory, request):
     import os
 
     import psycopg
+    from psycopg import sql
 
     conn, dsn = module_warehouse
     database = "airflow_" + request.module.__name__.rsplit(".", 1)[-1]
@@ -107,7 +108,7 @@ def scheduler(module_warehouse, pg_server, portal, tmp_path_factory, request):
     yield airflow
     airflow.stop(grace=5)  # the module is done with it: no need to wait for a graceful shutdown
     with psycopg.connect(pg_server.get_uri(), autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
 
 
 def metadata(airflow, query: str) -> list[tuple]:
