@@ -98,6 +98,10 @@ def fees(conn) -> list[tuple]:
                         "ORDER BY account_id, period_start, fee_type").fetchall()
 
 
+def every_row_and_fee(conn) -> tuple[list[list[tuple]], list[tuple]]:
+    return [rows(conn, a) for a in ("A00000001", "A00000002", "A00000003")], fees(conn)
+
+
 def test_jet_v1_and_v2_accounts_against_wing_as_recorded(jet_dag, portal, warehouse):
     run = jet_dag.test(logical_date=local_stack.logical_date_for(RUN_DAY))
     statuses = warehouse.execute("SELECT account_id, status, coalesce(message, '') FROM sales.collection_runs "
@@ -194,7 +198,7 @@ def test_each_load_emits_asset_events_and_a_rerun_leaves_the_same_rows_and_fees(
     """The first run's loads emit an event per asset and account, with the accounts, dates and rows
     changed; a rerun of the date leaves the same rows and fees, and its events say nothing changed."""
     first = jet_dag.test(logical_date=local_stack.logical_date_for(RUN_DAY))
-    loaded = [rows(warehouse, a) for a in ("A00000001", "A00000002", "A00000003")], fees(warehouse)
+    loaded = every_row_and_fee(warehouse)
     assert len(loaded[1]) == 4
     events = asset_events(first.run_id)
     assert set(events) == {"coupang_sales.order_lines", "coupang_sales.account_fees"}
@@ -217,6 +221,6 @@ def test_each_load_emits_asset_events_and_a_rerun_leaves_the_same_rows_and_fees(
     assert fees_by_account["A00000001"]["rows"] == 0 and fees_by_account["A00000001"]["periods"] == []
 
     again = jet_dag.test(logical_date=local_stack.logical_date_for(RUN_DAY))
-    assert ([rows(warehouse, a) for a in ("A00000001", "A00000002", "A00000003")], fees(warehouse)) == loaded
+    assert every_row_and_fee(warehouse) == loaded
     for extra in asset_events(again.run_id)["coupang_sales.order_lines"].values():
         assert extra["rows_changed"] == 0 and extra["changed_sales_dates"] == [], "a rerun changes nothing"

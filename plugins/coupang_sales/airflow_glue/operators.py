@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -94,8 +95,6 @@ def one_seller_per_address() -> bool:
     the sessions of the portal's other sellers from the same address? Then a profile whose channel saw
     another account sign on since its own sign-on is signed out, known without a browser. ``false``
     (say, workers on several addresses sharing one profile volume) asks the portal every time."""
-    import os
-
     return os.environ.get("COUPANG_ONE_SELLER_PER_ADDRESS", "true").strip().lower() not in ("0", "false", "no")
 
 
@@ -105,8 +104,6 @@ def _profile_signed_out(account: Mapping[str, Any]) -> str | None:
     session lives, so a check deferred by mistake costs no sign-on, only its own task's answer."""
     from coupang_sales.portal.profiles import BrowserProfile
 
-    if "channel" not in account:
-        return None
     profile = BrowserProfile(account["channel"], account["account_id"])
     return profile.signed_out_for_sure(one_seller_per_address=one_seller_per_address())
 
