@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the project needs on a fresh Debian machine: chromium + chromedriver, a Korean font
+# Installs what the project needs on a fresh Debian machine: chromium + chromedriver, Xvfb (the browser runs
+# headed on a virtual display the collector starts and stops itself: the live portals refuse headless), a Korean font
 # (fonts-noto-cjk: without it screenshots of the portals' Korean pages show boxes), redis-server (the Celery
 # broker of the distributed test; the project starts it itself, never as a system service), a venv, the pinned packages.
 set -euo pipefail
@@ -8,6 +9,7 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+command -v Xvfb >/dev/null 2>&1 || missing+=(xvfb)
 [ -n "$(fc-list :lang=ko 2>/dev/null)" ] || missing+=(fonts-noto-cjk)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 if [ ${#missing[@]} -gt 0 ]; then

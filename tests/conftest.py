@@ -27,6 +27,10 @@ os.environ.update({
     "SE_OFFLINE": "true",
     "GX_ANALYTICS_ENABLED": "False",
     "COUPANG_RETRY_DELAY_SECONDS": "1",  # dag.test() waits out retry delays
+    # The sandbox's sign-on challenge (the record's ~16 s) and a person's typing pace (~110 ms a key),
+    # scaled down: the tests would otherwise spend minutes waiting on them.
+    "SANDBOX_CHALLENGE_SECONDS": "0.2",
+    "COUPANG_PORTAL_SETTINGS": json.dumps({"waits": {"keystroke": 0.002}}),
 })
 
 

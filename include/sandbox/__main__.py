@@ -17,6 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--storage-port", type=int, default=0,
                         help="port of the storage origin Wing's report links point at (0 picks a free port)")
+    parser.add_argument("--sso-port", type=int, default=0, help="port of Keycloak's origin (0 picks a free port)")
+    parser.add_argument("--help-port", type=int, default=0, help="port of the help site's origin (0: a free port)")
     args = parser.parse_args(argv)
     try:
         scenario = load_scenario(args.scenario)
@@ -27,11 +29,13 @@ def main(argv: list[str] | None = None) -> int:
     done = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: done.set())
-    server = SandboxServer(scenario, host=args.host, port=args.port, storage_port=args.storage_port)
+    server = SandboxServer(scenario, host=args.host, port=args.port, storage_port=args.storage_port,
+                           sso_port=args.sso_port, help_port=args.help_port)
     server.start()
     try:
         print(f"sandbox listening on {server.url}", flush=True)
         print(f"report storage on {server.storage_url}", flush=True)
+        print(f"sign-on (Keycloak) on {server.sso_url}, help site on {server.help_url}", flush=True)
         done.wait()
     finally:
         server.stop()

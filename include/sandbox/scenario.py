@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -12,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.faults import Fault, parse_fault
+
+# Akamai's JavaScript challenge at the sign-on takes about 16 s (REAL-PORTALS.md §2, OH).
+RECORDED_CHALLENGE_SECONDS = 16.0
 
 PURCHASE, RETURN = "발주", "반출"
 TAX_TYPES = ("과세", "면세", "영세")
@@ -257,6 +261,38 @@ class SessionRules:
     sso_seconds: float = 43200.0  # Keycloak's KEYCLOAK_SESSION: renews the portal session without the password
     device_trust_days: int = 30  # the device cookie set after a passed SMS step spares the step this long
     one_seller_per_address: bool = True  # a password sign-on ends other sellers' sessions from the same address
+    # The portal sessions and Keycloak's identity are browser-session cookies (no expiry), so a new
+    # browser process is signed out (REAL-PORTALS.md §6, OH). False gives them lifetimes a profile keeps.
+    browser_session_cookies: bool = True
+    # Whether the device cookie outlives the browser: not public; a persistent cookie by default,
+    # as the peers' "reuse a profile a person signed on in" suggests.
+    device_trust_persistent: bool = True
+
+
+def _default_challenge_seconds() -> float:
+    """The sign-on challenge's length when a scenario does not set it: the record's ~16 s, or
+    ``SANDBOX_CHALLENGE_SECONDS`` (the tests scale it down)."""
+    raw = os.environ.get("SANDBOX_CHALLENGE_SECONDS", "")
+    return float(raw) if raw.strip() else RECORDED_CHALLENGE_SECONDS
+
+
+@dataclass(frozen=True)
+class BotProtection:
+    """The defences in front of both portals (scenario ``bot_protection``; sandbox README, docs/portals.md).
+
+    ``wall``: an Akamai-like sensor on every page of the portals and the sign-on: a client without a
+    passed sensor cookie (``_abck``) gets a script that reports ``navigator.webdriver``, the user agent
+    and properties headless builds lack; a flagged client is answered 'Access Denied' (403), and so is
+    any request that is not a page load (plain HTTP, an API call) before the sensor passed.
+    ``challenge_seconds``: how long the sensor takes on the sign-on's origin (the recorded ~16 s).
+    ``bind_to_client``: the sensor cookie and the sessions are bound to the client that made them
+    (address and user agent, as Cloudflare's ``cf_clearance`` is): replayed elsewhere, they are refused.
+    A scenario turns one off only to test something else, and says so.
+    """
+
+    wall: bool = True
+    challenge_seconds: float = field(default_factory=_default_challenge_seconds)
+    bind_to_client: bool = True
 
 
 @dataclass(frozen=True)
@@ -266,9 +302,13 @@ class Scenario:
     jet_accounts: tuple[JetAccount, ...]
     faults: tuple[Fault, ...]
     source: Mapping[str, Any] = field(repr=False, compare=False)
-    # Seconds the bot-protection challenge in front of the sign-on form takes (0 = none).
-    challenge_seconds: float = 0.0
+    bot_protection: BotProtection = field(default_factory=lambda: BotProtection())
     sessions: SessionRules = field(default_factory=lambda: SessionRules())
+
+    @property
+    def challenge_seconds(self) -> float:
+        """Seconds the bot-protection challenge in front of the sign-on form takes (0 = none)."""
+        return self.bot_protection.challenge_seconds if self.bot_protection.wall else 0.0
 
     def sms_code(self, username: str) -> str | None:
         """The SMS code of the account signing on as ``username`` (None: not a seller's username)."""
@@ -632,22 +672,32 @@ def _lifetime(value: Any, path: str) -> float:
 
 
 def _session_rules(raw: Any, path: str) -> SessionRules:
-    o = _Obj(raw, path, ("portal_seconds", "sso_seconds", "device_trust_days", "one_seller_per_address"))
+    o = _Obj(raw, path, ("portal_seconds", "sso_seconds", "device_trust_days", "one_seller_per_address",
+                         "browser_session_cookies", "device_trust_persistent"))
     default = SessionRules()
     rules = SessionRules(
         portal_seconds=o.get("portal_seconds", _lifetime, default.portal_seconds),
         sso_seconds=o.get("sso_seconds", _lifetime, default.sso_seconds),
         device_trust_days=o.integer("device_trust_days", default.device_trust_days, minimum=0),
-        one_seller_per_address=o.boolean("one_seller_per_address", default.one_seller_per_address))
+        one_seller_per_address=o.boolean("one_seller_per_address", default.one_seller_per_address),
+        browser_session_cookies=o.boolean("browser_session_cookies", default.browser_session_cookies),
+        device_trust_persistent=o.boolean("device_trust_persistent", default.device_trust_persistent))
     return rules
+
+
+def _bot_protection(raw: Any, path: str) -> BotProtection:
+    o = _Obj(raw, path, ("wall", "challenge_seconds", "bind_to_client"))
+    default = BotProtection()
+    return BotProtection(wall=o.boolean("wall", default.wall),
+                         challenge_seconds=o.get("challenge_seconds", _seconds, default.challenge_seconds),
+                         bind_to_client=o.boolean("bind_to_client", default.bind_to_client))
 
 
 def parse_scenario(raw: Any) -> Scenario:
     """Validate a decoded scenario document."""
     top = _Obj(raw, "", ("today", "rocket", "jet", "faults", "bot_protection", "sessions"))
     sessions = top.get("sessions", _session_rules, SessionRules())
-    bot = top.get("bot_protection", lambda v, p: _Obj(v, p, ("challenge_seconds",)), None)
-    challenge_seconds = bot.get("challenge_seconds", _seconds, 0.0) if bot else 0.0
+    bot_protection = top.get("bot_protection", _bot_protection, BotProtection())
     rocket = top.get("rocket", lambda v, p: _Obj(v, p, ("accounts",)), None)
     jet = top.get("jet", lambda v, p: _Obj(v, p, ("accounts",)), None)
     rocket_accounts = rocket.items("accounts", _rocket_account, ()) if rocket else ()
@@ -675,7 +725,7 @@ def parse_scenario(raw: Any) -> Scenario:
 
     return Scenario(
         today=top.date("today"), rocket_accounts=rocket_accounts, jet_accounts=jet_accounts,
-        faults=top.items("faults", _fault, ()), source=raw, challenge_seconds=challenge_seconds,
+        faults=top.items("faults", _fault, ()), source=raw, bot_protection=bot_protection,
         sessions=sessions,
     )
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from sandbox import storage, supplier_hub, wing
+from sandbox import defences, storage, supplier_hub, wing
 from sandbox.faults import Fault, broken_body, change_header, hold
 from sandbox.scenario import Scenario, load_scenario
 from sandbox.sso import REALM_PATH, LoginRequired, Portal, sign_on_url
@@ -82,6 +82,36 @@ async def _apply_fault(fault: Fault, portal: Portal, request: Request, call_next
     raise AssertionError(f"unhandled fault kind {fault.kind}")
 
 
+HELP_PAGE = ("<!DOCTYPE html><html lang=\"ko\"><head><meta charset=\"utf-8\"><title>쿠팡 판매자 도움말</title></head>"
+             "<body><h1>쿠팡 판매자 도움말</h1><p>로그아웃되었습니다.</p></body></html>")
+
+
+def _origin_of(request: Request, state: SandboxState) -> str:
+    """Which of the sandbox's origins a request came to: 'portal', 'sso' (Keycloak) or 'help'."""
+    port = (request.scope.get("server") or ("", 0))[1]
+    if state.sso_port and port == state.sso_port:
+        return "sso"
+    if state.help_port and port == state.help_port:
+        return "help"
+    return "portal"
+
+
+async def _edge(request: Request, state: SandboxState, origin: str) -> Response | None:
+    """What answers before any portal sees the request: each origin serves only its own paths, the help
+    site its page, the bot wall (sandbox.defences) its sensor and its refusals."""
+    path = request.url.path
+    if origin == "help":
+        return HTMLResponse(HELP_PAGE)
+    if path == defences.SENSOR_PATH and request.method == "POST":
+        return await defences.verify(request, state)
+    if (origin == "sso") != path.startswith(REALM_PATH) or (origin == "sso" and path.startswith(CONTROL_PREFIX)):
+        return Response("Not Found", status_code=404, media_type="text/plain")
+    if path.startswith(CONTROL_PREFIX):
+        return None
+    return defences.wall(request, state,
+                         challenge_seconds=state.scenario.challenge_seconds if origin == "sso" else 0.0)
+
+
 def create_app(state: SandboxState, portals: Sequence[Portal] = PORTALS) -> FastAPI:
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sandbox = state
@@ -90,6 +120,11 @@ def create_app(state: SandboxState, portals: Sequence[Portal] = PORTALS) -> Fast
     @app.middleware("http")
     async def faults_and_log(request: Request, call_next: Any) -> Response:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        origin = _origin_of(request, state)
+        edge = await _edge(request, state, origin)
+        if edge is not None:
+            state.record(request.method, target, edge.status_code)
+            return edge
         portal, sign_on = _portal_of(request, portals)
         fault = state.faults.take(portal.name if portal else None, target, sign_on=sign_on)
         response = await _apply_fault(fault, portal, request, call_next, state) if fault and portal else None
@@ -125,17 +160,37 @@ def create_app(state: SandboxState, portals: Sequence[Portal] = PORTALS) -> Fast
     return app
 
 
+def _other_loopback_hosts(host: str) -> tuple[str, str] | None:
+    """Keycloak's and the help site's hosts beside a portal served on an IPv4 loopback address:
+    other addresses of 127.0.0.0/8, so that no cookie is shared (cookies are per host, not per port).
+    None for any other host, where they are other ports of the same host."""
+    if not host.startswith("127."):
+        return None
+    others = [h for h in ("127.0.0.2", "127.0.0.3", "127.0.0.4") if h != host]
+    return others[0], others[1]
+
+
 class SandboxServer:
-    """Serves one scenario on a local port; ``start()`` returns once connections are accepted."""
+    """Serves one scenario; ``start()`` returns once connections are accepted.
+
+    Four origins, as the live sites have: the portals (``url``; Wing under ``/wing``), Keycloak
+    (``sso_url``: xauth.coupang.com), the help site a signed-out Wing API call ends at
+    (``help_url``: helpseller.coupang.com) and the cloud storage of Wing's report links
+    (``storage_url``). On a loopback portal host Keycloak and the help site get hosts of their
+    own (127.0.0.2, 127.0.0.3); elsewhere (``--host 0.0.0.0``) ports of their own.
+    """
 
     def __init__(self, scenario: Scenario | Mapping[str, Any] | str | Path, host: str = "127.0.0.1",
-                 port: int = 0, storage_port: int = 0):
+                 port: int = 0, storage_port: int = 0, sso_port: int = 0, help_port: int = 0):
         self.scenario = load_scenario(scenario)
         self.state = SandboxState(self.scenario)
         self.app = create_app(self.state)
         # The second origin Wing's report links point at (cloud storage on the real site).
         self.storage_app = storage.create_storage_app(self.state, lambda r: wing.render_report(self.state, r))
         self.host, self.port, self.storage_port = host, port, storage_port
+        self.sso_port, self.help_port = sso_port, help_port
+        others = _other_loopback_hosts(host)
+        self.sso_host, self.help_host = others if others else (host, host)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._storage: uvicorn.Server | None = None
@@ -154,6 +209,20 @@ class SandboxServer:
             raise RuntimeError("the sandbox server has no storage port yet: call start()")
         return f"http://{self.host}:{self.storage_port}"
 
+    @property
+    def sso_url(self) -> str:
+        """Keycloak's origin (xauth.coupang.com on the live site)."""
+        if not self.sso_port:
+            raise RuntimeError("the sandbox server has no Keycloak port yet: call start()")
+        return f"http://{self.sso_host}:{self.sso_port}"
+
+    @property
+    def help_url(self) -> str:
+        """The help site's origin (helpseller.coupang.com on the live site)."""
+        if not self.help_port:
+            raise RuntimeError("the sandbox server has no help-site port yet: call start()")
+        return f"http://{self.help_host}:{self.help_port}"
+
     def portal_url(self, name: str) -> str:
         """The base URL of one portal (``supplier_hub`` or ``wing``): where its paths start."""
         for portal in PORTALS:
@@ -161,19 +230,20 @@ class SandboxServer:
                 return self.url + portal.prefix
         raise KeyError(f"no portal {name!r}; the sandbox serves {', '.join(p.name for p in PORTALS)}")
 
-    def _bind(self, port: int) -> socket.socket:
+    def _bind(self, port: int, host: str | None = None) -> socket.socket:
         # Bind here, not in uvicorn, so port 0 resolves to a known port before serving.
-        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
+        host = host or self.host
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, port))
+        sock.bind((host, port))
         return sock
 
     @staticmethod
-    def _serve(app: Any, sock: socket.socket, name: str) -> tuple[uvicorn.Server, threading.Thread]:
+    def _serve(app: Any, socks: list[socket.socket], name: str) -> tuple[uvicorn.Server, threading.Thread]:
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", ws="none",
                                 timeout_graceful_shutdown=2, timeout_keep_alive=30)
         server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=name, daemon=True)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": socks}, name=name, daemon=True)
         thread.start()
         return server, thread
 
@@ -181,11 +251,17 @@ class SandboxServer:
         if self._server is not None:
             raise RuntimeError("the sandbox server is already started")
         sock, storage_sock = self._bind(self.port), self._bind(self.storage_port)
+        sso_sock, help_sock = self._bind(self.sso_port, self.sso_host), self._bind(self.help_port, self.help_host)
         self.port, self.storage_port = sock.getsockname()[1], storage_sock.getsockname()[1]
+        self.sso_port, self.help_port = sso_sock.getsockname()[1], help_sock.getsockname()[1]
         self.state.storage_url = self.storage_url
+        self.state.portal_port, self.state.sso_port, self.state.help_port = self.port, self.sso_port, self.help_port
+        loopback = _other_loopback_hosts(self.host) is not None
+        self.state.sso_origin = self.sso_url if loopback else ""
+        self.state.help_origin = self.help_url if loopback else ""
         self.state.stopping.clear()
-        self._server, self._thread = self._serve(self.app, sock, f"sandbox-{self.port}")
-        self._storage, self._storage_thread = self._serve(self.storage_app, storage_sock,
+        self._server, self._thread = self._serve(self.app, [sock, sso_sock, help_sock], f"sandbox-{self.port}")
+        self._storage, self._storage_thread = self._serve(self.storage_app, [storage_sock],
                                                           f"sandbox-storage-{self.storage_port}")
         deadline = time.monotonic() + timeout
         while not (self._server.started and self._storage.started):

@@ -18,23 +18,27 @@ then sets its session cookie. Hence, as on the real sites:
 - while Keycloak's own session (cookie ``KEYCLOAK_SESSION``) lives, running the chain again
   renews the portal session without the password.
 
-A bot-protection challenge (``bot_protection.challenge_seconds`` of the scenario) may stand
-in front of the form: a blank page whose script sets a cookie and reloads after that many
-seconds, as Akamai's sign-on challenge does.
+Keycloak has an origin of its own (another loopback host, so no cookie is shared with the
+portals; ``SandboxServer.sso_url``), as xauth.coupang.com is another host than the portals:
+the chain's redirects cross origins as on the live sites. The portal's and Keycloak's
+session cookies are browser-session cookies (``sessions.browser_session_cookies``), so a new
+browser process is signed out; the device cookie that spares the SMS step is persistent
+(``sessions.device_trust_persistent``). The bot wall in front of both (``sandbox.defences``)
+takes ``bot_protection.challenge_seconds`` on this origin, as Akamai's sign-on challenge does.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 
+from sandbox.defences import client_of
 from sandbox.state import AuthSession, IssuedCode, PendingLogin, SandboxState, Session, SignOn, SsoSession
 from sandbox.web import render, state_of
 
@@ -43,7 +47,6 @@ AUTH_PATH = f"{REALM_PATH}/protocol/openid-connect/auth"
 LOGIN_ACTIONS_PATH = f"{REALM_PATH}/login-actions/authenticate"
 AUTH_SESSION_COOKIE = "AUTH_SESSION_ID"
 SSO_SESSION_COOKIE = "KEYCLOAK_SESSION"
-CHALLENGE_COOKIE = "_abck"
 # Set after a passed SMS step: the realm knows this browser profile and skips the step for its
 # seller (the real cookie's name is not public; its effect is: peers reuse a signed-on profile).
 DEVICE_COOKIE = "KC_DEVICE"
@@ -85,6 +88,9 @@ class Portal:
     login_path: str = "/login"
     callback_path: str = "/sso/login"
     landing_path: str = "/"
+    # Paths (after the prefix) of JSON APIs: signed out, they do not lead to the sign-on but, as
+    # Wing's do, through the portal's logout to its help site (another origin).
+    api_prefix: str | None = None
 
     @property
     def request_cookie(self) -> str:
@@ -120,7 +126,7 @@ def sign_on_url(portal: Portal, return_url: str) -> str:
 def current_session(request: Request, portal: Portal) -> Session:
     """The portal session of this browser, or LoginRequired back to this very page."""
     state = state_of(request)
-    session = state.live_session(request.cookies.get(portal.session_cookie))
+    session = state.live_session(request.cookies.get(portal.session_cookie), client_of(request))
     if session is None or session.portal != portal.name:
         raise LoginRequired(sign_on_url(portal, str(request.url)))
     return session
@@ -128,6 +134,31 @@ def current_session(request: Request, portal: Portal) -> Session:
 
 def client_address(request: Request) -> str:
     return request.client.host if request.client else ""
+
+
+def sso_base(request: Request) -> str:
+    """Keycloak's origin as the browser reaches it: its own loopback host, or the request's host on
+    Keycloak's port where the sandbox serves a name (``http://sandbox:8800`` in compose)."""
+    state = state_of(request)
+    if state.sso_origin:
+        return state.sso_origin
+    return f"{request.url.scheme}://{request.url.hostname}:{state.sso_port}"
+
+
+def valid_redirect(state: SandboxState, portal: Portal, redirect_uri: str) -> bool:
+    """The client's registered redirect URI: the portal's callback on the portals' origin (any host name
+    the browser reaches it by, on the portals' port)."""
+    parts = urlsplit(redirect_uri)
+    return parts.scheme in ("http", "https") and parts.port == state.portal_port and \
+        parts.path == portal.prefix + portal.callback_path
+
+
+def help_base(request: Request) -> str:
+    """The help site's origin (helpseller.coupang.com on the live site)."""
+    state = state_of(request)
+    if state.help_origin:
+        return state.help_origin
+    return f"{request.url.scheme}://{request.url.hostname}:{state.help_port}"
 
 
 def callback_url(request: Request, portal: Portal) -> str:
@@ -145,12 +176,13 @@ def begin_authorization(request: Request, portal: Portal, return_url: str) -> Re
     state = state_of(request)
     pending = PendingLogin(portal.name, secrets.token_urlsafe(24), _local_path(return_url, portal))
     key = secrets.token_urlsafe(16)
+    redirect_uri = callback_url(request, portal)
     with state.lock:
         state.pending_logins[key] = pending
     query = urlencode({"response_type": "code", "client_id": portal.client_id,
-                       "redirect_uri": callback_url(request, portal), "state": pending.state,
+                       "redirect_uri": redirect_uri, "state": pending.state,
                        "scope": "openid", "nonce": secrets.token_urlsafe(12)})
-    response = RedirectResponse(f"{AUTH_PATH}?{query}", status_code=302)
+    response = RedirectResponse(f"{sso_base(request)}{AUTH_PATH}?{query}", status_code=302)
     response.set_cookie(portal.request_cookie, key, httponly=True, samesite="lax", path="/")
     return response
 
@@ -168,12 +200,15 @@ def finish_authorization(request: Request, portal: Portal, code: str, oauth_stat
                                                                                                          portal):
             return portal_error(request, portal, 401, "invalid_grant", "Code not valid")
         state.pending_logins.pop(request.cookies.get(portal.request_cookie) or "", None)
+    client = client_of(request)
     session = state.new_session(portal.name, issued.account_id, issued.username, issued.is_master,
-                                address=client_address(request))
+                                address=client.address, user_agent=client.user_agent)
     response = RedirectResponse(pending.return_path, status_code=302)
-    # A cookie with a lifetime, as the real portal's: a browser profile keeps it across restarts.
+    rules = state.scenario.sessions
+    # A browser-session cookie, as the live portals' (a new browser process is signed out); with
+    # browser_session_cookies off, a lifetime a profile keeps across restarts.
     response.set_cookie(portal.session_cookie, session.token, httponly=True, samesite="lax", path="/",
-                        max_age=int(state.scenario.sessions.portal_seconds))
+                        max_age=None if rules.browser_session_cookies else int(rules.portal_seconds))
     response.delete_cookie(portal.request_cookie, path="/")
     return response
 
@@ -190,6 +225,9 @@ def add_sign_on_routes(portal: Portal) -> None:
     @router.get(portal.login_path)
     def login_start(request: Request, returnUrl: str = "") -> Response:  # noqa: N803 (the site's name)
         back = returnUrl or portal.prefix + portal.landing_path
+        if portal.api_prefix and urlsplit(back).path.startswith(portal.prefix + portal.api_prefix):
+            # A signed-out API call: /login -> /logout -> the help site (OH's record of Wing).
+            return RedirectResponse(f"{portal.prefix}/logout", status_code=302)
         if callback_starts:
             return RedirectResponse(f"{portal.prefix}{portal.callback_path}?" + urlencode({"returnUrl": back}),
                                     status_code=302)
@@ -226,43 +264,21 @@ def _login_page(request: Request, portal: Portal, auth: AuthSession, *, error: s
     return response
 
 
-def _challenge(request: Request) -> Response | None:
-    """Akamai's sign-on challenge: a blank page that proves itself after some seconds, then reloads."""
-    state = state_of(request)
-    seconds = state.scenario.challenge_seconds
-    if seconds <= 0:
-        return None
-    token = request.cookies.get(CHALLENGE_COOKIE) or ""
-    with state.lock:
-        served = state.challenges.get(token)
-        if served is not None and time.monotonic() - served >= seconds:
-            return None
-        token = secrets.token_urlsafe(12)
-        state.challenges[token] = time.monotonic()
-    body = ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"></head><body><script>"
-            f"setTimeout(function () {{ document.cookie = '{CHALLENGE_COOKIE}={token}; path=/';"
-            f" location.reload(); }}, {int(seconds * 1000) + 100});</script></body></html>")
-    return HTMLResponse(body, headers={"Cache-Control": "no-store"})
-
-
 @router.get(AUTH_PATH)
 def auth(request: Request, client_id: str = "", redirect_uri: str = "", state: str = "",
          response_type: str = "") -> Response:
     portal = portals_of(request).get(client_id)
     if portal is None:
         return _keycloak_error(request, "Client not found.")
-    if redirect_uri != callback_url(request, portal):
+    sandbox = state_of(request)
+    if not valid_redirect(sandbox, portal, redirect_uri):
         return _keycloak_error(request, "Invalid parameter: redirect_uri")
     if response_type != "code":
         return _keycloak_error(request, "Invalid parameter: response_type")
     if not state:
         return _keycloak_error(request, "Invalid parameter: state")
-    challenge = _challenge(request)
-    if challenge is not None:
-        return challenge
-    sandbox = state_of(request)
     # Keycloak skips the form while its own session lives: the portal session is renewed.
-    sso = sandbox.live_sso_session(request.cookies.get(SSO_SESSION_COOKIE))
+    sso = sandbox.live_sso_session(request.cookies.get(SSO_SESSION_COOKIE), client_of(request))
     if sso is not None and sso.client_id == client_id:
         return _issue_code(sandbox, client_id, redirect_uri, state, sso.account_id, sso.username, sso.is_master)
     root_id = request.cookies.get(AUTH_SESSION_COOKIE) or secrets.token_urlsafe(16)
@@ -302,7 +318,8 @@ async def login_action(request: Request, client_id: str = "", tab_id: str = "", 
         response = _signed_on(request, sandbox, portal, auth, principal)
         rules = sandbox.scenario.sessions
         response.set_cookie(DEVICE_COOKIE, sandbox.trust_device(principal.username), httponly=True,
-                            samesite="lax", path=REALM_PATH + "/", max_age=rules.device_trust_days * 86400)
+                            samesite="lax", path=REALM_PATH + "/",
+                            max_age=rules.device_trust_days * 86400 if rules.device_trust_persistent else None)
         return response
 
     username = str(form.get("username", "")).strip()
@@ -328,17 +345,19 @@ def _signed_on(request: Request, sandbox: SandboxState, portal: Portal, auth: Au
     """Keycloak's session for a seller who passed every step, and the code back to the portal;
     other sellers signed on from the same address are signed out (one at a time)."""
     rules = sandbox.scenario.sessions
-    address = client_address(request)
-    sandbox.end_other_sellers(principal.username, address)
+    client = client_of(request)
+    sandbox.end_other_sellers(principal.username, client.address)
     with sandbox.lock:
         sandbox.auth_sessions.pop(auth.tab_id, None)
         sso = SsoSession(secrets.token_urlsafe(24), portal.client_id, principal.account_id, principal.username,
-                         principal.is_master, expires_at=sandbox.now() + rules.sso_seconds, address=address)
+                         principal.is_master, expires_at=sandbox.now() + rules.sso_seconds, address=client.address,
+                         user_agent=client.user_agent)
         sandbox.sso_sessions[sso.token] = sso
     response = _issue_code(sandbox, portal.client_id, auth.redirect_uri, auth.state, principal.account_id,
                            principal.username, principal.is_master)
+    # Keycloak's identity dies with the browser on the live site (OH): a browser-session cookie.
     response.set_cookie(SSO_SESSION_COOKIE, sso.token, httponly=True, samesite="lax", path=REALM_PATH + "/",
-                        max_age=int(rules.sso_seconds))
+                        max_age=None if rules.browser_session_cookies else int(rules.sso_seconds))
     response.delete_cookie(AUTH_SESSION_COOKIE, path=REALM_PATH + "/")
     return response
 
@@ -363,10 +382,13 @@ def logout(request: Request, client_id: str = "", redirect_uri: str = "") -> Res
     if portal is None:
         return _keycloak_error(request, "Client not found.")
     sandbox = state_of(request)
-    sandbox.end_session(request.cookies.get(portal.session_cookie))
     with sandbox.lock:
         sandbox.sso_sessions.pop(request.cookies.get(SSO_SESSION_COOKIE) or "", None)
-    response = RedirectResponse(redirect_uri or portal.prefix + portal.landing_path, status_code=302)
-    response.delete_cookie(portal.session_cookie, path="/")
+    # Keycloak ends its own session; the portal's cookie is the portal's (another origin).
+    if valid_redirect(sandbox, portal, redirect_uri):
+        response: Response = RedirectResponse(redirect_uri, status_code=302)
+    else:
+        response = render(request, "sso/info.html", portal=portal, title="로그아웃", message="로그아웃되었습니다.",
+                          css="kc-logout")
     response.delete_cookie(SSO_SESSION_COOKIE, path=REALM_PATH + "/")
     return response

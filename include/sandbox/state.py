@@ -27,6 +27,7 @@ class Session:
     is_master: bool
     expires_at: float = float("inf")  # on the sandbox's clock (SandboxState.now)
     address: str = ""  # the client address that signed on
+    user_agent: str = ""  # and its user agent: the session is bound to both (bot_protection.bind_to_client)
     # Wing's double-submit token: sent as the XSRF-TOKEN cookie, expected back in x-xsrf-token.
     xsrf_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
 
@@ -97,6 +98,7 @@ class SsoSession:
     is_master: bool
     expires_at: float = float("inf")
     address: str = ""
+    user_agent: str = ""
 
 
 @dataclass
@@ -127,7 +129,13 @@ class SandboxState:
     pending_logins: dict[str, PendingLogin] = field(default_factory=dict)  # by the portal's pre-login cookie
     issued_codes: dict[str, IssuedCode] = field(default_factory=dict)  # one-time authorization codes
     sso_sessions: dict[str, SsoSession] = field(default_factory=dict)  # Keycloak sessions, by cookie
-    challenges: dict[str, float] = field(default_factory=dict)  # bot-challenge token -> monotonic time served
+    sensor_challenges: dict[str, Any] = field(default_factory=dict)  # sensor token -> defences.SensorChallenge
+    sensor_verdicts: dict[str, Any] = field(default_factory=dict)  # _abck cookie -> defences.Verdict
+    portal_port: int = 0  # the portals' origin's port (Keycloak's valid redirect URIs are there)
+    sso_origin: str = ""  # Keycloak's origin ('' = derive it from the request's host and sso_port)
+    sso_port: int = 0
+    help_origin: str = ""  # the help site a signed-out Wing API call ends at
+    help_port: int = 0
     trusted_devices: dict[str, tuple[str, float]] = field(default_factory=dict)  # device cookie -> (username, until)
     sign_ons: list[SignOn] = field(default_factory=list)  # every password accepted, in order
     clock_offset: float = 0.0  # seconds added to the clock by advance_clock()
@@ -166,29 +174,34 @@ class SandboxState:
             self.clock_offset += seconds
 
     def new_session(self, portal: str, account_id: str, username: str, is_master: bool, *,
-                    address: str = "") -> Session:
+                    address: str = "", user_agent: str = "") -> Session:
         session = Session(secrets.token_urlsafe(24), portal, account_id, username, is_master,
-                          expires_at=self.now() + self.scenario.sessions.portal_seconds, address=address)
+                          expires_at=self.now() + self.scenario.sessions.portal_seconds, address=address,
+                          user_agent=user_agent)
         with self.lock:
             self.sessions[session.token] = session
         return session
 
-    def _live(self, store: dict, token: str | None):
-        """The entry of ``token`` in ``store`` unless it expired (an expired one is dropped)."""
+    def _live(self, store: dict, token: str | None, client: Any = None):
+        """The entry of ``token`` in ``store`` unless it expired (an expired one is dropped) or, with
+        ``client`` (a ``defences.Client``) and ``bot_protection.bind_to_client``, another client made it."""
         with self.lock:
             found = store.get(token or "")
             if found is not None and found.expires_at <= self.now():
                 store.pop(found.token, None)
                 return None
+            if (found is not None and client is not None and self.scenario.bot_protection.bind_to_client
+                    and (found.address, found.user_agent) != (client.address, client.user_agent)):
+                return None
             return found
 
-    def live_session(self, token: str | None) -> Session | None:
-        """The portal session of ``token`` unless it expired."""
-        return self._live(self.sessions, token)
+    def live_session(self, token: str | None, client: Any = None) -> Session | None:
+        """The portal session of ``token`` unless it expired (or is another client's)."""
+        return self._live(self.sessions, token, client)
 
-    def live_sso_session(self, token: str | None) -> SsoSession | None:
-        """The Keycloak session of ``token`` unless it expired."""
-        return self._live(self.sso_sessions, token)
+    def live_sso_session(self, token: str | None, client: Any = None) -> SsoSession | None:
+        """The Keycloak session of ``token`` unless it expired (or is another client's)."""
+        return self._live(self.sso_sessions, token, client)
 
     def end_other_sellers(self, username: str, address: str) -> int:
         """Only one seller signed on at a time (REAL-PORTALS.md §1): a password sign-on from

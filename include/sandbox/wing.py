@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sandbox import settlement
 from sandbox.excel import settlement_report_xlsx
 from sandbox.scenario import JetAccount
-from sandbox.sso import Portal, Principal, add_sign_on_routes, current_session, sign_on_url
+from sandbox.sso import Portal, Principal, add_sign_on_routes, current_session, help_base
 from sandbox.state import ReportRequest, SandboxState, Session
 from sandbox.storage import presigned_url
 from sandbox.web import render, state_of
@@ -74,7 +74,8 @@ def _authenticate(state: SandboxState, username: str, password: str) -> Principa
 
 PORTAL = Portal(name="wing", client_id="wing", title="WING", prefix=PREFIX, session_cookie="WING_SESSION",
                 router=router, authenticate=_authenticate, home_path=HOME_PATH, login_path="/login",
-                callback_path="/sso/login", landing_path=HOME_PATH)  # the chain LM records (REAL-PORTALS.md §1)
+                callback_path="/sso/login", landing_path=HOME_PATH,  # the chain LM records (REAL-PORTALS.md §1)
+                api_prefix="/tenants/")  # signed out: 302 /login -> /logout -> the help site (§6, OH)
 add_sign_on_routes(PORTAL)
 
 
@@ -166,9 +167,9 @@ def xsrf_resource(request: Request) -> Response:
 
 @router.get("/logout")
 def logout(request: Request) -> Response:
+    """Ends the session and sends the browser to the help site, another origin (helpseller.coupang.com)."""
     state_of(request).end_session(request.cookies.get(PORTAL.session_cookie))
-    response = RedirectResponse(sign_on_url(PORTAL, str(request.base_url).rstrip("/") + PREFIX + HOME_PATH),
-                                status_code=302)
+    response = RedirectResponse(help_base(request) + "/", status_code=302)
     response.delete_cookie(PORTAL.session_cookie, path="/")
     response.delete_cookie(XSRF_COOKIE, path=PREFIX)
     return response

@@ -82,6 +82,14 @@ def portal():
 
 
 @pytest.fixture(scope="module")
+def plain_http_portal():
+    """The main scenario with the bot wall off, for checks of the sandbox's own pages and sign-on chain
+    through plain HTTP (which the wall refuses: tests/integration/test_defences.py)."""
+    with SandboxServer(load_scenario({**main_scenario(), "bot_protection": {"wall": False}})) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
 def chrome(tmp_path_factory):
     """One browser for the module: a Chrome start costs more than a whole test against the sandbox."""
     driver = open_browser(tmp_path_factory.mktemp("downloads"))
@@ -116,11 +124,12 @@ def open_hub(reuse_chrome, tmp_path):
 
 
 def http_login(server: SandboxServer, username: str, password: str = PASSWORD) -> requests.Session:
-    """Sign on with plain HTTP, for checks of the sandbox itself."""
+    """Sign on with plain HTTP, for checks of the sandbox itself (a server without the bot wall)."""
     http = requests.Session()
     page = http.get(server.url + "/", timeout=5)
+    assert page.url.startswith(server.sso_url), "the chain ends on Keycloak's own origin"
     action = re.search(r'class="kc-form-login" action="([^"]+)"', page.text)[1].replace("&amp;", "&")
-    http.post(server.url + action, data={"username": username, "password": password}, timeout=5)
+    http.post(server.sso_url + action, data={"username": username, "password": password}, timeout=5)
     return http
 
 
@@ -137,7 +146,8 @@ def test_login_with_the_default_browser_reaches_the_home_page(portal, tmp_path):
     assert hub.driver is None and not profile.exists(), "the browser quit and its profile is gone"
 
 
-def test_the_sign_on_goes_through_the_portals_redirect_chain(portal):
+def test_the_sign_on_goes_through_the_portals_redirect_chain(plain_http_portal):
+    portal = plain_http_portal
     http = http_login(portal, "hub_ok")
     chain = [r.url for r in http.get(portal.url + "/", timeout=5).history]
     assert chain == [portal.url + "/"], "signed on: the home redirects to the landing page"
@@ -145,11 +155,14 @@ def test_the_sign_on_goes_through_the_portals_redirect_chain(portal):
     assert "/login/oauth2/code/keycloak" in targets and "/dashboard/KR" in targets
 
 
-def test_a_hand_built_sign_on_url_does_not_sign_on(portal):
+def test_a_hand_built_sign_on_url_does_not_sign_on(plain_http_portal):
     """The old shortcut: straight to Keycloak, bypassing the portal's saved authorization request."""
+    portal = plain_http_portal
     http = requests.Session()
     callback = portal.url + "/login/oauth2/code/keycloak"
-    auth = portal.url + "/auth/realms/seller/protocol/openid-connect/auth"
+    auth = portal.sso_url + "/auth/realms/seller/protocol/openid-connect/auth"
+    on_the_portal = requests.get(portal.url + "/auth/realms/seller/protocol/openid-connect/auth", timeout=5)
+    assert on_the_portal.status_code == 404, "Keycloak is not on the portals' origin"
     no_state = http.get(auth, params={"response_type": "code", "client_id": "supplier-hub", "redirect_uri": callback,
                                       "scope": "openid"}, timeout=5)
     assert no_state.status_code == 400 and "state" in no_state.text
@@ -159,16 +172,17 @@ def test_a_hand_built_sign_on_url_does_not_sign_on(portal):
     form = http.get(auth, params={"response_type": "code", "client_id": "supplier-hub", "redirect_uri": callback,
                                   "scope": "openid", "state": "made-up"}, timeout=5)
     action = re.search(r'class="kc-form-login" action="([^"]+)"', form.text)[1].replace("&amp;", "&")
-    landed = http.post(portal.url + action, data={"username": "hub_ok", "password": PASSWORD}, timeout=5)
+    landed = http.post(portal.sso_url + action, data={"username": "hub_ok", "password": PASSWORD}, timeout=5)
     assert landed.status_code == 401 and "authorization_request_not_found" in landed.text
     assert "SUPPLIER_HUB_SESSION" not in http.cookies
 
 
-def test_a_one_time_code_and_a_form_action_work_once(portal):
+def test_a_one_time_code_and_a_form_action_work_once(plain_http_portal):
+    portal = plain_http_portal
     http = requests.Session()
     form = http.get(portal.url + "/", timeout=5)
     action = re.search(r'class="kc-form-login" action="([^"]+)"', form.text)[1].replace("&amp;", "&")
-    signed = http.post(portal.url + action, data={"username": "hub_ok", "password": PASSWORD}, timeout=5,
+    signed = http.post(portal.sso_url + action, data={"username": "hub_ok", "password": PASSWORD}, timeout=5,
                        allow_redirects=False)
     code_url = signed.headers["location"]
     assert "code=" in code_url and "state=" in code_url
@@ -177,7 +191,8 @@ def test_a_one_time_code_and_a_form_action_work_once(portal):
     replayed.cookies.update({k: v for k, v in http.cookies.items() if k != "SUPPLIER_HUB_SESSION"})
     assert "invalid_grant" in replayed.get(code_url, timeout=5).text or \
         "authorization_request_not_found" in replayed.get(code_url, timeout=5).text
-    again = requests.Session().post(portal.url + action, data={"username": "hub_ok", "password": PASSWORD}, timeout=5)
+    again = requests.Session().post(portal.sso_url + action, data={"username": "hub_ok", "password": PASSWORD},
+                                    timeout=5)
     assert again.status_code == 400 and "SUPPLIER_HUB_SESSION" not in again.cookies, "a replayed form action fails"
 
 
@@ -363,7 +378,8 @@ def test_an_unknown_invoice_is_reported_as_a_page_problem(portal, open_hub):
             hub.download_receive_detail("99999999")
 
 
-def test_the_invoice_list_needs_its_search_parameters_and_repeats_its_last_page(portal):
+def test_the_invoice_list_needs_its_search_parameters_and_repeats_its_last_page(plain_http_portal):
+    portal = plain_http_portal
     http = http_login(portal, "hub_ok")
     url = portal.url + "/scm/settlement/general/purchase/account"
     window = {"size": 50, "startDate": (TODAY - dt.timedelta(days=55)).isoformat(), "endDate": TODAY.isoformat()}
@@ -380,7 +396,8 @@ def test_the_invoice_list_needs_its_search_parameters_and_repeats_its_last_page(
     assert "total-count" not in http.get(url, params={"page": 1, **window, **search}, timeout=5).text
 
 
-def test_receive_detail_pages_past_two_need_the_total_count(portal):
+def test_receive_detail_pages_past_two_need_the_total_count(plain_http_portal):
+    portal = plain_http_portal
     http = http_login(portal, "hub_ok")
     url = f"{portal.url}/scm/receive/detail?vendorPaymentInfoSeq={BIG_INVOICE}"
 
@@ -500,7 +517,7 @@ def test_a_lost_portal_session_is_renewed_through_keycloaks_session(open_hub):
     with SandboxServer(scenario) as server, open_hub(server, "hub_small") as hub:
         hub.login()
         assert len(hub.list_invoices(TODAY, TODAY)) == 1
-        posts = [r for r in server.state.requests if r.method == "POST"]
+        posts = [r for r in server.state.requests if r.method == "POST" and "login-actions" in r.target]
         assert len(posts) == 1, "renewed without the password"
 
 

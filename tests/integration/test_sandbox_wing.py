@@ -97,6 +97,14 @@ def portal():
 
 
 @pytest.fixture(scope="module")
+def plain_http_portal():
+    """The main scenario with the bot wall off, for checks of the sandbox's own APIs through plain HTTP
+    (which the wall refuses: tests/integration/test_defences.py)."""
+    with SandboxServer(load_scenario({**main_scenario(), "bot_protection": {"wall": False}})) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
 def chrome(tmp_path_factory):
     """One browser for the module: a Chrome start costs more than a whole test against the sandbox."""
     driver = open_browser(tmp_path_factory.mktemp("downloads"))
@@ -141,11 +149,11 @@ def open_wing(reuse_chrome, tmp_path):
 
 
 def http_login(server: SandboxServer, username: str, password: str = PASSWORD) -> requests.Session:
-    """Sign on to Wing with plain HTTP, for checks of the sandbox itself."""
+    """Sign on to Wing with plain HTTP, for checks of the sandbox itself (a server without the bot wall)."""
     http = requests.Session()
     page = http.get(server.portal_url("wing") + "/", timeout=5)
     action = re.search(r'class="kc-form-login" action="([^"]+)"', page.text)[1].replace("&amp;", "&")
-    http.post(server.url + action, data={"username": username, "password": password}, timeout=5)
+    http.post(server.sso_url + action, data={"username": username, "password": password}, timeout=5)
     return http
 
 
@@ -174,7 +182,8 @@ def test_wing_has_its_own_base_url_and_reports_a_second_origin(portal):
     assert portal.storage_url != portal.url and portal.storage_url.startswith("http://127.0.0.1:")
 
 
-def test_the_xsrf_cookie_comes_from_a_later_xhr_not_the_sign_on(portal):
+def test_the_xsrf_cookie_comes_from_a_later_xhr_not_the_sign_on(plain_http_portal):
+    portal = plain_http_portal
     http = http_login(portal, "wing_v2")
     assert "WING_SESSION" in http.cookies and XSRF_COOKIE not in http.cookies, "the sign-on sets no XSRF cookie"
     home = http.get(portal.portal_url("wing") + "/", timeout=5)
@@ -182,7 +191,8 @@ def test_the_xsrf_cookie_comes_from_a_later_xhr_not_the_sign_on(portal):
     assert with_xsrf(portal, http)[XSRF_HEADER]
 
 
-def test_the_apis_need_the_xsrf_header(portal):
+def test_the_apis_need_the_xsrf_header(plain_http_portal):
+    portal = plain_http_portal
     http = http_login(portal, "wing_v2")
     token = with_xsrf(portal, http)[XSRF_HEADER]
     for headers in ({}, {XSRF_HEADER: "forged"}):
@@ -193,7 +203,8 @@ def test_the_apis_need_the_xsrf_header(portal):
                      headers={XSRF_HEADER: token}, timeout=5).status_code == 200
 
 
-def test_the_old_request_shapes_are_refused(portal):
+def test_the_old_request_shapes_are_refused(plain_http_portal):
+    portal = plain_http_portal
     http = http_login(portal, "wing_v2")
     headers = with_xsrf(portal, http)
     old_body = {"sellerReportType": "CATEGORY_TR", "startDate": "2026-01-01", "endDate": "2026-01-07"}
@@ -208,7 +219,8 @@ def test_the_old_request_shapes_are_refused(portal):
     assert form.status_code == 415, "JSON bodies only"
 
 
-def test_settlement_groups_are_weeks_cut_at_the_month_end_each_listed_twice(portal):
+def test_settlement_groups_are_weeks_cut_at_the_month_end_each_listed_twice(plain_http_portal):
+    portal = plain_http_portal
     http = http_login(portal, "wing_v2")
     answer = http.post(api(portal, "status"), json=status_body("2026-01-27", "2026-02-02"),
                        headers=with_xsrf(portal, http), timeout=5).json()["settlementStatusReports"]
@@ -223,7 +235,8 @@ def test_settlement_groups_are_weeks_cut_at_the_month_end_each_listed_twice(port
     assert detail["totalSalesAmount"] == 29_700 + 12_900 and detail["totalWarehousingFeeDeductionAmount"] == 1_300
 
 
-def test_a_report_is_pending_for_the_set_polls_then_a_link_on_the_second_origin(portal):
+def test_a_report_is_pending_for_the_set_polls_then_a_link_on_the_second_origin(plain_http_portal):
+    portal = plain_http_portal
     http = http_login(portal, "wing_v2")
     headers = with_xsrf(portal, http)
     key = "A2-20260126-20260131"
@@ -257,7 +270,8 @@ def test_a_report_is_pending_for_the_set_polls_then_a_link_on_the_second_origin(
                         allow_redirects=False).status_code in (302, 404), "the file is not on Wing's origin"
 
 
-def test_the_reports_have_the_recorded_layouts(portal):
+def test_the_reports_have_the_recorded_layouts(plain_http_portal):
+    portal = plain_http_portal
     http = http_login(portal, "wing_v2")
     headers = with_xsrf(portal, http)
     key = "A2-20260126-20260131"
@@ -316,7 +330,8 @@ def test_signs_and_optional_columns_follow_the_scenario(portal, open_wing, tmp_p
     assert first[0] == 403, "the first link had expired and was asked for again"
 
 
-def test_vi_detail_search_sums_over_the_range_and_pages_from_zero(portal):
+def test_vi_detail_search_sums_over_the_range_and_pages_from_zero(plain_http_portal):
+    portal = plain_http_portal
     http = http_login(portal, "wing_v1")
     headers = with_xsrf(portal, http)
 
@@ -526,7 +541,7 @@ def test_a_stale_xsrf_cookie_is_refreshed_once(open_wing, tmp_path):
         wing.driver.delete_cookie(XSRF_COOKIE)
         wing.driver.add_cookie({"name": XSRF_COOKIE, "value": "stale", "path": "/wing"})
         assert wing.settlement_groups(TODAY, TODAY)
-        refused = [r for r in server.state.requests if r.status == 403]
+        refused = [r for r in server.state.requests if r.status == 403 and "/tenants/" in r.target]
         assert len(refused) == 1 and "status/api" in refused[0].target
 
 

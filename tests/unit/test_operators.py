@@ -57,6 +57,31 @@ def audit(monkeypatch):
     return records
 
 
+@pytest.fixture(autouse=True)
+def sessions_outlive_the_browser(monkeypatch):
+    """The checks' own logic runs where a browser can still be signed on from an earlier task (an
+    attached Chrome); the default, where the live portals' sessions die with the browser, is
+    test_by_default_a_check_defers_without_a_browser_since_sessions_die_with_it."""
+    monkeypatch.setenv("COUPANG_SESSIONS_SURVIVE_BROWSER", "true")
+
+
+def test_by_default_a_check_defers_without_a_browser_since_sessions_die_with_it(audit, monkeypatch):
+    monkeypatch.delenv("COUPANG_SESSIONS_SURVIVE_BROWSER")
+    monkeypatch.setenv("AIRFLOW_CONN_COUPANG_ROCKET_V1", '{"conn_type": "http", "host": "https://supplier.coupang.com"}')
+    signed_on_here()  # even a profile that signed on last is signed out in a new browser process
+    operator = operators.TaxInvoiceBlockOperator(task_id="t", account=ACCOUNT)
+
+    def no_browser(context):
+        raise AssertionError("no browser may be started for a profile known to be signed out")
+
+    operator._session = no_browser
+    result = execute(operator)
+    assert result[operators.DEFERRED] is True
+    monkeypatch.setenv("AIRFLOW_CONN_COUPANG_ROCKET_V1", '{"conn_type": "http", "host": "https://supplier.coupang.com",'
+                                                         ' "extra": {"debugger_address": "127.0.0.1:9222"}}')
+    assert operators.sessions_survive_browser(ACCOUNT), "an attached Chrome outlives the task: ask the portal"
+
+
 def signed_on_here(account_id: str = "V1", channel: str = "coupang_rocket") -> None:
     """The account's profile submitted a password on this machine (what a real session notes)."""
     BrowserProfile(channel, account_id).note_password_sign_on()

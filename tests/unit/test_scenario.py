@@ -6,6 +6,7 @@ import copy
 import datetime as dt
 import io
 import json
+import os
 from decimal import Decimal
 from pathlib import Path
 
@@ -199,7 +200,15 @@ def test_the_export_sign_of_returns_and_the_bot_challenge_are_scenario_settings(
     raw["bot_protection"] = {"challenge_seconds": 16}
     scenario = load_scenario(raw)
     assert scenario.rocket_accounts[0].export_return_sign == "positive" and scenario.challenge_seconds == 16
-    assert load_scenario(MINIMUM).challenge_seconds == 0
+    # The defences are on by default: the recorded ~16 s challenge, unless SANDBOX_CHALLENGE_SECONDS (the tests)
+    assert load_scenario(MINIMUM).bot_protection.wall and load_scenario(MINIMUM).bot_protection.bind_to_client
+    assert load_scenario(MINIMUM).challenge_seconds == float(os.environ["SANDBOX_CHALLENGE_SECONDS"])
+    assert load_scenario({**MINIMUM, "bot_protection": {"wall": False}}).challenge_seconds == 0, \
+        "no wall, no challenge"
+    rules = load_scenario(MINIMUM).sessions
+    assert rules.browser_session_cookies and rules.device_trust_persistent
+    with pytest.raises(ScenarioError, match="bot_protection.walls"):
+        load_scenario({**MINIMUM, "bot_protection": {"walls": False}})
     bad = with_change(lambda s: s["rocket"]["accounts"][0].update(export_return_sign="plus"))
     with pytest.raises(ScenarioError, match=r"rocket.accounts\[0\].export_return_sign"):
         load_scenario(bad)

@@ -25,7 +25,7 @@ EXTRA_SHORTCUTS = {
     "v1_page_size": ("page_sizes", "v1"),
     "v1_amount_field": ("fields", "v1_amount"),
 }
-BROWSER_KEYS = ("remote_url", "headless")
+BROWSER_KEYS = ("remote_url", "headless", "debugger_address")
 SETTINGS_KEYS = ("settings_file", "settings_variable", "settings")
 
 
@@ -71,8 +71,9 @@ class PortalHook(BaseHook):
     integration's account, and in ``extra`` the portal settings (``settings_file``,
     ``settings_variable``, inline ``settings`` and shortcuts such as ``timeout``; see
     ``settings_from_extra`` and docs/portals.md) and the browser's ``remote_url`` (a Selenium
-    Grid node, also from ``SELENIUM_REMOTE_URL``) and ``headless`` (default true). The
-    password goes to the browser form only.
+    Grid node, also from ``SELENIUM_REMOTE_URL``), ``debugger_address`` (attach to a running Chrome,
+    also from ``CHROME_DEBUGGER_ADDRESS``) and ``headless`` (default false: the live portals refuse
+    headless browsers; ``coupang_sales.portal.browser``). The password goes to the browser form only.
     """
 
     conn_name_attr = "portal_conn_id"
@@ -99,6 +100,7 @@ class PortalHook(BaseHook):
         profile still signed on is not signed on again; without it, in a throw-away profile."""
         from importlib import import_module
 
+        from coupang_sales.portal.browser import headless_from
         from coupang_sales.portal.profiles import BrowserProfile
 
         module, _, name = self.session_class.rpartition(".")
@@ -109,7 +111,8 @@ class PortalHook(BaseHook):
         if conn.port and f":{conn.port}" not in base_url:
             base_url = f"{base_url}:{conn.port}"
         remote_url = extra.get("remote_url") or os.environ.get("SELENIUM_REMOTE_URL") or None
-        headless = str(extra.get("headless", os.environ.get("SELENIUM_HEADLESS", "true"))).lower() != "false"
+        headless = headless_from(extra.get("headless", os.environ.get("SELENIUM_HEADLESS", "")))
+        debugger_address = extra.get("debugger_address") or os.environ.get("CHROME_DEBUGGER_ADDRESS") or None
 
         profile = BrowserProfile(account["channel"], account["account_id"]) if account else None
 
@@ -117,7 +120,8 @@ class PortalHook(BaseHook):
             from coupang_sales.portal.browser import open_browser
 
             return open_browser(download_dir, headless=headless, remote_url=remote_url,
-                                profile_dir=profile.path if profile else None)
+                                profile_dir=None if debugger_address else (profile.path if profile else None),
+                                debugger_address=debugger_address)
 
         session = session_class(
             base_url=base_url.rstrip("/"), username=conn.login, password=conn.password,

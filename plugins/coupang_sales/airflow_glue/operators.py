@@ -5,9 +5,11 @@ an SMS step for unknown devices): by default a check signs on only through a pro
 signed on. When the profile is signed out it **defers** to the account's extract, which signs on
 once and runs the same check first (``run_deferred_checks``), so an account costs at most one
 sign-on per run however the scheduler interleaves accounts on one address (docs/decisions.md).
-A profile known to be signed out without a browser (it never signed on, or another account of
-the channel signed on from this machine since: ``BrowserProfile.signed_out_for_sure``) defers
-without starting Chromium.
+A profile known to be signed out without a browser defers without starting Chromium: the live
+portals' sessions die with the browser (``sessions_survive_browser``), so a browser this task
+would open is signed out; where sessions do outlive it (an attached Chrome), a profile that
+never signed on, or whose channel saw another account sign on from this machine since
+(``BrowserProfile.signed_out_for_sure``).
 ``sign_on=True`` lets the check sign on itself (a dedicated address per account).
 """
 
@@ -98,12 +100,30 @@ def one_seller_per_address() -> bool:
     return os.environ.get("COUPANG_ONE_SELLER_PER_ADDRESS", "true").strip().lower() not in ("0", "false", "no")
 
 
+def sessions_survive_browser(account: Mapping[str, Any]) -> bool:
+    """Whether a browser this task opens can still be signed on from an earlier task. On the live sites
+    the portal's and Keycloak's session cookies die with the browser (REAL-PORTALS.md §6), so a new
+    browser process is signed out: False by default. True where the browser is a Chrome that outlives
+    the task (``debugger_address`` in the connection's extra or ``CHROME_DEBUGGER_ADDRESS``), or where
+    ``COUPANG_SESSIONS_SURVIVE_BROWSER=true`` says the portal keeps sessions in the profile."""
+    if os.environ.get("COUPANG_SESSIONS_SURVIVE_BROWSER", "").strip().lower() in ("1", "true", "yes"):
+        return True
+    if os.environ.get("CHROME_DEBUGGER_ADDRESS"):
+        return True
+    from coupang_sales.airflow_glue.hooks import SupplierHubHook
+
+    return bool(SupplierHubHook(account["conn_id"]).get_connection(account["conn_id"]).extra_dejson
+                .get("debugger_address"))
+
+
 def _profile_signed_out(account: Mapping[str, Any]) -> str | None:
     """Why the account's persistent profile is signed out for sure, or None (only the portal can tell).
     Deferring is never wrong: the extract lands on the portal first and types no password while the
     session lives, so a check deferred by mistake costs no sign-on, only its own task's answer."""
     from coupang_sales.portal.profiles import BrowserProfile
 
+    if not sessions_survive_browser(account):
+        return "the portal's sessions die with the browser: a new browser is signed out"
     profile = BrowserProfile(account["channel"], account["account_id"])
     return profile.signed_out_for_sure(one_seller_per_address=one_seller_per_address())
 

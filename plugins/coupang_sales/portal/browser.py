@@ -1,10 +1,34 @@
-"""Chrome for the portal sessions: local headless/headed Chromium, or a remote Selenium Grid node."""
+"""Chrome for the portal sessions, in the posture the live sites let in (REAL-PORTALS.md §2, §6).
+
+Every public peer that gets past the portals' bot defences runs a *headed* browser: Chromium
+under a virtual display with ``AutomationControlled`` disabled, or a real Chrome a person
+started, attached over the DevTools protocol. So by default:
+
+- the browser is headed; where the machine has no display (``DISPLAY`` unset: a worker, CI)
+  the project starts Debian's ``Xvfb`` for that one browser and stops it when the browser
+  quits (``-terminate`` ends it with its last client too, and it dies with the worker
+  process, so a display is never left running);
+- no automation switch (``excludeSwitches: enable-automation``, no automation extension) and
+  ``--disable-blink-features=AutomationControlled``, so ``navigator.webdriver`` is false;
+- headless only where a setting asks for it (``headless`` in the connection's extra, or
+  ``SELENIUM_HEADLESS=true``): the portals refuse it.
+
+Other documented settings: ``CHROME_BINARY`` (e.g. ``/usr/bin/google-chrome`` where a
+deployment has Google Chrome) and ``CHROMEDRIVER_PATH``; ``debugger_address`` (connection
+extra, or ``CHROME_DEBUGGER_ADDRESS``) attaches to a Chrome already running with
+``--remote-debugging-port`` (the peers' way to use a profile a person signed on in; that
+Chrome is never closed by the collector); ``remote_url`` (or ``SELENIUM_REMOTE_URL``): a
+Selenium Grid node, whose own Xvfb makes it headed.
+"""
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import shutil
+import signal
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -17,11 +41,19 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CHROMEDRIVER = "/usr/bin/chromedriver"
 DEFAULT_CHROME_BINARY = "/usr/bin/chromium"
+XVFB = "Xvfb"
+SCREEN = "1440x1000x24"
 # Flags measured to work on the workers (see STACK.md); the background ones keep Chromium
 # from reaching the internet, which it cannot here.
 CHROME_FLAGS = ("--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1440,1000")
-_FALSE = ("0", "false", "no", "off")
+                "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1440,1000",
+                "--disable-blink-features=AutomationControlled")
+_TRUE = ("1", "true", "yes", "on")
+
+
+def headless_from(value: object) -> bool:
+    """A headless setting (the extra's ``headless``, ``SELENIUM_HEADLESS``) read as a boolean; unset is False."""
+    return str(value).strip().lower() in _TRUE
 
 
 class _TypedTextRedactor(logging.Filter):
@@ -29,14 +61,18 @@ class _TypedTextRedactor(logging.Filter):
 
     At DEBUG level Selenium logs every WebDriver command with its body, and typing into
     a field sends the text twice: whole, and key by key (``'value': ['p', 'w', ...]``),
-    which no secret masker recognises. The password goes through that command, so its
-    body is replaced before any handler sees the record.
+    which no secret masker recognises; typing at a person's pace sends each key as an
+    action (``/actions``: ``{'type': 'keyDown', 'value': 'p'}``). The password goes through
+    those commands, so their bodies are replaced before any handler sees the record.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args  # ("POST", url, body) for a command
-        if isinstance(args, tuple) and len(args) == 3 and str(args[1]).endswith("/value"):
-            record.args = (args[0], args[1], "{'text': '***', 'value': ['***']}")
+        if isinstance(args, tuple) and len(args) == 3:
+            if str(args[1]).endswith("/value"):
+                record.args = (args[0], args[1], "{'text': '***', 'value': ['***']}")
+            elif str(args[1]).endswith("/actions"):
+                record.args = (args[0], args[1], "{'actions': '***'}")
         return True
 
 
@@ -45,10 +81,57 @@ if not any(isinstance(f, _TypedTextRedactor) for f in _WIRE_LOG.filters):
     _WIRE_LOG.addFilter(_TypedTextRedactor())
 
 
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class VirtualDisplay:
+    """One Xvfb for one browser: started on a free display number, stopped by ``stop()``."""
+
+    def __init__(self) -> None:
+        if shutil.which(XVFB) is None:
+            raise RuntimeError("no display and no Xvfb: install Debian's xvfb (make setup does), set DISPLAY, "
+                               "or use a Selenium Grid node (SELENIUM_REMOTE_URL)")
+        read, write = os.pipe()
+        try:
+            self.process = subprocess.Popen(
+                [XVFB, "-displayfd", str(write), "-screen", "0", SCREEN, "-nolisten", "tcp", "-terminate",
+                 "-noreset"],
+                pass_fds=(write,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent)
+        finally:
+            os.close(write)
+        number = b""
+        try:
+            while not number.endswith(b"\n"):
+                chunk = os.read(read, 16)
+                if not chunk:
+                    self.stop()
+                    raise RuntimeError("Xvfb exited before it named its display")
+                number += chunk
+        finally:
+            os.close(read)
+        self.display = f":{number.decode().strip()}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
 class _LocalChrome(webdriver.Chrome):
-    """Chrome that removes its throw-away profile when it quits."""
+    """Chrome that removes its throw-away profile and stops its virtual display when it quits."""
 
     profile_dir: Path | None = None
+    display: VirtualDisplay | None = None
+    attached: bool = False
 
     def quit(self) -> None:
         try:
@@ -57,15 +140,24 @@ class _LocalChrome(webdriver.Chrome):
             if self.profile_dir is not None:
                 shutil.rmtree(self.profile_dir, ignore_errors=True)
                 self.profile_dir = None
+            if self.display is not None:
+                self.display.stop()
+                self.display = None
 
 
-def _options(download_dir: Path, headless: bool) -> Options:
+def _options(download_dir: Path, headless: bool, *, attach: str | None = None) -> Options:
     # No password manager or autofill: a profile kept between runs must never store the password.
     options = Options()
+    if attach:
+        # A Chrome someone else started: its flags and profile are its own; only the address is ours.
+        options.debugger_address = attach
+        return options
     if headless:
         options.add_argument("--headless=new")
     for flag in CHROME_FLAGS:
         options.add_argument(flag)
+    options.add_experimental_option("excludeSwitches", ["enable-automation"])
+    options.add_experimental_option("useAutomationExtension", False)
     options.add_experimental_option("prefs", {
         "download.default_directory": str(download_dir),
         "download.prompt_for_download": False,
@@ -79,49 +171,57 @@ def _options(download_dir: Path, headless: bool) -> Options:
     return options
 
 
-def open_browser(download_dir: Path, *, headless: bool = True, remote_url: str | None = None,
-                 profile_dir: Path | None = None) -> WebDriver:
+def open_browser(download_dir: Path, *, headless: bool | None = None, remote_url: str | None = None,
+                 profile_dir: Path | None = None, debugger_address: str | None = None) -> WebDriver:
     """A Chrome WebDriver saving downloads in ``download_dir``; the caller must ``quit()`` it.
 
     ``profile_dir`` is a persistent user-data dir (``coupang_sales.portal.profiles``, locked by
     the caller) kept after ``quit()``; without it a throw-away profile is made and removed.
-
-    ``remote_url`` (or env SELENIUM_REMOTE_URL) selects a Selenium Grid node, with managed
-    downloads enabled. Env SELENIUM_HEADLESS=false forces a headed browser (the real
-    portals reject plain headless Chrome); CHROMEDRIVER_PATH and CHROME_BINARY override
-    the local paths.
+    ``headless`` None reads ``SELENIUM_HEADLESS`` (unset: headed). See the module's doc for
+    ``remote_url`` and ``debugger_address``.
     """
     download_dir = Path(download_dir).resolve()
     download_dir.mkdir(parents=True, exist_ok=True)
-    if os.environ.get("SELENIUM_HEADLESS", "").strip().lower() in _FALSE:
-        headless = False
+    if headless is None:
+        headless = headless_from(os.environ.get("SELENIUM_HEADLESS", ""))
     remote_url = remote_url or os.environ.get("SELENIUM_REMOTE_URL") or None
-    options = _options(download_dir, headless)
+    debugger_address = debugger_address or os.environ.get("CHROME_DEBUGGER_ADDRESS") or None
+    options = _options(download_dir, headless, attach=None if remote_url else debugger_address)
 
-    if profile_dir is not None:
-        options.add_argument(f"--user-data-dir={profile_dir}")
     if remote_url:
+        if profile_dir is not None:
+            options.add_argument(f"--user-data-dir={profile_dir}")
         options.enable_downloads = True
         log.info("opening a remote Chrome at %s (headless=%s)", remote_url, headless)
         return webdriver.Remote(command_executor=remote_url, options=options)
 
     # Without this Selenium Manager tries to download a driver from the internet.
     os.environ["SE_OFFLINE"] = "true"
-    options.binary_location = os.environ.get("CHROME_BINARY", DEFAULT_CHROME_BINARY)
-    throw_away = None
-    if profile_dir is None:
-        throw_away = Path(tempfile.mkdtemp(prefix="coupang-chrome-"))
-        options.add_argument(f"--user-data-dir={throw_away}")
-    service = Service(os.environ.get("CHROMEDRIVER_PATH", DEFAULT_CHROMEDRIVER))
-    log.info("opening a local Chrome (headless=%s, %s profile)", headless,
-             "a kept" if throw_away is None else "a throw-away")
+    env = dict(os.environ)
+    throw_away = display = None
+    if debugger_address:
+        log.info("attaching to the Chrome at %s", debugger_address)
+    else:
+        options.binary_location = os.environ.get("CHROME_BINARY", DEFAULT_CHROME_BINARY)
+        if profile_dir is None:
+            throw_away = Path(tempfile.mkdtemp(prefix="coupang-chrome-"))
+        options.add_argument(f"--user-data-dir={profile_dir or throw_away}")
+        if not headless and not env.get("DISPLAY"):
+            display = VirtualDisplay()
+            env["DISPLAY"] = display.display
+        log.info("opening a local Chrome (%s, %s profile)",
+                 "headless" if headless else f"headed on display {env.get('DISPLAY')}",
+                 "a kept" if throw_away is None else "a throw-away")
+    service = Service(os.environ.get("CHROMEDRIVER_PATH", DEFAULT_CHROMEDRIVER), env=env)
     try:
         driver = _LocalChrome(service=service, options=options)
     except BaseException:
         if throw_away is not None:
             shutil.rmtree(throw_away, ignore_errors=True)
+        if display is not None:
+            display.stop()
         raise
-    driver.profile_dir = throw_away
+    driver.profile_dir, driver.display, driver.attached = throw_away, display, bool(debugger_address)
     # Headless Chrome may ignore the download prefs; the CDP call makes the folder certain.
     driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(download_dir)})
     return driver

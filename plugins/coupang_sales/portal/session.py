@@ -24,6 +24,7 @@ from selenium.common.exceptions import (
     WebDriverException,
 )
 from selenium.webdriver.chromium.webdriver import ChromiumDriver
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
@@ -72,11 +73,16 @@ document.querySelectorAll("input[type=password], input[name=password], input[nam
 # sends the request with the browser's session (cookies, headers, TLS: what bot
 # protection sees), and the browser's DOMParser reads the answer; nothing is rendered.
 # About ten times faster than navigating to each page, and nothing leaves the browser
-# but the answer. Selectors are the selector table's (CSS or XPath).
+# but the answer. Selectors are the selector table's (CSS or XPath). Redirects are not
+# followed: none of the pages and files asked for redirects while signed on, and signed out
+# the live sites redirect across origins (to Keycloak, or Wing's API to its help site), where
+# a followed fetch only fails as 'TypeError: Failed to fetch' (REAL-PORTALS.md §6). An opaque
+# redirect is therefore read as "signed out" (OH does the same).
 _FETCH_JS = """
 const [urls, probes, follow, timeoutMs, tables, done] = arguments;
 const get = async (u) => {
-    const r = await fetch(u, {credentials: 'include', signal: AbortSignal.timeout(timeoutMs)});
+    const r = await fetch(u, {credentials: 'include', redirect: 'manual', signal: AbortSignal.timeout(timeoutMs)});
+    if (r.type === 'opaqueredirect' || (r.status >= 300 && r.status < 400)) return {signedOut: true, url: u};
     const bytes = new Uint8Array(await r.arrayBuffer());
     let raw = '';
     for (let i = 0; i < bytes.length; i += 0x8000) {
@@ -90,6 +96,7 @@ const find = (doc, by, value) => by === 'xpath'
 const text = (el) => el.textContent.replace(/\\s+/g, ' ').trim();
 const one = async (url) => {
     const page = await get(url);
+    if (page.signedOut) return {signedOut: true};
     const found = {};
     const read = {};
     page.blank = false;
@@ -118,19 +125,22 @@ const one = async (url) => {
     delete page.bytes;
     const link = follow && found[follow] && found[follow].href;
     const file = link && page.status < 400 ? await get(link) : null;
+    if (file && file.signedOut) return {signedOut: true};
     if (file) delete file.bytes;
     return {page, found, file, tables: read};
 };
 Promise.all(urls.map((url) => one(url).catch((e) => ({error: `${e.name}: ${e.message}`})))).then(done);
 """
-# One XHR as the page's own scripts make it (method, URL, a JSON body or null, extra headers).
+# One XHR as the page's own scripts make it (method, URL, a JSON body or null, extra headers);
+# a redirect is "signed out", as in _FETCH_JS.
 _CALL_JS = """
 const [method, url, body, extra, timeoutMs, done] = arguments;
 const headers = Object.assign({'Accept': 'application/json, text/plain, */*'}, extra);
 if (body !== null) headers['Content-Type'] = 'application/json';
 fetch(url, {method, credentials: 'include', headers, body: body === null ? undefined : JSON.stringify(body),
-            signal: AbortSignal.timeout(timeoutMs)})
+            redirect: 'manual', signal: AbortSignal.timeout(timeoutMs)})
     .then(async (r) => {
+        if (r.type === 'opaqueredirect' || (r.status >= 300 && r.status < 400)) return done({signedOut: true});
         const bytes = new Uint8Array(await r.arrayBuffer());
         let raw = '';
         for (let i = 0; i < bytes.length; i += 0x8000) {
@@ -227,8 +237,13 @@ class SignOnPage(Page):
 
     name = "sign-on page"
 
+    def __init__(self, driver: WebDriver, selectors: Mapping[str, Locator], *, keystroke_seconds: float = 0.0):
+        super().__init__(driver, selectors)
+        self.keystroke_seconds = keystroke_seconds
+
     def submit(self, username: str, password: str) -> WebElement:
-        """Fill in and submit the login form; returns the form, to wait for it to go stale."""
+        """Fill in and submit the login form, a key every ``keystroke_seconds`` (``waits.keystroke``: a
+        person's pace, ~110 ms as LM types; bot sensors time the keys); returns the form."""
         form = self.find("sign_on.form")
         for key, value in (("sign_on.username", username), ("sign_on.password", password)):
             field = self.find(key, form)
@@ -236,7 +251,14 @@ class SignOnPage(Page):
             # read back (it would be in the driver's debug log). clear() costs a round trip.
             if self.driver.execute_script("return arguments[0].value !== '';", field):
                 field.clear()
-            field.send_keys(value)
+            if self.keystroke_seconds <= 0:
+                field.send_keys(value)
+                continue
+            # One W3C actions call: the browser types each key and pauses between them itself.
+            keys = ActionChains(self.driver).click(field)
+            for char in value:
+                keys.send_keys(char).pause(self.keystroke_seconds)
+            keys.perform()
         self.find("sign_on.submit", form).click()
         return form
 
@@ -610,7 +632,8 @@ class PortalSession:
         if self.profile is not None:
             self.profile.note_password_sign_on()
         log.info("submitting the password on the sign-on page (sign-on %d of this session)", self.sign_ons)
-        SignOnPage(self.driver, self.selectors).submit(self._username, self._password)
+        SignOnPage(self.driver, self.selectors, keystroke_seconds=self.settings.wait("keystroke")).submit(
+            self._username, self._password)
         self._wait_for_next_document(page)
         for attempt in range(attempts + 1):
             found = self._sign_on_outcome(page, anywhere=anywhere)
@@ -723,6 +746,9 @@ class PortalSession:
             results: list[tuple[Fetched, Fetched | None]] = []
             stale = None
             for name, raw in zip(what, answers, strict=True):
+                if raw.get("signedOut"):
+                    stale = stale or name  # the portal redirected: the session is gone
+                    continue
                 error = raw.get("error")
                 if error and error.startswith(("TimeoutError", "AbortError")):
                     raise unavailable(f"{name}: no answer within {self.timeout:g} s")
@@ -772,9 +798,12 @@ class PortalSession:
                 raise unavailable(f"{what}: no answer within {self.timeout:g} s")
             if error:
                 raise unavailable(f"{what}: the request failed ({error[:200]})")
-            answer = Fetched.of(raw)
-            if not self._lost_session(answer):
-                break
+            if raw.get("signedOut"):
+                log.info("%s: the portal redirected the call (signed out)", what)
+            else:
+                answer = Fetched.of(raw)
+                if not self._lost_session(answer):
+                    break
             self._count_renewal(what)
             self._sign_on_again()
         self._renewals_in_a_row = 0

@@ -7,7 +7,10 @@ without a code change: a JSON file named in the connection's extra (``settings_f
 an Airflow Variable named there (``settings_variable``, read by the hook), and inline
 ``settings`` in the extra, applied in that order (later wins; objects merge key by key,
 anything else is replaced). An unknown key is refused, naming it: a typo must not be
-ignored silently.
+ignored silently. Before those, ``COUPANG_PORTAL_SETTINGS`` (a JSON object in the
+environment) applies to every connection of both portals, so it may only set keys both
+have (``waits``, ``pacing_seconds``, ...): a worker-wide override, e.g. a slower network's
+waits or the keystroke pace.
 
 A selector is a string: XPath when it starts with ``/``, ``(`` or ``./``, CSS otherwise.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,6 +173,12 @@ def load_settings(portal: str, *, settings_file: str | Path | None = None,
     doc = _merge(_read(SIGN_ON_FILE, "packaged settings"), _read(PORTAL_FILES[portal], "packaged settings"),
                  "", strict=False)
     layers: list[Mapping[str, Any]] = []
+    everywhere = os.environ.get("COUPANG_PORTAL_SETTINGS", "").strip()
+    if everywhere:
+        try:
+            layers.append(json.loads(everywhere))
+        except json.JSONDecodeError as exc:
+            raise _error(f"COUPANG_PORTAL_SETTINGS is not valid JSON ({exc.msg})") from None
     if settings_file:
         layers.append(_read(Path(settings_file), "settings file"))
     layers += [m for m in more if m]
