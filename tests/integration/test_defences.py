@@ -225,3 +225,46 @@ def test_headless_is_only_where_a_setting_asks(monkeypatch, tmp_path):
         driver.quit()
     assert "HeadlessChrome" not in agent and webdriver_flag is False
     assert display.process.poll() is not None, "the display stops with the browser"
+
+
+def test_attached_to_a_chrome_a_person_started_the_session_outlives_the_task(portal, tmp_path):
+    """debugger_address: the peers' way to use a profile a person signed on in; that Chrome is never closed."""
+    import subprocess
+    import time
+
+    display = VirtualDisplay()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    chrome = subprocess.Popen(["/usr/bin/chromium", f"--remote-debugging-port={port}", "--no-sandbox",
+                               "--no-first-run", "--disable-gpu", f"--user-data-dir={tmp_path / 'persons'}",
+                               "about:blank"], env={**os.environ, "DISPLAY": display.display},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                requests.get(f"http://127.0.0.1:{port}/json/version", timeout=1)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, "the person's Chrome did not start"
+                time.sleep(0.1)
+
+        def attached(download_dir):
+            return open_browser(download_dir, debugger_address=f"127.0.0.1:{port}")
+
+        def hub() -> SupplierHubSession:
+            return SupplierHubSession(base_url=portal.url, username="door_hub", password=PASSWORD,
+                                      download_dir=tmp_path / "dl", timeout=10, driver_factory=attached)
+
+        with hub() as first:
+            first.login()
+            assert first.sign_ons == 1
+        assert chrome.poll() is None, "the collector never closes a Chrome it attached to"
+        with hub() as second:
+            assert second.resume() is True, "the session lives in the person's Chrome: no sign-on"
+            assert second.sign_ons == 0
+    finally:
+        chrome.terminate()
+        chrome.wait(10)
+        display.stop()
