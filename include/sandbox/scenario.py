@@ -151,6 +151,20 @@ class JetV1Sale:
     option_name: str  # 옵션명
     qty: int  # 판매수량
     amount: int  # 판매금액, before coupons
+    registration_type: str = "RFM"  # RFM (Rocket Growth) | NORMAL (seller-shipped)
+
+
+@dataclass(frozen=True)
+class JetV1Option:
+    """An option 판매분석 lists every day, with zero sales on the days it sold nothing (REAL-PORTALS.md §6)."""
+
+    option_id: str
+    product_name: str
+    option_name: str
+    registration_type: str = "RFM"
+
+
+REGISTRATION_TYPES = ("RFM", "NORMAL")
 
 
 @dataclass(frozen=True)
@@ -240,6 +254,7 @@ class JetAccount:
     additional_cost_column: bool = True  # WAREHOUSING_SHIPPING has the 추가비용 column
     unit_columns: bool = False  # WAREHOUSING_SHIPPING has 단품 판매가 and 단품 기준 구매 수량
     v1_amount_field: str = "totalGmv"  # the GMV field of vi-detail-search's metrics
+    v1_options: tuple[JetV1Option, ...] = ()  # listed by 판매분석 every day, sold or not
     vendor_id: str = ""  # Wing's vendorId (업체코드); the account_id when not given
     sms_code: str = "123456"  # the code the SMS step accepts
 
@@ -295,6 +310,44 @@ class BotProtection:
     bind_to_client: bool = True
 
 
+# How the live Wing fails (REAL-PORTALS.md §6, OH): status/api answered one call in 32 in one
+# recorded session, recovering after 22-46 s; about one request in five got a 403 in the afternoon.
+RECORDED_STATUS_FAILURE_SHARE = 31 / 32
+RECORDED_STATUS_FAILURE_SECONDS = 40.0
+RECORDED_FORBIDDEN_SHARE = 0.2
+# How long request-download answers duplicateRequest to a repeat: unknown (OH backs off 15 min).
+DUPLICATE_REQUEST_SECONDS = 900.0
+GROUP_KEY_DATES = ("compact", "dashes")  # 20260406 (as LM reads it) | 2026-04-06 (a live value, OH)
+
+
+@dataclass(frozen=True)
+class StatusFailures:
+    """status/api fails for ``window_seconds`` from the first call of each session: that share of the
+    calls (deterministically: 31 in 32 fail, the 32nd, 64th, ... answer) is a fast HTTP 500 whose body
+    is the signed-in page; then it answers."""
+
+    share: float = RECORDED_STATUS_FAILURE_SHARE
+    window_seconds: float = RECORDED_STATUS_FAILURE_SECONDS
+
+
+@dataclass(frozen=True)
+class WingBehaviour:
+    """How the scenario's Wing fails and writes its values (scenario ``wing``; sandbox README).
+
+    Each failure is off unless the scenario names it; named, its defaults are the record's.
+    ``forbidden_share``: that share of Wing's API calls (deterministically: 0.2 = every fifth) answers 403
+    (not a bot wall: a Spring error body). ``duplicate_request_seconds``: a request-download for the
+    same report type and groups as one made that recently answers ``{"duplicateRequest": true}``
+    (0 = never). ``group_key_dates``/``instant_milliseconds``: the two recorded formats of group keys
+    and period instants."""
+
+    status_failures: StatusFailures | None = None
+    forbidden_share: float = 0.0
+    duplicate_request_seconds: float = 0.0
+    group_key_dates: str = "compact"
+    instant_milliseconds: bool = True
+
+
 @dataclass(frozen=True)
 class Scenario:
     today: dt.date
@@ -304,6 +357,7 @@ class Scenario:
     source: Mapping[str, Any] = field(repr=False, compare=False)
     bot_protection: BotProtection = field(default_factory=lambda: BotProtection())
     sessions: SessionRules = field(default_factory=lambda: SessionRules())
+    wing: WingBehaviour = field(default_factory=lambda: WingBehaviour())
 
     @property
     def challenge_seconds(self) -> float:
@@ -547,10 +601,18 @@ def _jet_fee(raw: Any, path: str) -> JetFee:
 
 
 def _jet_v1_sale(raw: Any, path: str) -> JetV1Sale:
-    o = _Obj(raw, path, ("date", "option_id", "product_name", "option_name", "qty", "amount"))
+    o = _Obj(raw, path, ("date", "option_id", "product_name", "option_name", "qty", "amount", "registration_type"))
     return JetV1Sale(date=o.date("date"), option_id=o.text("option_id"), product_name=o.text("product_name"),
                      option_name=o.text("option_name"), qty=o.integer("qty", minimum=1),
-                     amount=o.integer("amount", minimum=0))
+                     amount=o.integer("amount", minimum=0),
+                     registration_type=o.get("registration_type", _choice(REGISTRATION_TYPES), "RFM"))
+
+
+def _jet_v1_option(raw: Any, path: str) -> JetV1Option:
+    o = _Obj(raw, path, ("option_id", "product_name", "option_name", "registration_type"))
+    return JetV1Option(option_id=o.text("option_id"), product_name=o.text("product_name"),
+                       option_name=o.text("option_name"),
+                       registration_type=o.get("registration_type", _choice(REGISTRATION_TYPES), "RFM"))
 
 
 def _rate(value: Any, path: str) -> Decimal:
@@ -618,7 +680,7 @@ def _jet_account(raw: Any, path: str) -> JetAccount:
                          "v2_orders", "account_fees", "report_ready_after_polls", "settlement_cycle",
                          "cancellation_sign", "expired_links", "link_valid_seconds", "additional_cost_column",
                          "unit_columns", "v1_amount_field", "vendor_id",
-                         "sms_code"))
+                         "sms_code", "v1_options"))
     version = o.get("version", _version)
     needed, source = _VERSION_DATA[version]
     if needed not in o.value:
@@ -637,6 +699,7 @@ def _jet_account(raw: Any, path: str) -> JetAccount:
         additional_cost_column=o.boolean("additional_cost_column", True),
         unit_columns=o.boolean("unit_columns", False),
         v1_amount_field=o.text("v1_amount_field", "totalGmv"), vendor_id=o.text("vendor_id", ""),
+        v1_options=o.items("v1_options", _jet_v1_option, ()),
         sms_code=o.text("sms_code", "123456"),
     )
     # The sales page has one row per sales date and option; two would be a page Wing cannot show.
@@ -647,6 +710,8 @@ def _jet_account(raw: Any, path: str) -> JetAccount:
             raise ScenarioError(f"{o.at('v1_sales')}[{i}]: duplicate date {sale.date} and option_id "
                                 f"{sale.option_id} (also at {o.at('v1_sales')}[{seen[key]}])")
         seen[key] = i
+    _unique([(f"{o.at('v1_options')}[{i}].option_id", option.option_id)
+             for i, option in enumerate(account.v1_options)], "option_id")
     return account
 
 
@@ -693,11 +758,44 @@ def _bot_protection(raw: Any, path: str) -> BotProtection:
                          bind_to_client=o.boolean("bind_to_client", default.bind_to_client))
 
 
+def _share(value: Any, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ScenarioError(f"{path}: must be a share from 0 to below 1 (e.g. 0.2)")
+    return float(value)
+
+
+def _positive_seconds(value: Any, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 86400:
+        raise ScenarioError(f"{path}: must be a positive number of seconds (at most 86400)")
+    return float(value)
+
+
+def _status_failures(raw: Any, path: str) -> StatusFailures:
+    o = _Obj(raw, path, ("share", "window_seconds"))
+    return StatusFailures(share=o.get("share", _share, RECORDED_STATUS_FAILURE_SHARE),
+                          window_seconds=o.get("window_seconds", _positive_seconds, RECORDED_STATUS_FAILURE_SECONDS))
+
+
+def _wing_behaviour(raw: Any, path: str) -> WingBehaviour:
+    o = _Obj(raw, path, ("status_failures", "forbidden", "duplicate_requests", "group_key_dates",
+                         "instant_milliseconds"))
+    forbidden = o.get("forbidden", lambda v, p: _Obj(v, p, ("share",)), None)
+    duplicates = o.get("duplicate_requests", lambda v, p: _Obj(v, p, ("window_seconds",)), None)
+    return WingBehaviour(
+        status_failures=o.get("status_failures", _status_failures, None),
+        forbidden_share=forbidden.get("share", _share, RECORDED_FORBIDDEN_SHARE) if forbidden else 0.0,
+        duplicate_request_seconds=(duplicates.get("window_seconds", _positive_seconds, DUPLICATE_REQUEST_SECONDS)
+                                   if duplicates else 0.0),
+        group_key_dates=o.get("group_key_dates", _choice(GROUP_KEY_DATES), "compact"),
+        instant_milliseconds=o.boolean("instant_milliseconds", True))
+
+
 def parse_scenario(raw: Any) -> Scenario:
     """Validate a decoded scenario document."""
-    top = _Obj(raw, "", ("today", "rocket", "jet", "faults", "bot_protection", "sessions"))
+    top = _Obj(raw, "", ("today", "rocket", "jet", "faults", "bot_protection", "sessions", "wing"))
     sessions = top.get("sessions", _session_rules, SessionRules())
     bot_protection = top.get("bot_protection", _bot_protection, BotProtection())
+    wing = top.get("wing", _wing_behaviour, WingBehaviour())
     rocket = top.get("rocket", lambda v, p: _Obj(v, p, ("accounts",)), None)
     jet = top.get("jet", lambda v, p: _Obj(v, p, ("accounts",)), None)
     rocket_accounts = rocket.items("accounts", _rocket_account, ()) if rocket else ()
@@ -726,7 +824,7 @@ def parse_scenario(raw: Any) -> Scenario:
     return Scenario(
         today=top.date("today"), rocket_accounts=rocket_accounts, jet_accounts=jet_accounts,
         faults=top.items("faults", _fault, ()), source=raw, bot_protection=bot_protection,
-        sessions=sessions,
+        sessions=sessions, wing=wing,
     )
 
 

@@ -43,6 +43,7 @@ class ReportRequest:
     group_keys: tuple[str, ...]  # settlementGroupKeys
     locale: str
     polls: int = 0  # download-list calls that have listed it
+    created_at: float = 0.0  # on the sandbox's clock: a repeat soon after answers duplicateRequest
 
 
 @dataclass
@@ -119,6 +120,16 @@ class RequestRecord:
 
 
 @dataclass
+class ApiCall:
+    """One call of a Wing JSON API as the sandbox received it (tests read what a client sent)."""
+
+    path: str  # without the /wing prefix
+    body: Any
+    at: float  # time.monotonic() when it arrived
+    status: int = 0  # what it was answered (0 until answered)
+
+
+@dataclass
 class SandboxState:
     scenario: Scenario
     today: dt.date = field(init=False)
@@ -143,6 +154,8 @@ class SandboxState:
     report_requests: dict[int, ReportRequest] = field(default_factory=dict)  # Wing, by requestId
     links_issued: dict[str, int] = field(default_factory=dict)  # Wing account -> report links handed out
     vi_searches: int = 0  # vi-detail-search calls: their tie order shifts from call to call
+    api_calls: list[ApiCall] = field(default_factory=list)  # Wing's JSON API calls with their bodies
+    status_windows: dict[str, list[float]] = field(default_factory=dict)  # session -> [window start, calls]
     storage_url: str = ""  # the storage origin's base URL, once the server runs
     storage_requests: list[dict[str, Any]] = field(default_factory=list)  # what the storage origin was asked
     # Signs the storage origin's links; a new one every sandbox run.
@@ -287,7 +300,8 @@ class SandboxState:
         with self.lock:
             # Numbers like the real site's, never reused within one sandbox run.
             request_id = 80_000_001 + len(self.report_requests)
-            request = ReportRequest(request_id, account_id, report_type, request_time, group_keys, locale)
+            request = ReportRequest(request_id, account_id, report_type, request_time, group_keys, locale,
+                                    created_at=self.now())
             self.report_requests[request_id] = request
             return request
 
@@ -305,6 +319,28 @@ class SandboxState:
             for request in mine:
                 request.polls += 1
             return sorted(mine, key=lambda r: r.request_id, reverse=True)
+
+    def recent_request(self, account_id: str, report_type: str, group_keys: tuple[str, ...],
+                       seconds: float) -> ReportRequest | None:
+        """A request of the same report and groups made in the last ``seconds`` (a repeat of it)."""
+        with self.lock:
+            return next((r for r in self.report_requests.values()
+                         if r.account_id == account_id and r.report_type == report_type
+                         and set(r.group_keys) == set(group_keys) and self.now() - r.created_at < seconds), None)
+
+    def api_call(self, path: str, body: Any) -> ApiCall:
+        """Log a Wing API call; the number of calls so far is its position (1-based)."""
+        call = ApiCall(path, body, time.monotonic())
+        with self.lock:
+            self.api_calls.append(call)
+        return call
+
+    def status_call(self, session_token: str) -> tuple[int, float]:
+        """Count a status/api call of a session: (its number in the session, seconds since the first)."""
+        with self.lock:
+            window = self.status_windows.setdefault(session_token, [self.now(), 0])
+            window[1] += 1
+            return int(window[1]), self.now() - window[0]
 
     def next_link_number(self, account_id: str) -> int:
         """1 for the account's first report link, 2 for the next..."""

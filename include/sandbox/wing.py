@@ -5,7 +5,12 @@
 - v2 settlement reports in four JSON POSTs with the ``x-xsrf-token`` header: settlement
   groups (``status/api``), ``request-download``, ``download-list`` over a requestTime range,
   and ``download/api/v2`` answering a presigned link on the storage origin (sandbox.storage);
-- v1 판매분석 as ``vi-detail-search``: per item sums over the range asked, 0-based pages.
+- v1 판매분석 as ``vi-detail-search``: per item sums over the range asked, 0-based pages, options
+  listed with zero sales, RFM and NORMAL items told apart by ``registrationType``;
+- and, where the scenario's ``wing`` says so, the live site's failures (REAL-PORTALS.md §6):
+  status/api failing for a while with HTTP 500 and the signed-in page as body, 403s at a share
+  of the calls, ``{"duplicateRequest": true}`` to a repeated report request, and the other
+  recorded formats of group keys (dashes) and instants (no milliseconds).
 
 The shapes of the project's first, invented Wing (a date-range report request, GET polling,
 a GET download by requestId, a server-rendered sales page) are refused with 4xx.
@@ -17,6 +22,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import math
 import re
 from typing import Any
 
@@ -110,7 +116,20 @@ async def _api(request: Request) -> tuple[Session, JetAccount, dict[str, Any]]:
         raise _bad("the body is not JSON") from None
     if not isinstance(body, dict):
         raise _bad("the body must be a JSON object")
+    state = state_of(request)
+    state.api_call(request.url.path.removeprefix(PREFIX), body)
+    share = state.scenario.wing.forbidden_share
+    if share and _counted(len(state.api_calls), share):
+        # The intermittent 403 of the live site (about one call in five in the afternoon, OH): not the
+        # bot wall's 'Access Denied' page; its body is unknown, so a Spring error like the others.
+        raise ApiError(403, "Forbidden", "Forbidden")
     return session, account, body
+
+
+def _counted(n: int, share: float) -> bool:
+    """Whether the n-th call (1-based) is one of ``share`` of the calls, deterministically: when n x share
+    reaches a new whole number (0.2: calls 5, 10, 15, ...; 1/32: calls 32, 64, ...)."""
+    return math.floor(n * share + 1e-9) > math.floor((n - 1) * share + 1e-9)
 
 
 def _instant_day(body: dict[str, Any], key: str) -> dt.date:
@@ -120,9 +139,18 @@ def _instant_day(body: dict[str, Any], key: str) -> dt.date:
     return dt.datetime.fromisoformat(raw.replace("Z", "+00:00")).astimezone(KST).date()
 
 
-def _instant(day: dt.date) -> str:
-    """Seoul midnight of ``day`` as the UTC instant the real API writes."""
-    return dt.datetime.combine(day, dt.time(), KST).astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+def _instant(day: dt.date, milliseconds: bool = True) -> str:
+    """Seoul midnight of ``day`` as the UTC instant the real API writes: with milliseconds (as LM reads
+    them) or without (a live value, OH)."""
+    return dt.datetime.combine(day, dt.time(), KST).astimezone(dt.UTC).strftime(
+        "%Y-%m-%dT%H:%M:%S.000Z" if milliseconds else "%Y-%m-%dT%H:%M:%SZ")
+
+
+def group_key(state: SandboxState, group: settlement.Group) -> str:
+    """The group's settlementGroupKey in the scenario's recorded format: dates as YYYYMMDD or with dashes."""
+    if state.scenario.wing.group_key_dates == "dashes":
+        return f"{group.vendor_id}-{group.start:%Y-%m-%d}-{group.end:%Y-%m-%d}"
+    return group.key
 
 
 def _ms(body: dict[str, Any], key: str) -> int:
@@ -178,13 +206,15 @@ def logout(request: Request) -> Response:
 # --- v2: settlement groups and reports ---------------------------------------------------------------
 
 
-def _group_json(account: JetAccount, group: settlement.Group, ratio: int, today: dt.date) -> dict[str, Any]:
+def _group_json(state: SandboxState, account: JetAccount, group: settlement.Group, ratio: int,
+                today: dt.date) -> dict[str, Any]:
     total = settlement.settlement_amount(account, group, today)
     first = total * settlement.SETTLEMENT_RATIOS[0] // 100
+    ms = state.scenario.wing.instant_milliseconds
     return {
-        "settlementGroupKey": group.key, "vendorId": account.vendor,
+        "settlementGroupKey": group_key(state, group), "vendorId": account.vendor,
         "settlementType": "WEEKLY" if account.settlement_cycle == "weekly" else "MONTHLY",
-        "settlementPeriodStartDate": _instant(group.start), "settlementPeriodEndDate": _instant(group.end),
+        "settlementPeriodStartDate": _instant(group.start, ms), "settlementPeriodEndDate": _instant(group.end, ms),
         "settlementRatio": ratio, "finalSettlementAmount": first if ratio == settlement.SETTLEMENT_RATIOS[0]
         else total - first,
         "settlementStatusReportDetail": settlement.totals(account, group, today),
@@ -195,15 +225,23 @@ def _group_json(account: JetAccount, group: settlement.Group, ratio: int, today:
 async def status(request: Request) -> Response:
     """Settlement groups overlapping [startDate, endDate] (Seoul days of the instants), each listed once per
     payment part (70 %, then 30 %): the same key twice."""
-    _, account, body = await _api(request)
+    session, account, body = await _api(request)
+    state = state_of(request)
+    failures = state.scenario.wing.status_failures
+    if failures is not None:
+        number, elapsed = state.status_call(session.token)
+        if elapsed < failures.window_seconds and not _counted(number, 1 - failures.share):
+            # A fast 500 whose body is the signed-in Wing page (REAL-PORTALS.md §6, OH)
+            return render(request, "wing/home.html", status_code=500, session=session, account=account,
+                          prefix=PREFIX, xsrf_resource=PREFIX + XSRF_RESOURCE_PATH, xsrf_delay_ms=XSRF_XHR_DELAY_MS)
     start, end = _instant_day(body, "startDate"), _instant_day(body, "endDate")
     if body.get("searchDateType") not in SEARCH_DATE_TYPES:
         raise _bad(f"searchDateType must be one of {', '.join(SEARCH_DATE_TYPES)}")
     if start > end:
         raise _bad("startDate is after endDate")
-    today = state_of(request).today
+    today = state.today
     found = settlement.groups(account, start, end, today)
-    reports = [_group_json(account, g, ratio, today) for ratio in settlement.SETTLEMENT_RATIOS for g in found]
+    reports = [_group_json(state, account, g, ratio, today) for ratio in settlement.SETTLEMENT_RATIOS for g in found]
     return JSONResponse({"settlementStatusReports": reports})
 
 
@@ -218,7 +256,7 @@ async def request_download(request: Request) -> Response:
     keys = body.get("settlementGroupKeys")
     if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
         raise _bad("settlementGroupKeys must be a non-empty list of settlement group keys")
-    known = {g.key for g in settlement.groups(account, dt.date.min, dt.date.max, state.today)}
+    known = {group_key(state, g) for g in settlement.groups(account, dt.date.min, dt.date.max, state.today)}
     unknown = [k for k in keys if k not in known]
     if unknown:
         raise _bad(f"unknown settlementGroupKeys {unknown}")
@@ -227,6 +265,10 @@ async def request_download(request: Request) -> Response:
     if state.report_by_time(account.account_id, request_time) is not None:
         # requestTime names the request in download/api/v2, so it must be unique
         raise ApiError(409, "Conflict", f"a request with requestTime {request_time} exists already")
+    repeat_window = state.scenario.wing.duplicate_request_seconds
+    if repeat_window and state.recent_request(account.account_id, report_type, tuple(keys), repeat_window):
+        # The live site's answer to a request it has had before (OH): no new request is made.
+        return JSONResponse({"duplicateRequest": True})
     report = state.new_report_request(account.account_id, report_type, request_time, tuple(keys), body["locale"])
     return JSONResponse({"requestId": report.request_id, "vendorId": account.vendor})
 
@@ -271,7 +313,7 @@ async def download(request: Request) -> Response:
 def render_report(state: SandboxState, report: ReportRequest) -> bytes:
     """The file of a report request (served by the storage origin)."""
     account = state.scenario.jet_account(report.account_id)
-    by_key = {g.key: g for g in settlement.groups(account, dt.date.min, dt.date.max, state.today)}
+    by_key = {group_key(state, g): g for g in settlement.groups(account, dt.date.min, dt.date.max, state.today)}
     # Rows recognised after the sandbox's today do not exist yet (time passes: set_today).
     return settlement_report_xlsx(report.report_type, account, [by_key[k] for k in report.group_keys], state.today)
 
@@ -298,8 +340,10 @@ def _int(body: dict[str, Any], key: str, minimum: int, maximum: int) -> int:
 
 @_api_route(VI_DETAIL_SEARCH_PATH)
 async def vi_detail_search(request: Request) -> Response:
-    """Sales per vendor item (option) summed over [startDate, endDate], only items with activity, ordered by GMV
-    with ties in an order that changes from call to call (so pages can overlap or skip an item)."""
+    """Sales per vendor item (option) summed over [startDate, endDate] of the registration types asked for
+    (each item says its ``registrationType``): items sold in the range and the account's listed options
+    (``v1_options``, with zero sales), ordered by GMV with ties in an order that changes from call to call
+    (so pages can overlap or skip an item)."""
     _, account, body = await _api(request)
     state = state_of(request)
     start, end = _plain_day(body, "startDate"), _plain_day(body, "endDate")
@@ -313,12 +357,15 @@ async def vi_detail_search(request: Request) -> Response:
     if body.get("sortBy", "GMV") != "GMV" or body.get("sortOrder", "DESC") not in ("DESC", "ASC"):
         raise _bad("sortBy must be GMV and sortOrder DESC or ASC")
     items: dict[str, dict[str, Any]] = {}
-    if "RFM" in types:  # the scenario's v1 sales are Rocket Growth items
-        for sale in account.v1_sales:
-            if start <= sale.date <= min(end, state.today):  # later sales do not exist yet
-                item = items.setdefault(sale.option_id, {"sale": sale, "units": 0, "gmv": 0})
-                item["units"] += sale.qty
-                item["gmv"] += sale.amount
+    for sale in account.v1_sales:
+        if sale.registration_type in types and start <= sale.date <= min(end, state.today):  # later: not yet
+            item = items.setdefault(sale.option_id, {"sale": sale, "units": 0, "gmv": 0})
+            item["units"] += sale.qty
+            item["gmv"] += sale.amount
+    if start <= state.today:  # options listed with zero sales (146 listed, 11 sold: REAL-PORTALS.md §6)
+        for option in account.v1_options:
+            if option.registration_type in types:
+                items.setdefault(option.option_id, {"sale": option, "units": 0, "gmv": 0})
     call = state.next_vi_search()
 
     def tie(option_id: str) -> str:
@@ -330,9 +377,12 @@ async def vi_detail_search(request: Request) -> Response:
     vendor_items = [{
         "vendorItemDetails": {"vendorItemId": int(i["sale"].option_id) if i["sale"].option_id.isdigit()
                               else i["sale"].option_id, "productName": i["sale"].product_name,
-                              "itemName": i["sale"].option_name, "itemId": f"1{i['sale'].option_id}"},
-        "businessInsightsMetricsResponse": {"totalUnitsSold": i["units"], "totalPageViews": i["units"] * 7,
-                                            "totalUniqueVisitor": i["units"] * 5, account.v1_amount_field: i["gmv"]},
+                              "itemName": i["sale"].option_name, "itemId": f"1{i['sale'].option_id}",
+                              "registrationType": i["sale"].registration_type},
+        "businessInsightsMetricsResponse": {"totalUnitsSold": i["units"], "totalOrders": i["units"],
+                                            "totalPageViews": i["units"] * 7 + 3,
+                                            "totalUniqueVisitor": i["units"] * 5 + 2,
+                                            account.v1_amount_field: i["gmv"]},
     } for i in page]
     total = len(ordered)
     return JSONResponse({"vendorItems": vendor_items, "paginationDetails": {

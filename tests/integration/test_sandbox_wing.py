@@ -15,11 +15,12 @@ import pytest
 import requests
 from python_calamine import CalamineWorkbook
 
+from coupang_sales.airflow_glue.hooks import settings_from_extra
 from coupang_sales.errors import CollectionError
 from coupang_sales.jet import policy as jet
 from coupang_sales.jet import reports
 from coupang_sales.jet import v1 as jet_v1
-from coupang_sales.jet.wing import PATHS, XSRF_COOKIE, XSRF_HEADER, WingSession
+from coupang_sales.jet.wing import XSRF_COOKIE, XSRF_HEADER, WingSession
 from coupang_sales.portal.browser import open_browser
 from coupang_sales.portal.settings import load_settings
 from sandbox import SandboxServer, load_scenario
@@ -30,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TODAY = dt.date(2026, 2, 4)
 D = dt.date.fromisoformat
 PASSWORD = "pw-Wing-4k9s1"
+PATHS = load_settings("wing").raw["paths"]  # the packaged defaults, as the sandbox serves them
 
 
 def order(order_id: str, recognized: str, *, option_id: str = "87001", unit_price: int = 9_900, qty: int = 3,
@@ -130,9 +132,18 @@ def reuse_chrome(chrome):
 def open_wing(reuse_chrome, tmp_path):
     def make(server: SandboxServer, username: str, password: str = PASSWORD, *, poll_interval: float = 0.01,
              report_wait: float | None = None, v1_page_size: int | None = None, v1_amount_field: str | None = None,
-             **kwargs) -> WingSession:
-        """A WingSession with settings given the way a deployment gives them (portal settings)."""
-        overrides: dict = {"waits": {"report_poll": poll_interval}}
+             extra: dict | None = None, overrides: dict | None = None, **kwargs) -> WingSession:
+        """A WingSession with settings given the way a deployment gives them (portal settings); ``extra``:
+        a connection's extra, read as the hook reads it."""
+        if extra is not None:
+            kwargs.setdefault("timeout", 10)
+            kwargs.setdefault("driver_factory", reuse_chrome)
+            return WingSession(base_url=server.portal_url("wing"), username=username, password=password,
+                               download_dir=tmp_path / "downloads", settings=settings_from_extra("wing", extra),
+                               **kwargs)
+        # a 403 is retried for a short while here (the default 30 s is for the live site)
+        more = overrides or {}
+        overrides = {**more, "waits": {"report_poll": poll_interval, "forbidden_retry": 0.5, **more.get("waits", {})}}
         if report_wait is not None:
             overrides["waits"]["report"] = report_wait
         if v1_page_size is not None:
@@ -562,3 +573,190 @@ def test_an_xsrf_token_refused_twice_is_a_clear_error(portal, open_wing):
             wing.settlement_groups(TODAY, TODAY)
     assert caught.value.category == "portal_unavailable"
     assert "HTTP 403" in str(caught.value) and XSRF_HEADER in str(caught.value) and "status/api" in str(caught.value)
+
+
+# --- how the live Wing fails (REAL-PORTALS.md §6), per scenario ------------------------------------
+
+
+def flaky_scenario(wing: dict, *, wall: bool = True, **account_extra) -> dict:
+    raw = small_scenario([])
+    raw["jet"]["accounts"][0].update(account_extra)
+    return {**raw, "wing": wing, **({} if wall else {"bot_protection": {"wall": False}})}
+
+
+def test_status_api_fails_at_the_recorded_rate_for_its_window_with_the_page_as_body():
+    """The recorded share (31 in 32) for the recorded window (40 s): plain HTTP on a server without the wall."""
+    with SandboxServer(flaky_scenario({"status_failures": {}}, wall=False)) as server:
+        http = http_login(server, "wing_small")
+        headers = with_xsrf(server, http)
+        answers = [http.post(api(server, "status"), json=status_body("2026-02-02", "2026-02-02"), headers=headers,
+                             timeout=5) for _ in range(64)]
+        failed = [a for a in answers if a.status_code == 500]
+        assert len(failed) == 62 and answers[31].status_code == answers[63].status_code == 200, "31 in 32 fail"
+        assert "text/html" in failed[0].headers["content-type"] and "top-header-menu" in failed[0].text, \
+            "the body is the signed-in Wing page"
+        server.state.advance_clock(40)
+        after = [http.post(api(server, "status"), json=status_body("2026-02-02", "2026-02-02"), headers=headers,
+                           timeout=5).status_code for _ in range(3)]
+        assert after == [200, 200, 200], "after its window status/api answers"
+
+
+def test_403s_at_the_recorded_share_and_duplicate_requests_and_the_other_formats():
+    """Plain HTTP on a server without the wall: one API call in five is a 403 (not the bot wall's page);
+    a repeated report request answers duplicateRequest; keys with dashes, instants without milliseconds."""
+    wing = {"forbidden": {}, "duplicate_requests": {}, "group_key_dates": "dashes", "instant_milliseconds": False}
+    with SandboxServer(flaky_scenario(wing, wall=False)) as server:
+        http = http_login(server, "wing_small")
+        headers = with_xsrf(server, http)
+        codes = [http.post(api(server, "status"), json=status_body("2026-02-02", "2026-02-02"), headers=headers,
+                           timeout=5) for _ in range(50)]
+        refused = [a for a in codes if a.status_code == 403]
+        assert len(refused) == 10 and b"Access Denied" not in refused[0].content, "one in five, not a bot wall"
+        group = next(a for a in codes if a.status_code == 200).json()["settlementStatusReports"][0]
+        assert group["settlementGroupKey"] == "A9-2026-02-02-2026-02-08"
+        assert group["settlementPeriodStartDate"] == "2026-02-01T15:00:00Z", "no milliseconds"
+
+        def request(n: int) -> requests.Response:
+            while True:  # past the 403s
+                answer = http.post(api(server, "request_download"), headers=headers, timeout=5, json={
+                    "sellerReportType": "CATEGORY_TR", "requestTime": str(int(time.time() * 1000) + n),
+                    "settlementGroupKeys": [group["settlementGroupKey"]], "locale": "ko"})
+                n += 100
+                if answer.status_code != 403:
+                    return answer
+
+        assert set(request(1).json()) == {"requestId", "vendorId"}
+        assert request(2).json() == {"duplicateRequest": True} and len(server.state.report_requests) == 1
+        server.state.advance_clock(900)
+        assert "requestId" in request(3).json(), "a request made long enough after is new"
+
+
+def collected_rows(got) -> list[tuple]:
+    tr = reports.category_tr_rows(reports.read_reports(got.files["CATEGORY_TR"], "CATEGORY_TR"))
+    ws = reports.warehousing_shipping_rows(reports.read_reports(got.files["WAREHOUSING_SHIPPING"],
+                                                                "WAREHOUSING_SHIPPING"))
+    def values(frame) -> list[tuple]:  # without the column naming the file a row came from
+        frame = frame.astype(str)
+        frame = frame.drop(columns=[c for c in frame.columns if frame[c].str.contains(".xlsx", regex=False).any()])
+        return sorted(map(tuple, frame.values.tolist()))
+
+    return values(tr) + values(ws)
+
+
+def test_a_flaky_status_api_403s_and_a_duplicate_request_still_collect_the_same_reports(open_wing, tmp_path):
+    """status/api failing 31 in 32 for its window (scaled to 1.5 s, the client's budget left at its 120 s),
+    one call in five a 403, and duplicateRequest for a repeat: the same rows as a Wing without faults."""
+    with SandboxServer(small_scenario([])) as server, open_wing(server, "wing_small") as wing:
+        wing.login()
+        expected = collected_rows(wing.settlement_reports(TODAY, TODAY, tmp_path / "plain"))
+    wing_faults = {"status_failures": {"window_seconds": 1.5}, "forbidden": {}, "duplicate_requests": {},
+                   "group_key_dates": "dashes", "instant_milliseconds": False}
+    with SandboxServer(flaky_scenario(wing_faults)) as server, \
+            open_wing(server, "wing_small", overrides={"waits": {"retry_backoff": 0.1}}) as wing:
+        wing.login()
+        started = time.monotonic()
+        first = wing.settlement_reports(TODAY, TODAY, tmp_path / "flaky")
+        waited = time.monotonic() - started
+        status = [r.status for r in server.state.requests if "/status/api" in r.target]
+        assert status[-1] == 200 and status.count(500) >= 3 and waited >= 1.5, "retried until the window ended"
+        assert 403 in [r.status for r in server.state.requests if "/tenants/" in r.target], "403s met and retried"
+        assert collected_rows(first) == expected
+        again = wing.settlement_reports(TODAY, TODAY, tmp_path / "again")
+        assert collected_rows(again) == expected
+        assert len(server.state.report_requests) == 2, "the repeat made no new request: the earlier ones were used"
+        asked = [c.body for c in server.state.api_calls if c.path.endswith("/request-download/api")]
+        assert len({(b["sellerReportType"], tuple(b["settlementGroupKeys"])) for b in asked}) == 2 < len(asked)
+    assert [g["settlementGroupKey"] for g in first.groups] == ["A9-2026-02-02-2026-02-08"]
+
+
+def test_status_api_failing_past_the_retry_budget_is_portal_unavailable(open_wing):
+    with SandboxServer(flaky_scenario({"status_failures": {"share": 0.99}})) as server, \
+            open_wing(server, "wing_small", overrides={"waits": {"status_retry": 0.6, "retry_backoff": 0.1}}) as wing:
+        wing.login()
+        started = time.monotonic()
+        with pytest.raises(CollectionError) as caught:
+            wing.settlement_groups(TODAY, TODAY)
+    assert caught.value.category == "portal_unavailable" and caught.value.retryable
+    assert "HTTP 500" in str(caught.value) and "status/api" in str(caught.value)
+    assert time.monotonic() - started < 3
+
+
+def v1_listing_scenario() -> dict:
+    sales = [{"date": "2026-02-02", "option_id": "87001", "product_name": "보리차", "option_name": "옵션 1", "qty": 2,
+              "amount": 19_800},
+             {"date": "2026-02-02", "option_id": "97001", "product_name": "직배송 보리차", "option_name": "옵션 9",
+              "qty": 1, "amount": 5_000, "registration_type": "NORMAL"}]
+    options = [{"option_id": f"8710{i}", "product_name": "보리차", "option_name": f"미판매 {i}"} for i in range(6)]
+    options.append({"option_id": "97002", "product_name": "직배송", "option_name": "x", "registration_type": "NORMAL"})
+    return {"today": TODAY.isoformat(), "jet": {"accounts": [account("A7", "wing_list", 1, v1_sales=sales,
+                                                                     v1_options=options)]}}
+
+
+def test_zero_sale_options_and_normal_items_load_as_nothing(open_wing):
+    """vi-detail-search lists options with zero sales (totalGmv 0) and, asked for NORMAL and RFM as the live
+    page asks, seller-shipped items with registrationType NORMAL: only the RFM options sold make rows."""
+    extra = {"settings": {"api": {"v1_registration_types": ["NORMAL", "RFM"]},
+                          "waits": {"forbidden_retry": 0.5}}, "v1_page_size": 3}
+    day = D("2026-02-02")
+    with SandboxServer(v1_listing_scenario()) as server, open_wing(server, "wing_list", extra=extra) as wing:
+        wing.login()
+        staged = wing.v1_sales(day, day)
+        bodies = [c.body for c in server.state.api_calls if c.path.endswith("/vi-detail-search")]
+    listed = staged["days"][0]["items"]
+    assert len(listed) == 1 + 1 + 6 + 1, "every listed item read, over three pages"
+    assert {str(i["vendorItemDetails"]["registrationType"]) for i in listed} == {"RFM", "NORMAL"}
+    assert {b["registrationTypes"][0] for b in bodies} == {"NORMAL"} and bodies[0]["pageSize"] == 3
+    rows = jet_v1.sales_rows(staged)
+    assert list(rows["옵션ID"]) == ["87001"] and list(rows["판매금액"]) == [19_800], "only the RFM option sold"
+    assert len(jet.transform_v1(rows, account_id="A7")) == 1
+
+
+def test_each_wing_setting_in_the_connection_extra_reaches_the_sandbox(open_wing, tmp_path):
+    """Paths, locale, search date type, registration types, date formats, failed statuses, page sizes and
+    the pacing between 판매분석 pages and days, set in a connection's extra, as the sandbox received them."""
+    raw = small_scenario([])
+    raw["jet"]["accounts"][0]["v1_sales"] = [
+        {"date": d, "option_id": f"8700{i}", "product_name": "보리차", "option_name": f"옵션 {i}", "qty": 1,
+         "amount": 1_000 * i} for d in ("2026-02-02", "2026-02-03") for i in range(1, 4)]
+    settings = {"api": {"locale": "en", "search_date_type": "PAYMENT", "v1_registration_types": ["RFM", "NORMAL"],
+                        "v1_sort_order": "ASC"},
+                "formats": {"status_instant": "%Y-%m-%dT%H:%M:%SZ"},
+                "waits": {"v1_page": 0.3, "v1_day": 0.6, "forbidden_retry": 0.5}}
+    extra = {"settings": settings, "v1_page_size": 2, "poll_interval_seconds": 0.01}
+    with SandboxServer(raw) as server:
+        with open_wing(server, "wing_small", extra=extra) as wing:
+            wing.login()
+            wing.settlement_reports(TODAY, TODAY, tmp_path / "en")
+            wing.v1_sales(D("2026-02-02"), D("2026-02-03"))
+        calls = server.state.api_calls
+        status = next(c.body for c in calls if c.path.endswith("/status/api"))
+        assert status == {"startDate": "2026-02-03T15:00:00Z", "endDate": "2026-02-03T15:00:00Z",
+                          "searchDateType": "PAYMENT"}
+        assert {c.body["locale"] for c in calls if c.path.endswith(("/request-download/api", "/download/api/v2"))} \
+            == {"en"}
+        vi = [c for c in calls if c.path.endswith("/vi-detail-search")]
+        assert [(c.body["startDate"], c.body["pageNumber"]) for c in vi] == [
+            ("2026-02-02", 0), ("2026-02-02", 1), ("2026-02-03", 0), ("2026-02-03", 1)]
+        assert all(c.body["pageSize"] == 2 and c.body["registrationTypes"] == ["RFM", "NORMAL"]
+                   and c.body["sortOrder"] == "ASC" for c in vi)
+        gaps = [b.at - a.at for a, b in zip(vi, vi[1:], strict=False)]
+        assert gaps[0] >= 0.3 and gaps[2] >= 0.3 and gaps[1] >= 0.6, gaps
+
+        # a path, a date format and the failed statuses: the sandbox sees them, and refuses what it does not serve
+        other = {"settings": {"paths": {"status": "/tenants/rfm/v3/settlements/status/api"},
+                              "formats": {"v1_date": "%Y%m%d"}, "api": {"failed_statuses": ["PENDING"]},
+                              "waits": {"forbidden_retry": 0.5}}}
+        with open_wing(server, "wing_small", extra=other) as wing:
+            wing.login()
+            with pytest.raises(CollectionError) as moved:
+                wing.settlement_groups(TODAY, TODAY)
+            with pytest.raises(CollectionError) as dated:
+                wing.v1_sales(TODAY, TODAY)
+            with pytest.raises(CollectionError) as failed:
+                wing._wait_until_ready([wing._request_report("CATEGORY_TR", "A9-20260202-20260208")])
+    assert "/tenants/rfm/v3/settlements/status/api" in str(moved.value)
+    assert any(r.target.startswith("/wing/tenants/rfm/v3/settlements/status/api") for r in server.state.requests)
+    assert any(c.body.get("startDate") == "20260204" for c in server.state.api_calls
+               if c.path.endswith("/vi-detail-search"))
+    assert "HTTP 400" in str(dated.value) and "YYYY-MM-DD" in str(dated.value)
+    assert failed.value.category == "portal_unavailable" and "as PENDING" in str(failed.value)

@@ -10,7 +10,8 @@ from coupang_sales.errors import CollectionError
 from coupang_sales.portal.settings import load_settings, locator
 
 
-def test_the_packaged_defaults_are_the_real_sites():
+def test_the_packaged_defaults_are_the_real_sites(monkeypatch):
+    monkeypatch.delenv("COUPANG_PORTAL_SETTINGS")  # the tests' scaled-down waits
     hub = load_settings("supplier_hub")
     assert hub.landing_paths == ("/dashboard/KR",) and hub.landing_markers == ()
     assert hub.query("purchase_account") == {"billIssueType": "DIRECT", "paymentPurchaseSearchType": "",
@@ -19,10 +20,15 @@ def test_the_packaged_defaults_are_the_real_sites():
     assert hub.selector("purchase_account.table")[0] == "xpath" and "계산서번호" in hub.selector(
         "purchase_account.table")[1]
     assert hub.aliases() == {"입고/반출일자": ("입고/반출시각",)}
-    assert (hub.download_mode, hub.receive_detail_source, hub.concurrency) == ("fetch", "export", 3)
+    assert (hub.download_mode, hub.receive_detail_source, hub.concurrency) == ("fetch", "pages", 3)
     wing = load_settings("wing")
     assert wing.landing_markers and {wing.selector(m)[1] for m in wing.landing_markers} == {
         "#top-header-menu", "#wing-top-main-side-menu"}
+    # the record's waits (REAL-PORTALS.md §6, OH): status/api retried 120 s, 700 ms between 판매분석
+    # pages, 1,200 ms between days, a 15 min backoff after duplicateRequest
+    assert (wing.wait("status_retry"), wing.wait("v1_page"), wing.wait("v1_day"), wing.wait("duplicate_backoff")) \
+        == (120, 0.7, 1.2, 900)
+    assert wing.raw["api"]["v1_registration_types"] == wing.raw["api"]["v1_kept_registration_types"] == ["RFM"]
 
 
 def test_no_invented_class_in_the_supplier_hub_defaults():
@@ -85,9 +91,20 @@ def test_the_connection_extra_maps_onto_the_settings(tmp_path):
     path.write_text(json.dumps({"concurrency": 5, "waits": {"page": 9}}), encoding="utf-8")
     settings = settings_from_extra("supplier_hub", {
         "settings_file": str(path), "settings": {"pacing_seconds": 0.5}, "timeout": "12",
-        "receive_detail_source": "pages", "headless": "false"}, variable={"concurrency": 4})
+        "receive_detail_source": "export", "headless": "false"}, variable={"concurrency": 4})
     assert settings.concurrency == 4, "the Variable after the file"
     assert settings.wait("page") == 12, "the shortcut last"
-    assert (settings.pacing_seconds, settings.receive_detail_source) == (0.5, "pages")
+    assert (settings.pacing_seconds, settings.receive_detail_source) == (0.5, "export")
     with pytest.raises(CollectionError, match="sso_url"):
         settings_from_extra("supplier_hub", {"sso_url": "https://xauth.coupang.com"})
+
+
+def test_the_workers_settings_may_hold_a_portals_own_keys(monkeypatch):
+    monkeypatch.setenv("COUPANG_PORTAL_SETTINGS", json.dumps({"waits": {"page": 7}, "wing": {"waits": {"v1_day": 0.05}},
+                                                              "supplier_hub": {"concurrency": 2}}))
+    wing, hub = load_settings("wing"), load_settings("supplier_hub")
+    assert (wing.wait("page"), wing.wait("v1_day"), wing.concurrency) == (7, 0.05, 3)
+    assert (hub.wait("page"), hub.concurrency) == (7, 2)
+    monkeypatch.setenv("COUPANG_PORTAL_SETTINGS", json.dumps({"waits": {"v1_day": 0.05}}))
+    with pytest.raises(CollectionError, match="waits.v1_day"):
+        load_settings("supplier_hub")  # a Wing-only key for both portals is refused, naming it

@@ -22,9 +22,18 @@ from urllib.parse import unquote
 
 import requests
 from selenium.webdriver.remote.webdriver import WebDriver
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_result,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_exponential,
+    wait_fixed,
+)
 
 from coupang_sales.errors import CollectionError, ExportFormatError
-from coupang_sales.jet.fees import seoul_day, seoul_midnight
+from coupang_sales.jet.fees import KST, seoul_day
 from coupang_sales.portal.browser import open_browser
 from coupang_sales.portal.session import (
     Fetched,
@@ -33,30 +42,24 @@ from coupang_sales.portal.session import (
     unavailable,
     url_path,
 )
-from coupang_sales.portal.settings import PortalSettings, load_settings
+from coupang_sales.portal.settings import PortalSettings
 
 log = logging.getLogger(__name__)
 
-# Wing's paths, waits, page sizes and the v1 amount field are settings (jet/wing.json, on top of
-# the shared portal/sign_on.json), documented in docs/portals.md; a deployment overrides them
-# in the connection's extra. PATHS are the packaged defaults, relative to the session's base_url.
-PATHS: dict[str, str] = load_settings("wing").raw["paths"]
+# Wing's paths, the values its API bodies carry, date formats, waits, retries, pacing, page
+# sizes and the v1 amount field are settings (jet/wing.json, on top of the shared
+# portal/sign_on.json), documented in docs/portals.md, read per session from its merged
+# settings (never at import), so a deployment's override in the connection's extra is used.
 XSRF_COOKIE = "XSRF-TOKEN"
 XSRF_HEADER = "x-xsrf-token"
 
-REPORT_TYPES = ("CATEGORY_TR", "WAREHOUSING_SHIPPING")  # sellerReportType
+REPORT_TYPES = ("CATEGORY_TR", "WAREHOUSING_SHIPPING")  # sellerReportType: the two reports the policy reads
 COMPLETED = "COMPLETED"  # downloadStatus of a report ready to download
-# Failure values of downloadStatus are unknown (REAL-PORTALS.md §4); these are the likely ones.
-FAILED_STATUSES = ("FAILED", "ERROR", "CANCELED", "CANCELLED", "EXPIRED")
-LOCALE = "ko"
-SEARCH_DATE_TYPE = "SALES"  # settlement groups by 매출인식일
 
-MAX_POLL_INTERVAL = 10.0  # the wait between polls doubles from waits.report_poll up to this
 OWN_XSRF_XHR_AFTER = 3.0  # after this long without the cookie, make the home page's XHR ourselves
 LINK_ATTEMPTS = 3  # a report link that has expired is asked for again, this many links in all
 V1_PASSES = 5  # reading every page again when the GMV order shifted and an item was missed
-V1_REGISTRATION_TYPES = ("RFM",)  # Rocket Growth items (NORMAL = seller-shipped)
-V1_DATE_FORMAT = "%Y-%m-%d"
+DUPLICATE_ATTEMPTS = 2  # request-download asked this many times in all while it answers duplicateRequest
 
 SETTLEMENT_GROUPS_FILE = "settlement_groups.json"
 
@@ -87,15 +90,40 @@ class WingSession(PortalSession):
         super().__init__(base_url=base_url, username=username, password=password, download_dir=download_dir,
                          settings=settings, timeout=timeout, artifacts_dir=artifacts_dir,
                          driver_factory=driver_factory)
-        waits, sizes = self.settings.raw["waits"], self.settings.raw["page_sizes"]
+        raw = self.settings.raw
+        waits, sizes, api, formats = raw["waits"], raw["page_sizes"], raw["api"], raw["formats"]
+        self.paths: dict[str, str] = {k: v for k, v in raw["paths"].items() if not k.startswith("_")}
         self.poll_interval = float(waits["report_poll"])  # the first wait between polls of the download list
+        self.max_poll_interval = float(waits["report_poll_max"])  # ... doubling up to this
         self.report_wait = float(waits["report"])  # how long one batch of report requests is polled
         self.xsrf_wait = float(waits["xsrf"])  # how long to wait for the XSRF-TOKEN cookie after a sign-on
-        self.v1_amount_field = self.settings.raw["fields"]["v1_amount"]  # the GMV field: its name is unknown
+        self.status_retry = float(waits["status_retry"])  # how long status/api is retried while it answers 5xx
+        self.forbidden_retry = float(waits["forbidden_retry"])  # how long a 403 (not a bot wall) is retried
+        self.retry_backoff, self.retry_backoff_max = float(waits["retry_backoff"]), float(waits["retry_backoff_max"])
+        self.duplicate_backoff = float(waits["duplicate_backoff"])
+        self.duplicate_lookback = float(waits["duplicate_lookback"])
+        self.v1_page_pause, self.v1_day_pause = float(waits["v1_page"]), float(waits["v1_day"])
+        self.v1_amount_field = raw["fields"]["v1_amount"]  # the GMV field: its name is unknown
         self.v1_page_size, self.v1_max_page_size = int(sizes["v1"]), int(sizes["v1_max"])
-        if min(self.poll_interval, self.report_wait, self.xsrf_wait) <= 0 or not 1 <= self.v1_page_size:
+        self.v1_max_pages = int(sizes["v1_max_pages"])
+        self.locale, self.search_date_type = api["locale"], api["search_date_type"]
+        self.failed_statuses = tuple(api["failed_statuses"])
+        self.v1_registration_types = list(api["v1_registration_types"])
+        self.v1_kept_registration_types = list(api["v1_kept_registration_types"])
+        self.v1_sort = (api["v1_sort_by"], api["v1_sort_order"])
+        self.v1_date_format, self.status_instant_format = formats["v1_date"], formats["status_instant"]
+        texts = (self.locale, self.search_date_type, *self.v1_sort, self.v1_date_format, self.status_instant_format)
+        lists = (self.failed_statuses, self.v1_registration_types, self.v1_kept_registration_types)
+        if not all(isinstance(t, str) and t for t in texts) or not all(
+                all(isinstance(v, str) and v for v in values) for values in lists) \
+                or not self.v1_registration_types or not self.v1_kept_registration_types:
+            raise CollectionError("configuration_error", "Wing settings: api.* must be non-empty texts (and lists "
+                                  "of texts), formats.* non-empty strftime formats")
+        if min(self.poll_interval, self.report_wait, self.xsrf_wait, self.retry_backoff) <= 0 \
+                or not 1 <= self.v1_page_size <= self.v1_max_page_size or self.v1_max_pages < 1:
             raise CollectionError("configuration_error", "Wing settings: waits.report_poll, waits.report, "
-                                  "waits.xsrf and page_sizes.v1 must be positive")
+                                  "waits.xsrf, waits.retry_backoff and page_sizes.v1 must be positive, "
+                                  "page_sizes.v1 at most page_sizes.v1_max, page_sizes.v1_max_pages at least 1")
         self._last_request_time = 0
 
     def __enter__(self) -> WingSession:
@@ -121,7 +149,7 @@ class WingSession(PortalSession):
             if waited >= self.xsrf_wait:
                 raise ExportFormatError(
                     f"Wing set no {XSRF_COOKIE} cookie within {self.xsrf_wait:g} s of the sign-on, although "
-                    f"{PATHS['xsrf_resource']} was called; its APIs need it in the {XSRF_HEADER} header")
+                    f"{self.paths['xsrf_resource']} was called; its APIs need it in the {XSRF_HEADER} header")
             if not asked and waited >= min(OWN_XSRF_XHR_AFTER, self.xsrf_wait / 2):
                 self._refresh_xsrf()
                 asked = True
@@ -129,7 +157,8 @@ class WingSession(PortalSession):
 
     def _refresh_xsrf(self) -> None:
         """Make the XHR whose answer (re)sets the XSRF-TOKEN cookie, as the home page does."""
-        self._call_in_page("GET", self.base_url + PATHS["xsrf_resource"], f"XSRF resource ({PATHS['xsrf_resource']})")
+        path = self.paths["xsrf_resource"]
+        self._call_in_page("GET", self.base_url + path, f"XSRF resource ({path})")
 
     def _signed_on(self) -> None:
         # A token of the session before is stale: drop it, make the home page's XHR as a public
@@ -138,24 +167,63 @@ class WingSession(PortalSession):
         self._refresh_xsrf()
         self._wait_for_xsrf()
 
-    def _api(self, path_key: str, what: str, body: dict[str, Any]) -> Any:
-        """One JSON POST of a Wing API from inside the page, with the XSRF header; its decoded JSON answer.
+    def _backoff(self, *, stop: Any, retry: Callable[[Fetched], bool],
+                 before_sleep: Callable[[RetryCallState], None]) -> Retrying:
+        """A tenacity retry loop over one call's answers: exponential backoff from waits.retry_backoff up to
+        waits.retry_backoff_max; once ``stop`` says so, the last answer is returned for the caller to judge."""
+        return Retrying(stop=stop, wait=wait_exponential(multiplier=self.retry_backoff, max=self.retry_backoff_max),
+                        retry=retry_if_result(retry), before_sleep=before_sleep,
+                        retry_error_callback=lambda state: state.outcome.result())
 
-        A 403 (a stale token) makes the page's XSRF XHR again and retries once.
-        """
-        url = self.base_url + PATHS[path_key]
-        what = f"{what} ({PATHS[path_key]})"
-        for attempt in (1, 2):
+    def _post(self, url: str, what: str, body: dict[str, Any], *, server_errors: bool) -> Fetched:
+        """One paced POST with the XSRF header. A 403 that is not a bot wall (a stale token, or the
+        intermittent 403s of the live site: about one call in five in the afternoon, OH) makes the page's
+        XSRF XHR again and is retried with backoff for up to waits.forbidden_retry seconds."""
+
+        def call() -> Fetched:
+            self._pace()  # pacing_seconds between Wing's calls, as a person's page makes them
             token = self._xsrf_token() or self._wait_for_xsrf()
-            answer = self._call_in_page("POST", url, what, body=body, headers={XSRF_HEADER: token})
-            if answer.status != 403:
-                break
-            if attempt == 1:
-                log.info("%s: HTTP 403; asking Wing for a fresh %s cookie", what, XSRF_COOKIE)
-                self._refresh_xsrf()
+            return self._call_in_page("POST", url, what, body=body, headers={XSRF_HEADER: token},
+                                      server_errors=server_errors)
+
+        def refresh(state: RetryCallState) -> None:
+            log.info("%s: HTTP 403 (attempt %d); asking Wing for a fresh %s cookie and calling again",
+                     what, state.attempt_number, XSRF_COOKIE)
+            self._refresh_xsrf()
+
+        # A second attempt whatever the budget: a stale token is refreshed once in any case.
+        budget = stop_before_delay(self.forbidden_retry)
+
+        def stop(state: RetryCallState) -> bool:
+            return state.attempt_number >= 2 and budget(state)
+
+        answer = self._backoff(stop=stop, retry=lambda a: a.status == 403, before_sleep=refresh)(call)
         if answer.status == 403:
             raise unavailable(f"{what}: Wing refused the call with HTTP 403 although the {XSRF_HEADER} header "
-                              f"carried the {XSRF_COOKIE} cookie: {self._api_message(answer)}")
+                              f"carried the {XSRF_COOKIE} cookie (retried for {self.forbidden_retry:g} s): "
+                              f"{self._api_message(answer)}")
+        return answer
+
+    def _api(self, path_key: str, what: str, body: dict[str, Any], *, retry_server_errors: float = 0.0) -> Any:
+        """One JSON POST of a Wing API from inside the page, with the XSRF header; its decoded JSON answer.
+
+        A 403 that is not a bot wall is retried (``_post``). With ``retry_server_errors`` (seconds), an
+        HTTP 5xx is retried with backoff for that long (status/api fails for a while, then answers).
+        """
+        path = self.paths[path_key]
+        url = self.base_url + path
+        what = f"{what} ({path})"
+        if retry_server_errors > 0:
+            def note(state: RetryCallState) -> None:
+                log.info("%s: HTTP %d (attempt %d, %.1f s so far); calling again", what,
+                         state.outcome.result().status, state.attempt_number, state.seconds_since_start)
+
+            answer = self._backoff(stop=stop_before_delay(retry_server_errors), retry=lambda a: a.status >= 500,
+                                   before_sleep=note)(lambda: self._post(url, what, body, server_errors=True))
+            if answer.status >= 500:
+                raise unavailable(f"{what}: HTTP {answer.status} for {retry_server_errors:g} s of retries")
+        else:
+            answer = self._post(url, what, body, server_errors=False)
         if answer.status != 200:
             raise ExportFormatError(f"{what}: HTTP {answer.status}: {self._api_message(answer)}")
         try:
@@ -192,25 +260,34 @@ class WingSession(PortalSession):
         if start > end:
             raise CollectionError("configuration_error", f"settlement groups: the window {start}..{end} ends "
                                                          "before it starts")
-        body = {"startDate": seoul_midnight(start), "endDate": seoul_midnight(end), "searchDateType": SEARCH_DATE_TYPE}
-        answer = self._unwrap(self._api("status", f"settlement groups {start}..{end}", body))
+        body = {"startDate": self._instant(start), "endDate": self._instant(end),
+                "searchDateType": self.search_date_type}
+        # status/api fails for a while (one success in 32 tries in a recorded session, recovering after
+        # 22-46 s: REAL-PORTALS.md §6), so its 5xx are retried for waits.status_retry seconds.
+        answer = self._unwrap(self._api("status", f"settlement groups {start}..{end}", body,
+                                        retry_server_errors=self.status_retry))
         reports = answer.get("settlementStatusReports") if isinstance(answer, dict) else None
         if not isinstance(reports, list):
-            raise ExportFormatError(f"settlement groups ({PATHS['status']}): no settlementStatusReports list")
+            raise ExportFormatError(f"settlement groups ({self.paths['status']}): no settlementStatusReports list")
         groups: dict[str, dict[str, Any]] = {}
         for entry in reports:
             key = entry.get("settlementGroupKey") if isinstance(entry, dict) else None
             if not key:
-                raise ExportFormatError(f"settlement groups ({PATHS['status']}): an entry has no settlementGroupKey")
+                raise ExportFormatError(f"settlement groups ({self.paths['status']}): an entry has no "
+                                        "settlementGroupKey")
             for field in ("settlementPeriodStartDate", "settlementPeriodEndDate"):
                 try:
                     seoul_day(entry[field])
                 except (KeyError, ValueError, TypeError):
-                    raise ExportFormatError(f"settlement groups ({PATHS['status']}): group {key} has no valid "
+                    raise ExportFormatError(f"settlement groups ({self.paths['status']}): group {key} has no valid "
                                             f"{field}") from None
             groups.setdefault(str(key), entry)
         log.info("settlement groups %s..%s: %d listed, %d distinct", start, end, len(reports), len(groups))
         return list(groups.values())
+
+    def _instant(self, day: dt.date) -> str:
+        """Seoul midnight of ``day`` as the UTC instant status/api takes, in formats.status_instant."""
+        return dt.datetime.combine(day, dt.time(), KST).astimezone(dt.UTC).strftime(self.status_instant_format)
 
     def _next_request_time(self) -> int:
         """A requestTime (ms epoch) never used before by this session: it names the request later."""
@@ -218,14 +295,69 @@ class WingSession(PortalSession):
         self._last_request_time = max(now, self._last_request_time + 1)
         return self._last_request_time
 
+    def _listing(self, first_ms: int, last_ms: int) -> list[dict[str, Any]]:
+        """Step 3's download list: the account's requests with requestTime in [first_ms, last_ms]."""
+        body = {"requestTimeFrom": str(first_ms), "requestTimeTo": str(last_ms)}
+        listing = self._unwrap(self._api("download_list", "report download list", body))
+        if isinstance(listing, dict):
+            listing = listing.get("content", listing.get("downloadList"))
+        if not isinstance(listing, list):
+            raise ExportFormatError(f"report download list ({self.paths['download_list']}): not a list of requests")
+        return [e for e in listing if isinstance(e, dict)]
+
+    def _earlier_request(self, report_type: str, group_key: str) -> dict[str, Any] | None:
+        """The newest request of the same report and group in the download list of the last
+        waits.duplicate_lookback seconds that has not failed, as ``_request_report`` returns it; None if none."""
+        now = int(time.time() * 1000)
+        found = []
+        for entry in self._listing(max(0, now - int(self.duplicate_lookback * 1000)), now):
+            keys = entry.get("settlementGroupKeys")
+            if (entry.get("sellerReportType") == report_type and isinstance(keys, list) and group_key in keys
+                    and str(entry.get("downloadStatus")) not in self.failed_statuses):
+                try:
+                    found.append((int(str(entry.get("requestTime"))), str(entry.get("requestId"))))
+                except ValueError:
+                    continue
+        if not found:
+            return None
+        request_time, request_id = max(found)
+        self._last_request_time = max(self._last_request_time, request_time)
+        return {"report_type": report_type, "group_key": group_key, "request_time": request_time,
+                "request_id": request_id}
+
     def _request_report(self, report_type: str, group_key: str) -> dict[str, Any]:
-        """Step 2: ask for one report of one settlement group."""
-        request_time = self._next_request_time()
-        body = {"sellerReportType": report_type, "requestTime": str(request_time), "settlementGroupKeys": [group_key],
-                "locale": LOCALE}
-        answer = self._unwrap(self._api("request_download", f"{report_type} request of {group_key}", body))
+        """Step 2: ask for one report of one settlement group.
+
+        Wing may answer ``{"duplicateRequest": true}`` to a request it has had before (OH). Then the earlier
+        request is looked up in the download list and used (polled, then downloaded) as if just made; if
+        none is listed, the session waits waits.duplicate_backoff seconds (OH backs off 15 min) and asks
+        again, DUPLICATE_ATTEMPTS times in all, then gives up as portal_unavailable (retried later)."""
+        what = f"{report_type} request of {group_key}"
+
+        def ask() -> dict[str, Any] | None:
+            request_time = self._next_request_time()
+            body = {"sellerReportType": report_type, "requestTime": str(request_time),
+                    "settlementGroupKeys": [group_key], "locale": self.locale}
+            answer = self._unwrap(self._api("request_download", what, body))
+            if isinstance(answer, dict) and answer.get("duplicateRequest") is True:
+                earlier = self._earlier_request(report_type, group_key)
+                log.info("%s: Wing answered duplicateRequest; %s", what,
+                         f"using the earlier request {earlier['request_id']}" if earlier
+                         else "no earlier request is listed")
+                return earlier
+            return self._made(report_type, group_key, request_time, answer)
+
+        made = Retrying(stop=stop_after_attempt(DUPLICATE_ATTEMPTS), wait=wait_fixed(self.duplicate_backoff),
+                        retry=retry_if_result(lambda r: r is None),
+                        retry_error_callback=lambda state: state.outcome.result())(ask)
+        if made is None:
+            raise unavailable(f"{what}: Wing answered duplicateRequest {DUPLICATE_ATTEMPTS} times "
+                              f"(waiting {self.duplicate_backoff:g} s between) and lists no earlier request of it")
+        return made
+
+    def _made(self, report_type: str, group_key: str, request_time: int, answer: Any) -> dict[str, Any]:
         if not isinstance(answer, dict) or answer.get("requestId") in (None, ""):
-            raise ExportFormatError(f"{report_type} request ({PATHS['request_download']}): the answer has no "
+            raise ExportFormatError(f"{report_type} request ({self.paths['request_download']}): the answer has no "
                                     "requestId")
         log.info("requested %s of %s (request %s)", report_type, group_key, answer["requestId"])
         return {"report_type": report_type, "group_key": group_key, "request_time": request_time,
@@ -236,20 +368,14 @@ class WingSession(PortalSession):
         request is COMPLETED or report_wait seconds have passed."""
         first = min(r["request_time"] for r in requests_made)
         last = max(r["request_time"] for r in requests_made)
-        body = {"requestTimeFrom": str(first), "requestTimeTo": str(last)}
         started, interval, polls = time.monotonic(), self.poll_interval, 0
         while True:
             polls += 1
-            listing = self._unwrap(self._api("download_list", "report download list", body))
-            if isinstance(listing, dict):
-                listing = listing.get("content", listing.get("downloadList"))
-            if not isinstance(listing, list):
-                raise ExportFormatError(f"report download list ({PATHS['download_list']}): not a list of requests")
-            status = {str(e.get("requestId")): str(e.get("downloadStatus")) for e in listing if isinstance(e, dict)}
+            status = {str(e.get("requestId")): str(e.get("downloadStatus")) for e in self._listing(first, last)}
             waiting = []
             for made in requests_made:
                 state = status.get(made["request_id"], "not listed")
-                if state in FAILED_STATUSES:
+                if state in self.failed_statuses:
                     raise unavailable(f"{made['report_type']} of {made['group_key']}: Wing reports the request "
                                       f"as {state}")
                 if state != COMPLETED:
@@ -262,7 +388,7 @@ class WingSession(PortalSession):
                 raise unavailable(f"{'; '.join(waiting[:3])}: not COMPLETED after {polls} polls of the download "
                                   f"list in {elapsed:.0f} s (report_wait {self.report_wait:g} s)")
             time.sleep(interval)
-            interval = min(interval * 2, MAX_POLL_INTERVAL)
+            interval = min(interval * 2, self.max_poll_interval)
 
     def _download(self, made: dict[str, Any], target: Path) -> Path:
         """Step 4: the report's presigned link, then its file from the storage host without portal cookies.
@@ -270,10 +396,10 @@ class WingSession(PortalSession):
         what = f"{made['report_type']} of {made['group_key']}"
         for attempt in range(1, LINK_ATTEMPTS + 1):
             answer = self._unwrap(self._api("download", f"{what} link",
-                                            {"requestTime": str(made["request_time"]), "locale": LOCALE}))
+                                            {"requestTime": str(made["request_time"]), "locale": self.locale}))
             url = answer.get("url") if isinstance(answer, dict) else None
             if not isinstance(url, str) or "://" not in url:
-                raise ExportFormatError(f"{what} link ({PATHS['download']}): the answer has no url")
+                raise ExportFormatError(f"{what} link ({self.paths['download']}): the answer has no url")
             try:
                 # A plain GET with no cookies at all: the storage host is not Wing.
                 response = requests.get(url, timeout=self.timeout)
@@ -289,7 +415,7 @@ class WingSession(PortalSession):
             if response.status_code != 200:
                 raise ExportFormatError(f"{what} file ({url_path(url)}): HTTP {response.status_code}: "
                                         f"{' '.join(response.text[:120].split())}")
-            body = self._check_xlsx(response.content, f"{what} ({PATHS['download']})")
+            body = self._check_xlsx(response.content, f"{what} ({self.paths['download']})")
             partial = target.with_name(target.name + ".part")
             partial.write_bytes(body)
             os.replace(partial, target)  # never leave a half-written file under the final name
@@ -314,6 +440,9 @@ class WingSession(PortalSession):
         target_dir.mkdir(parents=True, exist_ok=True)
         groups = self.settlement_groups(start, end)
         made = [self._request_report(t, g["settlementGroupKey"]) for g in groups for t in report_types]
+        unique = {(m["report_type"], m["group_key"]) for m in made}
+        if len(unique) != len(made):  # never download (and count) one report twice
+            raise ExportFormatError("settlement reports: one report of one group was requested twice")
         if made:
             self._wait_until_ready(made)
         files: dict[str, list[Path]] = {t: [] for t in report_types}
@@ -327,21 +456,24 @@ class WingSession(PortalSession):
     # --- v1: 판매분석 -------------------------------------------------------------------------
 
     def _vi_page(self, day: dt.date, page: int, size: int) -> dict[str, Any]:
-        body = {"startDate": day.strftime(V1_DATE_FORMAT), "endDate": day.strftime(V1_DATE_FORMAT),
-                "registrationTypes": list(V1_REGISTRATION_TYPES), "pageNumber": page, "pageSize": size,
-                "sortBy": "GMV", "sortOrder": "DESC", "includeSoldVICount": True}
-        answer = self._unwrap(self._api("vi_detail_search", f"판매분석 {day} page {page}", body))
+        body = {"startDate": day.strftime(self.v1_date_format), "endDate": day.strftime(self.v1_date_format),
+                "registrationTypes": list(self.v1_registration_types), "pageNumber": page, "pageSize": size,
+                "sortBy": self.v1_sort[0], "sortOrder": self.v1_sort[1], "includeSoldVICount": True}
+        try:
+            answer = self._unwrap(self._api("vi_detail_search", f"판매분석 {day} page {page}", body))
+        finally:
+            self._last_vi_call = time.monotonic()
         if not isinstance(answer, dict) or not isinstance(answer.get("vendorItems"), list) \
                 or not isinstance(answer.get("paginationDetails"), dict):
-            raise ExportFormatError(f"판매분석 ({PATHS['vi_detail_search']}): no vendorItems and paginationDetails")
+            raise ExportFormatError(f"판매분석 ({self.paths['vi_detail_search']}): no vendorItems and "
+                                    "paginationDetails")
         return answer
 
-    @staticmethod
-    def _item_id(item: Any) -> str:
+    def _item_id(self, item: Any) -> str:
         details = item.get("vendorItemDetails") if isinstance(item, dict) else None
         item_id = details.get("vendorItemId") if isinstance(details, dict) else None
         if item_id in (None, ""):
-            raise ExportFormatError(f"판매분석 ({PATHS['vi_detail_search']}): an item has no "
+            raise ExportFormatError(f"판매분석 ({self.paths['vi_detail_search']}): an item has no "
                                     "vendorItemDetails.vendorItemId")
         return str(item_id)
 
@@ -349,13 +481,26 @@ class WingSession(PortalSession):
         """Every item of one day, all pages, de-duplicated by vendorItemId; when the GMV order shifted
         between pages and an item was missed, the day is read again in pages as large as allowed."""
         items: dict[str, dict[str, Any]] = {}
-        total, size = 0, self.v1_page_size
+        total, size, calls = 0, self.v1_page_size, 0
         for _ in range(V1_PASSES):
             page, pages = 0, 1
             while page < pages:
+                if calls:
+                    self._v1_pause(self.v1_page_pause)
+                calls += 1
                 answer = self._vi_page(day, page, size)
                 details = answer["paginationDetails"]
                 pages, total = int(details.get("totalPages") or 0), int(details.get("totalResults") or 0)
+                if pages > self.v1_max_pages:
+                    if size < self.v1_max_page_size:
+                        size = self.v1_max_page_size  # fewer, larger pages
+                        items.clear()
+                        page, pages = 0, 1
+                        continue
+                    raise CollectionError(
+                        "configuration_error", f"판매분석 {day}: {total} items take {pages} pages of {size}, more "
+                        f"than page_sizes.v1_max_pages ({self.v1_max_pages}); no item is left out, so nothing is "
+                        "read: raise the setting")
                 for item in answer["vendorItems"]:
                     items.setdefault(self._item_id(item), item)
                 page += 1
@@ -368,17 +513,30 @@ class WingSession(PortalSession):
                               f"but Wing reports {total}")
         return list(items.values())
 
+    def _v1_pause(self, seconds: float) -> None:
+        """At least ``seconds`` since the last 판매분석 call (OH: 700 ms between pages, 1,200 ms between days)."""
+        last = getattr(self, "_last_vi_call", None)
+        if last is not None:
+            left = seconds - (time.monotonic() - last)
+            if left > 0:
+                time.sleep(left)
+
     @step("v1_sales")
     def v1_sales(self, start: dt.date, end: dt.date) -> dict[str, Any]:
         """판매분석 of every day of [start, end], one day at a time (the API sums over the range asked):
-        ``{"amount_field": ..., "days": [{"date": "YYYY-MM-DD", "items": [vendorItems...]}]}``."""
+        ``{"amount_field": ..., "kept_registration_types": [...], "days": [{"date": "YYYY-MM-DD",
+        "items": [vendorItems...]}]}``: every item listed, as listed (zero-sale options and items of
+        other registration types included); ``jet.v1.sales_rows`` keeps what was sold by Rocket Growth."""
         if start > end:
             raise CollectionError("configuration_error", f"판매분석: the window {start}..{end} ends before it starts")
         days = []
         day = start
         while day <= end:
+            if day > start:
+                self._v1_pause(self.v1_day_pause)
             items = self._v1_day(day)
-            log.info("판매분석 %s: %d items", day, len(items))
+            log.info("판매분석 %s: %d items listed", day, len(items))
             days.append({"date": day.isoformat(), "items": items})
             day += dt.timedelta(days=1)
-        return {"amount_field": self.v1_amount_field, "days": days}
+        return {"amount_field": self.v1_amount_field, "registration_types": list(self.v1_registration_types),
+                "kept_registration_types": list(self.v1_kept_registration_types), "days": days}

@@ -779,12 +779,12 @@ class PortalSession:
         return results
 
     def _call_in_page(self, method: str, url: str, what: str, *, body: Any = None,
-                      headers: Mapping[str, str] | None = None) -> Fetched:
+                      headers: Mapping[str, str] | None = None, server_errors: bool = False) -> Fetched:
         """One XHR from inside the signed-on page, as the portal's own scripts make it: ``fetch`` with the
         browser's credentials, ``body`` sent as JSON. Renews the session if the portal sends the call to
         the sign-on (then calls again, as ``_fetch_in_page`` does); a timeout, a network error or a 5xx
-        is ``portal_unavailable``, an 'Access Denied' answer ``bot_rejected``. Other statuses are the
-        caller's to judge."""
+        is ``portal_unavailable`` (a 5xx is returned instead with ``server_errors``, for a caller that
+        retries it), an 'Access Denied' answer ``bot_rejected``. Other statuses are the caller's to judge."""
         while True:
             driver = self._browser()
             driver.set_script_timeout(self.timeout + 5)
@@ -807,7 +807,7 @@ class PortalSession:
             self._count_renewal(what)
             self._sign_on_again()
         self._renewals_in_a_row = 0
-        if answer.status >= 500:
+        if answer.status >= 500 and not server_errors:
             raise unavailable(f"{what}: HTTP {answer.status}")
         if answer.status == 403 and b"Access Denied" in answer.body[:2000]:
             raise CollectionError("bot_rejected", f"{what}: the portal answered 'Access Denied'")

@@ -10,7 +10,8 @@ anything else is replaced). An unknown key is refused, naming it: a typo must no
 ignored silently. Before those, ``COUPANG_PORTAL_SETTINGS`` (a JSON object in the
 environment) applies to every connection of both portals, so it may only set keys both
 have (``waits``, ``pacing_seconds``, ...): a worker-wide override, e.g. a slower network's
-waits or the keystroke pace.
+waits or the keystroke pace; its keys ``wing`` and ``supplier_hub`` hold overrides for that
+portal only (e.g. ``{"wing": {"waits": {"v1_page": 0.05}}}``).
 
 A selector is a string: XPath when it starts with ``/``, ``(`` or ``./``, CSS otherwise.
 """
@@ -31,12 +32,12 @@ PACKAGE = Path(__file__).resolve().parents[1]
 SIGN_ON_FILE = PACKAGE / "portal" / "sign_on.json"
 PORTAL_FILES = {"supplier_hub": PACKAGE / "rocket" / "supplier_hub.json", "wing": PACKAGE / "jet" / "wing.json"}
 # Top-level keys and their types; 'selectors', 'paths', 'query', 'waits', 'column_aliases',
-# 'texts' and 'fields' (names of API answer fields) are objects whose own keys the packaged
-# defaults define.
+# 'texts', 'fields' (names of API answer fields), 'api' (values Wing's API bodies carry) and
+# 'formats' (date formats) are objects whose own keys the packaged defaults define.
 _TOP = {"portal": str, "selectors": dict, "landing": dict, "paths": dict, "query": dict, "waits": dict,
         "download_mode": str, "receive_detail_source": str, "concurrency": int, "pacing_seconds": (int, float),
         "page_sizes": dict, "date_format": str, "column_aliases": dict, "texts": dict,
-        "max_consecutive_renewals": int, "max_renewals": int, "fields": dict}
+        "max_consecutive_renewals": int, "max_renewals": int, "fields": dict, "api": dict, "formats": dict}
 _OPEN = {"column_aliases", "query"}  # objects that may gain keys of a deployment's own
 Locator = tuple[str, str]
 
@@ -145,7 +146,7 @@ def _check(doc: Mapping[str, Any]) -> None:
             raise _error(f"selectors.{key} must be a non-empty string")
     if doc.get("download_mode") not in ("fetch", "browser"):
         raise _error("download_mode must be 'fetch' or 'browser'")
-    if doc.get("receive_detail_source", "export") not in ("export", "pages"):
+    if doc.get("receive_detail_source", "pages") not in ("export", "pages"):
         raise _error("receive_detail_source must be 'export' or 'pages'")
     if doc.get("concurrency", 1) < 1:
         raise _error("concurrency must be at least 1")
@@ -176,9 +177,15 @@ def load_settings(portal: str, *, settings_file: str | Path | None = None,
     everywhere = os.environ.get("COUPANG_PORTAL_SETTINGS", "").strip()
     if everywhere:
         try:
-            layers.append(json.loads(everywhere))
+            shared = json.loads(everywhere)
         except json.JSONDecodeError as exc:
             raise _error(f"COUPANG_PORTAL_SETTINGS is not valid JSON ({exc.msg})") from None
+        if not isinstance(shared, Mapping):
+            raise _error("COUPANG_PORTAL_SETTINGS must hold a JSON object")
+        # Keys named after a portal hold overrides for that portal only.
+        layers.append({k: v for k, v in shared.items() if k not in PORTAL_FILES})
+        if isinstance(shared.get(portal), Mapping):
+            layers.append(shared[portal])
     if settings_file:
         layers.append(_read(Path(settings_file), "settings file"))
     layers += [m for m in more if m]
