@@ -94,29 +94,31 @@ def extract_summary(run_id: str) -> dict:
     return found[0]
 
 
-def test_the_export_and_the_pages_give_the_same_rows(run_dag, warehouse, monkeypatch):
-    """The real-layout export (header in row 1, 입고/반출시각, 반출 written positive) and the 입고상세내역 pages
-    (입고/반출일자, 반출 negative, paged with totalCount) load the same rows. The pages are chosen through an
-    Airflow Variable named in the connection's extra."""
-    monkeypatch.setenv("AIRFLOW_VAR_SUPPLIER_HUB_SETTINGS", json.dumps({"receive_detail_source": "pages"}))
+def test_the_pages_by_default_and_the_export_give_the_same_rows(run_dag, warehouse, monkeypatch):
+    """A run reads the 입고상세내역 pages by default (입고/반출일자, 반출 negative, paged with totalCount, fetched
+    from inside the signed-on page); the real-layout export (header in row 1, 입고/반출시각, 반출 written
+    positive), chosen through an Airflow Variable named in the connection's extra, loads the same rows."""
+    monkeypatch.setenv("AIRFLOW_VAR_SUPPLIER_HUB_SETTINGS", json.dumps({"receive_detail_source": "export"}))
     from sandbox import SandboxServer
 
     raw = scenario(return_sign="positive")
     with SandboxServer(raw) as server:
-        by_export = run_dag(server, raw)
-        assert by_export.state == "success"
-        assert staged(by_export, "receive_detail_*.xlsx") and not staged(by_export, "receive_detail_*.json")
-        from_export = order_lines(warehouse)
-        warehouse.execute("DELETE FROM sales.order_lines WHERE account_id = %s", (ACCOUNT,))
-        by_pages = run_dag(server, raw, {"settings_variable": "supplier_hub_settings"})
+        by_pages = run_dag(server, raw)
         assert by_pages.state == "success"
         assert staged(by_pages, "receive_detail_*.json") and not staged(by_pages, "receive_detail_*.xlsx")
-        third_pages = [r for r in server.state.requests if "/scm/receive/detail?" in r.target and "page=2" in r.target]
-        assert third_pages and all("totalCount=12" in r.target for r in third_pages)
-    assert order_lines(warehouse) == from_export
-    restated = [r for r in from_export if r[5]]
+        assert extract_summary(by_pages.run_id)["receive_detail_source"] == "pages"
+        page_two = [r for r in server.state.requests if "/scm/receive/detail?" in r.target and "page=2" in r.target]
+        assert page_two and all("totalCount=12" in r.target for r in page_two)
+        assert not [r for r in server.state.requests if "/scm/receive/detail/excel" in r.target], "no export"
+        from_pages = order_lines(warehouse)
+        warehouse.execute("DELETE FROM sales.order_lines WHERE account_id = %s", (ACCOUNT,))
+        by_export = run_dag(server, raw, {"settings_variable": "supplier_hub_settings"})
+        assert by_export.state == "success"
+        assert staged(by_export, "receive_detail_*.xlsx") and not staged(by_export, "receive_detail_*.json")
+    assert order_lines(warehouse) == from_pages
+    restated = [r for r in from_pages if r[5]]
     assert len(restated) == 1 and restated[0][3:5] == (0, 0), "the 반출 restated its 발주 line to 0 either way"
-    assert len(from_export) == 12 + 2 + 2
+    assert len(from_pages) == 12 + 2 + 2
 
 
 def test_a_session_that_expires_twice_in_a_range_run_is_renewed(run_dag, warehouse):

@@ -34,9 +34,10 @@ ORDER_LINES_FRAME = "order_lines.parquet"  # load: the lines it derived, for rea
 
 def extract(session: "SupplierHubSession", *, account: Mapping[str, Any], window: Window,
             list_until: dt.date, staging: Path) -> dict[str, Any]:
-    """List the invoices written in [window.start, list_until] and stage each 입고상세내역: its
-    export (``receive_detail_{no}.xlsx``) or, with the setting ``receive_detail_source``
-    'pages', the lines read from its pages (``receive_detail_{no}.json``).
+    """List the invoices written in [window.start, list_until] and stage each 입고상세내역: the
+    lines read from its HTML pages (``receive_detail_{no}.json``; the setting
+    ``receive_detail_source`` 'pages', the default, as the peer that reads the live site does) or,
+    with 'export', its export (``receive_detail_{no}.xlsx``).
 
     Invoices after the window are read too (``list_until``): their 반출 lines restate
     lines inside the window, so re-running an old date gives the same rows as the day
@@ -57,7 +58,7 @@ def extract(session: "SupplierHubSession", *, account: Mapping[str, Any], window
         if not invoice_no:
             raise ExportFormatError(f"일반매입계정: a row has no 계산서번호: {sorted(row)}")
         numbers.append(invoice_no)
-    source = getattr(session, "receive_detail_source", "export")
+    source = getattr(session, "receive_detail_source", "pages")
     if source == "pages":
         for invoice_no, lines in session.read_receive_detail_pages(numbers).items():
             target = staging / f"receive_detail_{invoice_no}.json"
