@@ -33,7 +33,11 @@ SCENARIO = {
     "rocket": {"accounts": []},
     "jet": {"accounts": [
         {"account_id": "A00000001", "username": "wing_v1", "password": "pw-wing-v1", "version": 1,
-         # three days; 87002 sold nothing on 1 February, so 판매분석 does not list it that day
+         # 판매분석 lists these every day with zero sales (totalGmv 0), and 87002 on 1 February, when it
+         # sold nothing: none of them is a sale
+         "v1_options": [{"option_id": f"8709{i}", "product_name": "보리차", "option_name": f"미판매 {i}"}
+                        for i in range(3)] + [{"option_id": "87002", "product_name": "보리차",
+                                               "option_name": "옵션 87002"}],
          "v1_sales": [v1_sale("2026-01-31", "87001", 3, 29_700), v1_sale("2026-01-31", "87002", 1, 11_900),
                       v1_sale("2026-02-01", "87001", 1, 9_900),
                       v1_sale("2026-02-02", "87001", 2, 19_800), v1_sale("2026-02-02", "87002", 2, 23_800)]},
@@ -63,6 +67,10 @@ SCENARIO = {
          "account_fees": [{"date": "2026-01-10", "type": "보관비", "amount": 900}]},
     ]},
     "faults": [],
+    # Wing as the record shows it failing (REAL-PORTALS.md §6): status/api fails 31 calls in 32 for a
+    # window (the record's 40 s scaled to 1.5 s; the client's retry budget stays its 120 s), one API call
+    # in five is a 403, and a repeated report request answers duplicateRequest.
+    "wing": {"status_failures": {"window_seconds": 1.5}, "forbidden": {"share": 0.2}, "duplicate_requests": {}},
 }
 
 
@@ -103,6 +111,8 @@ def every_row_and_fee(conn) -> tuple[list[list[tuple]], list[tuple]]:
 
 
 def test_jet_v1_and_v2_accounts_against_wing_as_recorded(jet_dag, portal, warehouse):
+    """Against a Wing that fails as recorded, the rows a Wing without faults gives (these expectations
+    predate the faults); zero-sale options load as nothing."""
     run = jet_dag.test(logical_date=local_stack.logical_date_for(RUN_DAY))
     statuses = warehouse.execute("SELECT account_id, status, coalesce(message, '') FROM sales.collection_runs "
                                  "WHERE run_id = %s ORDER BY account_id", (run.run_id,)).fetchall()
@@ -119,7 +129,10 @@ def test_jet_v1_and_v2_accounts_against_wing_as_recorded(jet_dag, portal, wareho
     ]
     searches = [r for r in portal.state.requests if "vi-detail-search" in r.target]
     window_days = (RUN_DAY - D("2026-01-20")).days + 1
-    assert len(searches) == window_days, "one 판매분석 call per day of the window"
+    assert len([r for r in searches if r.status == 200]) == window_days, "one 판매분석 page per day of the window"
+    assert 403 in {r.status for r in searches}, "a 403 met and retried"
+    status = [r.status for r in portal.state.requests if "/status/api" in r.target]
+    assert status.count(500) >= 2 * 3 and status.count(200) >= 2, "both v2 accounts waited out status/api's failures"
 
     v2 = rows(warehouse, "A00000002")
     by_order: dict[str, list[tuple]] = {}
@@ -194,9 +207,10 @@ def asset_events(run_id: str) -> dict[str, dict[str, dict]]:
     return found
 
 
-def test_each_load_emits_asset_events_and_a_rerun_leaves_the_same_rows_and_fees(jet_dag, warehouse):
+def test_each_load_emits_asset_events_and_a_rerun_leaves_the_same_rows_and_fees(jet_dag, portal, warehouse):
     """The first run's loads emit an event per asset and account, with the accounts, dates and rows
-    changed; a rerun of the date leaves the same rows and fees, and its events say nothing changed."""
+    changed; a rerun of the date, whose report requests Wing answers duplicateRequest, uses the earlier
+    requests, leaves the same rows and fees (loaded once), and its events say nothing changed."""
     first = jet_dag.test(logical_date=local_stack.logical_date_for(RUN_DAY))
     loaded = every_row_and_fee(warehouse)
     assert len(loaded[1]) == 4
@@ -220,7 +234,13 @@ def test_each_load_emits_asset_events_and_a_rerun_leaves_the_same_rows_and_fees(
     assert fees_by_account["A00000002"]["amount"] == 1_500 + 700 + 300
     assert fees_by_account["A00000001"]["rows"] == 0 and fees_by_account["A00000001"]["periods"] == []
 
+    requested = len(portal.state.report_requests)
+    asked = len([r for r in portal.state.requests if "/request-download/" in r.target and r.status == 200])
     again = jet_dag.test(logical_date=local_stack.logical_date_for(RUN_DAY))
+    assert again.state == "success"
+    assert len(portal.state.report_requests) == requested, "every repeat answered duplicateRequest: none is new"
+    assert len([r for r in portal.state.requests if "/request-download/" in r.target and r.status == 200]) \
+        == 2 * asked, "each report asked for again"
     assert every_row_and_fee(warehouse) == loaded
     for extra in asset_events(again.run_id)["coupang_sales.order_lines"].values():
         assert extra["rows_changed"] == 0 and extra["changed_sales_dates"] == [], "a rerun changes nothing"
