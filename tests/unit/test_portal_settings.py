@@ -108,3 +108,12 @@ def test_the_workers_settings_may_hold_a_portals_own_keys(monkeypatch):
     monkeypatch.setenv("COUPANG_PORTAL_SETTINGS", json.dumps({"waits": {"v1_day": 0.05}}))
     with pytest.raises(CollectionError, match="waits.v1_day"):
         load_settings("supplier_hub")  # a Wing-only key for both portals is refused, naming it
+
+
+def test_wing_shortcuts_in_the_connection_extra():
+    from coupang_sales.airflow_glue.hooks import settings_from_extra
+
+    settings = settings_from_extra("wing", {"status_retry_seconds": "5", "locale": "en", "v1_page_size": "20"})
+    assert (settings.wait("status_retry"), settings.raw["api"]["locale"], settings.page_size("v1")) == (5, "en", 20)
+    with pytest.raises(CollectionError, match="api.locales"):
+        settings_from_extra("wing", {"settings": {"api": {"locales": "en"}}})

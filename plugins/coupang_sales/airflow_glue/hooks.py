@@ -24,6 +24,8 @@ EXTRA_SHORTCUTS = {
     "xsrf_wait_seconds": ("waits", "xsrf"),
     "v1_page_size": ("page_sizes", "v1"),
     "v1_amount_field": ("fields", "v1_amount"),
+    "status_retry_seconds": ("waits", "status_retry"),
+    "locale": ("api", "locale"),
 }
 BROWSER_KEYS = ("remote_url", "headless", "debugger_address")
 SETTINGS_KEYS = ("settings_file", "settings_variable", "settings")
@@ -50,7 +52,7 @@ def settings_from_extra(portal: str, extra: Mapping[str, Any], *, variable: Any 
                 value = float(value)
             elif where[0] in ("concurrency", "page_sizes"):
                 value = int(value)
-            elif where[0] == "fields":
+            elif where[0] in ("fields", "api"):
                 value = str(value)
             target = shortcuts
             for part in where[:-1]:
