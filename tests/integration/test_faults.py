@@ -32,7 +32,8 @@ D = dt.date.fromisoformat
 ACCOUNT = "V00000701"
 RUN_DATE = D("2026-01-06")
 CHANNEL = "coupang_rocket"
-EXCEL = "/scm/receive/detail/excel"
+DETAIL = "/scm/receive/detail?"  # the 입고상세내역 pages, read by default
+EXCEL = "/scm/receive/detail/excel"  # its export, read with receive_detail_source 'export'
 PURCHASE_ACCOUNT = "/scm/settlement/general/purchase/account"
 LOGIN_ACTIONS = "/login-actions/authenticate"
 SECOND_DETAIL = "vendorPaymentInfoSeq=30000702"
@@ -114,14 +115,16 @@ def sandbox(faults: list[dict]):
 
 @pytest.fixture
 def run_dag(collection_dag, warehouse, monkeypatch):
-    """``run_dag(server, timeout=None)``: the Rocket DAG for RUN_DATE over ``server`` after seeding PRIOR;
-    ``timeout`` sets the portal connection's page timeout (seconds)."""
+    """``run_dag(server, timeout=None, **extra)``: the Rocket DAG for RUN_DATE over ``server`` after seeding
+    PRIOR; ``timeout`` sets the portal connection's page timeout (seconds), ``extra`` more of its extra."""
 
-    def run(server, *, timeout: float | None = None):
+    def run(server, *, timeout: float | None = None, **extra):
         dag = collection_dag(server, scenario([]), "coupang_rocket_sales")
         if timeout is not None:
+            extra["timeout"] = timeout
+        if extra:
             key = f"AIRFLOW_CONN_{local_stack.conn_id_for(CHANNEL, ACCOUNT).upper()}"
-            monkeypatch.setenv(key, json.dumps({**json.loads(os.environ[key]), "extra": {"timeout": timeout}}))
+            monkeypatch.setenv(key, json.dumps({**json.loads(os.environ[key]), "extra": extra}))
         seed_prior(warehouse)
         return dag.test(logical_date=local_stack.logical_date_for(RUN_DATE))
 
@@ -137,7 +140,7 @@ def quick_retries(monkeypatch):
 
 
 def test_a_server_error_once_is_retried_and_loads(run_dag, warehouse):
-    with sandbox([{"portal": "supplier_hub", "kind": "http_500", "path_contains": EXCEL, "times": 1}]) as server:
+    with sandbox([{"portal": "supplier_hub", "kind": "http_500", "path_contains": DETAIL, "times": 1}]) as server:
         run = run_dag(server)
     assert run.state == "success"
     assert order_lines(warehouse) == EXPECTED
@@ -147,14 +150,14 @@ def test_a_server_error_once_is_retried_and_loads(run_dag, warehouse):
 
 
 def test_a_server_error_that_persists_fails_and_leaves_the_warehouse_as_it_was(run_dag, warehouse, smtp):
-    with sandbox([{"portal": "supplier_hub", "kind": "http_500", "path_contains": EXCEL, "times": 100}]) as server:
+    with sandbox([{"portal": "supplier_hub", "kind": "http_500", "path_contains": DETAIL, "times": 100}]) as server:
         run = run_dag(server)
     assert run.state == "failed"
     assert order_lines(warehouse) == PRIOR and changes(warehouse) == []
     recorded = attempts(warehouse)
     assert [(task, status, reason) for task, status, reason, _ in recorded] == \
         [("extract", "failed", "portal_unavailable")] * 4, "first try and three retries"
-    assert "HTTP 500" in recorded[-1][3] and EXCEL in recorded[-1][3]
+    assert "HTTP 500" in recorded[-1][3] and "/scm/receive/detail" in recorded[-1][3]
     # one alert, after the last retry, naming the account
     assert smtp.subjects() == [f"[coupang-sales] FAILED coupang_rocket {ACCOUNT} 2025-12-23..2026-01-06: "
                                "portal_unavailable"]
@@ -202,14 +205,15 @@ def test_a_session_that_keeps_expiring_fails_cleanly_then_the_retry_loads(run_da
 
 # One DAG run per outcome class: retried then failed (a truncated file), or failed at once (an HTML
 # page instead of the file). Every mode (an empty file too) is the session's test, at stage level:
-# test_sandbox_supplier_hub.py::test_a_broken_download_is_reported_and_not_kept.
+# test_sandbox_supplier_hub.py::test_a_broken_download_is_reported_and_not_kept. A file is the
+# export's, so these runs read the export (receive_detail_source 'export'; the pages are the default).
 @pytest.mark.parametrize(("mode", "reason", "tries"), [("truncated", "portal_unavailable", 4),
                                                          ("html", "export_format_changed", 1)])
 def test_a_broken_download_loads_nothing(run_dag, warehouse, mode, reason, tries):
     fault = {"portal": "supplier_hub", "kind": "broken_download", "path_contains": EXCEL, "times": 100,
              "mode": mode}
     with sandbox([fault]) as server:
-        run = run_dag(server)
+        run = run_dag(server, receive_detail_source="export")
     assert run.state == "failed"
     assert order_lines(warehouse) == PRIOR and changes(warehouse) == []
     recorded = attempts(warehouse)
@@ -224,7 +228,7 @@ def test_a_changed_export_header_fails_naming_the_column(run_dag, warehouse):
     fault = {"portal": "supplier_hub", "kind": "changed_header", "path_contains": EXCEL, "times": 100,
              "column": "총단가", "rename_to": "합계단가"}
     with sandbox([fault]) as server:
-        run = run_dag(server)
+        run = run_dag(server, receive_detail_source="export")
     assert run.state == "failed"
     assert order_lines(warehouse) == PRIOR and changes(warehouse) == []
     recorded = attempts(warehouse)
@@ -368,11 +372,11 @@ def orphans_reaped(before: set[int], timeout: float = 30) -> bool:
 
 
 def test_chromium_crashing_mid_extraction_fails_cleanly_leaves_no_browser_and_the_retry_loads(run_dag, warehouse):
-    """The 입고상세내역 download hangs; meanwhile the browser is killed (SIGKILL), as the OOM killer would."""
+    """A 입고상세내역 page hangs; meanwhile the browser is killed (SIGKILL), as the OOM killer would."""
     zombies_before = chromium_zombies()
     killed: list[int] = []
     profiles: list[str] = []
-    fault = {"portal": "supplier_hub", "kind": "timeout", "path_contains": EXCEL, "times": 1, "delay_seconds": 60}
+    fault = {"portal": "supplier_hub", "kind": "timeout", "path_contains": DETAIL, "times": 1, "delay_seconds": 60}
 
     def kill_the_browser_when_the_download_hangs(server) -> None:
         deadline = time.monotonic() + 300

@@ -61,7 +61,7 @@ SCENARIO = {
     "rocket": {"accounts": [
         rocket_account("V00000801", "rocket_ok", "30000801"),
         rocket_account(HOSTILE_ID, "rocket_hostile", "30000802"),
-        rocket_account("V00000803", "rocket_broken", "30000803"),  # its export is an HTML page
+        rocket_account("V00000803", "rocket_broken", "30000803"),  # its 입고상세내역 is an error page
         rocket_account("V00000804", "rocket_sms", "30000804", sms_challenge=True),
     ]},
     "jet": {"accounts": [
@@ -73,7 +73,7 @@ SCENARIO = {
     ]},
     "faults": [
         {"portal": "supplier_hub", "kind": "broken_download", "mode": "html", "times": 100,
-         "path_contains": "/scm/receive/detail/excel?vendorPaymentInfoSeq=30000803"},
+         "path_contains": "/scm/receive/detail?vendorPaymentInfoSeq=30000803"},
         # sessions dropped mid-extraction: the password is typed again
         {"portal": "supplier_hub", "kind": "session_expired", "times": 1, "path_contains": "30000801"},
         {"portal": "wing", "kind": "session_expired", "times": 1, "path_contains": "/wing/"},

@@ -48,6 +48,6 @@ def test_a_run_stages_on_an_object_store_in_parquet_and_cleans_up_old_runs(colle
     account = root / "coupang_rocket_sales" / runs[0] / "V00000001"
     staged = sorted(str(p.relative_to(account)) for p in account.rglob("*") if p.is_file())
     for name in ("raw/invoices.parquet", "raw/lines.parquet", "raw/facts.parquet", "raw/order_lines.parquet",
-                 "raw/receive_detail_30000001.xlsx", "raw/quality_result.json", "browser_use.json"):
+                 "raw/receive_detail_30000001.json", "raw/quality_result.json", "browser_use.json"):
         assert name in staged, staged
     assert not [name for name in staged if name.endswith((".pkl", ".pickle")) or name.startswith("downloads/")]

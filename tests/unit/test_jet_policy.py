@@ -398,3 +398,28 @@ def test_v2_money_is_conserved_with_cancellations_and_adjustments():
               cancel_row("2", "A", qty=1, price=7_000)])
     collected = (9_000 - 500) - (18_000 - 500) - 7_000  # coupons are per row
     assert int(out.order_lines["payment_amount"].sum() + out.adjustments["amount"].sum()) == collected
+
+
+def _vi_item(option_id: str, units: int, gmv: int, kind: str | None = "RFM") -> dict:
+    details = {"vendorItemId": option_id, "productName": "보리차", "itemName": f"옵션 {option_id}"}
+    if kind is not None:
+        details["registrationType"] = kind
+    return {"vendorItemDetails": details,
+            "businessInsightsMetricsResponse": {"totalUnitsSold": units, "totalGmv": gmv}}
+
+
+def test_v1_zero_sale_options_and_other_registration_types_make_no_row():
+    from coupang_sales.jet import v1
+
+    staged = {"amount_field": "totalGmv", "registration_types": ["NORMAL", "RFM"],
+              "kept_registration_types": ["RFM"], "days": [{"date": "2026-02-02", "items": [
+                  _vi_item("87001", 2, 19_800), _vi_item("87002", 0, 0), _vi_item("97001", 1, 5_000, "NORMAL"),
+                  _vi_item("87003", 0, "0")]}]}
+    rows = v1.sales_rows(staged)
+    assert list(rows["옵션ID"]) == ["87001"] and list(rows["판매금액"]) == [19_800]
+    # asked for RFM only (the default), an item without registrationType is RFM's
+    assert len(v1.sales_rows({"amount_field": "totalGmv", "days": [{"date": "2026-02-02", "items": [
+        _vi_item("87001", 1, 9_900, None)]}]})) == 1
+    # asked for both, an item that does not say which cannot be told apart: nothing is loaded
+    with pytest.raises(ExportFormatError, match="registrationType"):
+        v1.sales_rows({**staged, "days": [{"date": "2026-02-02", "items": [_vi_item("87001", 1, 9_900, None)]}]})
