@@ -395,3 +395,32 @@ def test_the_demo_jet_accounts_cover_the_wing_cases():
     assert all(o.fees for o in orders), "입출고비 and 배송비"
     assert any(o.cancelled_date for o in orders), "a cancelled order"
     assert {f.type for f in accounts[2].account_fees} == {"보관비"}
+
+
+def test_wing_failures_are_off_unless_named_and_named_take_the_recorded_values():
+    plain = load_scenario(MINIMUM).wing
+    assert plain.status_failures is None and plain.forbidden_share == plain.duplicate_request_seconds == 0
+    assert (plain.group_key_dates, plain.instant_milliseconds) == ("compact", True)
+    named = load_scenario({**MINIMUM, "wing": {"status_failures": {}, "forbidden": {}, "duplicate_requests": {}}}).wing
+    assert (named.status_failures.share, named.status_failures.window_seconds) == (31 / 32, 40)
+    assert (named.forbidden_share, named.duplicate_request_seconds) == (0.2, 900)
+
+
+@pytest.mark.parametrize(("wing", "message"), [
+    ({"forbidden": {"share": 1.5}}, "wing.forbidden.share: must be a share"),
+    ({"status_failures": {"window_seconds": 0}}, "wing.status_failures.window_seconds: must be a positive"),
+    ({"group_key_dates": "slashes"}, "wing.group_key_dates: must be one of compact, dashes"),
+    ({"status_failure": {}}, "wing.status_failure: unknown field"),
+])
+def test_a_bad_wing_behaviour_is_refused_naming_it(wing, message):
+    with pytest.raises(ScenarioError, match=message):
+        load_scenario({**MINIMUM, "wing": wing})
+
+
+def test_v1_options_and_registration_types_are_checked():
+    def options(raw):
+        raw["jet"]["accounts"][0]["v1_options"] = [{"option_id": "87009", "product_name": "p", "option_name": "o",
+                                                    "registration_type": "ROCKET"}]
+
+    with pytest.raises(ScenarioError, match=r"v1_options\[0\].registration_type: must be one of RFM, NORMAL"):
+        load_scenario(with_change(options))
