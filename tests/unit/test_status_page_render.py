@@ -43,6 +43,8 @@ def test_the_task_log_link_is_the_ui_route_of_the_mapped_task_instance_and_try()
     assert task_log_url(row(last_map_index=-1, last_try_number=None), "/airflow/") == (
         "/airflow/dags/coupang_rocket_sales/runs/scheduled__2026-01-06T21%3A00%3A00%2B00%3A00/tasks/collect.load")
     assert task_log_url(row(last_run_id=None, last_task_id=None), "/") is None
+    assert task_log_url(row(last_map_index=0), "/").endswith("/tasks/collect.load/mapped/0?try_number=2"), \
+        "the first account of a mapped task is index 0, not an unmapped task"
 
 
 def test_the_html_escapes_what_it_shows_and_links_sorting_and_paging():

@@ -124,7 +124,8 @@ def task_log_url(row: dict[str, Any], ui_root: str) -> str | None:
     as ``TaskInstance.log_url`` builds it."""
     if not (row.get("last_run_id") and row.get("last_task_id")):
         return None
-    mapped = f"/mapped/{row['last_map_index']}" if (row.get("last_map_index") or -1) >= 0 else ""
+    index = row.get("last_map_index")
+    mapped = f"/mapped/{index}" if index is not None and index >= 0 else ""  # 0 is the first account, not unmapped
     tried = f"?try_number={row['last_try_number']}" if row.get("last_try_number") else ""
     return (f"{ui_root}dags/{quote(row['last_dag_id'], safe='')}/runs/{quote(row['last_run_id'], safe='')}"
             f"/tasks/{quote(row['last_task_id'], safe='')}{mapped}{tried}")
