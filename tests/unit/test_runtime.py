@@ -153,3 +153,32 @@ def test_catch_up_never_leaves_a_day_between_the_cursor_and_the_window(end, look
     else:
         assert caught.window == window and caught.gap and caught.range_params["from_date"] == (
             cursor + dt.timedelta(days=1)).isoformat()
+
+
+def test_a_gap_over_the_bound_warns_with_the_range_run_and_a_closed_gap_does_not(monkeypatch):
+    from types import SimpleNamespace
+
+    from coupang_sales.airflow_glue import notifiers
+    from coupang_sales.airflow_glue.runtime import send_gap_warning
+
+    sent = []
+
+    class Notifier:
+        def __init__(self, *, warning: bool):
+            assert warning
+
+        def __call__(self, context):
+            sent.append(context)
+
+    monkeypatch.setattr(notifiers, "CollectionAlertNotifier", Notifier)
+    context, account = {"dag": SimpleNamespace(dag_id="coupang_jet_sales")}, {"channel": "coupang_jet",
+                                                                              "account_id": "A1"}
+    send_gap_warning(context, account, catch_up(Window(D("2026-01-12"), D("2026-01-26")), D("2026-01-02"), bound=92))
+    assert sent == []
+    send_gap_warning(context, account, catch_up(Window(D("2026-01-12"), D("2026-01-26")), D("2026-01-02"), bound=10))
+    [alert] = sent
+    assert alert["coupang_warning_category"] == "collection_gap"
+    assert alert["coupang_warning"].startswith("A1 (2026-01-12..2026-01-26): collected without a gap only through")
+    assert """airflow dags trigger coupang_jet_sales -c '{"from_date": "2026-01-03", "date": "2026-01-26"}'""" \
+        in alert["coupang_warning_action"]
+    assert "python -m coupang_sales.cursors set coupang_jet A1 DATE" in alert["coupang_warning_action"]
