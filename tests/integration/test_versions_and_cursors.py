@@ -7,6 +7,8 @@ import datetime as dt
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from coupang_sales.jet import policy as jet
 from coupang_sales.model import JET, ROCKET, Window
@@ -108,8 +110,8 @@ def test_the_cursor_moves_only_without_a_gap_and_freshness_counts_from_it(wareho
     after = state("2026-01-27")
     assert (after["state"], after["collected_through"], after["collected_until"]) == (
         "stale", D("2026-01-02"), D("2026-01-26"))
-    # the window that starts at the cursor closes the gap: ok again
-    success(warehouse, "V1", "2026-01-02", "2026-01-26")
+    # a range run over the gap closes it, and the window that came before it counts now: ok again
+    success(warehouse, "V1", "2026-01-03", "2026-01-11")
     assert cursor() == D("2026-01-26") and state("2026-01-27")["state"] == "ok"
     # an old backfill never moves it back
     success(warehouse, "V1", "2025-06-01", "2025-06-30")
@@ -129,3 +131,34 @@ def test_the_cursor_command_shows_sets_and_resets(warehouse, capsys):
     assert collection_cursor(warehouse, channel=ROCKET, account_id="V1") is None
     assert cursors.main(["--dsn", dsn, "set", ROCKET, "V_UNKNOWN", "2026-01-02"]) == 1
     assert "no account coupang_rocket V_UNKNOWN" in capsys.readouterr().err
+
+
+WINDOWS = st.lists(st.tuples(st.integers(0, 60), st.integers(0, 20), st.booleans()), min_size=1, max_size=8)
+
+
+@settings(max_examples=25, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(first=st.tuples(st.integers(0, 60), st.integers(0, 20)), later=WINDOWS, order=st.randoms())
+def test_the_cursor_is_the_end_of_the_collected_days_after_the_first_collection_in_any_order(
+        warehouse, first, later, order):
+    """After the account's first successful collection, the cursor is the last day of the unbroken run of
+    collected days from it, whatever order the later windows (successful or not) arrive in."""
+    day0 = D("2026-01-01")
+    warehouse.execute("DELETE FROM sales.collection_runs; DELETE FROM sales.collection_cursors")
+
+    def window(start: int, length: int) -> tuple[str, str]:
+        return ((day0 + dt.timedelta(days=start)).isoformat(),
+                (day0 + dt.timedelta(days=start + length)).isoformat())
+
+    success(warehouse, "V1", *window(*first))
+    shuffled = list(later)
+    order.shuffle(shuffled)
+    for start, length, ok in shuffled:
+        success(warehouse, "V1", *window(start, length), status="success" if ok else "failed",
+                reason=None if ok else "portal_unavailable")
+    covered = {first[0] + d for d in range(first[1] + 1)}
+    covered |= {start + d for start, length, ok in later if ok for d in range(length + 1)}
+    through = first[0] + first[1]
+    while through + 1 in covered:
+        through += 1
+    assert collection_cursor(warehouse, channel=ROCKET, account_id="V1") == day0 + dt.timedelta(days=through)

@@ -41,8 +41,8 @@ WHERE a.jet_version IS NOT NULL
 -- Each account's cursor per stream (today one stream, 'order_lines'): every date up to collected_through
 -- has been collected without a gap. A daily run's window starts at the earlier of its look-back and this
 -- date, so a block longer than the look-back is collected whole by the first run after it; freshness counts
--- from it. A successful collection moves it (the trigger below) only when its window starts at or before
--- the day after it: a window beyond a gap leaves the gap visible. `python -m coupang_sales.cursors` shows
+-- from it. A successful collection moves it (the trigger below) through every successful window that starts
+-- at or before the day after it: a window beyond a gap leaves the gap visible until the gap is collected. `python -m coupang_sales.cursors` shows
 -- and sets it.
 CREATE TABLE IF NOT EXISTS sales.collection_cursors (
     channel           text        NOT NULL,
@@ -54,15 +54,32 @@ CREATE TABLE IF NOT EXISTS sales.collection_cursors (
     PRIMARY KEY (channel, account_id, stream)
 );
 
+CREATE INDEX IF NOT EXISTS collection_runs_successes
+    ON sales.collection_runs (channel, account_id, window_start) WHERE status = 'success';
+
 CREATE OR REPLACE FUNCTION sales.advance_collection_cursor() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    through date;
+    further date;
 BEGIN
-    INSERT INTO sales.collection_cursors AS k (channel, account_id, stream, collected_through, updated_at, updated_by)
-    VALUES (NEW.channel, NEW.account_id, 'order_lines', NEW.window_end, now(),
-            coalesce(NEW.run_id, 'a successful collection'))
-    ON CONFLICT (channel, account_id, stream) DO UPDATE
-        SET collected_through = excluded.collected_through, updated_at = excluded.updated_at,
-            updated_by = excluded.updated_by
-        WHERE NEW.window_start <= k.collected_through + 1 AND NEW.window_end > k.collected_through;
+    INSERT INTO sales.collection_cursors (channel, account_id, stream, collected_through, updated_by)
+    VALUES (NEW.channel, NEW.account_id, 'order_lines', NEW.window_end, coalesce(NEW.run_id, 'a successful collection'))
+    ON CONFLICT (channel, account_id, stream) DO NOTHING;
+    SELECT collected_through INTO through FROM sales.collection_cursors
+    WHERE channel = NEW.channel AND account_id = NEW.account_id AND stream = 'order_lines' FOR UPDATE;
+    -- Through every successful window that starts at or before the day after the cursor: a window that came
+    -- before the gap behind it was filled counts once it is, whatever order the runs came in.
+    LOOP
+        SELECT max(r.window_end) INTO further FROM sales.collection_runs r
+        WHERE r.channel = NEW.channel AND r.account_id = NEW.account_id AND r.status = 'success'
+          AND r.window_start <= through + 1 AND r.window_end > through;
+        EXIT WHEN further IS NULL;
+        through := further;
+    END LOOP;
+    UPDATE sales.collection_cursors k SET collected_through = through, updated_at = now(),
+                                          updated_by = coalesce(NEW.run_id, 'a successful collection')
+    WHERE k.channel = NEW.channel AND k.account_id = NEW.account_id AND k.stream = 'order_lines'
+      AND k.collected_through < through;
     RETURN NULL;
 END $$;
 
