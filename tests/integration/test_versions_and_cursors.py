@@ -162,3 +162,30 @@ def test_the_cursor_is_the_end_of_the_collected_days_after_the_first_collection_
     while through + 1 in covered:
         through += 1
     assert collection_cursor(warehouse, channel=ROCKET, account_id="V1") == day0 + dt.timedelta(days=through)
+
+
+@settings(max_examples=15, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(v1_days=st.sets(st.integers(0, 30), min_size=1, max_size=10),
+       v2_days=st.dictionaries(st.integers(0, 30), st.integers(1, 50_000), max_size=10),
+       ranges=st.lists(st.tuples(st.integers(0, 30), st.integers(0, 12)), min_size=1, max_size=4))
+def test_after_a_switch_each_date_has_one_truth_whatever_v2_ranges_are_read_in_any_order(
+        warehouse, v1_days, v2_days, ranges):
+    """v1 history, then v2 loads of random ranges in any order: every date a v2 load read holds v2's lines
+    only (the report's figure), every other date its v1 lines, never both."""
+    day0 = D("2026-01-01")
+    warehouse.execute("DELETE FROM sales.order_lines; DELETE FROM sales.collected_facts; "
+                      "DELETE FROM sales.restatements; DELETE FROM sales.restatement_adjustments")
+    v1 = {(day0 + dt.timedelta(days=d)).isoformat(): 1_000 + d for d in v1_days}
+    replace_window(warehouse, channel=JET, account_id="A1", window=Window(day0, day0 + dt.timedelta(days=30)),
+                   lines=v1_lines("A1", v1), run_id="v1")
+    read: set[int] = set()
+    for start, length in ranges:
+        window = Window(day0 + dt.timedelta(days=start), day0 + dt.timedelta(days=start + length))
+        within = {d: amount for d, amount in v2_days.items() if start <= d <= start + length}
+        v2_load(warehouse, "A1", {(day0 + dt.timedelta(days=d)).isoformat(): a for d, a in within.items()}, window)
+        read |= set(range(start, start + length + 1))
+        stored = {(d, source): total for d, source, _, total in by_date(warehouse, "A1")}
+        expected = {(day0 + dt.timedelta(days=d), "jet_v2"): a for d, a in v2_days.items() if d in read}
+        expected |= {(day0 + dt.timedelta(days=d), "jet_v1"): 1_000 + d for d in v1_days if d not in read}
+        assert stored == expected
