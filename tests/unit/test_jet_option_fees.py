@@ -53,7 +53,7 @@ def test_the_cancellation_of_option_y_leaves_option_xs_fee_untouched():
     assert after == {"X": 2_700, "Y": 0}
 
 
-@settings(max_examples=50, deadline=None, database=None)
+@settings(max_examples=25, deadline=None, database=None)
 @given(prices=st.lists(st.integers(0, 50_000), min_size=2, max_size=4),
        fees=st.lists(st.tuples(st.integers(0, 3), st.integers(1, 5_000)), min_size=1, max_size=6),
        order_fee=st.integers(0, 3_000), cancelled=st.integers(0, 3), reversed_fee=st.booleans())
