@@ -98,18 +98,22 @@ def parse_dates(series: pd.Series, *, column: str, source: str) -> pd.Series:
             return value.date()
         if isinstance(value, dt.date):
             return value
-        text = "" if value is None else str(value).strip()
-        text = text.replace(".", "-").replace("/", "-").rstrip("-")  # '2026.01.05.' is common too
-        if len(text) == 8 and text.isdigit():
-            text = f"{text[:4]}-{text[4:6]}-{text[6:]}"
         try:
-            # Anything after the day (a time of day) is not part of the date basis.
-            return dt.date.fromisoformat(text[:10])
+            return _date_of("" if value is None else str(value))
         except ValueError:
             raise ExportFormatError(
                 f"{source}: column {column!r} row {position + 1}: {value!r} is not a date") from None
 
     return pd.Series(_per_distinct(series.tolist(), one), index=series.index, dtype=object)
+
+
+def _date_of(text: str) -> dt.date:
+    """The day of '2026-01-05', '2026.01.05.', '2026/01/05' or '20260105' (ValueError otherwise)."""
+    text = text.strip().replace(".", "-").replace("/", "-").rstrip("-")  # '2026.01.05.' is common too
+    if len(text) == 8 and text.isdigit():
+        text = f"{text[:4]}-{text[4:6]}-{text[6:]}"
+    # Anything after the day (a time of day) is not part of the date basis.
+    return dt.date.fromisoformat(text[:10])
 
 
 def parse_moments(series: pd.Series, *, column: str, source: str) -> pd.Series:
@@ -130,8 +134,8 @@ def parse_moments(series: pd.Series, *, column: str, source: str) -> pd.Series:
         split = _DATE_THEN_TIME.fullmatch(text)
         day_text, rest = (split["day"], split["time"]) if split else (text, "")
         try:
-            day = parse_dates(pd.Series([day_text]), column=column, source=source).iloc[0]
-        except ExportFormatError:
+            day = _date_of(day_text)
+        except ValueError:
             raise ExportFormatError(
                 f"{source}: column {column!r} row {position + 1}: {value!r} is not a date") from None
         if not rest:
