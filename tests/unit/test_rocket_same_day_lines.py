@@ -105,7 +105,7 @@ def test_generated_invoices_with_same_day_lines_load_their_invoice_amount(real, 
         if (po, sku, center, qty, price, moved) in seen:  # equal in every field: a repeat, not a real line
             continue
         seen.add((po, sku, center, qty, price, moved))
-        rows.append(line("300", po, sku, qty, price, moved))
+        rows.append(line("300", po, sku, qty, price, moved, center))
     if returns:  # a same-day 반출 of the first line, at another time
         first = rows[0]
         rows.append(line("300", first["번호"], first["SKU번호"], 1, int(first["단가"].replace(",", "")),
