@@ -49,6 +49,8 @@ def scenario(days: int, lines: int, last: dt.date) -> dict:
                        "unit_price": 11_000, "unit_supply": 10_000, "unit_tax": 1_000} for n in range(lines)],
         })
     return {"today": (last + dt.timedelta(days=1)).isoformat(),
+            # the defences on, with the sign-on challenge scaled from ~16 s to 2 s (bench_sign_ons.py measures it)
+            "bot_protection": {"challenge_seconds": 2},
             "rocket": {"accounts": [{"account_id": ACCOUNT, "vendor_name": "주식회사 벤치", "username": "sub_bench",
                                      "password": "pw-sub_bench", "sub_account_expires": "2099-12-31",
                                      "invoices": invoices}]},

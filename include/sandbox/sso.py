@@ -136,13 +136,22 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
+def _other_origin(request: Request, origin: str, port: int) -> str:
+    """Another origin of the sandbox as the browser reaches it: its own loopback host (``origin``), or,
+    where the sandbox serves a name (``http://sandbox:8800`` in compose), that name on its own port."""
+    return origin or f"{request.url.scheme}://{request.url.hostname}:{port}"
+
+
 def sso_base(request: Request) -> str:
-    """Keycloak's origin as the browser reaches it: its own loopback host, or the request's host on
-    Keycloak's port where the sandbox serves a name (``http://sandbox:8800`` in compose)."""
+    """Keycloak's origin (xauth.coupang.com on the live site)."""
     state = state_of(request)
-    if state.sso_origin:
-        return state.sso_origin
-    return f"{request.url.scheme}://{request.url.hostname}:{state.sso_port}"
+    return _other_origin(request, state.sso_origin, state.sso_port)
+
+
+def help_base(request: Request) -> str:
+    """The help site's origin (helpseller.coupang.com on the live site)."""
+    state = state_of(request)
+    return _other_origin(request, state.help_origin, state.help_port)
 
 
 def valid_redirect(state: SandboxState, portal: Portal, redirect_uri: str) -> bool:
@@ -153,12 +162,6 @@ def valid_redirect(state: SandboxState, portal: Portal, redirect_uri: str) -> bo
         parts.path == portal.prefix + portal.callback_path
 
 
-def help_base(request: Request) -> str:
-    """The help site's origin (helpseller.coupang.com on the live site)."""
-    state = state_of(request)
-    if state.help_origin:
-        return state.help_origin
-    return f"{request.url.scheme}://{request.url.hostname}:{state.help_port}"
 
 
 def callback_url(request: Request, portal: Portal) -> str:
@@ -384,8 +387,9 @@ def logout(request: Request, client_id: str = "", redirect_uri: str = "") -> Res
     sandbox = state_of(request)
     with sandbox.lock:
         sandbox.sso_sessions.pop(request.cookies.get(SSO_SESSION_COOKIE) or "", None)
-    # Keycloak ends its own session; the portal's cookie is the portal's (another origin).
-    if valid_redirect(sandbox, portal, redirect_uri):
+    # Keycloak ends its own session (the portal's cookie is the portal's, on another origin) and goes
+    # back to a page of the portals' origin (its valid post-logout redirect URIs).
+    if urlsplit(redirect_uri).port == sandbox.portal_port:
         response: Response = RedirectResponse(redirect_uri, status_code=302)
     else:
         response = render(request, "sso/info.html", portal=portal, title="로그아웃", message="로그아웃되었습니다.",

@@ -98,18 +98,64 @@ def parse_dates(series: pd.Series, *, column: str, source: str) -> pd.Series:
             return value.date()
         if isinstance(value, dt.date):
             return value
-        text = "" if value is None else str(value).strip()
-        text = text.replace(".", "-").replace("/", "-").rstrip("-")  # '2026.01.05.' is common too
-        if len(text) == 8 and text.isdigit():
-            text = f"{text[:4]}-{text[4:6]}-{text[6:]}"
         try:
-            # Anything after the day (a time of day) is not part of the date basis.
-            return dt.date.fromisoformat(text[:10])
+            return _date_of("" if value is None else str(value))
         except ValueError:
             raise ExportFormatError(
                 f"{source}: column {column!r} row {position + 1}: {value!r} is not a date") from None
 
     return pd.Series(_per_distinct(series.tolist(), one), index=series.index, dtype=object)
+
+
+def _date_of(text: str) -> dt.date:
+    """The day of '2026-01-05', '2026.01.05.', '2026/01/05' or '20260105' (ValueError otherwise)."""
+    text = text.strip().replace(".", "-").replace("/", "-").rstrip("-")  # '2026.01.05.' is common too
+    if len(text) == 8 and text.isdigit():
+        text = f"{text[:4]}-{text[4:6]}-{text[6:]}"
+    # Anything after the day (a time of day) is not part of the date basis.
+    return dt.date.fromisoformat(text[:10])
+
+
+def parse_moments(series: pd.Series, *, column: str, source: str) -> pd.Series:
+    """Dates with their time of day, as text ``YYYY-MM-DD HH:MM:SS`` (``YYYY-MM-DD`` when the cell has no time).
+
+    The same spellings as ``parse_dates`` (``2026/09/05 09:10:11``, ``2026-09-05T09:10:11``,
+    ``2026.09.05 09:10``), so the export and the pages give the same text for the same moment.
+    The time is what tells two real lines of one day apart (two deliveries at 09:10 and 14:02)
+    from a line an overlapping download repeated verbatim; a cell whose time cannot be read
+    raises naming the column and row.
+    """
+    def one(position: int, value: object) -> str:
+        if isinstance(value, dt.datetime):
+            return value.strftime("%Y-%m-%d %H:%M:%S")
+        if isinstance(value, dt.date):
+            return value.isoformat()
+        text = "" if value is None else str(value).strip()
+        split = _DATE_THEN_TIME.fullmatch(text)
+        day_text, rest = (split["day"], split["time"]) if split else (text, "")
+        try:
+            day = _date_of(day_text)
+        except ValueError:
+            raise ExportFormatError(
+                f"{source}: column {column!r} row {position + 1}: {value!r} is not a date") from None
+        if not rest:
+            return day.isoformat()
+        match = _TIME.fullmatch(rest)
+        if not match:
+            raise ExportFormatError(
+                f"{source}: column {column!r} row {position + 1}: {value!r} has no readable time of day")
+        hour, minute, second = int(match["h"]), int(match["m"]), int(match["s"] or 0)
+        if hour > 23 or minute > 59 or second > 59:
+            raise ExportFormatError(
+                f"{source}: column {column!r} row {position + 1}: {value!r} has no readable time of day")
+        return f"{day.isoformat()} {hour:02d}:{minute:02d}:{second:02d}"
+
+    return pd.Series(_per_distinct(series.tolist(), one), index=series.index, dtype=object)
+
+
+_TIME = re.compile(r"(?P<h>\d{1,2}):(?P<m>\d{2})(?::(?P<s>\d{2})(?:\.\d+)?)?")
+# A date ('2026/09/05', '2026.09.05.', '20260905') then a time after a space or a 'T'.
+_DATE_THEN_TIME = re.compile(r"(?P<day>\d{4}[-./]\d{1,2}[-./]\d{1,2}\.?|\d{8})(?:\s*[Tt]\s*|\s+)(?P<time>\S.*)")
 
 
 def _per_distinct(values: list, convert: Callable[[int, object], T]) -> list[T]:

@@ -114,3 +114,17 @@ def test_sharded_channels_keep_the_product_dag_id_and_the_portal_pool(monkeypatc
             if t.task_id in browser:
                 assert t.pool == ("coupang_supplier_hub" if "rocket" in dag_id else "coupang_wing")
     assert "Shard 2 of 3" in bag.dags["coupang_rocket_sales_shard_01"].doc_md
+
+
+@pytest.mark.parametrize("dag_id", DAG_IDS)
+def test_a_manual_run_of_old_history_gets_every_task(dagbag, dag_id):
+    """Airflow creates no task instance for a (non-backfill) run whose logical date is before a task's
+    start_date, and the run then succeeds having collected nothing (issue #28, item 4): every task
+    starts before any Coupang seller's history, so a manual run of a 2015 or 2025 date runs in full."""
+    import pendulum
+
+    dag = dagbag.dags[dag_id]
+    for logical in (pendulum.datetime(2015, 3, 1, 6, tz="Asia/Seoul"), pendulum.datetime(2025, 12, 20, 6,
+                                                                                         tz="Asia/Seoul")):
+        assert all(t.start_date is None or t.start_date <= logical for t in dag.tasks), logical
+    assert not dag.catchup, "an early start_date must not make the scheduler create a run per past day"

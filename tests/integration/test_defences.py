@@ -46,7 +46,9 @@ def scenario() -> dict:
             "rocket": {"accounts": [hub("V1", "door_hub", invoices=[invoice]),
                                     hub("V2", "door_sms", invoices=[], sms_challenge=True)]},
             "jet": {"accounts": [{"account_id": "A1", "username": "door_wing", "password": PASSWORD, "version": 2,
-                                  "v2_orders": []}]}}
+                                  "v2_orders": [{"order_id": "2100001", "option_id": "87001", "sku_id": "55501",
+                                                 "product_name": "보리차", "recognized_date": "2026-02-02",
+                                                 "unit_price": 9_900, "qty": 1, "commission_rate": 10.8}]}]}}
 
 
 @pytest.fixture(scope="module")
@@ -198,6 +200,9 @@ def test_a_signed_out_in_page_wing_call_renews_and_loads(portal, tmp_path):
         groups = wing.settlement_groups(TODAY - dt.timedelta(days=10), TODAY)
         # Renewed once, through Keycloak's session of the same browser: no second password.
         assert wing.renewals == 1 and wing.sign_ons == 1
+        assert groups, "the call made again after the renewal answered"
+        files = wing.settlement_reports(TODAY - dt.timedelta(days=10), TODAY, tmp_path / "reports")
+        assert files.files, "and the run's reports load"
     print(f"signed-out Wing call: redirect chain {chain[-3:]}, followed fetch {followed!r}; renewed once, "
           f"{len(groups)} settlement group(s) loaded")
 

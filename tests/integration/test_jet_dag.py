@@ -40,7 +40,13 @@ SCENARIO = {
                                                "option_name": "옵션 87002"}],
          "v1_sales": [v1_sale("2026-01-31", "87001", 3, 29_700), v1_sale("2026-01-31", "87002", 1, 11_900),
                       v1_sale("2026-02-01", "87001", 1, 9_900),
-                      v1_sale("2026-02-02", "87001", 2, 19_800), v1_sale("2026-02-02", "87002", 2, 23_800)]},
+                      v1_sale("2026-02-02", "87001", 2, 19_800), v1_sale("2026-02-02", "87002", 2, 23_800)],
+         # the same sales in the settlement reports (after coupons), read once the account switches to v2
+         "v2_orders": [v2_order("5000001", "87001", "2026-01-31", qty=3, unit_price=9_900, instant=700),
+                       v2_order("5000002", "87002", "2026-01-31", qty=1, unit_price=11_900),
+                       v2_order("5000003", "87001", "2026-02-01", qty=1, unit_price=9_900),
+                       v2_order("5000004", "87001", "2026-02-02", qty=2, unit_price=9_900, download=800),
+                       v2_order("5000004", "87002", "2026-02-02", qty=2, unit_price=11_900)]},
         {"account_id": "A00000002", "username": "wing_v2", "password": "pw-wing-v2", "version": 2,
          # weekly groups cut at the month end: 19-25 Jan (cut by the window), 26-31 Jan, 1 Feb, 2-8 Feb
          "settlement_cycle": "weekly", "report_ready_after_polls": 4, "expired_links": 1,
@@ -56,6 +62,9 @@ SCENARIO = {
                       cancelled_qty=1),
              # paid 22 Jan, cancelled 23 Jan: restated to 0, its fees reversed
              v2_order("3000005", "87001", "2026-01-22", qty=1, unit_price=12_900, cancelled="2026-01-23"),
+             # two options of one order, each with its own fee rows (옵션ID); option 87005 cancelled with its fees
+             v2_order("3000006", "87004", "2026-01-27", qty=1, unit_price=10_000),
+             v2_order("3000006", "87005", "2026-01-27", qty=1, unit_price=30_000, cancelled="2026-02-02"),
          ],
          "account_fees": [{"date": "2026-01-20", "type": "보관비", "amount": 1_000},
                           {"date": "2026-01-24", "type": "보관비", "amount": 500},
@@ -154,6 +163,9 @@ def test_jet_v1_and_v2_accounts_against_wing_as_recorded(jet_dag, portal, wareho
          2_650 - (650 // 3 + 2_500 // 3 - 500 // 3), 2_592 + 259 - 864 - 86, False, "jet_v2")]
     assert by_order["3000005"] == [
         ("A00000002", "3000005", "87001", D("2026-01-22"), 0, 0, 0, 0, 0, 0, True, "jet_v2")]
+    # option 87005's cancellation and fee reversals leave option 87004's own fee (2,650) where it was
+    assert [(r[2], r[4], r[7], r[8], r[10]) for r in by_order["3000006"]] == [
+        ("87004", 1, 10_000, 2_650, False), ("87005", 0, 0, 0, True)]
 
     # account fees from the settlement groups' totals, per period; each group listed twice, counted once
     assert fees(warehouse) == [
@@ -234,13 +246,35 @@ def test_each_load_emits_asset_events_and_a_rerun_leaves_the_same_rows_and_fees(
     assert fees_by_account["A00000002"]["amount"] == 1_500 + 700 + 300
     assert fees_by_account["A00000001"]["rows"] == 0 and fees_by_account["A00000001"]["periods"] == []
 
-    requested = len(portal.state.report_requests)
-    asked = len([r for r in portal.state.requests if "/request-download/" in r.target and r.status == 200])
+    # A00000001 switches from version 1 to version 2 before the rerun (issue #28); the other two accounts'
+    # report requests repeat the first run's, which Wing answers duplicateRequest (issue #25)
+    warehouse.execute("UPDATE sales.accounts SET jet_version = 2 WHERE account_id = 'A00000001'")
+    repeated = ("A00000002", "A00000003")
+
+    def report_requests() -> int:
+        return len([r for r in portal.state.report_requests.values() if r.account_id in repeated])
+
+    requested = report_requests()
     again = jet_dag.test(logical_date=local_stack.logical_date_for(RUN_DAY))
     assert again.state == "success"
-    assert len(portal.state.report_requests) == requested, "every repeat answered duplicateRequest: none is new"
-    assert len([r for r in portal.state.requests if "/request-download/" in r.target and r.status == 200]) \
-        == 2 * asked, "each report asked for again"
-    assert every_row_and_fee(warehouse) == loaded
-    for extra in asset_events(again.run_id)["coupang_sales.order_lines"].values():
-        assert extra["rows_changed"] == 0 and extra["changed_sales_dates"] == [], "a rerun changes nothing"
+    assert report_requests() == requested, "every repeat answered duplicateRequest: none is new"
+    duplicates = [c for c in portal.state.api_calls if c.path.endswith("/request-download/api")
+                  and c.body["settlementGroupKeys"][0].split("-")[0] in repeated]
+    assert len(duplicates) >= 2 * requested, "each of their reports asked for again"
+    after = every_row_and_fee(warehouse)
+    assert after[0][1:] == loaded[0][1:] and after[1] == loaded[1]
+    events = asset_events(again.run_id)["coupang_sales.order_lines"]
+    for account in ("A00000002", "A00000003"):
+        assert events[account]["rows_changed"] == 0 and events[account]["changed_sales_dates"] == [], \
+            "a rerun changes nothing"
+    # one line per order and date, every one v2's: the v1 lines of the dates v2 read are gone
+    switched = rows(warehouse, "A00000001")
+    assert {r[-1] for r in switched} == {"jet_v2"}
+    assert len({(r[1], r[2], r[3]) for r in switched}) == len(switched)
+    per_day: dict[dt.date, int] = {}
+    for r in switched:
+        per_day[r[3]] = per_day.get(r[3], 0) + r[7]
+    assert per_day == {D("2026-01-31"): 29_000 + 11_900, D("2026-02-01"): 9_900, D("2026-02-02"): 19_000 + 23_800}
+    assert events["A00000001"]["removed"] == 5
+    assert warehouse.execute("SELECT from_version, to_version FROM sales.jet_version_changes "
+                             "WHERE account_id = 'A00000001' ORDER BY id").fetchall() == [(None, 1), (1, 2)]

@@ -417,8 +417,9 @@ def test_an_old_invented_selector_finds_nothing(portal, open_hub):
     """The sandbox's pages carry no invented classes: the old selector fails as the real site would fail it."""
     settings = load_settings("supplier_hub", overrides={
         "selectors": {"purchase_account.table": "table.purchase-account-table"}})
-    with open_hub(portal, "hub_ok", timeout=1.5, settings=settings) as hub:
+    with open_hub(portal, "hub_ok", settings=settings) as hub:
         hub.login()
+        hub.timeout = 1.5  # only the page under test is waited for briefly
         with pytest.raises(ExportFormatError, match="일반매입계정"):
             hub.list_invoices(TODAY, TODAY)
 
@@ -437,8 +438,9 @@ def test_one_selector_overridden_through_a_settings_file(portal, open_hub, tmp_p
 
 def test_a_missing_table_is_an_export_format_error_naming_page_and_part(portal, open_hub):
     settings = load_settings("supplier_hub", overrides={"selectors": {"purchase_account.table": "table.renamed"}})
-    with open_hub(portal, "hub_ok", timeout=1.5, settings=settings) as hub:
+    with open_hub(portal, "hub_ok", settings=settings) as hub:
         hub.login()
+        hub.timeout = 1.5  # only the page under test is waited for briefly
         with pytest.raises(ExportFormatError) as caught:
             hub.list_invoices(TODAY, TODAY)
     assert caught.value.category == "export_format_changed"
@@ -550,8 +552,11 @@ def test_a_lost_session_on_the_download_signs_on_again(open_hub):
 def test_a_slow_page_is_portal_unavailable_after_the_timeout(open_hub):
     scenario = small_scenario([{"portal": "supplier_hub", "kind": "timeout", "path_contains": "/scm/settlement",
                                 "delay_seconds": 30}])
-    with SandboxServer(scenario) as server, open_hub(server, "hub_small", timeout=1) as hub:
+    with SandboxServer(scenario) as server, open_hub(server, "hub_small") as hub:
         hub.login()
+        # after the sign-on: a page load on a loaded machine may take longer than the page's wait
+        hub.timeout = 1
+        hub.driver.set_page_load_timeout(1)
         started = time.monotonic()
         with pytest.raises(CollectionError) as caught:
             hub.list_invoices(TODAY, TODAY)
@@ -565,7 +570,8 @@ def test_a_password_typed_into_a_hanging_sign_on_never_reaches_the_artifacts(ope
     scenario = small_scenario([{"portal": "supplier_hub", "kind": "timeout", "path_contains": "login-actions",
                                 "delay_seconds": 30}])
     artifacts = tmp_path / "artifacts"
-    with SandboxServer(scenario) as server, open_hub(server, "hub_small", timeout=1, artifacts_dir=artifacts) as hub:
+    with SandboxServer(scenario) as server, open_hub(server, "hub_small", artifacts_dir=artifacts) as hub:
+        hub.timeout = 1  # the form's answer is waited for 1 s (the browser's page loads keep the default)
         with pytest.raises(CollectionError) as caught:
             hub.login()
     assert caught.value.category == "portal_unavailable"

@@ -6,8 +6,10 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from coupang_sales.airflow_glue.runtime import list_until, resolve_window
+from coupang_sales.airflow_glue.runtime import catch_up, gap_action, list_until, resolve_window
 from coupang_sales.errors import CollectionError
 from coupang_sales.model import Window
 
@@ -116,3 +118,67 @@ def test_staging_folder_is_per_run_and_account_and_private(tmp_path, monkeypatch
     assert folder.parent.parent == tmp_path / "adhoc" and folder.is_dir()
     assert folder.name == "V_1__DROP_TABLE_x" and ":" not in folder.parent.name
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+# ---------------------------------------------------------------- each account's cursor (issue #28, item 3)
+
+
+def test_the_first_run_after_a_23_day_block_collects_the_whole_gap():
+    # collected through 2 January; blocked 3..26 January; the run for 26 January
+    caught = catch_up(Window(D("2026-01-12"), D("2026-01-26")), D("2026-01-02"), bound=92)
+    assert caught.window == Window(D("2026-01-02"), D("2026-01-26")) and caught.gap is None
+
+
+def test_a_gap_longer_than_the_bound_keeps_the_look_back_and_proposes_a_range_run():
+    caught = catch_up(Window(D("2026-04-20"), D("2026-05-04")), D("2026-01-02"), bound=92)
+    assert caught.window == Window(D("2026-04-20"), D("2026-05-04"))
+    assert caught.range_params == {"from_date": "2026-01-03", "date": "2026-05-04"}
+    assert "only through 2026-01-02" in caught.gap and "COUPANG_MAX_CATCH_UP_DAYS (92)" in caught.gap
+    action = gap_action("coupang_rocket_sales", caught.range_params)
+    assert """airflow dags trigger coupang_rocket_sales -c '{"from_date": "2026-01-03", "date": "2026-05-04"}'""" \
+        in action
+
+
+@given(end=st.dates(D("2026-01-01"), D("2027-12-31")), lookback=st.integers(0, 30),
+       behind=st.one_of(st.none(), st.integers(-40, 200)), bound=st.integers(0, 120))
+def test_catch_up_never_leaves_a_day_between_the_cursor_and_the_window(end, lookback, behind, bound):
+    window = Window.ending(end, lookback)
+    cursor = None if behind is None else end - dt.timedelta(days=behind)
+    caught = catch_up(window, cursor, bound=bound)
+    assert caught.window.end == window.end and caught.window.start <= window.start
+    if cursor is None or cursor >= window.start:
+        assert caught.window == window and caught.gap is None  # nothing to catch up
+    elif (window.end - cursor).days <= bound:
+        assert caught.window.start == cursor and caught.gap is None  # the whole gap, in this run
+    else:
+        assert caught.window == window and caught.gap and caught.range_params["from_date"] == (
+            cursor + dt.timedelta(days=1)).isoformat()
+
+
+def test_a_gap_over_the_bound_warns_with_the_range_run_and_a_closed_gap_does_not(monkeypatch):
+    from types import SimpleNamespace
+
+    from coupang_sales.airflow_glue import notifiers
+    from coupang_sales.airflow_glue.runtime import send_gap_warning
+
+    sent = []
+
+    class Notifier:
+        def __init__(self, *, warning: bool):
+            assert warning
+
+        def __call__(self, context):
+            sent.append(context)
+
+    monkeypatch.setattr(notifiers, "CollectionAlertNotifier", Notifier)
+    context, account = {"dag": SimpleNamespace(dag_id="coupang_jet_sales")}, {"channel": "coupang_jet",
+                                                                              "account_id": "A1"}
+    send_gap_warning(context, account, catch_up(Window(D("2026-01-12"), D("2026-01-26")), D("2026-01-02"), bound=92))
+    assert sent == []
+    send_gap_warning(context, account, catch_up(Window(D("2026-01-12"), D("2026-01-26")), D("2026-01-02"), bound=10))
+    [alert] = sent
+    assert alert["coupang_warning_category"] == "collection_gap"
+    assert alert["coupang_warning"].startswith("A1 (2026-01-12..2026-01-26): collected without a gap only through")
+    assert """airflow dags trigger coupang_jet_sales -c '{"from_date": "2026-01-03", "date": "2026-01-26"}'""" \
+        in alert["coupang_warning_action"]
+    assert "python -m coupang_sales.cursors set coupang_jet A1 DATE" in alert["coupang_warning_action"]

@@ -43,6 +43,8 @@ def test_the_task_log_link_is_the_ui_route_of_the_mapped_task_instance_and_try()
     assert task_log_url(row(last_map_index=-1, last_try_number=None), "/airflow/") == (
         "/airflow/dags/coupang_rocket_sales/runs/scheduled__2026-01-06T21%3A00%3A00%2B00%3A00/tasks/collect.load")
     assert task_log_url(row(last_run_id=None, last_task_id=None), "/") is None
+    assert task_log_url(row(last_map_index=0), "/").endswith("/tasks/collect.load/mapped/0?try_number=2"), \
+        "the first account of a mapped task is index 0, not an unmapped task"
 
 
 def test_the_html_escapes_what_it_shows_and_links_sorting_and_paging():
@@ -59,3 +61,16 @@ def test_the_html_escapes_what_it_shows_and_links_sorting_and_paging():
     assert 'href="?sort=state&amp;desc=true&amp;size=2"' in page      # the sorted column flips
     assert 'rel="next" href="?sort=state&amp;size=2&amp;page=2"' in page
     assert "rows 1–2 of 120" in page and "blocked 1" in page
+
+
+def test_a_jet_account_shows_its_version_since_when_and_a_gap_its_newest_collected_date():
+    from coupang_sales.airflow_glue.status_page import render
+
+    switched = row(channel="coupang_jet", account_id="A1", jet_version=2,
+                   jet_version_since=dt.datetime(2026, 1, 5, 15, 0, tzinfo=dt.UTC),
+                   collected_through=dt.date(2026, 1, 2), collected_until=dt.date(2026, 1, 26), state="stale")
+    result = {"rows": [switched], "total": 1, "page": 1, "page_size": 50, "today": dt.date(2026, 1, 27),
+              "counts": {"stale": 1}, "channels": ("coupang_jet",)}
+    page = render(result, {"channel": "", "state": "", "q": "", "sort": "state", "desc": "", "size": ""}, ui_root="/")
+    assert "2<br><small>since 2026-01-06 00:00 KST</small>" in page
+    assert "collected through 2026-01-02" in page and "gap: collected again up to 2026-01-26" in page

@@ -19,10 +19,12 @@ from coupang_sales.airflow_glue.runtime import (
     DEFAULT_LOOKBACK_DAYS,
     DEFAULT_RESTATEMENT_HORIZON_DAYS,
     account_session,
+    account_window,
     list_until,
     record_success,
     recorded_attempt,
     resolve_window,
+    send_gap_warning,
     send_unapplied_warning,
     staging_dir,
     warehouse_connection,
@@ -43,6 +45,7 @@ STAGED_DATA = ("*.parquet", "*.json")
 TASK_LABEL = OPERATOR_LABEL = "{{ account_label }}"
 
 DAG_TIMEZONE = pendulum.timezone("Asia/Seoul")  # Airflow serialises pendulum zones only
+HISTORY_START = pendulum.datetime(2014, 1, 1, tz=DAG_TIMEZONE)
 SCHEDULE = "0 6 * * *"  # 06:00 Asia/Seoul, collecting up to the day before
 
 
@@ -231,6 +234,10 @@ def _collect(spec: ChannelSpec, account):
 
         context = labelled_context(account)
         window = resolve_window(context)
+        with recorded_attempt(context, account, window):  # the account's cursor: a gap is collected whole
+            caught = account_window(context, account, window)
+        window = caught.window
+        send_gap_warning(context, account, caught)
         staging = staging_dir(context, account["account_id"])
         until = list_until(context, window)
         started = dt.datetime.now(dt.UTC)
@@ -242,8 +249,12 @@ def _collect(spec: ChannelSpec, account):
                     _deferred_checks(context, session, account, window)
                 summary = _stages(spec).extract(session, account=account, window=window, list_until=until,
                                                 staging=work / "raw")
+        cursor = {"collected_through_before": caught.collected_through.isoformat()} \
+            if caught.collected_through else {}
+        if caught.gap:
+            cursor["gap"] = caught.gap
         return {"window": [window.start.isoformat(), window.end.isoformat()], "staging": str(staging),
-                "list_until": until.isoformat(), "started_at": started.isoformat(), **summary}
+                "list_until": until.isoformat(), "started_at": started.isoformat(), **cursor, **summary}
 
     @task(map_index_template=TASK_LABEL, doc_md=TASK_DOCS["validate"], multiple_outputs=False)
     def validate(account: dict[str, Any], extracted: dict[str, Any]) -> dict[str, Any]:
@@ -344,7 +355,11 @@ def build_channel_dag(channel: str, *, doc_md: str | None = None, shard: int = 0
     with DAG(
         dag_id=shard_dag_id(channel, shard),
         schedule=CronDataIntervalTimetable(SCHEDULE, timezone=DAG_TIMEZONE),
-        start_date=pendulum.datetime(2026, 1, 1, tz=DAG_TIMEZONE),
+        # Before any Coupang seller's history (Rocket delivery started in 2014): Airflow creates no task
+        # for a non-backfill run whose logical date is before a task's start_date, so a later start_date
+        # made a manual run of an older date succeed with nothing collected. catchup=False: the
+        # scheduler still creates only the newest interval.
+        start_date=HISTORY_START,
         catchup=False,
         default_args={**default_args(), "on_failure_callback": [CollectionAlertNotifier()]},
         params=PARAMS,

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -84,6 +85,99 @@ def resolve_window(context: Mapping[str, Any]) -> Window:
     if first is not None:
         return Window(first - dt.timedelta(days=lookback), end)
     return Window.ending(end, lookback)
+
+
+DEFAULT_MAX_CATCH_UP_DAYS = 92
+GAP_CATEGORY = "collection_gap"
+
+
+def max_catch_up_days() -> int:
+    """How far back a daily run goes to close a gap by itself (``COUPANG_MAX_CATCH_UP_DAYS``, default 92)."""
+    raw = os.environ.get("COUPANG_MAX_CATCH_UP_DAYS", "").strip()
+    try:
+        value = int(raw) if raw else DEFAULT_MAX_CATCH_UP_DAYS
+    except ValueError:
+        raise CollectionError("configuration_error",
+                              f"COUPANG_MAX_CATCH_UP_DAYS must be a whole number of days, not {raw!r}") from None
+    if value < 0:
+        raise CollectionError("configuration_error", f"COUPANG_MAX_CATCH_UP_DAYS must be >= 0, not {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    """A daily window moved back to the account's cursor, or left as it was with the gap named."""
+
+    window: Window
+    collected_through: dt.date | None  # the cursor before this run
+    gap: str | None = None              # set when the gap is longer than the bound: the warning's text
+    range_params: dict[str, str] | None = None  # the range run that would close it
+
+
+def catch_up(window: Window, collected_through: dt.date | None, *, bound: int) -> CatchUp:
+    """The window of a daily run for an account whose dates are collected without a gap through
+    ``collected_through`` (its cursor, ``sales.collection_cursors``).
+
+    The window starts at the earlier of its look-back start and the cursor, so the first run after a
+    block longer than the look-back collects the whole gap. A gap longer than ``bound`` days (the end
+    of the window minus the cursor) is not closed by a daily run: the window stays the look-back's
+    and ``gap`` says so, with the range run that would close it. An account never collected has no
+    cursor: its history is a range run's (README, "Backfill").
+    """
+    if collected_through is None or collected_through >= window.start:
+        return CatchUp(window, collected_through)
+    behind = (window.end - collected_through).days
+    if behind <= bound:
+        return CatchUp(Window(collected_through, window.end), collected_through)
+    params = {"from_date": (collected_through + dt.timedelta(days=1)).isoformat(), "date": window.end.isoformat()}
+    gap = (f"collected without a gap only through {collected_through}: the {behind - 1} day(s) from "
+           f"{params['from_date']} are more than COUPANG_MAX_CATCH_UP_DAYS ({bound}) for a daily run to catch up, "
+           f"so this run collects {window} and the dates before it stay uncollected (the account shows stale)")
+    return CatchUp(window, collected_through, gap, params)
+
+
+def account_window(context: Mapping[str, Any], account: Mapping[str, Any], window: Window) -> CatchUp:
+    """``catch_up`` of a daily window with the account's cursor read from the warehouse; a range run
+    (``from_date``) collects exactly what it names."""
+    if (context.get("params") or {}).get("from_date"):
+        return CatchUp(window, None)
+    from coupang_sales.warehouse import collection_cursor
+
+    bound = max_catch_up_days()
+    conn = warehouse_connection()
+    try:
+        with warehouse_errors(f"cursor of {account['account_id']}", conn):
+            through = collection_cursor(conn, channel=account["channel"], account_id=account["account_id"])
+    finally:
+        conn.close()
+    return catch_up(window, through, bound=bound)
+
+
+def gap_action(dag_id: str, params: Mapping[str, str]) -> str:
+    """What to do about a gap a daily run does not close: the range run, as a command."""
+    return ("Run a range collection over the gap (one sign-on per account): airflow dags trigger "
+            f"{dag_id} -c '{json.dumps(dict(params))}' (or Trigger DAG with from_date/date), or raise "
+            "COUPANG_MAX_CATCH_UP_DAYS. If those dates are known to hold nothing, move the cursor: "
+            "python -m coupang_sales.cursors set CHANNEL ACCOUNT DATE.")
+
+
+def send_gap_warning(context: Mapping[str, Any], account: Mapping[str, Any], caught: CatchUp) -> None:
+    """A warning alert for a gap longer than the bound (the run itself goes on with its look-back window)."""
+    from coupang_sales.airflow_glue.notifiers import CollectionAlertNotifier
+
+    if caught.gap is None:
+        return
+    message = f"{account['account_id']} ({caught.window}): {caught.gap}"
+    log.warning(message)
+    dag_id = getattr(context.get("dag"), "dag_id", None) or f"{account['channel']}_sales"
+    action = gap_action(dag_id, caught.range_params or {}).replace(
+        "CHANNEL ACCOUNT", f"{account['channel']} {account['account_id']}")
+    try:
+        CollectionAlertNotifier(warning=True)({
+            **context, "coupang_warning": message, "coupang_account": account,
+            "coupang_warning_category": GAP_CATEGORY, "coupang_warning_action": action})
+    except Exception:  # an alert channel that fails must not stop the collection
+        log.exception("could not send the gap warning of %s", account.get("account_id"))
 
 
 def list_until(context: Mapping[str, Any], window: Window) -> dt.date:

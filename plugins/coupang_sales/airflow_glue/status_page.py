@@ -124,7 +124,8 @@ def task_log_url(row: dict[str, Any], ui_root: str) -> str | None:
     as ``TaskInstance.log_url`` builds it."""
     if not (row.get("last_run_id") and row.get("last_task_id")):
         return None
-    mapped = f"/mapped/{row['last_map_index']}" if (row.get("last_map_index") or -1) >= 0 else ""
+    index = row.get("last_map_index")
+    mapped = f"/mapped/{index}" if index is not None and index >= 0 else ""  # 0 is the first account, not unmapped
     tried = f"?try_number={row['last_try_number']}" if row.get("last_try_number") else ""
     return (f"{ui_root}dags/{quote(row['last_dag_id'], safe='')}/runs/{quote(row['last_run_id'], safe='')}"
             f"/tasks/{quote(row['last_task_id'], safe='')}{mapped}{tried}")
@@ -231,6 +232,14 @@ def _when(value: dt.datetime | None) -> str:
     return value.astimezone(SEOUL).strftime("%Y-%m-%d %H:%M KST")
 
 
+def _version(row: dict[str, Any]) -> str:
+    """A Jet account's version and since when it holds (``sales.jet_version_changes``)."""
+    if row.get("jet_version") is None:
+        return ""
+    since = row.get("jet_version_since")
+    return f"{row['jet_version']}" + (f"<br><small>since {_when(since)}</small>" if since else "")
+
+
 def _row(row: dict[str, Any], ui_root: str) -> str:
     esc = html.escape
     success = _when(row["last_success_at"])
@@ -242,6 +251,8 @@ def _row(row: dict[str, Any], ui_root: str) -> str:
         over = ' class="over"' if row["over_threshold"] else ""
         fresh = (f"<span{over}>{row['freshness_days']} day(s)</span><br><small>collected through "
                  f"{row['collected_through']}; threshold {row['stale_after_days']}</small>")
+        if row.get("collected_until") and row["collected_until"] != row["collected_through"]:
+            fresh += f"<br><small>gap: collected again up to {row['collected_until']}</small>"
     if row.get("newest_sales_date"):
         fresh += f"<br><small>newest sale {row['newest_sales_date']}</small>"
     state = f'<span class="state {row["state"]}">{row["state"]}</span>'
@@ -254,5 +265,5 @@ def _row(row: dict[str, Any], ui_root: str) -> str:
                 f"<br><small>{esc(row['last_run_id'])}</small>") if url else "—"
     return (f'<tr data-account="{esc(row["account_id"])}" data-state="{row["state"]}">'
             f"<td>{esc(row['channel'])}</td><td>{esc(row['account_id'])}</td>"
-            f"<td>{row['jet_version'] if row['jet_version'] is not None else ''}</td><td>{success}</td>"
+            f"<td>{_version(row)}</td><td>{success}</td>"
             f"<td>{fresh}</td><td>{state}</td><td class='num'>{row['run_attempts'] or ''}</td><td>{log_link}</td></tr>")

@@ -187,8 +187,10 @@ def v2_facts(rows: pd.DataFrame, fee_rows: pd.DataFrame) -> pd.DataFrame:
       sharing the key (same order, option and day) are summed.
     - A '주문 정산취소' row: the same key, amounts stored negative whatever sign the report
       prints (a cancellation is a reversal).
-    - A per-order fee row: ``fact_key`` = 거래유형:매출인식일, ``amount`` = its signed fee.
-    All are grouped by 주문ID (``group_key``): fees are spread over an order's lines.
+    - A per-order fee row: ``fact_key`` = 거래유형:옵션ID:매출인식일 (거래유형:매출인식일 where the row
+      names no 옵션ID), ``option_id`` = its 옵션ID, ``amount`` = its signed fee.
+    All are grouped by 주문ID (``group_key``): fees are spread over the lines of their option
+    (over the order's lines where the row names no option), see ``derive_v2``.
     """
     amounts = ["quantity", "gross", "coupon", "commission"]
     sign = np.where(rows["is_cancellation"], -1, 1)
@@ -201,9 +203,12 @@ def v2_facts(rows: pd.DataFrame, fee_rows: pd.DataFrame) -> pd.DataFrame:
     per_order = fee_rows[fee_rows["order_id"] != ""]
     per_order = per_order.assign(fact_date=parse_dates(per_order["recognized_date"], column="매출인식일",
                                                        source=WAREHOUSING_SHIPPING))
-    per_order = per_order.assign(fact_key=per_order["fee_type"] + ":" + per_order["fact_date"].map(dt.date.isoformat))
+    option = per_order["option_id"].fillna("").astype(str).str.strip()
+    per_order = per_order.assign(option_id=option, fact_key=per_order["fee_type"] + ":"
+                                 + option.where(option == "", option + ":")
+                                 + per_order["fact_date"].map(dt.date.isoformat))
     fees = per_order.groupby(["order_id", "fact_key"], sort=True, as_index=False).agg(
-        fact_date=("fact_date", "first"), amount=("fee", "sum"))
+        fact_date=("fact_date", "first"), option_id=("option_id", "first"), amount=("fee", "sum"))
     return fact_frame(pd.concat([
         fact_frame({"fact_kind": sales["fact_kind"], "order_id": sales["order_id"], "fact_key": sales["fact_key"],
                     "group_key": sales["order_id"], "fact_date": sales["fact_date"], "document": CATEGORY_TR,
@@ -212,7 +217,8 @@ def v2_facts(rows: pd.DataFrame, fee_rows: pd.DataFrame) -> pd.DataFrame:
                     "commission": sales["commission"], "unit_price": pd.NA}),
         fact_frame({"fact_kind": ORDER_FEE_FACT, "order_id": fees["order_id"], "fact_key": fees["fact_key"],
                     "group_key": fees["order_id"], "fact_date": fees["fact_date"], "document": WAREHOUSING_SHIPPING,
-                    "option_id": None, "product_name": None, "quantity": 0, "amount": fees["amount"],
+                    "option_id": fees["option_id"].where(fees["option_id"] != "", None), "product_name": None,
+                    "quantity": 0, "amount": fees["amount"],
                     "coupon_discount": 0, "commission": pd.NA, "unit_price": pd.NA}),
     ], ignore_index=True))
 
@@ -296,6 +302,27 @@ def _spread(fees: pd.Series, lines: pd.DataFrame) -> pd.Series:
     return pd.Series(pd.array(share, dtype="Int64"), index=lines.index)
 
 
+def _spread_by_option(fee_facts: pd.DataFrame, lines: pd.DataFrame) -> pd.Series:
+    """Each fee over the lines of its own option (WAREHOUSING_SHIPPING's 옵션ID), in whole won.
+
+    A fee row naming an option that has lines in its order is spread (``_spread``) over those
+    lines only, so a cancellation or a fee reversal of option Y never moves option X's fee; a
+    row naming no option, or an option without a line in the order, over all the order's lines.
+    """
+    if lines.empty:
+        return pd.Series(dtype="Int64", index=lines.index)
+    option = fee_facts["option_id"].where(fee_facts["option_id"].notna(), "").astype(str)
+    line_option = lines["option_id"].where(lines["option_id"].notna(), "").astype(str)
+    own = pd.Series(list(zip(fee_facts["order_id"], option, strict=True)), index=fee_facts.index).isin(
+        set(zip(lines["order_id"], line_option, strict=True))) & (option != "")
+    sep = "\x1f"  # never in an id
+    by_order = fee_facts[~own].groupby("order_id")["amount"].sum()
+    by_option = fee_facts[own].assign(key=fee_facts["order_id"] + sep + option).groupby("key")["amount"].sum()
+    whole = _spread(by_order, lines).astype("int64")
+    per_option = _spread(by_option, lines.assign(order_id=lines["order_id"] + sep + line_option)).astype("int64")
+    return pd.Series(pd.array(whole + per_option, dtype="Int64"), index=lines.index)
+
+
 def transform_v2(category_tr: pd.DataFrame, warehousing_shipping: pd.DataFrame, *, account_id: str) -> JetV2Result:
     """Apply the Jet v2 policy to Wing's CATEGORY_TR and WAREHOUSING_SHIPPING settlement reports.
 
@@ -326,10 +353,11 @@ def transform_v2(category_tr: pd.DataFrame, warehousing_shipping: pd.DataFrame, 
     - Rows with a 주문ID are per-order fees and must be 입출고비 정산 / 배송비 정산 or their
       정산취소 (any other 거래유형 raises ``ExportFormatError``: an unknown fee is a format
       change, not something to guess). An order's total is its ``seller_shipping_fee``
-      (policy v2.3), spread over its lines by their original gross amount (before any
-      cancellation) in whole won so the lines sum to the fee exactly (see ``_spread``);
+      (policy v2.3): a row naming an 옵션ID is spread over that option's lines, a row naming
+      none over all the order's lines, by their original gross amount (before any
+      cancellation) in whole won so the lines sum to the fee exactly (see ``_spread_by_option``);
       lines of orders without fees get 0. A cancelled line keeps its share: only the
-      report's fee reversals change an order's fee, and every line's share with it.
+      report's fee reversals change a fee, and only the shares of the lines it was spread over.
     - A fee for an order with no line in ``category_tr`` is returned in ``unmatched_fees``.
     - Rows with a blank 주문ID are account-level usage fees (보관비 and the like): returned
       in ``account_fees`` with ``fee_date`` = 매출인식일, ``fee_type`` = 거래유형 (spaces
@@ -395,9 +423,10 @@ def derive_v2(facts: pd.DataFrame, *, account_id: str) -> Derived:
       what they cannot restate is kept in ``adjustments`` ('no_original' / 'exceeds_original',
       ``amount`` = the payment not applied, negative), so per account Σ payment + Σ
       adjustments = Σ '주문 정산' − Σ '주문 정산취소' payments.
-    - Fees: ``_spread`` of the order's net per-order fee over its lines by their *original*
-      판매액 (docs/decisions.md, "Jet fee spreading"); an order with fees but no line keeps its
-      fee in ``adjustments`` ('fee_without_line').
+    - Fees: ``_spread_by_option``: each fee row's net fee over the lines of its own 옵션ID (the
+      order's lines where the row names none) by their *original* 판매액 (docs/decisions.md, "Jet
+      fee spreading"); an order with fees but no line keeps its fee in ``adjustments``
+      ('fee_without_line').
     """
     lines_out, restated, adjusted = [], [], []
     sales_facts = facts[facts["fact_kind"] == SETTLEMENT_FACT]
@@ -458,8 +487,9 @@ def derive_v2(facts: pd.DataFrame, *, account_id: str) -> Derived:
         "cancelled_amount": cancelled_payment,
     })
     has_line = order_fees.index.isin(order_lines["order_id"])
-    order_lines["seller_shipping_fee"] = _spread(order_fees[has_line],
-                                                 order_lines.assign(gross_amount=out["original_gross"]))
+    order_lines["seller_shipping_fee"] = _spread_by_option(
+        fee_facts[fee_facts["order_id"].isin(order_lines["order_id"])],
+        order_lines.assign(gross_amount=out["original_gross"]))
     order_lines["group_key"] = out["group_key"].astype(object)
     for order_id, fee in order_fees[~has_line].items():
         first = fee_facts[fee_facts["order_id"] == order_id].sort_values("fact_date").iloc[0]

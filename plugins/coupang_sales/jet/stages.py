@@ -164,8 +164,9 @@ def load(conn: "psycopg.Connection", *, staging: Path, account: Mapping[str, Any
          run_id: str | None, list_until: dt.date | None = None) -> dict[str, Any]:
     """v1: replace the window's order lines. v2: store the report rows read for [window.start,
     list_until] as facts and re-derive every order they touch (each line from all facts of its
-    order, whatever run collected them); the account-level fees of the settlement periods
-    collected are replaced. One transaction."""
+    order, whatever run collected them); the account's v1 lines dated in that range are removed
+    (a v1 -> v2 switch: the dates v2 read are v2's); the account-level fees of the settlement
+    periods collected are replaced. One transaction."""
 
     from coupang_sales.warehouse import load_facts, replace_window
 
@@ -185,7 +186,8 @@ def load(conn: "psycopg.Connection", *, staging: Path, account: Mapping[str, Any
     facts = read_frame(staging / FACTS_FRAME)
     read = Window(window.start, max(window.end, list_until or window.end))
     result = load_facts(conn, channel=JET, account_id=account["account_id"], facts=facts,
-                        kinds=jet.JET_FACT_KINDS, read_range=read, sources=("jet_v2",), run_id=run_id,
+                        kinds=jet.JET_FACT_KINDS, read_range=read, sources=("jet_v2",), supersedes=("jet_v1",),
+                        run_id=run_id,
                         derive=lambda stored: checked_derivation(stored, account_id=account["account_id"],
                                                                  staging=staging),
                         account_fees=fees, fee_periods=periods)

@@ -3,9 +3,9 @@
 Sign-ons are the scarce resource (REAL-PORTALS.md §1-2): each meets a ~16 s bot challenge, a
 new device meets the SMS step, and only one seller may be signed on at a time. So every
 account gets its own Chromium user-data dir under ``COUPANG_PROFILE_DIR`` (default
-``$AIRFLOW_HOME/browser-profiles``): ``<root>/<channel>/<account_id>``. Its cookies (the
-portal session, Keycloak's session, the realm's device trust) outlive the browser, so the
-next task finds it signed on and does not sign on.
+``$AIRFLOW_HOME/browser-profiles``): ``<root>/<channel>/<account_id>``. Its persistent cookies
+(the realm's device trust, the bot sensor's) outlive the browser; the live portals' sessions are
+browser-session cookies and do not (REAL-PORTALS.md §6), except in a Chrome that outlives the task.
 
 - Readable by its owner only (0700): it holds live session cookies.
 - Locked while a browser uses it (``fcntl.flock`` on ``<root>/<channel>/.<account_id>.lock``,

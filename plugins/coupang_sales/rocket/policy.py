@@ -19,7 +19,15 @@ import numpy as np
 import pandas as pd
 
 from coupang_sales.errors import ExportFormatError
-from coupang_sales.exports import cell_text, normalise_header, parse_dates, parse_won, read_table, select_columns
+from coupang_sales.exports import (
+    cell_text,
+    normalise_header,
+    parse_dates,
+    parse_moments,
+    parse_won,
+    read_table,
+    select_columns,
+)
 from coupang_sales.facts import (
     ADJUSTMENT_COLUMNS,
     RESTATEMENT_COLUMNS,
@@ -136,7 +144,11 @@ def parse_receive_detail(raw: pd.DataFrame, *, source: str) -> pd.DataFrame:
         if korean in DETAIL_MONEY:
             out[name] = parse_won(raw[korean], column=f"{source}: {korean}")
         elif korean == "입고/반출일자":
-            out[name] = parse_dates(raw[korean], column=korean, source=source)
+            # The day is the line's key; the time of day (입고/반출시각) tells two real lines of one day
+            # apart from a repeated one (``drop_duplicate_lines``).
+            moments = parse_moments(raw[korean], column=korean, source=source)
+            out["moved_at"] = moments
+            out[name] = moments.map({text: dt.date.fromisoformat(text[:10]) for text in set(moments)})
         else:
             out[name] = cell_text(raw[korean])
     unknown = sorted(set(out["kind"]) - {PURCHASE, RETURN})
@@ -164,16 +176,58 @@ def check_receive_detail_export(path: Path) -> dict[str, object]:
 class Deduplicated:
     lines: pd.DataFrame
     duplicates_removed: int
+    kept_repeats: int = 0  # lines equal to another line kept because the invoice's 지급예정금액 counts both
 
 
-def drop_duplicate_lines(lines: pd.DataFrame) -> Deduplicated:
+def drop_duplicate_lines(lines: pd.DataFrame, invoices: pd.DataFrame | None = None) -> Deduplicated:
     """Remove lines repeated verbatim (overlapping downloads repeat whole lines).
 
-    Two lines are the same line when every field is equal; the count removed is kept
-    for the run summary so nothing disappears silently.
+    Two lines are the same line when every field is equal, the time of day of 입고/반출시각
+    included: two deliveries of one PO, SKU, day, centre and quantity at different times are
+    two lines. With ``invoices``, the invoice's 지급예정금액 decides the rest: where the lines
+    without their repeats do not add up to it but all the lines as read do, the repeats are
+    real lines (same second) and are all kept. The count removed is kept for the run summary,
+    so nothing disappears silently; an invoice that matches neither way is left for the
+    quality suite, which names it (``invoice_mismatches``).
     """
-    deduped = lines.drop_duplicates().reset_index(drop=True)
-    return Deduplicated(deduped, len(lines) - len(deduped))
+    repeated = lines.duplicated()
+    if not repeated.any():
+        return Deduplicated(lines.reset_index(drop=True), 0)
+    keep_all: set[str] = set()
+    if invoices is not None and len(invoices):
+        payable = dict(zip(invoices["invoice_no"], invoices["payable_amount"], strict=True))
+        price = lines["total_price"].astype("int64")
+        as_read = price.groupby(lines["invoice_no"]).sum()
+        without = price[~repeated].groupby(lines["invoice_no"][~repeated]).sum()
+        for invoice_no in sorted(set(lines.loc[repeated, "invoice_no"])):
+            expected = payable.get(invoice_no)
+            if expected is None or pd.isna(expected):
+                continue
+            if int(without.get(invoice_no, 0)) != int(expected) and int(as_read[invoice_no]) == int(expected):
+                keep_all.add(invoice_no)
+    drop = repeated & ~lines["invoice_no"].isin(keep_all)
+    deduped = lines[~drop].reset_index(drop=True)
+    return Deduplicated(deduped, int(drop.sum()), int((repeated & ~drop).sum()))
+
+
+def invoice_mismatches(invoices: pd.DataFrame, lines: pd.DataFrame, *, limit: int = 5) -> list[str]:
+    """Each invoice whose lines' 총단가 do not add up to its 지급예정금액, naming the invoice, both sums
+    and its lines (구분, 번호, SKU번호, 입고/반출시각, 물류센터, 수량, 총단가), for the failure message."""
+    out = []
+    price = lines["total_price"].astype("int64")
+    sums = price.groupby(lines["invoice_no"]).sum()
+    for invoice_no, payable in zip(invoices["invoice_no"], invoices["payable_amount"], strict=True):
+        total = int(sums.get(invoice_no, 0))
+        if pd.isna(payable) or total == int(payable):
+            continue
+        own = lines[lines["invoice_no"] == invoice_no]
+        shown = "; ".join(
+            f"{r.kind} {r.po_no} SKU {r.sku_id} at {getattr(r, 'moved_at', r.moved_date)} {r.center} "
+            f"qty {int(r.qty)} {int(r.total_price):,} won" for r in own.head(limit).itertuples())
+        more = f"; and {len(own) - limit} more" if len(own) > limit else ""
+        out.append(f"invoice {invoice_no}: 지급예정금액 {int(payable):,} won but its {len(own)} line(s) add up to "
+                   f"{total:,} won ({shown}{more})")
+    return out
 
 
 RECEIPT_FACT, RETURN_FACT = "rocket_receipt", "rocket_return"

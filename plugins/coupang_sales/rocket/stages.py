@@ -122,20 +122,23 @@ def validate(*, staging: Path, account: Mapping[str, Any], window: Window, list_
         first = int(np.flatnonzero(stray)[0])
         others = sorted(set(lines["invoice_no"][stray & (file_of_line == file_of_line[first])]))
         raise ExportFormatError(f"입고상세내역 of invoice {file_of_line[first]} holds lines of invoices {others}")
-    deduped = rocket.drop_duplicate_lines(lines)
+    deduped = rocket.drop_duplicate_lines(lines, invoices)
 
     result = run_checks("coupang_rocket", rocket_checks(
         invoices, deduped.lines, first_day=window.start, last_day=list_until))
     (staging / "quality_result.json").write_text(result.to_json(), encoding="utf-8")
     if not result.success:
+        mismatches = rocket.invoice_mismatches(invoices, deduped.lines)
         raise CollectionError(
             "validation_failed",
             f"{len(result.failures)} expectation(s) failed: " + "; ".join(result.failures)
+            + ("; " + "; ".join(mismatches) if mismatches else "")
             + f". Full result: {staging / 'quality_result.json'}")
     write_frame(invoices, staging / INVOICES_FRAME)
     write_frame(deduped.lines, staging / LINES_FRAME)
     return {"rows_extracted": len(lines), "duplicates_removed": deduped.duplicates_removed,
-            "invoices": len(invoices)}
+            "invoices": len(invoices),
+            **({"repeats_kept": deduped.kept_repeats} if deduped.kept_repeats else {})}
 
 
 def transform(*, staging: Path, account: Mapping[str, Any]) -> dict[str, Any]:

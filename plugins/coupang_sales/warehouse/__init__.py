@@ -229,6 +229,7 @@ class FactLoadResult(LoadResult):
     groups: int = 0
     unapplied: tuple[dict[str, Any], ...] = ()   # restatements with no original, in the groups this load touched
     price_difference: int = 0                    # Σ 'price_difference' adjustments of those groups
+    superseded: int = 0                          # lines of another source (Jet v1) the read dates replaced
 
     def as_dict(self) -> dict[str, Any]:
         return {**super().as_dict(), "facts_new": self.facts_new, "facts_changed": self.facts_changed,
@@ -237,7 +238,8 @@ class FactLoadResult(LoadResult):
                 "unapplied_amount": sum(int(u["amount"]) for u in self.unapplied),
                 "unapplied_fee": sum(int(u["seller_shipping_fee"]) for u in self.unapplied),
                 "unapplied_detail": list(self.unapplied[:20]),
-                "price_difference": self.price_difference}
+                "price_difference": self.price_difference,
+                **({"superseded_lines": self.superseded} if self.superseded else {})}
 
 
 _FACT_LABELS = {"rocket_receipt": "발주", "rocket_return": "반출", "jet_settlement": "주문 정산",
@@ -261,6 +263,7 @@ def load_facts(
     run_id: str | None,
     account_fees: "pd.DataFrame | None" = None,
     fee_periods: "list[tuple[dt.date, dt.date]] | None" = None,
+    supersedes: tuple[str, ...] = (),
 ) -> FactLoadResult:
     """Store one extract's facts and re-derive the order lines of every group they touch, atomically.
 
@@ -271,6 +274,10 @@ def load_facts(
     stored facts of the group (``derive``) and replace the group's lines, restatements and
     adjustments: the result is a function of the facts collected so far, never of the
     window or the order of the runs.
+
+    Lines of the account of the ``supersedes`` sources (Jet v1 for a v2 load) dated in
+    ``read_range`` are removed: the dates this extract read have one truth, its own, whatever
+    version collected them before (docs/decisions.md, "Jet version switches").
 
     Each added, changed or removed line is written to ``sales.order_line_changes`` with the
     facts of this load that caused it (``cause``, ``cause_facts``). Everything happens in
@@ -400,6 +407,7 @@ def load_facts(
         with cur.copy(f"COPY sales.order_line_changes ({_CHANGE_COLS}) FROM STDIN") as copy:
             for chunk in _copy_chunks(changes, CHANGE_COLUMNS):
                 copy.write(chunk)
+        superseded = _supersede(cur, who, supersedes) if supersedes else 0
         if account_fees is not None:
             _replace_fees(cur, channel=channel, account_id=account_id, periods=list(fee_periods or []),
                           fees=account_fees, run_id=run_id)
@@ -408,7 +416,7 @@ def load_facts(
     kinds_of = changes["change"].tolist()
     return FactLoadResult(
         rows_loaded=len(new_lines), added=kinds_of.count("added"), changed=kinds_of.count("changed"),
-        removed=kinds_of.count("removed"),
+        removed=kinds_of.count("removed") + superseded, superseded=superseded,
         facts_new=int((changed_facts["status"] == "new").sum()),
         facts_changed=int((changed_facts["status"] == "changed").sum()),
         facts_removed=int((changed_facts["status"] == "removed").sum()), groups=int(groups),
@@ -419,6 +427,32 @@ def load_facts(
                         for u in unapplied.itertuples()),
         price_difference=int(adjustments.loc[adjustments["reason"] == "price_difference", "amount"].sum()),
     )
+
+
+def _supersede(cur, who: dict[str, Any], sources: tuple[str, ...]) -> int:
+    """Remove the account's lines of ``sources`` dated in the range read, each written to
+    ``sales.order_line_changes`` as removed, caused by the version switch; returns how many."""
+    cur.execute(
+        """
+        WITH gone AS (
+            DELETE FROM sales.order_lines o
+            WHERE o.channel = %(channel)s AND o.account_id = %(account)s AND o.source = ANY(%(old_sources)s)
+              AND o.sales_date BETWEEN %(start)s AND %(end)s
+            RETURNING o.order_id, o.line_key, o.sales_date, o.payment_amount, o.quantity, o.source)
+        INSERT INTO sales.order_line_changes
+            (channel, account_id, order_id, line_key, sales_date, change, old_payment_amount, new_payment_amount,
+             old_quantity, new_quantity, run_id, cause, cause_facts)
+        SELECT %(channel)s, %(account)s, order_id, line_key, sales_date, 'removed', payment_amount, NULL,
+               quantity, NULL, %(run_id)s,
+               format('%%s line replaced: %%s..%%s collected from %%s in run %%s', source, %(start)s::date,
+                      %(end)s::date, array_to_string(%(sources)s::text[], ', '), %(run_id)s::text),
+               jsonb_build_array(jsonb_build_object(
+                   'kind', 'version switch', 'status', 'superseded', 'document', source, 'fact_key', line_key,
+                   'fact_date', sales_date, 'order_id', order_id, 'quantity', -quantity,
+                   'amount', -payment_amount, 'run_id', %(run_id)s::text))
+        FROM gone
+        """, {**who, "old_sources": list(sources)})
+    return cur.rowcount
 
 
 def _line_changes(old: "pd.DataFrame", new: "pd.DataFrame", changed_facts: "pd.DataFrame",
@@ -524,6 +558,40 @@ def changed_sales_dates(conn: "psycopg.Connection", *, channel: str, account_id:
                         "AND account_id = %s AND changed_at >= %s ORDER BY sales_date",
                         (channel, account_id, since)).fetchall()
     return [day.isoformat() for (day,) in rows]
+
+
+CURSOR_STREAM = "order_lines"
+
+
+def collection_cursor(conn: "psycopg.Connection", *, channel: str, account_id: str,
+                      stream: str = CURSOR_STREAM) -> dt.date | None:
+    """The last date the account's ``stream`` was collected without a gap (``sales.collection_cursors``),
+    or None when it was never collected. A successful collection moves it (a trigger on
+    ``sales.collection_runs``, migration 0004)."""
+    row = conn.execute("SELECT collected_through FROM sales.collection_cursors "
+                       "WHERE channel = %s AND account_id = %s AND stream = %s",
+                       (channel, account_id, stream)).fetchone()
+    return row[0] if row else None
+
+
+def set_collection_cursor(conn: "psycopg.Connection", *, channel: str, account_id: str, through: dt.date | None,
+                          by: str, stream: str = CURSOR_STREAM) -> dt.date | None:
+    """Set (or, with ``through=None``, remove) an account's cursor by hand; returns the value it had."""
+    with conn.transaction():
+        before = collection_cursor(conn, channel=channel, account_id=account_id, stream=stream)
+        if through is None:
+            conn.execute("DELETE FROM sales.collection_cursors WHERE channel = %s AND account_id = %s "
+                         "AND stream = %s", (channel, account_id, stream))
+        else:
+            conn.execute(
+                """
+                INSERT INTO sales.collection_cursors (channel, account_id, stream, collected_through, updated_by)
+                VALUES (%s, %s, %s, %s, %s)
+                ON CONFLICT (channel, account_id, stream) DO UPDATE
+                SET collected_through = excluded.collected_through, updated_at = now(),
+                    updated_by = excluded.updated_by
+                """, (channel, account_id, stream, through, by))
+    return before
 
 
 def active_accounts(conn: "psycopg.Connection", channel: str,

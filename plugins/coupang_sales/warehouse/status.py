@@ -1,8 +1,10 @@
 """Every account's collection state, as the status page and the freshness alerts read it (no Airflow here).
 
-The state is derived in the warehouse by ``sales.collection_status(today)`` (migration 0003) from
-``sales.accounts`` and ``sales.account_status``, the one-row-per-account summary that a trigger
-keeps in step with ``sales.collection_runs``. So a page of 10,000 accounts is one query over
+The state is derived in the warehouse by ``sales.collection_status(today)`` (migrations 0003, 0004) from
+``sales.accounts``, ``sales.account_status``, the one-row-per-account summary that a trigger
+keeps in step with ``sales.collection_runs``, and ``sales.collection_cursors`` (the last date
+collected without a gap: ``collected_through``, which freshness counts from; ``collected_until`` is
+the newest window end of any success). So a page of 10,000 accounts is one query over
 10,000 summary rows, filtered, sorted and cut in the warehouse.
 """
 
@@ -35,7 +37,7 @@ _COLUMNS = ("channel", "account_id", "jet_version", "active", "state", "last_sta
             "last_message", "last_finished_at", "run_attempts", "last_dag_id", "last_run_id", "last_task_id",
             "last_map_index", "last_try_number", "last_success_at", "last_success_window_start",
             "last_success_window_end", "collected_through", "freshness_days", "stale_after_days",
-            "over_threshold")
+            "over_threshold", "jet_version_since", "collected_until")
 _SELECT = ", ".join(_COLUMNS)
 
 # One statement: the channel's accounts once (a CTE), the count per state over them, and the page
