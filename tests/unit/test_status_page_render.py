@@ -74,3 +74,15 @@ def test_a_jet_account_shows_its_version_since_when_and_a_gap_its_newest_collect
     page = render(result, {"channel": "", "state": "", "q": "", "sort": "state", "desc": "", "size": ""}, ui_root="/")
     assert "2<br><small>since 2026-01-06 00:00 KST</small>" in page
     assert "collected through 2026-01-02" in page and "gap: collected again up to 2026-01-26" in page
+
+
+def test_a_blocked_account_whose_data_went_stale_says_both():
+    from coupang_sales.airflow_glue.status_page import render
+
+    blocked = row(state="blocked", last_reason="tax_invoice_pending", freshness_days=8, over_threshold=True,
+                  collected_through=dt.date(2026, 1, 2), action="The seller must process the pending tax invoice")
+    result = {"rows": [blocked, row(account_id="V2")], "total": 2, "page": 1, "page_size": 50,
+              "today": dt.date(2026, 1, 10), "counts": {"blocked": 1, "ok": 1}, "channels": ("coupang_rocket",)}
+    page = render(result, {"channel": "", "state": "", "q": "", "sort": "state", "desc": "", "size": ""}, ui_root="/")
+    assert '<span class="over">8 day(s) · stale</span>' in page, "stale behind its block"
+    assert page.count("· stale") == 1, "a fresh account is not called stale"

@@ -249,7 +249,9 @@ def _row(row: dict[str, Any], ui_root: str) -> str:
         fresh = "—"
     else:
         over = ' class="over"' if row["over_threshold"] else ""
-        fresh = (f"<span{over}>{row['freshness_days']} day(s)</span><br><small>collected through "
+        # A blocked or failing account's data goes stale too: said beside its state, which outranks it.
+        label = " · stale" if row["over_threshold"] and row["state"] != "stale" else ""
+        fresh = (f"<span{over}>{row['freshness_days']} day(s){label}</span><br><small>collected through "
                  f"{row['collected_through']}; threshold {row['stale_after_days']}</small>")
         if row.get("collected_until") and row["collected_until"] != row["collected_through"]:
             fresh += f"<br><small>gap: collected again up to {row['collected_until']}</small>"
