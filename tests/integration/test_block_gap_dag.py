@@ -7,10 +7,9 @@ times) and its export repeats one line verbatim: both receipts load, the repeat 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import urllib.request
 
 import pytest
+from sandbox_clock import move_today
 
 import local_stack
 
@@ -57,14 +56,6 @@ def portal():
 
     with SandboxServer(load_scenario(SCENARIO)) as server:
         yield server
-
-
-def move_today(portal, monkeypatch, today: str) -> None:
-    request = urllib.request.Request(f"{portal.url}/__sandbox__/today", data=json.dumps({"today": today}).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert json.load(response) == {"today": today}
-    monkeypatch.setenv("COUPANG_TODAY", today)
 
 
 def status(conn, today: str) -> dict:

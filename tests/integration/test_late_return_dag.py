@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import urllib.request
 
 import pytest
+from sandbox_clock import move_today
 
 import local_stack
 
@@ -57,15 +57,6 @@ def portal():
 
     with SandboxServer(load_scenario(SCENARIO)) as server:
         yield server
-
-
-def move_today(portal, monkeypatch, today: str) -> None:
-    """Time passes: the portal lists what exists by ``today`` and the DAG's today follows."""
-    request = urllib.request.Request(f"{portal.url}/__sandbox__/today", data=json.dumps({"today": today}).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert json.load(response) == {"today": today}
-    monkeypatch.setenv("COUPANG_TODAY", today)
 
 
 def jan5(conn) -> list[tuple]:
