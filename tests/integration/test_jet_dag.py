@@ -1,4 +1,4 @@
-"""coupang_jet_sales end to end: Wing sandbox over HTTP, headless Chromium, GX, PostgreSQL, Airflow dag.test()."""
+"""coupang_jet_sales end to end: Wing sandbox over HTTP, headed Chromium (Xvfb), GX, PostgreSQL, Airflow dag.test()."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""coupang_rocket_sales end to end: sandbox over HTTP, headless Chromium, GX, PostgreSQL, Airflow dag.test()."""
+"""coupang_rocket_sales end to end: sandbox over HTTP, headed Chromium (Xvfb), GX, PostgreSQL, Airflow dag.test()."""
 
 from __future__ import annotations
 

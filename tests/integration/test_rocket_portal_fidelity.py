@@ -1,4 +1,4 @@
-"""coupang_rocket_sales against the real-layout Supplier Hub: sandbox over HTTP, headless Chromium, GX,
+"""coupang_rocket_sales against the real-layout Supplier Hub: sandbox over HTTP, headed Chromium (Xvfb), GX,
 PostgreSQL, Airflow dag.test(). The 입고상세내역 read both ways, bot walls, a long run whose session expires twice,
 and portal settings given through the connection."""
 

@@ -1,4 +1,4 @@
-"""Supplier Hub page objects against the sandbox: real HTTP, real headless Chromium."""
+"""Supplier Hub page objects against the sandbox: real HTTP, real headed Chromium (Xvfb)."""
 
 from __future__ import annotations
 

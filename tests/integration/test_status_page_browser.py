@@ -1,5 +1,5 @@
 """The "Coupang collections" page in a real Airflow UI: the API server with the plugin, Airflow's own
-sign-in (SimpleAuthManager), a real headless Chromium, a real warehouse (pgserver).
+sign-in (SimpleAuthManager), a real headed Chromium (Xvfb), a real warehouse (pgserver).
 
 Set ``STATUS_PAGE_SCREENSHOT=docs/status-page.png`` to keep the page's screenshot there.
 """
