@@ -1,4 +1,4 @@
-"""Fault injection on the whole stack: sandbox faults over HTTP, headed Chromium (Xvfb), GX, PostgreSQL, Airflow dag.test().
+"""Fault injection on the whole stack: sandbox faults over HTTP, headed Chromium, GX, PostgreSQL, Airflow dag.test().
 
 Every case runs the coupang_rocket_sales DAG for one account whose warehouse already
 holds an earlier load (``PRIOR``: two lines of 5 Jan, before their cancellation came in),
