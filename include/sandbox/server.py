@@ -196,32 +196,30 @@ class SandboxServer:
         self._storage: uvicorn.Server | None = None
         self._storage_thread: threading.Thread | None = None
 
+    @staticmethod
+    def _origin(host: str, port: int, which: str) -> str:
+        if not port:
+            raise RuntimeError(f"the sandbox server has no {which}port yet: call start()")
+        return f"http://{host}:{port}"
+
     @property
     def url(self) -> str:
-        if not self.port:
-            raise RuntimeError("the sandbox server has no port yet: call start()")
-        return f"http://{self.host}:{self.port}"
+        return self._origin(self.host, self.port, "")
 
     @property
     def storage_url(self) -> str:
         """The storage origin (another port): where Wing's presigned report links point."""
-        if not self.storage_port:
-            raise RuntimeError("the sandbox server has no storage port yet: call start()")
-        return f"http://{self.host}:{self.storage_port}"
+        return self._origin(self.host, self.storage_port, "storage ")
 
     @property
     def sso_url(self) -> str:
         """Keycloak's origin (xauth.coupang.com on the live site)."""
-        if not self.sso_port:
-            raise RuntimeError("the sandbox server has no Keycloak port yet: call start()")
-        return f"http://{self.sso_host}:{self.sso_port}"
+        return self._origin(self.sso_host, self.sso_port, "Keycloak ")
 
     @property
     def help_url(self) -> str:
         """The help site's origin (helpseller.coupang.com on the live site)."""
-        if not self.help_port:
-            raise RuntimeError("the sandbox server has no help-site port yet: call start()")
-        return f"http://{self.help_host}:{self.help_port}"
+        return self._origin(self.help_host, self.help_port, "help-site ")
 
     def portal_url(self, name: str) -> str:
         """The base URL of one portal (``supplier_hub`` or ``wing``): where its paths start."""

@@ -113,8 +113,9 @@ class PortalHook(BaseHook):
         if conn.port and f":{conn.port}" not in base_url:
             base_url = f"{base_url}:{conn.port}"
         remote_url = extra.get("remote_url") or os.environ.get("SELENIUM_REMOTE_URL") or None
-        headless = headless_from(extra.get("headless", os.environ.get("SELENIUM_HEADLESS", "")))
-        debugger_address = extra.get("debugger_address") or os.environ.get("CHROME_DEBUGGER_ADDRESS") or None
+        # None: open_browser reads SELENIUM_HEADLESS and CHROME_DEBUGGER_ADDRESS itself.
+        headless = headless_from(extra["headless"]) if "headless" in extra else None
+        debugger_address = extra.get("debugger_address") or None
 
         profile = BrowserProfile(account["channel"], account["account_id"]) if account else None
 
@@ -122,8 +123,7 @@ class PortalHook(BaseHook):
             from coupang_sales.portal.browser import open_browser
 
             return open_browser(download_dir, headless=headless, remote_url=remote_url,
-                                profile_dir=None if debugger_address else (profile.path if profile else None),
-                                debugger_address=debugger_address)
+                                profile_dir=profile.path if profile else None, debugger_address=debugger_address)
 
         session = session_class(
             base_url=base_url.rstrip("/"), username=conn.login, password=conn.password,

@@ -108,12 +108,11 @@ def sessions_survive_browser(account: Mapping[str, Any]) -> bool:
     ``COUPANG_SESSIONS_SURVIVE_BROWSER=true`` says the portal keeps sessions in the profile."""
     if os.environ.get("COUPANG_SESSIONS_SURVIVE_BROWSER", "").strip().lower() in ("1", "true", "yes"):
         return True
-    if os.environ.get("CHROME_DEBUGGER_ADDRESS"):
-        return True
     from coupang_sales.airflow_glue.hooks import SupplierHubHook
+    from coupang_sales.portal.browser import debugger_address_from
 
-    return bool(SupplierHubHook(account["conn_id"]).get_connection(account["conn_id"]).extra_dejson
-                .get("debugger_address"))
+    extra = SupplierHubHook(account["conn_id"]).get_connection(account["conn_id"]).extra_dejson
+    return debugger_address_from(extra.get("debugger_address")) is not None
 
 
 def _profile_signed_out(account: Mapping[str, Any]) -> str | None:

@@ -56,6 +56,12 @@ def headless_from(value: object) -> bool:
     return str(value).strip().lower() in _TRUE
 
 
+def debugger_address_from(configured: str | None = None) -> str | None:
+    """The address of a running Chrome to attach to: ``configured`` (a connection's ``debugger_address``),
+    else ``CHROME_DEBUGGER_ADDRESS``; None to start a browser."""
+    return configured or os.environ.get("CHROME_DEBUGGER_ADDRESS") or None
+
+
 class _TypedTextRedactor(logging.Filter):
     """Blanks the keys typed into a page out of Selenium's wire log.
 
@@ -131,7 +137,6 @@ class _LocalChrome(webdriver.Chrome):
 
     profile_dir: Path | None = None
     display: VirtualDisplay | None = None
-    attached: bool = False
 
     def quit(self) -> None:
         try:
@@ -176,16 +181,16 @@ def open_browser(download_dir: Path, *, headless: bool | None = None, remote_url
     """A Chrome WebDriver saving downloads in ``download_dir``; the caller must ``quit()`` it.
 
     ``profile_dir`` is a persistent user-data dir (``coupang_sales.portal.profiles``, locked by
-    the caller) kept after ``quit()``; without it a throw-away profile is made and removed.
-    ``headless`` None reads ``SELENIUM_HEADLESS`` (unset: headed). See the module's doc for
-    ``remote_url`` and ``debugger_address``.
+    the caller) kept after ``quit()``; without it a throw-away profile is made and removed; an
+    attached Chrome keeps its own. ``headless`` None reads ``SELENIUM_HEADLESS`` (unset: headed).
+    See the module's doc for ``remote_url`` and ``debugger_address``.
     """
     download_dir = Path(download_dir).resolve()
     download_dir.mkdir(parents=True, exist_ok=True)
     if headless is None:
         headless = headless_from(os.environ.get("SELENIUM_HEADLESS", ""))
     remote_url = remote_url or os.environ.get("SELENIUM_REMOTE_URL") or None
-    debugger_address = debugger_address or os.environ.get("CHROME_DEBUGGER_ADDRESS") or None
+    debugger_address = debugger_address_from(debugger_address)
     options = _options(download_dir, headless, attach=None if remote_url else debugger_address)
 
     if remote_url:
@@ -221,7 +226,7 @@ def open_browser(download_dir: Path, *, headless: bool | None = None, remote_url
         if display is not None:
             display.stop()
         raise
-    driver.profile_dir, driver.display, driver.attached = throw_away, display, bool(debugger_address)
+    driver.profile_dir, driver.display = throw_away, display
     # Headless Chrome may ignore the download prefs; the CDP call makes the folder certain.
     driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(download_dir)})
     return driver
