@@ -19,10 +19,17 @@ own date (to 0 when fully returned) instead of adding a negative line.
 
 **Backfill:** `airflow backfill create --dag-id coupang_rocket_sales --from-date D1 --to-date D2`,
 or trigger with the `date` param. Re-running a date replaces its window: idempotent.
+
+**Owner:** data-engineering (the alerts' e-mail and Slack channel). **Code:**
+`plugins/coupang_sales/rocket/` (the channel: `channel.py`, portal, policy, stages) and
+`plugins/coupang_sales/airflow_glue/` (the DAG builder, tasks, alerts). **Consumers:** the
+`sales.order_lines_effective` view and reports on it, and the DAGs scheduled on the Asset
+`coupang_sales.order_lines` (docs/assets.md).
 """
 
 from coupang_sales.airflow_glue.dag_factory import build_channel_dags
+from coupang_sales.rocket.channel import ROCKET
 
 # coupang_rocket_sales, then coupang_rocket_sales_shard_01 … when COUPANG_ROCKET_SHARDS > 1 (README: Scale out)
-dag, *shards = build_channel_dags("coupang_rocket", doc_md=__doc__)
+dag, *shards = build_channel_dags(ROCKET, doc_md=__doc__)
 globals().update({shard.dag_id: shard for shard in shards})

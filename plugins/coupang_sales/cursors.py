@@ -28,13 +28,14 @@ def _connect(args: argparse.Namespace):
         import psycopg
 
         return psycopg.connect(args.dsn, autocommit=True)
-    from coupang_sales.airflow_glue.runtime import warehouse_connection
+    from coupang_sales.airflow_glue.warehouse_hook import warehouse_connection
 
     return warehouse_connection(args.conn_id)
 
 
 def main(argv: list[str] | None = None) -> int:
     from coupang_sales.warehouse import CURSOR_STREAM, set_collection_cursor
+    from coupang_sales.warehouse.runs import account_conn_id, collection_cursors
 
     parser = argparse.ArgumentParser(prog="python -m coupang_sales.cursors", description=__doc__.split("\n")[0])
     where = parser.add_mutually_exclusive_group()
@@ -55,19 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     conn = _connect(args)
     try:
         if args.command == "show":
-            rows = conn.execute(
-                "SELECT channel, account_id, stream, collected_through, updated_at, updated_by "
-                "FROM sales.collection_cursors WHERE (%(channel)s::text IS NULL OR channel = %(channel)s) "
-                "AND (%(account)s::text IS NULL OR account_id = %(account)s) ORDER BY channel, account_id, stream",
-                {"channel": args.channel, "account": args.account}).fetchall()
-            for channel, account, stream, through, at, by in rows:
-                print(f"{channel}\t{account}\t{stream}\tcollected through {through}\t(set {at:%Y-%m-%d %H:%M} by {by})")
-            if not rows:
+            cursors = collection_cursors(conn, channel=args.channel, account_id=args.account)
+            for c in cursors:
+                print(f"{c.channel}\t{c.account_id}\t{c.stream}\tcollected through {c.collected_through}\t"
+                      f"(set {c.updated_at:%Y-%m-%d %H:%M} by {c.updated_by})")
+            if not cursors:
                 print("no cursor", file=sys.stderr)
             return 0
-        known = conn.execute("SELECT 1 FROM sales.accounts WHERE channel = %s AND account_id = %s",
-                             (args.channel, args.account)).fetchone()
-        if not known:
+        if account_conn_id(conn, channel=args.channel, account_id=args.account) is None:
             print(f"no account {args.channel} {args.account} in sales.accounts", file=sys.stderr)
             return 1
         through = args.date if args.command == "set" else None

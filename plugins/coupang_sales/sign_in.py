@@ -26,17 +26,14 @@ CHANNEL_NAMES = {"rocket": "coupang_rocket", "jet": "coupang_jet",
 
 
 def _conn_id(channel: str, account_id: str) -> str:
-    from coupang_sales.airflow_glue.runtime import warehouse_connection
+    from coupang_sales.airflow_glue.warehouse_hook import WarehouseHook
+    from coupang_sales.warehouse.runs import account_conn_id
 
-    conn = warehouse_connection()
-    try:
-        row = conn.execute("SELECT conn_id FROM sales.accounts WHERE channel = %s AND account_id = %s",
-                           (channel, account_id)).fetchone()
-    finally:
-        conn.close()
-    if row is None:
+    with WarehouseHook().connection() as conn:
+        conn_id = account_conn_id(conn, channel=channel, account_id=account_id)
+    if conn_id is None:
         raise SystemExit(f"{channel} {account_id} is not in sales.accounts (or give --conn-id)")
-    return row[0]
+    return conn_id
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,11 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     channel = CHANNEL_NAMES[args.channel]
 
-    from coupang_sales.airflow_glue.hooks import SupplierHubHook, WingHook
+    from coupang_sales.airflow_glue.hooks import portal_hook
     from coupang_sales.errors import CollectionError
+    from coupang_sales.jet.channel import JET
+    from coupang_sales.rocket.channel import ROCKET
 
     conn_id = args.conn_id or _conn_id(channel, args.account_id)
-    hook = (SupplierHubHook if channel == "coupang_rocket" else WingHook)(conn_id)
+    hook = portal_hook(ROCKET if channel == ROCKET.name else JET, conn_id)
     account = {"channel": channel, "account_id": args.account_id, "conn_id": conn_id}
 
     def ask_code() -> str:

@@ -10,7 +10,45 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
 SERVICES = COMPOSE["services"]
-PACKAGE = "\n".join(p.read_text() for p in (ROOT / "plugins" / "coupang_sales").rglob("*.py"))
+CHANNELS = ("ROCKET", "JET")
+
+
+def channel(name: str):
+    """The ``Channel`` value of ``coupang_sales.rocket.channel.ROCKET`` or ``coupang_sales.jet.channel.JET``."""
+    if name == "ROCKET":
+        from coupang_sales.rocket.channel import ROCKET
+
+        return ROCKET
+    from coupang_sales.jet.channel import JET
+
+    return JET
+
+
+def built(name: str):
+    """The channel's DAGs as the DAG processor builds them, with the environment the test set."""
+    from coupang_sales.airflow_glue.dag_factory import build_channel_dags
+
+    return build_channel_dags(channel(name), doc_md="test")
+
+
+def environment_reads(name: str) -> bool:
+    """Whether a module of the package reads the environment variable ``name`` (``os.environ.get(name)``,
+    ``os.environ[name]``, ``os.getenv(name)``): the call, parsed, not a mention in a docstring."""
+    import ast
+
+    for path in (ROOT / "plugins" / "coupang_sales").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            key = None
+            if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+                callee = ast.unparse(node.func)
+                if callee in ("os.environ.get", "os.getenv", "environ.get"):
+                    key = node.args[0].value
+            elif isinstance(node, ast.Subscript) and ast.unparse(node.value) in ("os.environ", "environ") \
+                    and isinstance(node.slice, ast.Constant):
+                key = node.slice.value
+            if key == name:
+                return True
+    return False
 
 
 def env_of(service: str) -> dict:
@@ -45,11 +83,16 @@ def test_selenium_grid_has_shared_memory_and_managed_downloads():
     assert selenium["shm_size"] and selenium["environment"]["SE_ENABLE_MANAGED_DOWNLOADS"] == "true"
 
 
-@pytest.mark.parametrize("setting", ["SELENIUM_REMOTE_URL", "COUPANG_STAGING_DIR", "AIRFLOW_CONN_COUPANG_WAREHOUSE"])
-def test_the_code_reads_the_settings_the_deployment_sets(setting):
-    assert setting in env_of("airflow-worker")
-    code_name = setting.replace("AIRFLOW_CONN_COUPANG_WAREHOUSE", "coupang_warehouse")
-    assert code_name in PACKAGE, f"{code_name} is set by docker-compose.yaml but not read by the package"
+def test_the_code_reads_the_settings_the_deployment_sets(tmp_path, monkeypatch):
+    worker = env_of("airflow-worker")
+    assert {"SELENIUM_REMOTE_URL", "COUPANG_STAGING_DIR", "AIRFLOW_CONN_COUPANG_WAREHOUSE"} <= set(worker)
+    from coupang_sales.airflow_glue.staging import staging_root
+    from coupang_sales.airflow_glue.warehouse_hook import WarehouseHook
+
+    monkeypatch.setenv("COUPANG_STAGING_DIR", str(tmp_path))
+    assert staging_root().path.rstrip("/") == str(tmp_path), "COUPANG_STAGING_DIR is the staging root"
+    assert WarehouseHook().conn_id == "coupang_warehouse", "AIRFLOW_CONN_COUPANG_WAREHOUSE is the warehouse's"
+    assert environment_reads("SELENIUM_REMOTE_URL"), "the portal hook reads SELENIUM_REMOTE_URL"
 
 
 def test_staging_is_one_volume_shared_by_every_worker():
@@ -59,10 +102,14 @@ def test_staging_is_one_volume_shared_by_every_worker():
     assert "staging" in COMPOSE["volumes"]
 
 
-def test_init_creates_the_portal_pools_the_dags_use():
+@pytest.mark.parametrize("name", CHANNELS)
+def test_init_creates_the_portal_pools_the_dags_use(name, monkeypatch):
+    monkeypatch.delenv(f"COUPANG_{channel(name).pool.upper()}_POOL", raising=False)
     init = "\n".join(SERVICES["airflow-init"]["command"])
-    for pool in ("coupang_supplier_hub", "coupang_wing"):
-        assert f"pools set {pool}" in init and '"coupang_{self.pool}"' in PACKAGE
+    pools = {task.pool for dag in built(name) for task in dag.tasks} - {"default_pool"}
+    assert pools, "the browser tasks have a pool of their own"
+    for pool in pools:
+        assert f"pools set {pool} " in init, f"{pool} is used by {name}'s tasks but not created by airflow-init"
 
 
 def test_every_browser_has_a_korean_font():
@@ -86,9 +133,13 @@ def test_init_migrates_the_warehouse_schema_once_per_deploy():
     assert SERVICES["airflow-init"]["depends_on"]["warehouse"]["condition"] == "service_healthy"
 
 
-def test_browser_tasks_have_their_own_queue_and_worker_role():
+def test_browser_tasks_have_their_own_queue_and_worker_role(monkeypatch):
     queue = env_of("airflow-browser-worker")["COUPANG_BROWSER_QUEUE"]
-    assert "COUPANG_BROWSER_QUEUE" in PACKAGE
+    monkeypatch.setenv("COUPANG_BROWSER_QUEUE", queue)
+    [dag] = built("ROCKET")
+    browser_tasks = {t.task_id for t in dag.tasks if t.queue == queue}
+    assert browser_tasks == {"collect.check_sub_account_expiry", "collect.check_tax_invoice_block",
+                             "collect.extract"}, "the browser tasks, and only they, go to the browser queue"
     assert SERVICES["airflow-browser-worker"]["command"] == f"celery worker --queues {queue}"
     assert SERVICES["airflow-worker"]["command"] == "celery worker --queues default"  # Airflow's default_queue
     for name in ("airflow-worker", "airflow-browser-worker"):
@@ -96,12 +147,16 @@ def test_browser_tasks_have_their_own_queue_and_worker_role():
         assert env_of(name)["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
 
 
-@pytest.mark.parametrize("setting", ["COUPANG_ROCKET_SHARDS", "COUPANG_JET_SHARDS"])
-def test_shard_settings_are_common_to_every_component(setting):
+@pytest.mark.parametrize("name", CHANNELS)
+def test_shard_settings_are_common_to_every_component(name, monkeypatch):
     """The DAG ids depend on the shard count, so the DAG processor and every worker must agree on it."""
-    for name in ("airflow-dag-processor", "airflow-scheduler", "airflow-worker", "airflow-browser-worker"):
-        assert int(env_of(name)[setting]) >= 1, name
-    assert 'f"COUPANG_{key}_SHARDS"' in PACKAGE, "dag_factory.shard_count reads COUPANG_<CHANNEL>_SHARDS"
+    setting = f"COUPANG_{name}_SHARDS"
+    for service in ("airflow-dag-processor", "airflow-scheduler", "airflow-worker", "airflow-browser-worker"):
+        assert int(env_of(service)[setting]) >= 1, service
+    monkeypatch.setenv(setting, "3")
+    stem = channel(name).dag_id
+    assert [dag.dag_id for dag in built(name)] == [stem, f"{stem}_shard_01", f"{stem}_shard_02"], \
+        f"{setting} is the number of the channel's DAGs"
 
 
 def test_the_local_celery_run_uses_the_compose_queues():

@@ -10,7 +10,8 @@ import os
 
 import pytest
 
-from coupang_sales.airflow_glue.notifiers import CollectionAlertNotifier, alert_facts
+from coupang_sales.airflow_glue.alerts import Alert
+from coupang_sales.airflow_glue.notifiers import CollectionAlertNotifier
 from coupang_sales.errors import CollectionError
 
 pytestmark = pytest.mark.integration
@@ -37,10 +38,10 @@ def failure_context(category: str = "tax_invoice_pending"):
 
 
 def test_alert_names_channel_account_window_category_action_and_log():
-    facts = alert_facts(failure_context())
-    assert facts["channel"] == "coupang_rocket" and facts["account"] == "V00034567"
-    assert facts["window"] == "2025-12-23..2026-01-06" and facts["category"] == "tax_invoice_pending"
-    assert "tax invoice" in facts["action"] and facts["log_url"] == "http://ui/log/1"
+    alert = Alert.of(failure_context())
+    assert alert.channel == "coupang_rocket" and alert.account == "V00034567"
+    assert alert.window == "2025-12-23..2026-01-06" and alert.category == "tax_invoice_pending"
+    assert "tax invoice" in alert.action and alert.log_url == "http://ui/log/1"
 
 
 def test_failure_alert_is_emailed_through_the_smtp_connection(smtp):
@@ -54,9 +55,31 @@ def test_failure_alert_is_emailed_through_the_smtp_connection(smtp):
     assert "Action:   The seller must process" in body and "http://ui/log/1" in body
 
 
-def test_no_smtp_connection_means_no_email_and_no_error(monkeypatch):
+def test_no_smtp_connection_means_no_email_and_no_error(slack, monkeypatch, caplog):
     monkeypatch.delenv("AIRFLOW_CONN_COUPANG_ALERTS_SMTP", raising=False)
-    CollectionAlertNotifier().notify(failure_context())  # only logged
+    with caplog.at_level(logging.INFO):
+        sent = CollectionAlertNotifier().notify(failure_context("portal_unavailable"))
+    assert sent == {"Slack": True}, "no e-mail channel is tried; the other channel still delivers"
+    assert slack.subjects() == [SUBJECT.replace("tax_invoice_pending", "portal_unavailable")]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], "a missing channel is no error"
+    assert any(SUBJECT.replace("tax_invoice_pending", "portal_unavailable") in r.getMessage()
+               for r in caplog.records), "the alert itself is logged"
+
+
+def test_an_alert_keeps_its_category_through_the_final_failure():
+    """A failure Airflow must not retry ends the task as ``CollectionFailed`` (an AirflowFailException):
+    the alert reads its category from it, not from the message's text."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from coupang_sales.airflow_glue.audit import CollectionFailed
+
+    error = CollectionError("sub_account_expired", "V00034567: sub-account expired on 2026-01-01.")
+    final = CollectionFailed(error)
+    assert isinstance(final, AirflowFailException) and final.category == "sub_account_expired"
+    alert = Alert.of({**failure_context(), "exception": final})
+    assert alert.category == "sub_account_expired" and alert.detail == error.detail
+    assert Alert.of({**failure_context(), "exception": AirflowFailException("[sub_account_expired] x")}
+                    ).category == "unexpected_error", "no category is guessed from a message"
 
 
 def test_failure_alert_is_posted_to_the_slack_webhook(slack):

@@ -135,13 +135,13 @@ def test_text_with_tabs_backslashes_and_line_breaks_arrives_as_it_was(warehouse)
 
 def bounded_load(monkeypatch, *, lock_timeout: str = "1"):
     """A replace_window load as the load task runs it: a warehouse_connection() under warehouse_errors()."""
-    from coupang_sales.airflow_glue.runtime import warehouse_connection, warehouse_errors
+    from coupang_sales.airflow_glue.warehouse_hook import WarehouseHook, warehouse_connection
     from coupang_sales.warehouse import account_lock_key
 
     monkeypatch.setenv("COUPANG_WAREHOUSE_LOCK_TIMEOUT_SECONDS", lock_timeout)
     conn = warehouse_connection()
     try:
-        with warehouse_errors(f"load of V1 {WINDOW}", conn, lock_keys=(account_lock_key(ROCKET, "V1"),)):
+        with WarehouseHook.errors(f"load of V1 {WINDOW}", conn, lock_keys=(account_lock_key(ROCKET, "V1"),)):
             replace_window(conn, channel=ROCKET, account_id="V1", window=WINDOW,
                            lines=frame(("PO9", "2026-01-05", 1_000)), run_id="waiting")
     finally:
@@ -174,7 +174,7 @@ def held(warehouse, statement: str, *, release_after: float = 20):
 
 
 def test_a_load_waiting_on_a_table_lock_fails_as_a_retried_warehouse_error_naming_it(warehouse, monkeypatch):
-    from coupang_sales.airflow_glue.runtime import warehouse_connection
+    from coupang_sales.airflow_glue.warehouse_hook import warehouse_connection
     from coupang_sales.errors import CollectionError
 
     replace_window(warehouse, channel=ROCKET, account_id="V1", window=WINDOW,
@@ -205,7 +205,7 @@ def test_a_load_waiting_behind_another_load_of_the_account_names_its_load_lock(w
 
 
 def test_every_warehouse_session_of_a_task_is_bounded(warehouse, monkeypatch):
-    from coupang_sales.airflow_glue.runtime import warehouse_connection, warehouse_errors
+    from coupang_sales.airflow_glue.warehouse_hook import WarehouseHook, warehouse_connection
     from coupang_sales.errors import CollectionError
 
     monkeypatch.delenv("COUPANG_WAREHOUSE_LOCK_TIMEOUT_SECONDS", raising=False)
@@ -214,7 +214,7 @@ def test_every_warehouse_session_of_a_task_is_bounded(warehouse, monkeypatch):
     try:
         assert conn.execute("SHOW lock_timeout").fetchone()[0] == "2min", "the documented default"
         assert conn.execute("SHOW statement_timeout").fetchone()[0] == "500ms"
-        with pytest.raises(CollectionError) as caught, warehouse_errors("load of V1", conn):
+        with pytest.raises(CollectionError) as caught, WarehouseHook.errors("load of V1", conn):
             conn.execute("SELECT pg_sleep(5)")
     finally:
         conn.close()

@@ -1,15 +1,16 @@
-"""The Supplier Hub check operators, executed with a faked portal session and audit."""
+"""The Supplier Hub check operators, executed with a faked portal hook (and its session) and audit."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 
 import pytest
 from airflow.sdk import BaseNotifier
 from airflow.sdk.exceptions import AirflowFailException
 
-from coupang_sales.airflow_glue import operators, runtime
+from coupang_sales.airflow_glue import operators
+from coupang_sales.airflow_glue.audit import Audit
+from coupang_sales.airflow_glue.hooks import SupplierHubHook
 from coupang_sales.errors import CollectionError
 from coupang_sales.portal.profiles import BrowserProfile
 from coupang_sales.rocket.supplier_hub import SubAccount
@@ -48,13 +49,41 @@ class FakeSession:
     def settlement_blocked(self):
         return self.blocked
 
+    # as a page-object session is used: in a with block, its cost read after it
+    usage = {"sign_ons": 0, "sms_steps": 0, "renewals": 0, "browser_seconds": 0.0}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+class FakeHook(SupplierHubHook):
+    """The account's Supplier Hub hook (its connection as configured) whose browser session is ``session``;
+    without one, starting a browser fails the test."""
+
+    def __init__(self, conn_id: str, session: FakeSession | None = None):
+        super().__init__(conn_id)
+        self.fake_session = session
+
+    def session(self, **kwargs):
+        if self.fake_session is None:
+            raise AssertionError("no browser may be started for a profile known to be signed out")
+        return self.fake_session
+
+
+class RecordedAudit(list, Audit):
+    """The audit of a test: each attempt's record kept in the list, none written to a warehouse."""
+
+    def record(self, context, account, window, **record):
+        self.append(record)
+
 
 @pytest.fixture
 def audit(monkeypatch):
-    records = []
-    monkeypatch.setattr(runtime, "_record", lambda context, account, window, **kw: records.append(kw))
     monkeypatch.setenv("COUPANG_TODAY", TODAY.isoformat())
-    return records
+    return RecordedAudit()
 
 
 @pytest.fixture(autouse=True)
@@ -69,12 +98,8 @@ def test_by_default_a_check_defers_without_a_browser_since_sessions_die_with_it(
     monkeypatch.delenv("COUPANG_SESSIONS_SURVIVE_BROWSER")
     monkeypatch.setenv("AIRFLOW_CONN_COUPANG_ROCKET_V1", '{"conn_type": "http", "host": "https://supplier.coupang.com"}')
     signed_on_here()  # even a profile that signed on last is signed out in a new browser process
-    operator = operators.TaxInvoiceBlockOperator(task_id="t", account=ACCOUNT)
-
-    def no_browser(context):
-        raise AssertionError("no browser may be started for a profile known to be signed out")
-
-    operator._session = no_browser
+    operator = operators.TaxInvoiceBlockOperator(task_id="t", account=ACCOUNT, audit=audit,
+                                                 hook=FakeHook(ACCOUNT["conn_id"]))
     result = execute(operator)
     assert result[operators.DEFERRED] is True
     monkeypatch.setenv("AIRFLOW_CONN_COUPANG_ROCKET_V1", '{"conn_type": "http", "host": "https://supplier.coupang.com",'
@@ -92,7 +117,7 @@ def run(operator, session, *, noted: bool = True):
     (so only the portal can tell whether it still is)."""
     if noted:
         signed_on_here(operator.account["account_id"])
-    operator._session = lambda context: contextlib.nullcontext(session)
+    operator.hook = FakeHook(operator.account["conn_id"], session)
     return execute(operator)
 
 
@@ -117,7 +142,7 @@ class Recorder(BaseNotifier):
 
 
 def test_expired_sub_account_fails_without_retry_naming_yeonjanghagi(audit):
-    op = operators.SubAccountExpiryOperator(task_id="t", account=ACCOUNT)
+    op = operators.SubAccountExpiryOperator(task_id="t", account=ACCOUNT, audit=audit)
     with pytest.raises(AirflowFailException, match="연장하기"):
         run(op, FakeSession(expires=dt.date(2026, 1, 6)))
     assert audit[0]["status"] == "blocked" and audit[0]["reason"] == "sub_account_expired"
@@ -125,7 +150,7 @@ def test_expired_sub_account_fails_without_retry_naming_yeonjanghagi(audit):
 
 def test_sub_account_expiring_within_warn_days_warns_and_succeeds(audit):
     notifier = Recorder()
-    op = operators.SubAccountExpiryOperator(task_id="t", account=ACCOUNT, on_expiry_warning=[notifier])
+    op = operators.SubAccountExpiryOperator(task_id="t", account=ACCOUNT, audit=audit, on_expiry_warning=[notifier])
     result = run(op, FakeSession(expires=dt.date(2026, 1, 10)))
     assert result["warned"] is True and result["days_left"] == 3
     assert len(notifier.calls) == 1 and "2026-01-10" in notifier.calls[0] and "연장하기" in notifier.calls[0]
@@ -135,20 +160,21 @@ def test_sub_account_expiring_within_warn_days_warns_and_succeeds(audit):
 
 def test_sub_account_far_from_expiry_does_not_warn(audit):
     notifier = Recorder()
-    op = operators.SubAccountExpiryOperator(task_id="t", account=ACCOUNT, warn_days=7, on_expiry_warning=[notifier])
+    op = operators.SubAccountExpiryOperator(task_id="t", account=ACCOUNT, audit=audit, warn_days=7,
+                                            on_expiry_warning=[notifier])
     assert run(op, FakeSession(expires=dt.date(2026, 1, 15)))["warned"] is False
     assert notifier.calls == []
 
 
 def test_auto_extend_clicks_yeonjanghagi_when_near(audit):
     session = FakeSession(expires=dt.date(2026, 1, 9))
-    op = operators.SubAccountExpiryOperator(task_id="t", account=ACCOUNT, auto_extend=True)
+    op = operators.SubAccountExpiryOperator(task_id="t", account=ACCOUNT, audit=audit, auto_extend=True)
     result = run(op, session)
     assert session.extended == ["sub_user"] and result["expires"] == "2026-04-07" and result["warned"] is False
 
 
 def test_pending_tax_invoice_blocks_without_retry(audit):
-    op = operators.TaxInvoiceBlockOperator(task_id="t", account=ACCOUNT)
+    op = operators.TaxInvoiceBlockOperator(task_id="t", account=ACCOUNT, audit=audit)
     with pytest.raises(AirflowFailException, match="미처리된 세금계산서"):
         run(op, FakeSession(blocked=True))
     assert audit[0]["status"] == "blocked" and audit[0]["reason"] == "tax_invoice_pending"
@@ -156,12 +182,12 @@ def test_pending_tax_invoice_blocks_without_retry(audit):
 
 
 def test_no_pending_tax_invoice_passes(audit):
-    op = operators.TaxInvoiceBlockOperator(task_id="t", account=ACCOUNT)
+    op = operators.TaxInvoiceBlockOperator(task_id="t", account=ACCOUNT, audit=audit)
     assert run(op, FakeSession())["blocked"] is False and audit == []
 
 
 def test_transient_portal_failure_stays_retryable(audit):
-    op = operators.TaxInvoiceBlockOperator(task_id="t", account=ACCOUNT, sign_on=True)
+    op = operators.TaxInvoiceBlockOperator(task_id="t", account=ACCOUNT, audit=audit, sign_on=True)
     with pytest.raises(CollectionError) as raised:
         run(op, FakeSession(login_error=CollectionError("portal_unavailable", "HTTP 500 on /")))
     assert not isinstance(raised.value, AirflowFailException) and raised.value.retryable
@@ -169,15 +195,16 @@ def test_transient_portal_failure_stays_retryable(audit):
 
 
 def test_sms_challenge_is_its_own_category_and_final(audit):
-    op = operators.SubAccountExpiryOperator(task_id="t", account=ACCOUNT, sign_on=True)
+    op = operators.SubAccountExpiryOperator(task_id="t", account=ACCOUNT, audit=audit, sign_on=True)
     with pytest.raises(AirflowFailException, match="auth_challenge"):
         run(op, FakeSession(login_error=CollectionError("auth_challenge", "SMS verification (인증번호) asked")))
     assert audit[0]["reason"] == "auth_challenge" and audit[0]["status"] == "failed"
 
 
 def test_a_signed_out_profile_defers_both_checks_to_the_extract_without_signing_on(audit):
-    expiry = operators.SubAccountExpiryOperator(task_id="t", account=ACCOUNT, warn_days=10, auto_extend=True)
-    block = operators.TaxInvoiceBlockOperator(task_id="u", account=ACCOUNT)
+    expiry = operators.SubAccountExpiryOperator(task_id="t", account=ACCOUNT, audit=audit, warn_days=10,
+                                                auto_extend=True)
+    block = operators.TaxInvoiceBlockOperator(task_id="u", account=ACCOUNT, audit=audit)
     session = FakeSession(signed_on=False, expires=dt.date(2026, 1, 6), blocked=True)
     deferred = {"check_sub_account_expiry": run(expiry, session), "check_tax_invoice_block": run(block, session)}
     assert session.sign_ons == 0 and audit == []
@@ -204,37 +231,31 @@ def test_a_signed_out_profile_defers_both_checks_to_the_extract_without_signing_
 def test_with_sign_on_allowed_a_check_signs_on_itself(audit):
     """Even in a profile that never signed on (which would otherwise defer without a browser)."""
     session = FakeSession(signed_on=False)
-    result = run(operators.TaxInvoiceBlockOperator(task_id="t", account=ACCOUNT, sign_on=True), session, noted=False)
+    operator = operators.TaxInvoiceBlockOperator(task_id="t", account=ACCOUNT, audit=audit, sign_on=True)
+    result = run(operator, session, noted=False)
     assert result["blocked"] is False and session.sign_ons == 1
 
 
-class NoBrowser:
-    """A check's session factory that must not be called: the profile is known to be signed out."""
-
-    def __call__(self, context):
-        raise AssertionError("a browser was started for a profile known to be signed out")
-
-
 def defers_without_a_browser(operator) -> bool:
-    operator._session = NoBrowser()
+    operator.hook = FakeHook(operator.account["conn_id"])  # no session: a browser started fails the test
     return execute(operator).get(operators.DEFERRED) is True
 
 
 def test_a_profile_that_never_signed_on_defers_without_starting_a_browser(audit):
-    assert defers_without_a_browser(operators.TaxInvoiceBlockOperator(task_id="t", account=ACCOUNT))
-    assert defers_without_a_browser(operators.SubAccountExpiryOperator(task_id="t", account=ACCOUNT))
+    assert defers_without_a_browser(operators.TaxInvoiceBlockOperator(task_id="t", account=ACCOUNT, audit=audit))
+    assert defers_without_a_browser(operators.SubAccountExpiryOperator(task_id="t", account=ACCOUNT, audit=audit))
     assert audit == []
 
 
 def test_another_accounts_later_sign_on_means_signed_out_without_a_browser(audit, monkeypatch):
     signed_on_here("V1")
     signed_on_here("V2")  # one seller at a time from an address: V1 was signed out by it
-    assert defers_without_a_browser(operators.TaxInvoiceBlockOperator(task_id="t", account=ACCOUNT))
+    assert defers_without_a_browser(operators.TaxInvoiceBlockOperator(task_id="t", account=ACCOUNT, audit=audit))
     # another channel's sign-on (Wing) does not sign out a Supplier Hub profile
     signed_on_here("V1")
     signed_on_here("A9", channel="coupang_jet")
     session = FakeSession()
-    block = operators.TaxInvoiceBlockOperator(task_id="t", account=ACCOUNT)
+    block = operators.TaxInvoiceBlockOperator(task_id="t", account=ACCOUNT, audit=audit)
     assert run(block, session, noted=False)["blocked"] is False
     # where sellers do not sign each other out, only the portal can tell: the browser asks it
     signed_on_here("V2")

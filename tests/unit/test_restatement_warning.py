@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from coupang_sales.airflow_glue.alerts import unapplied_warning
 from coupang_sales.airflow_glue.report import format_report
-from coupang_sales.airflow_glue.runtime import unapplied_warning
 from coupang_sales.model import Window
 
 UNAPPLIED = {"kind": "반출", "document": "30000201", "order_id": "100000777", "option_id": "55577",

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from coupang_sales.airflow_glue.runtime import catch_up, gap_action, list_until, resolve_window
+from coupang_sales.airflow_glue.window import catch_up, gap_action, list_until, resolve_window
 from coupang_sales.errors import CollectionError
 from coupang_sales.model import Window
 
@@ -105,7 +105,7 @@ def test_staging_folder_is_per_run_and_account_and_private(tmp_path, monkeypatch
     import os
     import stat
 
-    from coupang_sales.airflow_glue.runtime import staging_dir
+    from coupang_sales.airflow_glue.staging import account_folder as staging_dir
 
     monkeypatch.setenv("COUPANG_STAGING_DIR", str(tmp_path))
     old_umask = os.umask(0o022)
@@ -159,7 +159,7 @@ def test_a_gap_over_the_bound_warns_with_the_range_run_and_a_closed_gap_does_not
     from types import SimpleNamespace
 
     from coupang_sales.airflow_glue import notifiers
-    from coupang_sales.airflow_glue.runtime import send_gap_warning
+    from coupang_sales.airflow_glue.stage import send_gap_warning
 
     sent = []
 

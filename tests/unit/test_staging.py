@@ -15,6 +15,7 @@ import pytest
 from coupang_sales.airflow_glue import staging
 from coupang_sales.frames import read_frame, write_frame
 from coupang_sales.model import Window
+from coupang_sales.plan import RunPlan
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = 86_400
@@ -58,11 +59,14 @@ def test_jet_transform_reads_the_typed_frame_validate_wrote_not_the_export_again
             "businessInsightsMetricsResponse": {"totalUnitsSold": 3, "totalGmv": 29_700}}
     staged = {"amount_field": "totalGmv", "days": [{"date": "2026-01-05", "items": [item]}]}
     (tmp_path / stages.V1_FILE).write_text(json.dumps(staged), encoding="utf-8")
-    account = {"account_id": "A1", "jet_version": 1}
+    account = {"channel": "coupang_jet", "account_id": "A1", "conn_id": "c", "jet_version": 1}
     day = dt.date(2026, 1, 5)
-    stages.validate(staging=tmp_path, account=account, window=Window(day, day), list_until=day)
+    plan = RunPlan(account=account, window=Window(day, day), list_until=day, staging=tmp_path.as_uri(),
+                   started_at=dt.datetime.now(dt.UTC))
+    version_1 = stages.stages_for(account)
+    version_1.validate(plan, tmp_path)
     (tmp_path / stages.V1_FILE).unlink()  # transform must not parse the staged answer a second time
-    assert stages.transform(staging=tmp_path, account=account)["order_lines"] == 1
+    assert version_1.transform(plan, tmp_path).order_lines == 1
     loaded = read_frame(tmp_path / stages.ORDER_LINES_FRAME)
     direct = jet.transform_v1(jet_v1.sales_rows(staged), account_id="A1")
     assert loaded[["order_id", "sales_date", "quantity", "payment_amount"]].to_dict("records") == \

@@ -21,8 +21,10 @@ from typing import Any
 
 from airflow.sdk import Asset
 
-ORDER_LINES_NAME = "coupang_sales.order_lines"
-ACCOUNT_FEES_NAME = "coupang_sales.account_fees"
+from coupang_sales.channel import ACCOUNT_FEES_ASSET, ORDER_LINES_ASSET, Channel
+
+ORDER_LINES_NAME = ORDER_LINES_ASSET
+ACCOUNT_FEES_NAME = ACCOUNT_FEES_ASSET
 DEFAULT_BASE = "postgres://warehouse:5432/sales"
 
 
@@ -54,10 +56,18 @@ def account_fees_extra(account: Mapping[str, Any], result: Mapping[str, Any]) ->
             "rows": int(result.get("account_fee_rows") or 0), "amount": int(result.get("account_fees") or 0)}
 
 
-def attach_extras(context: Mapping[str, Any], account: Mapping[str, Any], window: Sequence[str],
-                  result: Mapping[str, Any], changed_dates: Sequence[str], *, fees: bool) -> None:
+def channel_assets(channel: Channel) -> list[Asset]:
+    """The Assets the load of ``channel`` updates (its ``outlets``)."""
+    return [ASSETS[name]() for name in channel.assets]
+
+
+def attach_extras(context: Mapping[str, Any], channel: Channel, account: Mapping[str, Any], window: Sequence[str],
+                  result: Mapping[str, Any], changed_dates: Sequence[str]) -> None:
     """Set the extra of this load's events (emitted by Airflow when the task succeeds)."""
     events = context["outlet_events"]
     events[order_lines_asset()].extra = order_lines_extra(account, window, result, changed_dates)
-    if fees:
+    if channel.loads_account_fees:
         events[account_fees_asset()].extra = account_fees_extra(account, result)
+
+
+ASSETS = {ORDER_LINES_NAME: order_lines_asset, ACCOUNT_FEES_NAME: account_fees_asset}

@@ -39,15 +39,16 @@ def freshness_message(channel: str, change) -> tuple[str, str, str]:
 
 def send_freshness_alerts(context: Mapping[str, Any], channel: str, conn) -> list:
     """Check the channel's accounts and alert each change of freshness once; returns the changes."""
+    from coupang_sales.airflow_glue.alerts import warning_context
     from coupang_sales.airflow_glue.notifiers import CollectionAlertNotifier
-    from coupang_sales.airflow_glue.runtime import seoul_today
+    from coupang_sales.airflow_glue.window import seoul_today
     from coupang_sales.warehouse.status import freshness_changes
 
     def send(change) -> None:
         category, detail, action = freshness_message(channel, change)
-        CollectionAlertNotifier(warning=True)({  # called as Airflow calls a callback: templated first
-            **context, "coupang_account": {"channel": channel, "account_id": change.account_id},
-            "coupang_warning": detail, "coupang_warning_category": category, "coupang_warning_action": action})
+        CollectionAlertNotifier(warning=True)(warning_context(  # as Airflow calls a callback: templated first
+            context, {"channel": channel, "account_id": change.account_id}, detail=detail, category=category,
+            action=action))
 
     changes = freshness_changes(conn, channel=channel, today=seoul_today(), send=send)
     if changes:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseHook
+
+from coupang_sales.channel import Channel
+from coupang_sales.jet.channel import JET
+from coupang_sales.rocket.channel import ROCKET
 
 # Connection extra keys that are shortcuts for a setting (docs/portals.md).
 EXTRA_SHORTCUTS = {
@@ -80,12 +85,17 @@ class PortalHook(BaseHook):
 
     conn_name_attr = "portal_conn_id"
     conn_type = "http"
-    session_class = ""  # dotted path of the page-object session class
-    portal = ""  # supplier_hub | wing: whose settings
+    channel: Channel  # whose portal, settings and page-object session
 
-    def __init__(self, portal_conn_id: str, **kwargs) -> None:
+    def __init__(self, portal_conn_id: str, *, channel: Channel | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.portal_conn_id = portal_conn_id
+        if channel is not None:
+            self.channel = channel
+
+    @property
+    def portal(self) -> str:
+        return self.channel.portal
 
     def settings(self, extra: Mapping[str, Any]):
         variable = None
@@ -100,13 +110,10 @@ class PortalHook(BaseHook):
         """A page-object session; with ``account`` (its ``channel`` and ``account_id``) the browser runs in
         the account's persistent profile (``coupang_sales.portal.profiles``), locked while it runs, so a
         profile still signed on is not signed on again; without it, in a throw-away profile."""
-        from importlib import import_module
-
         from coupang_sales.portal.browser import headless_from
         from coupang_sales.portal.profiles import BrowserProfile
 
-        module, _, name = self.session_class.rpartition(".")
-        session_class = getattr(import_module(module), name)
+        session_class = self.channel.session_class()
         conn = self.get_connection(self.portal_conn_id)
         extra = conn.extra_dejson
         base_url = conn.host if "://" in (conn.host or "") else f"{conn.schema or 'https'}://{conn.host}"
@@ -140,14 +147,33 @@ class PortalHook(BaseHook):
 class SupplierHubHook(PortalHook):
     """Coupang Supplier Hub (Rocket)."""
 
-    hook_name = "Coupang Supplier Hub"
-    session_class = "coupang_sales.rocket.supplier_hub.SupplierHubSession"
-    portal = "supplier_hub"
+    hook_name = ROCKET.portal_title
+    channel = ROCKET
 
 
 class WingHook(PortalHook):
     """Coupang Wing (Jet / Rocket Growth)."""
 
-    hook_name = "Coupang Wing"
-    session_class = "coupang_sales.jet.wing.WingSession"
-    portal = "wing"
+    hook_name = JET.portal_title
+    channel = JET
+
+
+def portal_hook(channel: Channel, conn_id: str) -> PortalHook:
+    """The hook of ``channel``'s portal for one account's connection."""
+    return next(cls for cls in (SupplierHubHook, WingHook) if cls.channel == channel)(conn_id)
+
+
+@contextlib.contextmanager
+def account_session(context: Mapping[str, Any], account: Mapping[str, Any], hook: PortalHook, *,
+                    download_dir: Path, artifacts_dir: Path | None = None) -> Iterator[Any]:
+    """The hook's browser session in the account's persistent profile; what it cost (sign-ons,
+    SMS steps, renewals, browser seconds) is added to the run's ``browser_use.json`` of the
+    account, whatever happened, and from there to every ``collection_runs.details``."""
+    from coupang_sales.airflow_glue.audit import record_browser_use
+
+    session = hook.session(download_dir=download_dir, artifacts_dir=artifacts_dir, account=account)
+    try:
+        with session:
+            yield session
+    finally:
+        record_browser_use(context, account["account_id"], session.usage)

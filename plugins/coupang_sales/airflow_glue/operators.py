@@ -24,13 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from coupang_sales.airflow_glue.runtime import (
-    account_session,
-    recorded_attempt,
-    resolve_window,
-    seoul_today,
-    staging_dir,
-)
+from coupang_sales.airflow_glue.audit import Audit
+from coupang_sales.airflow_glue.window import resolve_window, seoul_today
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -41,37 +36,70 @@ log = logging.getLogger(__name__)
 DEFERRED = "deferred_to_extract"
 
 
-class _SupplierHubCheckOperator(BaseOperator):
+class SupplierHubCheckOperator(BaseOperator):
+    """A check of one account in Supplier Hub, before its extract (see the module).
+
+    Stores its arguments only. ``hook`` (default: a ``SupplierHubHook`` of the account's connection) opens
+    the browser session and ``audit`` (default: ``Audit()``, ``sales.collection_runs``) records a failed
+    attempt; a test passes its own.
+    """
+
     template_fields: Sequence[str] = ("account",)
     ui_color = "#fde8d7"
 
-    def __init__(self, *, account: Mapping[str, Any] | Any, sign_on: bool = False, **kwargs) -> None:
+    def __init__(self, *, account: Mapping[str, Any] | Any, sign_on: bool = False, hook: Any = None,
+                 audit: Audit | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.account = account
         self.sign_on = sign_on
+        self._hook = hook
+        self._audit = audit
+
+    @property
+    def hook(self):
+        """The portal hook of the account's connection."""
+        if self._hook is None:
+            from coupang_sales.airflow_glue.hooks import SupplierHubHook
+
+            self._hook = SupplierHubHook(self.account["conn_id"])
+        return self._hook
+
+    @hook.setter
+    def hook(self, hook: Any) -> None:
+        self._hook = hook
+
+    @property
+    def audit(self) -> Audit:
+        if self._audit is None:
+            self._audit = Audit()
+        return self._audit
+
+    @audit.setter
+    def audit(self, audit: Audit) -> None:
+        self._audit = audit
 
     @contextlib.contextmanager
-    def _session(self, context: "Context"):
+    def session(self, context: "Context"):
         """The account's browser in its persistent profile (signed on still, or not: see the module).
         Its screenshots land in the run's staging folder of the account, under the task's name."""
-        from coupang_sales.airflow_glue.hooks import SupplierHubHook
-        from coupang_sales.airflow_glue.staging import working_copy
+        from coupang_sales.airflow_glue.hooks import account_session
+        from coupang_sales.airflow_glue.staging import account_folder, working_copy
 
-        with working_copy(staging_dir(context, self.account["account_id"]) / self.task_id, only=()) as work:
-            with account_session(context, self.account, SupplierHubHook(self.account["conn_id"]),
-                                 download_dir=work, artifacts_dir=work / "artifacts") as session:
+        with working_copy(account_folder(context, self.account["account_id"]) / self.task_id, only=()) as work:
+            with account_session(context, self.account, self.hook, download_dir=work,
+                                 artifacts_dir=work / "artifacts") as session:
                 yield session
 
     def execute(self, context: "Context") -> dict[str, Any]:
         context["account_label"] = self.account["account_id"]
         window = resolve_window(context)
-        with recorded_attempt(context, self.account, window):
+        with self.audit.attempt(context, self.account, window):
             if not self.sign_on:
                 # known signed out without a browser: no Chromium started for nothing
-                signed_out = _profile_signed_out(self.account)
+                signed_out = _profile_signed_out(self.account, self.hook)
                 if signed_out:
                     return self._defer(signed_out)
-            with self._session(context) as session:
+            with self.session(context) as session:
                 if self.sign_on:
                     session.login()
                 elif not session.resume():
@@ -100,7 +128,7 @@ def one_seller_per_address() -> bool:
     return os.environ.get("COUPANG_ONE_SELLER_PER_ADDRESS", "true").strip().lower() not in ("0", "false", "no")
 
 
-def sessions_survive_browser(account: Mapping[str, Any]) -> bool:
+def sessions_survive_browser(account: Mapping[str, Any], hook: Any = None) -> bool:
     """Whether a browser this task opens can still be signed on from an earlier task. On the live sites
     the portal's and Keycloak's session cookies die with the browser (REAL-PORTALS.md §6), so a new
     browser process is signed out: False by default. True where the browser is a Chrome that outlives
@@ -108,26 +136,29 @@ def sessions_survive_browser(account: Mapping[str, Any]) -> bool:
     ``COUPANG_SESSIONS_SURVIVE_BROWSER=true`` says the portal keeps sessions in the profile."""
     if os.environ.get("COUPANG_SESSIONS_SURVIVE_BROWSER", "").strip().lower() in ("1", "true", "yes"):
         return True
-    from coupang_sales.airflow_glue.hooks import SupplierHubHook
     from coupang_sales.portal.browser import debugger_address_from
 
-    extra = SupplierHubHook(account["conn_id"]).get_connection(account["conn_id"]).extra_dejson
+    if hook is None:
+        from coupang_sales.airflow_glue.hooks import SupplierHubHook
+
+        hook = SupplierHubHook(account["conn_id"])
+    extra = hook.get_connection(account["conn_id"]).extra_dejson
     return debugger_address_from(extra.get("debugger_address")) is not None
 
 
-def _profile_signed_out(account: Mapping[str, Any]) -> str | None:
+def _profile_signed_out(account: Mapping[str, Any], hook: Any = None) -> str | None:
     """Why the account's persistent profile is signed out for sure, or None (only the portal can tell).
     Deferring is never wrong: the extract lands on the portal first and types no password while the
     session lives, so a check deferred by mistake costs no sign-on, only its own task's answer."""
     from coupang_sales.portal.profiles import BrowserProfile
 
-    if not sessions_survive_browser(account):
+    if not sessions_survive_browser(account, hook):
         return "the portal's sessions die with the browser: a new browser is signed out"
     profile = BrowserProfile(account["channel"], account["account_id"])
     return profile.signed_out_for_sure(one_seller_per_address=one_seller_per_address())
 
 
-class SubAccountExpiryOperator(_SupplierHubCheckOperator):
+class SubAccountExpiryOperator(SupplierHubCheckOperator):
     """Stops an account whose Supplier Hub sub-account (부계정) expired, and warns ahead.
 
     An expired sub-account cannot log in until the master account clicks '연장하기' at
@@ -155,7 +186,7 @@ class SubAccountExpiryOperator(_SupplierHubCheckOperator):
                                         auto_extend=self.auto_extend, on_expiry_warning=self.on_expiry_warning)
 
 
-class TaxInvoiceBlockOperator(_SupplierHubCheckOperator):
+class TaxInvoiceBlockOperator(SupplierHubCheckOperator):
     """Stops an account's collection while Supplier Hub shows a '미처리된 세금계산서'.
 
     While a reverse-issued tax invoice is unconfirmed the settlement pages show a

@@ -13,16 +13,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import psycopg
 
-_LAST_ATTEMPTS = """
-SELECT account_id, status, reason, message, rows_extracted, rows_loaded, window_start, window_end,
-       details, attempts
-FROM (
-    SELECT *, count(*) OVER (PARTITION BY account_id) AS attempts,
-           row_number() OVER (PARTITION BY account_id ORDER BY finished_at DESC, id DESC) AS newest
-    FROM sales.collection_runs WHERE channel = %s AND run_id = %s
-) attempts WHERE newest = 1
-"""
-
 
 def collection_report(conn: "psycopg.Connection", *, channel: str, run_id: str,
                       accounts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -31,7 +21,9 @@ def collection_report(conn: "psycopg.Connection", *, channel: str, run_id: str,
     An account listed for the run but with no recorded attempt (its tasks never started
     or crashed before recording) is reported as ``not_recorded``, never left out.
     """
-    found = {row[0]: row for row in conn.execute(_LAST_ATTEMPTS, (channel, run_id)).fetchall()}
+    from coupang_sales.warehouse.runs import last_attempts
+
+    found = last_attempts(conn, channel=channel, run_id=run_id)
     rows = []
     for account in accounts:
         account_id = account["account_id"]
@@ -42,17 +34,19 @@ def collection_report(conn: "psycopg.Connection", *, channel: str, run_id: str,
                          "sign_ons": None,
                          "message": "No attempt was recorded: open the account's mapped tasks."})
             continue
-        _, status, reason, message, extracted, loaded, start, end, details, attempts = found[account_id]
-        details = details or {}
-        rows.append({"account_id": account_id, "status": status, "reason": reason, "attempts": int(attempts),
-                     "window": f"{start.isoformat()}..{end.isoformat()}", "rows_extracted": extracted,
-                     "rows_loaded": loaded, "payment_amount": details.get("payment_amount"),
+        last = found[account_id]
+        details = last.details or {}
+        rows.append({"account_id": account_id, "status": last.status, "reason": last.reason,
+                     "attempts": int(last.attempts),
+                     "window": f"{last.window_start.isoformat()}..{last.window_end.isoformat()}",
+                     "rows_extracted": last.rows_extracted,
+                     "rows_loaded": last.rows_loaded, "payment_amount": details.get("payment_amount"),
                      "unapplied_restatements": details.get("unapplied_restatements") or 0,
                      "unapplied_amount": details.get("unapplied_amount") or 0,
                      "unapplied_detail": details.get("unapplied_detail") or [],
                      # passwords submitted for the account in this run, over all its browser tasks
                      "sign_ons": details.get("sign_ons"),
-                     "message": message})
+                     "message": last.message})
     statuses = [row["status"] for row in rows]
     return {"channel": channel, "run_id": run_id, "accounts": rows,
             "totals": {status: statuses.count(status) for status in sorted(set(statuses))},
@@ -117,3 +111,37 @@ def format_report(report: Mapping[str, Any]) -> str:
                 lines.append(f"        {item['kind']} {item['document']} {where}"
                              f" dated {item['fact_date']}: {item['reason']} {item['amount']:+,} won")
     return "\n".join(lines)
+
+
+def run_report(context: Mapping[str, Any], channel: str, accounts: Iterable[Mapping[str, Any]]) -> None:
+    """The ``report`` task: the run's report as the XCom ``collection_report`` and a table in the log,
+    the freshness alerts, and the run's state as ``COUPANG_FAIL_RUN_ON`` says."""
+    import logging
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from coupang_sales.airflow_glue.freshness import send_freshness_alerts
+    from coupang_sales.airflow_glue.warehouse_hook import WarehouseHook
+
+    log = logging.getLogger(__name__)
+    mode = fail_run_on()
+    with WarehouseHook().connection() as conn:
+        summary = collection_report(conn, channel=channel, run_id=context["run_id"], accounts=accounts)
+        try:
+            send_freshness_alerts(context, channel, conn)
+        except Exception:  # nothing was marked: the next run's report sends them
+            log.exception("freshness alerts of %s not sent", channel)
+    context["ti"].xcom_push(key="collection_report", value=summary)
+    log.info("%s", format_report(summary))
+    missing = [row for row in summary["accounts"] if row["status"] != "success"]
+    failing = run_failures(summary, mode)
+    if failing:
+        raise AirflowFailException(
+            f"{len(failing)} of {len(summary['accounts'])} account(s) did not load "
+            f"(COUPANG_FAIL_RUN_ON={mode}): "
+            + ", ".join(f"{row['account_id']} {row['status']} ({row['reason'] or 'see its tasks'})"
+                        for row in failing))
+    if missing:
+        log.warning("%d account(s) did not load, alerted and in the report; the run does not fail for "
+                    "them (COUPANG_FAIL_RUN_ON=%s): %s", len(missing), mode,
+                    ", ".join(f"{row['account_id']} {row['reason']}" for row in missing))

@@ -49,7 +49,8 @@ def _split(values: list[str] | None) -> tuple[str, ...] | None:
 
 
 def _statuses(user, channel, state, q, sort, desc, page, size) -> dict[str, Any]:
-    from coupang_sales.airflow_glue.runtime import seoul_today, warehouse_connection
+    from coupang_sales.airflow_glue.warehouse_hook import warehouse_connection
+    from coupang_sales.airflow_glue.window import seoul_today
     from coupang_sales.warehouse.status import StatusQuery, account_statuses
 
     allowed = readable_channels(user)
@@ -227,7 +228,7 @@ def render(result: dict[str, Any], params: dict[str, str], *, ui_root: str) -> s
 def _when(value: dt.datetime | None) -> str:
     if value is None:
         return "never"
-    from coupang_sales.airflow_glue.runtime import SEOUL
+    from coupang_sales.airflow_glue.window import SEOUL
 
     return value.astimezone(SEOUL).strftime("%Y-%m-%d %H:%M KST")
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from coupang_sales.errors import CollectionError, ExportFormatError
 from coupang_sales.frames import read_frame, write_frame
 from coupang_sales.model import ROCKET, Window
+from coupang_sales.plan import LoadSummary, RunPlan, StageSummary
 
 if TYPE_CHECKING:
     import psycopg
@@ -195,3 +196,49 @@ def checked_derivation(stored, *, account_id: str, staging: Path):
         raise CollectionError("validation_failed", f"{len(result.failures)} policy expectation(s) failed: "
                               + "; ".join(result.failures) + f". Full result: {staging / 'quality_policy_result.json'}")
     return derived
+
+
+class ExtractSummary(StageSummary):
+    invoices: int                 # 일반매입계정 invoices listed in the read range
+    receive_detail_source: str    # 'pages' or 'export'
+    session_renewals: int
+
+
+class ValidateSummary(StageSummary):
+    rows_extracted: int
+    duplicates_removed: int
+    invoices: int
+    repeats_kept: int | None = None
+
+
+class TransformSummary(StageSummary):
+    facts: int
+    order_lines: int
+    returns: int
+    invoices_read: int
+
+
+class RocketStages:
+    """The Rocket stages of ``Stages`` (``coupang_sales.channel``) over a run plan."""
+
+    reads_after_window = True
+
+    def extract(self, session: "SupplierHubSession", plan: RunPlan, staging: Path) -> ExtractSummary:
+        summary = extract(session, account=plan.account.model_dump(), window=plan.window,
+                          list_until=plan.list_until, staging=staging)
+        summary.pop("list_until")  # the plan's
+        return ExtractSummary(**summary)
+
+    def validate(self, plan: RunPlan, staging: Path) -> ValidateSummary:
+        return ValidateSummary(**validate(staging=staging, account=plan.account.model_dump(), window=plan.window,
+                                          list_until=plan.list_until))
+
+    def transform(self, plan: RunPlan, staging: Path) -> TransformSummary:
+        return TransformSummary(**transform(staging=staging, account=plan.account.model_dump()))
+
+    def load(self, conn: "psycopg.Connection", plan: RunPlan, staging: Path, *, run_id: str | None) -> LoadSummary:
+        return LoadSummary(**load(conn, staging=staging, account=plan.account.model_dump(), window=plan.window,
+                                  run_id=run_id, list_until=plan.list_until))
+
+
+STAGES = RocketStages()

@@ -5,15 +5,13 @@ The warehouse is the Airflow connection ``coupang_warehouse`` (``--conn-id`` to 
 another), or ``--dsn`` (a libpq connection string or URI) without Airflow. ``--check``
 only reports the version and exits 1 when the warehouse is not current.
 
-``coupang_sales.warehouse.migrate(conn)`` is the same from Python: importing this module
-leaves that name callable.
+From Python: ``coupang_sales.warehouse.schema_versions.migrate(conn)``.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import types
 
 from coupang_sales.warehouse.schema_versions import SchemaVersionError, current_version, migrate, require_current
 
@@ -23,7 +21,7 @@ def _connect(args: argparse.Namespace):
         import psycopg
 
         return psycopg.connect(args.dsn, autocommit=True)
-    from coupang_sales.airflow_glue.runtime import warehouse_connection
+    from coupang_sales.airflow_glue.warehouse_hook import warehouse_connection  # a command: it may use the hook
 
     return warehouse_connection(args.conn_id)
 
@@ -58,16 +56,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         conn.close()
 
-
-class _CallableModule(types.ModuleType):
-    """Importing a submodule binds it on its package: ``coupang_sales.warehouse.migrate`` would become
-    this module instead of the function. Calling the module runs the function, so both spellings work."""
-
-    def __call__(self, conn, **kwargs):
-        return migrate(conn, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
 
 if __name__ == "__main__":
     sys.exit(main())
