@@ -128,3 +128,39 @@ def test_a_manual_run_of_old_history_gets_every_task(dagbag, dag_id):
                                                                                          tz="Asia/Seoul")):
         assert all(t.start_date is None or t.start_date <= logical for t in dag.tasks), logical
     assert not dag.catchup, "an early start_date must not make the scheduler create a run per past day"
+
+
+@pytest.mark.parametrize("dag_id", DAG_IDS)
+def test_tags_come_from_the_one_enumeration(dagbag, dag_id):
+    """Every tag is a ``coupang_sales.channel.Tag``: a filter in the UI finds every DAG it should."""
+    from coupang_sales.channel import Tag
+
+    tags = set(dagbag.dags[dag_id].tags)
+    assert tags <= {tag.value for tag in Tag}, f"tags outside coupang_sales.channel.Tag: {tags - set(Tag)}"
+
+
+@pytest.mark.parametrize("dag_id", DAG_IDS)
+def test_the_docstring_names_owner_code_and_consumers(dagbag, dag_id):
+    """The DAG's page says who owns it, where its code lives and who reads what it writes."""
+    doc = dagbag.dags[dag_id].doc_md
+    for heading in ("**Owner:**", "**Code:**", "**Consumers:**"):
+        assert heading in doc, f"{dag_id}'s docstring has no {heading}"
+    owner = doc.split("**Owner:**", 1)[1].split()[0]
+    assert {t.owner for t in dagbag.dags[dag_id].tasks} == {owner}, "the docstring's owner is the tasks' owner"
+    code = doc.split("**Code:**", 1)[1].split("**Consumers:**", 1)[0]
+    for path in (part.strip("`") for part in code.split() if part.startswith("`plugins/")):
+        assert (ROOT / path).exists(), f"{dag_id}'s docstring names {path}, which does not exist"
+
+
+def test_the_dag_files_build_from_a_channel_value():
+    """A DAG file is a docstring and ``build_channel_dags(<Channel>, doc_md=__doc__)``: no channel by name."""
+    import ast
+
+    for path in sorted((ROOT / "dags").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+                 and ast.unparse(node.func) == "build_channel_dags"]
+        assert len(calls) == 1, path.name
+        [call] = calls
+        assert isinstance(call.args[0], ast.Name) and call.args[0].id in ("ROCKET", "JET"), path.name
+        assert [ast.unparse(k.value) for k in call.keywords if k.arg == "doc_md"] == ["__doc__"], path.name
