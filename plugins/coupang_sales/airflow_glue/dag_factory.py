@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param, get_current_context, task, task_group
+from airflow.sdk import DAG, Param, get_current_context, task, task_group
 
 from coupang_sales.airflow_glue.assets import account_fees_asset, attach_extras, order_lines_asset
 from coupang_sales.airflow_glue.notifiers import CollectionAlertNotifier
@@ -31,6 +31,7 @@ from coupang_sales.airflow_glue.runtime import (
     warehouse_errors,
 )
 from coupang_sales.airflow_glue.staging import remove_expired, retention_days, staging_path, working_copy
+from coupang_sales.airflow_glue.timetable import SeoulDailyTimetable
 from coupang_sales.model import JET, ROCKET, Window
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,6 @@ TASK_LABEL = OPERATOR_LABEL = "{{ account_label }}"
 
 DAG_TIMEZONE = pendulum.timezone("Asia/Seoul")  # Airflow serialises pendulum zones only
 HISTORY_START = pendulum.datetime(2014, 1, 1, tz=DAG_TIMEZONE)
-SCHEDULE = "0 6 * * *"  # 06:00 Asia/Seoul, collecting up to the day before
 
 
 def default_args() -> dict[str, Any]:
@@ -108,8 +108,10 @@ def shard_dag_id(channel: str, shard: int) -> str:
 
 PARAMS = {
     "date": Param(None, type=["null", "string"], format="date",
-                  description="Last Asia/Seoul date of the window (YYYY-MM-DD). Empty: a scheduled run's data "
-                              "interval; a manual run's logical date, never later than yesterday in Seoul."),
+                  description="Last Asia/Seoul date collected (YYYY-MM-DD). When given it wins over the run's "
+                              "logical date (the run's note says so when they differ). Empty: a scheduled or "
+                              "backfill run's data interval; a manual run's logical date in Seoul, never later "
+                              "than yesterday."),
     "from_date": Param(None, type=["null", "string"], format="date",
                        description="Range collection: first date of the window (YYYY-MM-DD); the window is "
                                    "[from_date, date] in one browser session per account and lookback_days is "
@@ -354,7 +356,7 @@ def build_channel_dag(channel: str, *, doc_md: str | None = None, shard: int = 0
                   f"`shard_of(account_id, {shards})` is {shard}.\n\n{doc_md or ''}")
     with DAG(
         dag_id=shard_dag_id(channel, shard),
-        schedule=CronDataIntervalTimetable(SCHEDULE, timezone=DAG_TIMEZONE),
+        schedule=SeoulDailyTimetable(),
         # Before any Coupang seller's history (Rocket delivery started in 2014): Airflow creates no task
         # for a non-backfill run whose logical date is before a task's start_date, so a later start_date
         # made a manual run of an older date succeed with nothing collected. catchup=False: the
