@@ -184,6 +184,23 @@ def _options(download_dir: Path, headless: bool, *, attach: str | None = None) -
     return options
 
 
+def session_options(download_dir: Path, *, headless: bool | None = None, profile_dir: Path | None = None,
+                    proxy_url: str | None = None) -> Options:
+    """The options of a browser session opened on a WebDriver server (``portal.webdriver_server``):
+    the same posture as ``open_browser``'s, the account's profile, and the route's proxy (whose
+    credentials, if any, a relay outside the browser adds)."""
+    if headless is None:
+        headless = headless_from(os.environ.get("SELENIUM_HEADLESS", ""))
+    options = _options(Path(download_dir).resolve(), headless)
+    options.binary_location = os.environ.get("CHROME_BINARY", DEFAULT_CHROME_BINARY)
+    if profile_dir is not None:
+        options.add_argument(f"--user-data-dir={profile_dir}")
+    if proxy_url:
+        for flag in chrome_proxy_flags(proxy_url):
+            options.add_argument(flag)
+    return options
+
+
 def open_browser(download_dir: Path, *, headless: bool | None = None, remote_url: str | None = None,
                  profile_dir: Path | None = None, debugger_address: str | None = None,
                  route: Route | None = None) -> WebDriver:
