@@ -162,6 +162,19 @@ class StandaloneAirflow:
         passwords = self.home / "simple_auth_manager_passwords.json.generated"
         return json.loads(passwords.read_text()) if passwords.exists() else {}
 
+    def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """A call of Airflow's public REST API (``/api/v2/...``) as the generated admin, as the UI makes it."""
+        def call(url: str, payload: dict[str, Any] | None, headers: dict[str, str], verb: str) -> Any:
+            data = json.dumps(payload).encode() if payload is not None else None
+            request = urllib.request.Request(url, data=data, method=verb,
+                                             headers={"Content-Type": "application/json", **headers})
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return json.loads(response.read() or b"null")
+
+        user, password = next(iter(self.logins().items()))
+        token = call(f"{self.url}/auth/token", {"username": user, "password": password}, {}, "POST")
+        return call(f"{self.url}{path}", body, {"Authorization": f"Bearer {token['access_token']}"}, method)
+
     def stop(self, grace: float = 30) -> None:
         """SIGINT to the group (standalone stops its components), escalating to SIGTERM after ``grace``
         seconds and SIGKILL after 20 more. Tests that are done with it pass a short ``grace``."""

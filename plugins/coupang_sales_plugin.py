@@ -9,9 +9,14 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
+from coupang_sales.airflow_glue import notes
+from coupang_sales.airflow_glue.timetable import SeoulDailyTimetable
+
 
 class CoupangSalesPlugin(AirflowPlugin):
     name = "coupang_sales"
+    timetables = [SeoulDailyTimetable]  # the DAGs' schedule: runs named by the Seoul date they collect
+    listeners = [notes]  # a collection run's note: the Seoul dates it collects
 
     @property
     def fastapi_apps(self):  # imported when the API server asks, not by every process that loads plugins

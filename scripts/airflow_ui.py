@@ -51,7 +51,10 @@ def main() -> int:
     # the CLI (backfills) write at the same time, which SQLite cannot take.
     metadata = local_stack.postgres_metadata_url(warehouse.dsn, "airflow")
     env = {**os.environ, **local_stack.airflow_env(home, metadata_url=metadata), "COUPANG_TODAY": raw["today"],
-           "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
+           "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+           # naive dates on the CLI and in the API are Seoul's (the UI's own zone is the browser's: set it to
+           # Asia/Seoul under User > Timezone so the backfill dialog's range is the Seoul dates collected)
+           "AIRFLOW__CORE__DEFAULT_TIMEZONE": "Asia/Seoul"}
     sandbox = SandboxServer(load_scenario(args.scenario))
     sandbox.start()
     standalone = None
@@ -67,7 +70,10 @@ def main() -> int:
         for user, password in standalone.logins().items():
             print(f"  login: {user} / {password}")
         print(f"Sandbox portal: {sandbox.url}   warehouse: {warehouse.dsn}")
-        print(f"Collection status page: {standalone.url}/plugin/coupang-collections (Browse > Coupang collections)")
+        print(f"Collection status page: Browse > Coupang collections ({standalone.url}/plugin/coupang-collections, "
+              f"the page alone at {standalone.url}/coupang-collections/)")
+        print("Set the UI's time zone to Asia/Seoul (User > Timezone): runs collect Seoul dates, and the backfill "
+              "dialog reads its range in the UI's zone")
         if args.no_collect:
             print("DAGs start paused: unpause coupang_rocket_sales, then trigger it with a date "
                   f"(the sandbox's today is {raw['today']}). Ctrl-C stops everything.", flush=True)

@@ -3,7 +3,9 @@ tells an operator to, then the same backfill again with ``--reprocess-behavior c
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from zoneinfo import ZoneInfo
 
 import pytest
 from scheduler_stack import (  # noqa: F401 (fixtures)
@@ -11,6 +13,7 @@ from scheduler_stack import (  # noqa: F401 (fixtures)
     EXPECTED,
     D,
     dag_runs,
+    metadata,
     module_warehouse,
     order_lines,
     portal,
@@ -34,6 +37,13 @@ def test_backfill_by_date_through_the_scheduler_then_again_changes_nothing(sched
     assert dag_runs(scheduler) == [("2026-01-05 21:00", "success"), ("2026-01-06 21:00", "success")]
     windows = warehouse.execute("SELECT window_end FROM sales.collection_runs ORDER BY window_end").fetchall()
     assert [w for (w,) in windows] == [D("2026-01-06"), D("2026-01-07")]
+    # each run's note says the Seoul date it collects (Airflow names backfill runs by their UTC run-after
+    # time itself, whatever the timetable says: 7 January 06:00 Seoul is "2026-01-06T21:00:00+00:00")
+    noted = metadata(scheduler, "SELECT r.run_id, n.content FROM dag_run r LEFT JOIN dag_run_note n "
+                                "ON n.dag_run_id = r.id WHERE r.dag_id = %s ORDER BY r.logical_date")
+    assert noted == [
+        ("backfill__2026-01-06T21:00:00+00:00", "Collects 2026-01-06 (Asia/Seoul) and the 14 days before"),
+        ("backfill__2026-01-07T21:00:00+00:00", "Collects 2026-01-07 (Asia/Seoul) and the 14 days before")]
     assert order_lines(warehouse) == EXPECTED
     changes = warehouse.execute("SELECT count(*) FROM sales.order_line_changes").fetchone()[0]
 
@@ -45,3 +55,25 @@ def test_backfill_by_date_through_the_scheduler_then_again_changes_nothing(sched
     listed = scheduler.cli("dags", "list-runs", DAG_ID, "-o", "json").stdout.strip().splitlines()[-1]
     report = json.loads(listed)  # the CLI's JSON is its last line, after any log lines
     assert len(report) == 2 and {run["state"] for run in report} == {"success"}
+
+
+def collected_by_dialog(scheduler, first: str, last: str, ui_zone: str) -> list[dt.date]:
+    """The Seoul dates the runs of Airflow's backfill dialog would collect, for a range typed as
+    "first 00:00 – last 23:59" in the UI's time zone: the dialog sends those instants to the backfill
+    API, whose dry run answers with the runs' logical dates (06:00 Seoul of the date each collects)."""
+    zone = ZoneInfo(ui_zone)
+    start = dt.datetime.combine(D(first), dt.time(0, 0), zone)
+    end = dt.datetime.combine(D(last), dt.time(23, 59), zone)
+    answer = scheduler.api("POST", "/api/v2/backfills/dry_run", {
+        "dag_id": DAG_ID, "from_date": start.isoformat(), "to_date": end.isoformat(),
+        "reprocess_behavior": "completed"})
+    seoul = ZoneInfo("Asia/Seoul")
+    return [dt.datetime.fromisoformat(run["logical_date"]).astimezone(seoul).date() for run in answer["backfills"]]
+
+
+def test_the_backfill_dialogs_range_in_asia_seoul_is_the_seoul_dates_collected(scheduler):
+    """The UI's default zone is the browser's; with Asia/Seoul (as documented for the deployment) the
+    dialog's "6 Jan – 7 Jan" collects 6 and 7 January. In UTC the same entry would collect 7 and 8."""
+    in_seoul = collected_by_dialog(scheduler, "2026-01-06", "2026-01-07", "Asia/Seoul")
+    assert in_seoul == [D("2026-01-06"), D("2026-01-07")]
+    assert collected_by_dialog(scheduler, "2026-01-06", "2026-01-07", "UTC") == [D("2026-01-07"), D("2026-01-08")]

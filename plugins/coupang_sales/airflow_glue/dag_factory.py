@@ -9,12 +9,13 @@ import os
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param, get_current_context, task, task_group
+from airflow.sdk import DAG, Param, get_current_context, task, task_group
 
 from coupang_sales.airflow_glue.assets import channel_assets
 from coupang_sales.airflow_glue.notifiers import CollectionAlertNotifier
 from coupang_sales.airflow_glue.operators import SubAccountExpiryOperator, TaxInvoiceBlockOperator
 from coupang_sales.airflow_glue.staging import remove_expired, retention_days
+from coupang_sales.airflow_glue.timetable import SeoulDailyTimetable
 from coupang_sales.airflow_glue.window import DEFAULT_LOOKBACK_DAYS, DEFAULT_RESTATEMENT_HORIZON_DAYS
 from coupang_sales.channel import Channel, PreCheck, Tag
 
@@ -28,7 +29,6 @@ TASK_LABEL = OPERATOR_LABEL = "{{ account_label }}"
 
 DAG_TIMEZONE = pendulum.timezone("Asia/Seoul")  # Airflow serialises pendulum zones only
 HISTORY_START = pendulum.datetime(2014, 1, 1, tz=DAG_TIMEZONE)
-SCHEDULE = "0 6 * * *"  # 06:00 Asia/Seoul, collecting up to the day before
 PRE_CHECK_OPERATORS = {PreCheck.SUB_ACCOUNT_EXPIRY: SubAccountExpiryOperator,
                        PreCheck.TAX_INVOICE_BLOCK: TaxInvoiceBlockOperator}
 
@@ -107,8 +107,10 @@ def shard_dag_id(channel: str, shard: int) -> str:
 
 PARAMS = {
     "date": Param(None, type=["null", "string"], format="date",
-                  description="Last Asia/Seoul date of the window (YYYY-MM-DD). Empty: a scheduled run's data "
-                              "interval; a manual run's logical date, never later than yesterday in Seoul."),
+                  description="Last Asia/Seoul date collected (YYYY-MM-DD). When given it wins over the run's "
+                              "logical date (the run's note says so when they differ). Empty: a scheduled or "
+                              "backfill run's data interval; a manual run's logical date in Seoul, never later "
+                              "than yesterday."),
     "from_date": Param(None, type=["null", "string"], format="date",
                        description="Range collection: first date of the window (YYYY-MM-DD); the window is "
                                    "[from_date, date] in one browser session per account and lookback_days is "
@@ -226,7 +228,7 @@ def build_channel_dag(channel: Channel, *, doc_md: str | None = None, shard: int
                   f"`shard_of(account_id, {shards})` is {shard}.\n\n{doc_md or ''}")
     with DAG(
         dag_id=shard_dag_id(name, shard),
-        schedule=CronDataIntervalTimetable(SCHEDULE, timezone=DAG_TIMEZONE),
+        schedule=SeoulDailyTimetable(),
         # Before any Coupang seller's history (Rocket delivery started in 2014): Airflow creates no task
         # for a non-backfill run whose logical date is before a task's start_date, so a later start_date
         # made a manual run of an older date succeed with nothing collected. catchup=False: the

@@ -18,7 +18,9 @@ deployment has Google Chrome) and ``CHROMEDRIVER_PATH``; ``debugger_address`` (c
 extra, or ``CHROME_DEBUGGER_ADDRESS``) attaches to a Chrome already running with
 ``--remote-debugging-port`` (the peers' way to use a profile a person signed on in; that
 Chrome is never closed by the collector); ``remote_url`` (or ``SELENIUM_REMOTE_URL``): a
-Selenium Grid node, whose own Xvfb makes it headed.
+Selenium Grid node, whose own Xvfb makes it headed; ``route`` (``portal.routes``): the egress
+address the browser leaves from (a proxy, through a local relay when it wants credentials, or the
+Grid node that carries the route's capability).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
+
+from coupang_sales.portal.routes import GRID_ROUTE_CAPABILITY, Route, chrome_proxy_flags
 
 log = logging.getLogger(__name__)
 
@@ -137,11 +141,15 @@ class _LocalChrome(webdriver.Chrome):
 
     profile_dir: Path | None = None
     display: VirtualDisplay | None = None
+    relay = None  # portal.relay.ProxyRelay of a route with credentials
 
     def quit(self) -> None:
         try:
             super().quit()
         finally:
+            if self.relay is not None:
+                self.relay.stop()
+                self.relay = None
             if self.profile_dir is not None:
                 shutil.rmtree(self.profile_dir, ignore_errors=True)
                 self.profile_dir = None
@@ -176,8 +184,26 @@ def _options(download_dir: Path, headless: bool, *, attach: str | None = None) -
     return options
 
 
+def session_options(download_dir: Path, *, headless: bool | None = None, profile_dir: Path | None = None,
+                    proxy_url: str | None = None) -> Options:
+    """The options of a browser session opened on a WebDriver server (``portal.webdriver_server``):
+    the same posture as ``open_browser``'s, the account's profile, and the route's proxy (whose
+    credentials, if any, a relay outside the browser adds)."""
+    if headless is None:
+        headless = headless_from(os.environ.get("SELENIUM_HEADLESS", ""))
+    options = _options(Path(download_dir).resolve(), headless)
+    options.binary_location = os.environ.get("CHROME_BINARY", DEFAULT_CHROME_BINARY)
+    if profile_dir is not None:
+        options.add_argument(f"--user-data-dir={profile_dir}")
+    if proxy_url:
+        for flag in chrome_proxy_flags(proxy_url):
+            options.add_argument(flag)
+    return options
+
+
 def open_browser(download_dir: Path, *, headless: bool | None = None, remote_url: str | None = None,
-                 profile_dir: Path | None = None, debugger_address: str | None = None) -> WebDriver:
+                 profile_dir: Path | None = None, debugger_address: str | None = None,
+                 route: Route | None = None) -> WebDriver:
     """A Chrome WebDriver saving downloads in ``download_dir``; the caller must ``quit()`` it.
 
     ``profile_dir`` is a persistent user-data dir (``coupang_sales.portal.profiles``, locked by
@@ -192,11 +218,22 @@ def open_browser(download_dir: Path, *, headless: bool | None = None, remote_url
     remote_url = remote_url or os.environ.get("SELENIUM_REMOTE_URL") or None
     debugger_address = debugger_address_from(debugger_address)
     options = _options(download_dir, headless, attach=None if remote_url else debugger_address)
+    if route is not None and (route.proxy or route.grid_node) and debugger_address and not remote_url:
+        raise RuntimeError(f"route {route.name}: an attached Chrome leaves from its own address; "
+                           "give it no route, or do not attach")
 
     if remote_url:
         if profile_dir is not None:
             options.add_argument(f"--user-data-dir={profile_dir}")
         options.enable_downloads = True
+        if route is not None and route.grid_node:
+            options.set_capability(GRID_ROUTE_CAPABILITY, route.grid_node)
+        elif route is not None and route.proxy:
+            if route.needs_relay:
+                raise RuntimeError(f"route {route.name}: a Grid node cannot reach this worker's relay for the "
+                                   "proxy's credentials; make the route a Grid node (grid_node) instead")
+            for flag in chrome_proxy_flags(route.proxy):
+                options.add_argument(flag)
         log.info("opening a remote Chrome at %s (headless=%s)", remote_url, headless)
         return webdriver.Remote(command_executor=remote_url, options=options)
 
@@ -214,6 +251,17 @@ def open_browser(download_dir: Path, *, headless: bool | None = None, remote_url
         if not headless and not env.get("DISPLAY"):
             display = VirtualDisplay()
             env["DISPLAY"] = display.display
+    relay = None
+    if route is not None and route.proxy and not debugger_address:
+        proxy_url = route.proxy
+        if route.needs_relay:
+            from coupang_sales.portal.relay import ProxyRelay
+
+            relay = ProxyRelay(route).start()
+            proxy_url = relay.url
+        for flag in chrome_proxy_flags(proxy_url):
+            options.add_argument(flag)
+        log.info("the browser leaves through route %s", route.describe())
         log.info("opening a local Chrome (%s, %s profile)",
                  "headless" if headless else f"headed on display {env.get('DISPLAY')}",
                  "a kept" if throw_away is None else "a throw-away")
@@ -225,8 +273,10 @@ def open_browser(download_dir: Path, *, headless: bool | None = None, remote_url
             shutil.rmtree(throw_away, ignore_errors=True)
         if display is not None:
             display.stop()
+        if relay is not None:
+            relay.stop()
         raise
-    driver.profile_dir, driver.display = throw_away, display
+    driver.profile_dir, driver.display, driver.relay = throw_away, display, relay
     # Headless Chrome may ignore the download prefs; the CDP call makes the folder certain.
     driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(download_dir)})
     return driver

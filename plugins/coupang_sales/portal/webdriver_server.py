@@ -1,0 +1,205 @@
+"""A WebDriver server that outlives a task, so one browser session serves an account's whole run.
+
+The live portals' sessions die with the browser (REAL-PORTALS.md §6): a browser per task means a
+sign-on per task. Instead the first browser task of an account opens a WebDriver session on a
+server that is not the task's child, and the later tasks attach to the same session:
+
+- in a deployment the server is a Selenium Grid node (``SELENIUM_REMOTE_URL``), whose
+  ``--session-timeout`` closes a session nobody drives any more;
+- on one machine it is a ``chromedriver`` the project starts in its own process group, on its own
+  virtual display, and stops when no session is left (``LocalWebDriverServer``). A session whose
+  holder died is closed by the next task that finds its lease expired (``warehouse.leases``).
+
+``attach()`` gives a WebDriver for an existing session; its ``quit()`` only detaches (the session
+lives on for the next task); ``close_session()`` ends it for good.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHROMEDRIVER = "/usr/bin/chromedriver"
+SCREEN = "1440x1000x24"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/status", timeout=3) as response:
+            return bool(json.loads(response.read()).get("value", {}).get("ready", True))
+    except (OSError, ValueError):
+        return False
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class LocalWebDriverServer:
+    """One ``chromedriver`` (and one Xvfb for its headed browsers) per machine, shared by every task.
+
+    Its state (pids, port) is in ``<root>/server.json``, written under a file lock, so tasks on one
+    machine find the same server; it runs in its own session (no task's death ends it).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.state_path = self.root / "server.json"
+
+    def _read(self) -> dict:
+        try:
+            return json.loads(self.state_path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def url(self) -> str:
+        """The server's URL, started first when none answers."""
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(self.root / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            state = self._read()
+            if state.get("url") and _alive(state.get("pid")) and _answers(state["url"]):
+                return state["url"]
+            self._stop_processes(state)
+            state = self._start()
+            self.state_path.write_text(json.dumps(state))
+            return state["url"]
+
+    def _start(self) -> dict:
+        env = dict(os.environ)
+        display_pid = None
+        if not env.get("DISPLAY"):
+            read, write = os.pipe()
+            try:
+                xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", SCREEN, "-nolisten", "tcp",
+                                         "-noreset"], pass_fds=(write,), stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            finally:
+                os.close(write)
+            number = b""
+            while not number.endswith(b"\n"):
+                chunk = os.read(read, 16)
+                if not chunk:
+                    raise RuntimeError("Xvfb exited before it named its display")
+                number += chunk
+            os.close(read)
+            env["DISPLAY"] = f":{number.decode().strip()}"
+            display_pid = xvfb.pid
+        port = _free_port()
+        driver = subprocess.Popen([os.environ.get("CHROMEDRIVER_PATH", DEFAULT_CHROMEDRIVER), f"--port={port}",
+                                   "--allowed-ips=127.0.0.1", "--log-level=WARNING"],
+                                  env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=open(self.root / "chromedriver.log", "a"), start_new_session=True)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while not _answers(url):
+            if driver.poll() is not None or time.monotonic() > deadline:
+                self._stop_processes({"pid": driver.pid, "display_pid": display_pid})
+                raise RuntimeError(f"chromedriver did not start; see {self.root / 'chromedriver.log'}")
+            time.sleep(0.1)
+        log.info("started a WebDriver server at %s (display %s)", url, env.get("DISPLAY"))
+        return {"url": url, "pid": driver.pid, "display_pid": display_pid, "display": env.get("DISPLAY")}
+
+    @staticmethod
+    def _stop_processes(state: dict) -> None:
+        for key in ("pid", "display_pid"):
+            pid = state.get(key)
+            if _alive(pid):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGTERM)
+
+    def stop(self) -> None:
+        """Stop the server and every browser it runs (chromedriver's group holds them)."""
+        with open(self.root / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._stop_processes(self._read())
+            with contextlib.suppress(FileNotFoundError):
+                self.state_path.unlink()
+
+
+class _Attached(webdriver.Remote):
+    """A WebDriver for a session that already exists; ``quit()`` detaches and leaves it running."""
+
+    def __init__(self, server_url: str, session_id: str) -> None:
+        self._existing = session_id
+        super().__init__(command_executor=server_url, options=Options())
+
+    def start_session(self, capabilities: dict) -> None:  # no new session: take the existing one
+        self.session_id = self._existing
+        self.caps = {"browserName": "chrome"}
+
+    def quit(self) -> None:
+        with contextlib.suppress(Exception):
+            self.command_executor.close()
+
+
+def _cdp(driver: webdriver.Remote, command: str, params: dict) -> None:
+    """A DevTools command through chromedriver's ``goog/cdp/execute`` (a Remote has no ``execute_cdp_cmd``)."""
+    driver.command_executor.add_command("coupangCdp", "POST", "/session/$sessionId/goog/cdp/execute")
+    driver.execute("coupangCdp", {"cmd": command, "params": params})
+
+
+def new_session(server_url: str, options: Options, *, download_dir: Path | None = None) -> webdriver.Remote:
+    """A new browser session on the server (the caller records ``session_id`` and attaches later)."""
+    driver = webdriver.Remote(command_executor=server_url, options=options)
+    if download_dir is not None:
+        with contextlib.suppress(Exception):  # a Grid node uses managed downloads instead
+            _cdp(driver, "Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(download_dir)})
+    return driver
+
+
+def attach(server_url: str, session_id: str, *, download_dir: Path | None = None) -> webdriver.Remote:
+    """The existing ``session_id`` on the server, downloading to this task's ``download_dir``."""
+    driver = _Attached(server_url, session_id)
+    if download_dir is not None:
+        with contextlib.suppress(Exception):
+            _cdp(driver, "Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(download_dir)})
+    return driver
+
+
+def session_alive(server_url: str, session_id: str) -> bool:
+    """True while the server still runs the session (``GET /session/{id}/url`` answers)."""
+    try:
+        with urllib.request.urlopen(f"{server_url}/session/{session_id}/url", timeout=5) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def close_session(server_url: str, session_id: str) -> bool:
+    """End the session and its browser (``DELETE /session/{id}``); False when it was already gone."""
+    request = urllib.request.Request(f"{server_url}/session/{session_id}", method="DELETE")
+    try:
+        with urllib.request.urlopen(request, timeout=30):
+            return True
+    except (urllib.error.URLError, OSError):
+        return False
