@@ -107,10 +107,14 @@ class Audit:
         """
         started = dt.datetime.now(dt.UTC)
         counts: dict[str, Any] = {}
+        from airflow.sdk.exceptions import AirflowRescheduleException
+
         try:
             yield counts
         except CollectionFailed:
             raise  # an inner attempt recorded it already
+        except AirflowRescheduleException:
+            raise  # not an attempt: the task waits for a free route (airflow_glue.shared_browser)
         except Exception as exc:
             error = exc if isinstance(exc, CollectionError) else None
             category = error.category if error else "unexpected_error"
@@ -142,6 +146,8 @@ class Audit:
                            started_at=started, run_id=context.get("run_id"),
                            task_id=getattr(ti, "task_id", None), try_number=getattr(ti, "try_number", None),
                            dag_id=getattr(ti, "dag_id", None), map_index=getattr(ti, "map_index", None),
+                           route=(context.get("coupang_route") or {}).get("route"),
+                           route_wait_seconds=(context.get("coupang_route") or {}).get("wait_seconds"),
                            details={**{k: v for k, v in counts.items() if k not in _NOT_DETAILS},
                                     **self._browser_use(context, account)})
         except Exception:  # the audit must not hide the collection's own error

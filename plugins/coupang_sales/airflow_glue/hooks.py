@@ -106,7 +106,7 @@ class PortalHook(BaseHook):
         return settings_from_extra(self.portal, extra, variable=variable)
 
     def session(self, *, download_dir: Path, artifacts_dir: Path | None = None,
-                account: Mapping[str, Any] | None = None) -> Any:
+                account: Mapping[str, Any] | None = None, driver_factory: Any = None) -> Any:
         """A page-object session; with ``account`` (its ``channel`` and ``account_id``) the browser runs in
         the account's persistent profile (``coupang_sales.portal.profiles``), locked while it runs, so a
         profile still signed on is not signed on again; without it, in a throw-away profile."""
@@ -126,7 +126,7 @@ class PortalHook(BaseHook):
 
         profile = BrowserProfile(account["channel"], account["account_id"]) if account else None
 
-        def driver_factory(download_dir: Path):
+        def own_browser(download_dir: Path):
             from coupang_sales.portal.browser import open_browser
 
             return open_browser(download_dir, headless=headless, remote_url=remote_url,
@@ -135,7 +135,7 @@ class PortalHook(BaseHook):
         session = session_class(
             base_url=base_url.rstrip("/"), username=conn.login, password=conn.password,
             download_dir=download_dir, settings=self.settings(extra), artifacts_dir=artifacts_dir,
-            driver_factory=driver_factory,
+            driver_factory=driver_factory or own_browser,
         )
         # Set on the shared base (PortalSession), whatever the portal's own constructor takes.
         session.profile = profile
@@ -165,13 +165,15 @@ def portal_hook(channel: Channel, conn_id: str) -> PortalHook:
 
 @contextlib.contextmanager
 def account_session(context: Mapping[str, Any], account: Mapping[str, Any], hook: PortalHook, *,
-                    download_dir: Path, artifacts_dir: Path | None = None) -> Iterator[Any]:
+                    download_dir: Path, artifacts_dir: Path | None = None, driver_factory: Any = None,
+                    ) -> Iterator[Any]:
     """The hook's browser session in the account's persistent profile; what it cost (sign-ons,
     SMS steps, renewals, browser seconds) is added to the run's ``browser_use.json`` of the
     account, whatever happened, and from there to every ``collection_runs.details``."""
     from coupang_sales.airflow_glue.audit import record_browser_use
 
-    session = hook.session(download_dir=download_dir, artifacts_dir=artifacts_dir, account=account)
+    shared = {"driver_factory": driver_factory} if driver_factory is not None else {}
+    session = hook.session(download_dir=download_dir, artifacts_dir=artifacts_dir, account=account, **shared)
     try:
         with session:
             yield session

@@ -79,20 +79,31 @@ class SupplierHubCheckOperator(BaseOperator):
         self._audit = audit
 
     @contextlib.contextmanager
-    def session(self, context: "Context"):
-        """The account's browser in its persistent profile (signed on still, or not: see the module).
-        Its screenshots land in the run's staging folder of the account, under the task's name."""
+    def session(self, context: "Context", driver_factory: Any = None):
+        """The account's browser in its persistent profile (signed on still, or not: see the module), or
+        the run's shared session of the account (``driver_factory``). Its screenshots land in the run's
+        staging folder of the account, under the task's name."""
         from coupang_sales.airflow_glue.hooks import account_session
         from coupang_sales.airflow_glue.staging import account_folder, working_copy
 
         with working_copy(account_folder(context, self.account["account_id"]) / self.task_id, only=()) as work:
             with account_session(context, self.account, self.hook, download_dir=work,
-                                 artifacts_dir=work / "artifacts") as session:
+                                 artifacts_dir=work / "artifacts", driver_factory=driver_factory) as session:
                 yield session
 
     def execute(self, context: "Context") -> dict[str, Any]:
         context["account_label"] = self.account["account_id"]
         window = resolve_window(context)
+        from coupang_sales.airflow_glue.shared_browser import leased_browser, shared_browser_enabled
+
+        if shared_browser_enabled():
+            # the run's one browser session of the account: this check signs on (once per run) and shows
+            # its own outcome; the session lives on for the next check and the extract
+            with (self.audit.attempt(context, self.account, window),
+                  leased_browser(context, self.hook.channel, self.account, last=False) as factory,
+                  self.session(context, factory) as session):
+                session.login()
+                return self.check(context, session, window)
         with self.audit.attempt(context, self.account, window):
             if not self.sign_on:
                 # known signed out without a browser: no Chromium started for nothing

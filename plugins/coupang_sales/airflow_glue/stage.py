@@ -22,6 +22,7 @@ from airflow.sdk import get_current_context
 from coupang_sales.airflow_glue.alerts import UNAPPLIED_ACTION, UNAPPLIED_CATEGORY, unapplied_warning
 from coupang_sales.airflow_glue.audit import Audit
 from coupang_sales.airflow_glue.notifiers import CollectionAlertNotifier, send_warning
+from coupang_sales.airflow_glue.shared_browser import leased_browser, shared_browser_enabled
 from coupang_sales.airflow_glue.staging import account_folder, staging_path, working_copy
 from coupang_sales.airflow_glue.window import (
     GAP_CATEGORY,
@@ -178,10 +179,17 @@ class ChannelStages:
         plan = plan_run(context, self.channel, account, audit=self.audit)
         stages = self.channel.stages_for(account)
         with run_stage(context, plan, {}, audit=self.audit, folder="", only=(), fresh=("raw",)) as (work, result):
-            with account_session(context, account, self.portal_hook(account["conn_id"]),
-                                 download_dir=work / "downloads", artifacts_dir=work / "artifacts") as session:
-                deferred_checks(context, session, plan, self.channel.pre_checks)
-                summary = stages.extract(session, plan, work / "raw")
+            if shared_browser_enabled():  # the checks ran in this session already, each in its own task
+                with (leased_browser(context, self.channel, account, last=True) as factory,
+                      account_session(context, account, self.portal_hook(account["conn_id"]),
+                                      download_dir=work / "downloads", artifacts_dir=work / "artifacts",
+                                      driver_factory=factory) as session):
+                    summary = stages.extract(session, plan, work / "raw")
+            else:
+                with account_session(context, account, self.portal_hook(account["conn_id"]),
+                                     download_dir=work / "downloads", artifacts_dir=work / "artifacts") as session:
+                    deferred_checks(context, session, plan, self.channel.pre_checks)
+                    summary = stages.extract(session, plan, work / "raw")
         return stage_result(result, summary)
 
     def validate(self, account: Mapping[str, Any], extracted: Mapping[str, Any]) -> dict[str, Any]:

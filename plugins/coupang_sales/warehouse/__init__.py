@@ -635,11 +635,13 @@ def record_run(
     rows_loaded: int | None = None, started_at: dt.datetime | None = None,
     run_id: str | None = None, task_id: str | None = None, try_number: int | None = None,
     details: dict[str, Any] | None = None, dag_id: str | None = None, map_index: int | None = None,
+    route: str | None = None, route_wait_seconds: int | None = None,
 ) -> None:
     """Append one attempt to ``sales.collection_runs`` (committed at once, whatever follows).
 
     ``dag_id``, ``run_id``, ``task_id``, ``map_index`` and ``try_number`` name the task instance
-    that made the attempt: the status page links to its log. A trigger keeps
+    that made the attempt: the status page links to its log. ``route`` is the egress route its
+    browser left from and ``route_wait_seconds`` how long the run waited for it. A trigger keeps
     ``sales.account_status`` in step in the same transaction.
     """
     with conn.transaction():
@@ -647,10 +649,12 @@ def record_run(
             """
             INSERT INTO sales.collection_runs
                 (channel, account_id, window_start, window_end, status, reason, message,
-                 rows_extracted, rows_loaded, started_at, run_id, task_id, try_number, details, dag_id, map_index)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                 rows_extracted, rows_loaded, started_at, run_id, task_id, try_number, details, dag_id, map_index,
+                 route, route_wait_seconds)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
             """,
             (channel, account_id, window.start, window.end, status, reason, message,
              rows_extracted, rows_loaded, started_at, run_id, task_id, try_number,
-             json.dumps(details, ensure_ascii=False, default=str) if details else None, dag_id, map_index),
+             json.dumps(details, ensure_ascii=False, default=str) if details else None, dag_id, map_index,
+             route, route_wait_seconds),
         )
