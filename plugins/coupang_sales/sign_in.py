@@ -29,7 +29,7 @@ def _conn_id(channel: str, account_id: str) -> str:
     from coupang_sales.airflow_glue.warehouse_hook import WarehouseHook
     from coupang_sales.warehouse.runs import account_conn_id
 
-    with WarehouseHook().connection() as conn:
+    with WarehouseHook().connected() as conn:
         conn_id = account_conn_id(conn, channel=channel, account_id=account_id)
     if conn_id is None:
         raise SystemExit(f"{channel} {account_id} is not in sales.accounts (or give --conn-id)")

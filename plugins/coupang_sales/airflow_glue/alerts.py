@@ -160,7 +160,7 @@ def blocked_alert_due(alert: Alert, conn_id: str = "coupang_warehouse") -> tuple
     from coupang_sales.warehouse.alerts import last_blocked_alert
 
     try:
-        with WarehouseHook(conn_id).connection() as conn:
+        with WarehouseHook(conn_id).connected() as conn:
             last = last_blocked_alert(conn, channel=alert.channel, account_id=alert.account, reason=alert.category,
                                       realert_hours=blocked_realert_hours())
     except Exception as exc:
@@ -182,7 +182,7 @@ def remember_blocked_alert(alert: Alert, *, anew: bool, conn_id: str = "coupang_
     from coupang_sales.warehouse.alerts import remember_blocked_alert as remember
 
     try:
-        with WarehouseHook(conn_id).connection() as conn:
+        with WarehouseHook(conn_id).connected() as conn:
             remember(conn, channel=alert.channel, account_id=alert.account, reason=alert.category, anew=anew)
     except Exception as exc:  # the alert went out; the next run may send it again
         log.warning("could not record the alert of %s %s (%s)", alert.channel, alert.account, type(exc).__name__)

@@ -139,7 +139,7 @@ class Audit:
 
         ti = context.get("ti")
         try:
-            with WarehouseHook(self.warehouse_conn_id).connection() as conn:
+            with WarehouseHook(self.warehouse_conn_id).connected() as conn:
                 record_run(conn, channel=account["channel"], account_id=account["account_id"], window=window,
                            status=status, reason=reason, message=message,
                            rows_extracted=counts.get("rows_extracted"), rows_loaded=counts.get("rows_loaded"),

@@ -249,7 +249,7 @@ def build_channel_dag(channel: Channel, *, doc_md: str | None = None, shard: int
             from coupang_sales.warehouse import active_accounts
             from coupang_sales.warehouse.schema_versions import SchemaVersionError, require_current
 
-            with WarehouseHook().connection() as conn:
+            with WarehouseHook().connected() as conn:
                 try:  # no DDL in a run: the schema is migrated once per deploy
                     require_current(conn)
                 except SchemaVersionError as exc:

@@ -125,7 +125,7 @@ def run_report(context: Mapping[str, Any], channel: str, accounts: Iterable[Mapp
 
     log = logging.getLogger(__name__)
     mode = fail_run_on()
-    with WarehouseHook().connection() as conn:
+    with WarehouseHook().connected() as conn:
         summary = collection_report(conn, channel=channel, run_id=context["run_id"], accounts=accounts)
         try:
             send_freshness_alerts(context, channel, conn)

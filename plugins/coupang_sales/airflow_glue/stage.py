@@ -61,7 +61,7 @@ def account_window(context: Mapping[str, Any], account: Mapping[str, Any], windo
     from coupang_sales.warehouse import collection_cursor
 
     bound = max_catch_up_days()
-    with WarehouseHook().connection() as conn, WarehouseHook.errors(f"cursor of {account['account_id']}", conn):
+    with WarehouseHook().connected() as conn, WarehouseHook.errors(f"cursor of {account['account_id']}", conn):
         through = collection_cursor(conn, channel=account["channel"], account_id=account["account_id"])
     return catch_up(window, through, bound=bound)
 
@@ -212,7 +212,7 @@ class ChannelStages:
         context, plan = labelled_context(account), RunPlan.from_xcom(transformed)
         with run_stage(context, plan, transformed, audit=self.audit, only=STAGED_DATA,
                        audit_upstream=True) as (work, result):
-            with WarehouseHook().connection() as conn, WarehouseHook.errors(
+            with WarehouseHook().connected() as conn, WarehouseHook.errors(
                     f"load of {account['account_id']} {plan.window}", conn,
                     lock_keys=(account_lock_key(account["channel"], account["account_id"]),)):
                 since = warehouse_now(conn)

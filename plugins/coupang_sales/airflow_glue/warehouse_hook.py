@@ -85,7 +85,7 @@ class WarehouseHook(PostgresHook):
         return conn
 
     @contextlib.contextmanager
-    def connection(self) -> Iterator[Any]:
+    def connected(self) -> Iterator[Any]:
         """A new connection, closed on the way out."""
         conn = self.get_conn()
         try:
