@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 from forward_proxy import ForwardProxy
@@ -18,6 +20,7 @@ import local_stack
 pytestmark = pytest.mark.integration
 D = dt.date.fromisoformat
 ADDRESSES = ("127.0.0.31", "127.0.0.32", "127.0.0.33")
+PROXY_SECRET = "proxy-Pw-91kq"
 
 
 def account(account_id: str, username: str, *, expires: str = "2026-12-31", confirmed: str | None = "2026-01-06"):
@@ -50,16 +53,22 @@ def portal():
 
 
 @pytest.fixture
-def routes(monkeypatch, tmp_path):
+def routes(monkeypatch):
     from coupang_sales.portal.webdriver_server import LocalWebDriverServer
 
     with ExitStack() as stack:
-        proxies = [stack.enter_context(ForwardProxy(address)) for address in ADDRESSES]
+        proxies = [stack.enter_context(ForwardProxy(address)) for address in ADDRESSES[:2]]
+        # the third route's proxy wants credentials: they come from its Airflow connection, through a relay
+        proxies.append(stack.enter_context(ForwardProxy(ADDRESSES[2], username="route-user", password=PROXY_SECRET)))
+        monkeypatch.setenv("AIRFLOW_CONN_COUPANG_ROUTE_R3", json.dumps(
+            {"conn_type": "http", "host": "127.0.0.1", "port": proxies[2].port, "login": "route-user",
+             "password": PROXY_SECRET}))
         monkeypatch.setenv("COUPANG_SHARED_BROWSER", "true")
-        monkeypatch.setenv("COUPANG_ROUTES", json.dumps([{"name": f"r{n}", "proxy": p.url}
-                                                         for n, p in enumerate(proxies, 1)]))
+        monkeypatch.setenv("COUPANG_ROUTES", json.dumps([{"name": "r1", "proxy": proxies[0].url},
+                                                         {"name": "r2", "proxy": proxies[1].url},
+                                                         {"name": "r3", "conn_id": "coupang_route_r3"}]))
         yield proxies
-        LocalWebDriverServer(tmp_path / "airflow-home-unused").stop()
+        LocalWebDriverServer(Path(os.environ["AIRFLOW_HOME"]) / "webdriver").stop()
 
 
 def task_states(run_id: str) -> dict[tuple[str, int], str]:
@@ -109,4 +118,8 @@ def test_each_check_shows_its_own_outcome_after_one_sign_on_per_account_on_its_r
                                  "ORDER BY id").fetchall()
     assert all(route in {"r1", "r2", "r3"} for _, _, route in recorded), recorded
     assert warehouse.execute("SELECT count(*) FROM sales.route_leases").fetchone()[0] == 0, "a lease was left"
+    assert all(proxy.requests > 0 for proxy in routes) and routes[2].refused == 0, \
+        "every route carried its account's traffic, the authenticating one with its credentials"
+    assert PROXY_SECRET not in json.dumps([list(row) for row in warehouse.execute(
+        "SELECT message, details::text FROM sales.collection_runs").fetchall()])
     assert warehouse.execute("SELECT sum(payment_amount) FROM sales.order_lines").fetchone()[0] == 22_000

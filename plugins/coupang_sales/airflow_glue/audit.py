@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 BLOCKED_CATEGORIES = frozenset({"tax_invoice_pending", "sub_account_expired"})
 BROWSER_USE_FILE = "browser_use.json"
 # What the audit's details never hold: the counts have columns of their own, the account its row.
-_NOT_DETAILS = ("rows_extracted", "rows_loaded", "account")
+_NOT_DETAILS = ("rows_extracted", "rows_loaded", "account", "route")
 
 
 class CollectionFailed(AirflowFailException):
@@ -138,6 +138,8 @@ class Audit:
         from coupang_sales.warehouse import record_run
 
         ti = context.get("ti")
+        # the egress route of this task's browser, else the one the account's extract used (in the XCom)
+        route = context.get("coupang_route") or counts.get("route") or {}
         try:
             with WarehouseHook(self.warehouse_conn_id).connected() as conn:
                 record_run(conn, channel=account["channel"], account_id=account["account_id"], window=window,
@@ -146,8 +148,7 @@ class Audit:
                            started_at=started, run_id=context.get("run_id"),
                            task_id=getattr(ti, "task_id", None), try_number=getattr(ti, "try_number", None),
                            dag_id=getattr(ti, "dag_id", None), map_index=getattr(ti, "map_index", None),
-                           route=(context.get("coupang_route") or {}).get("route"),
-                           route_wait_seconds=(context.get("coupang_route") or {}).get("wait_seconds"),
+                           route=route.get("route"), route_wait_seconds=route.get("wait_seconds"),
                            details={**{k: v for k, v in counts.items() if k not in _NOT_DETAILS},
                                     **self._browser_use(context, account)})
         except Exception:  # the audit must not hide the collection's own error

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from coupang_sales.channel import Channel
+from coupang_sales.errors import CollectionError
 from coupang_sales.portal.routes import Route, parse_routes
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ class _Renewer(threading.Thread):
 
         while not self._stop.wait(max(5, self.ttl // 3)):
             try:
-                with WarehouseHook().connection() as conn:
+                with WarehouseHook().connected() as conn:
                     if leases.renew(conn, self.lease, self.ttl) is None:
                         self.lost = True
                         return
@@ -133,7 +134,7 @@ def leased_browser(context: Mapping[str, Any], channel: Channel, account: Mappin
     dag_run = context.get("dag_run")
     holder = f"{getattr(context.get('dag'), 'dag_id', '')}/{context.get('run_id')}"
     ttl = lease_seconds()
-    with WarehouseHook().connection() as conn:
+    with WarehouseHook().connected() as conn:
         for stale in leases.reap_expired(conn, channel.portal):
             close_lease_session(stale)
         prefer = leases.last_route(conn, channel=account["channel"], account_id=account["account_id"])
@@ -160,18 +161,30 @@ def leased_browser(context: Mapping[str, Any], channel: Channel, account: Mappin
             return attach(lease.webdriver_url, lease.session_id, download_dir=download_dir)
         if lease.session_id:
             log.info("the shared session of %s is gone (the server closed it); a new one", account["account_id"])
-        if route.needs_relay:
-            raise NotImplementedError("a route with credentials needs a relay outside the task for a shared "
-                                      "session: not built yet")
         url = webdriver_server_url()
-        options = session_options(download_dir, headless=headless, profile_dir=profile.path, proxy_url=route.proxy)
+        proxy_url, relay_pid = route.proxy, None
+        if route.needs_relay:  # Chrome cannot send the proxy's credentials: a relay outliving the task does
+            if os.environ.get("SELENIUM_REMOTE_URL"):
+                raise CollectionError("configuration_error", f"route {route.name}: a Grid node cannot reach this "
+                                      "worker's relay for the proxy's credentials; make the route a Grid node")
+            from coupang_sales.portal.relay import spawn
+
+            proxy_url, relay_pid = spawn(route)
+        options = session_options(download_dir, headless=headless, profile_dir=profile.path, proxy_url=proxy_url)
         if route.grid_node:
             from coupang_sales.portal.routes import GRID_ROUTE_CAPABILITY
 
             options.set_capability(GRID_ROUTE_CAPABILITY, route.grid_node)
-        driver = new_session(url, options, download_dir=download_dir)
-        with WarehouseHook().connection() as conn:
-            lease = leases.record_session(conn, lease, webdriver_url=url, session_id=driver.session_id) or lease
+        try:
+            driver = new_session(url, options, download_dir=download_dir)
+        except BaseException:
+            if relay_pid:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(relay_pid, 15)
+            raise
+        with WarehouseHook().connected() as conn:
+            lease = leases.record_session(conn, lease, webdriver_url=url, session_id=driver.session_id,
+                                          relay_pid=relay_pid) or lease
         shared = attach(url, driver.session_id, download_dir=download_dir)
         driver.command_executor.close()
         return shared
@@ -185,7 +198,7 @@ def leased_browser(context: Mapping[str, Any], channel: Channel, account: Mappin
     finally:
         renewer.stop()
         if last or failed or renewer.lost:
-            with WarehouseHook().connection() as conn:
+            with WarehouseHook().connected() as conn:
                 current = leases.held_by(conn, portal=channel.portal, channel=account["channel"],
                                          account_id=account["account_id"])
                 if current is not None and current.holder == holder:

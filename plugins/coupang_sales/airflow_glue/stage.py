@@ -185,6 +185,7 @@ class ChannelStages:
                                       download_dir=work / "downloads", artifacts_dir=work / "artifacts",
                                       driver_factory=factory) as session):
                     summary = stages.extract(session, plan, work / "raw")
+                result["route"] = context.get("coupang_route")
             else:
                 with account_session(context, account, self.portal_hook(account["conn_id"]),
                                      download_dir=work / "downloads", artifacts_dir=work / "artifacts") as session:

@@ -167,3 +167,42 @@ class ProxyRelay:
         await reader.readexactly({1: 4, 4: 16}.get(kind) or (await reader.readexactly(1))[0])
         await reader.readexactly(2)
         return reader, writer
+
+
+def spawn(route: Route) -> tuple[str, int]:
+    """A relay in a process of its own, for a browser session that outlives the task (a shared session on a
+    WebDriver server): returns its proxy URL and pid; the lease's release (or reaping) stops it. The
+    route, credentials included, reaches the child on its standard input, never on its command line."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-m", "coupang_sales.portal.relay"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
+                             env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
+    child.stdin.write(json.dumps({"name": route.name, "proxy": route.proxy, "username": route.username,
+                                  "password": route.password}).encode())
+    child.stdin.close()
+    line = child.stdout.readline().decode().strip()
+    if not line.isdigit():
+        child.kill()
+        raise RelayError(f"route {route.name}: the relay did not start")
+    return f"http://127.0.0.1:{line}", child.pid
+
+
+def _serve_forever() -> None:  # python -m coupang_sales.portal.relay (started by spawn)
+    import json
+    import signal
+    import sys
+
+    given = json.loads(sys.stdin.read())
+    relay = ProxyRelay(Route(given["name"], proxy=given["proxy"], username=given["username"],
+                             password=given["password"])).start()
+    print(relay.port, flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    _serve_forever()
