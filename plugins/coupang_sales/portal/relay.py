@@ -178,7 +178,7 @@ def spawn(route: Route) -> tuple[str, int]:
     import subprocess
     import sys
 
-    child = subprocess.Popen([sys.executable, "-m", "coupang_sales.portal.relay"], stdin=subprocess.PIPE,
+    child = subprocess.Popen([sys.executable, __file__], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
                              env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
     child.stdin.write(json.dumps({"name": route.name, "proxy": route.proxy, "username": route.username,
@@ -191,7 +191,7 @@ def spawn(route: Route) -> tuple[str, int]:
     return f"http://127.0.0.1:{line}", child.pid
 
 
-def _serve_forever() -> None:  # python -m coupang_sales.portal.relay (started by spawn)
+def _serve_forever() -> None:  # this file run as a script (by spawn)
     import json
     import signal
     import sys
