@@ -71,6 +71,17 @@ def routes(monkeypatch):
         LocalWebDriverServer(Path(os.environ["AIRFLOW_HOME"]) / "webdriver").stop()
 
 
+def collection_report(run_id: str) -> dict:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        value = session.scalar(select(XComModel.value).where(
+            XComModel.run_id == run_id, XComModel.task_id == "report", XComModel.key == "collection_report"))
+    return json.loads(value) if isinstance(value, str) else value
+
+
 def task_states(run_id: str) -> dict[tuple[str, int], str]:
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
@@ -128,3 +139,5 @@ def test_each_check_shows_its_own_outcome_after_one_sign_on_per_account_on_its_r
     assert PROXY_SECRET not in json.dumps([list(row) for row in warehouse.execute(
         "SELECT message, details::text FROM sales.collection_runs").fetchall()])
     assert warehouse.execute("SELECT sum(payment_amount) FROM sales.order_lines").fetchone()[0] == 22_000
+    report = collection_report(run.run_id)
+    assert {row["account_id"]: row["route"].split()[0] for row in report["accounts"]}["V00000961"] == "r3"

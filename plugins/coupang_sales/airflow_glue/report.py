@@ -31,7 +31,7 @@ def collection_report(conn: "psycopg.Connection", *, channel: str, run_id: str,
             rows.append({"account_id": account_id, "status": "not_recorded", "reason": None, "attempts": 0,
                          "window": None, "rows_extracted": None, "rows_loaded": None, "payment_amount": None,
                          "unapplied_restatements": 0, "unapplied_amount": 0, "unapplied_detail": [],
-                         "sign_ons": None,
+                         "sign_ons": None, "route": None,
                          "message": "No attempt was recorded: open the account's mapped tasks."})
             continue
         last = found[account_id]
@@ -46,6 +46,9 @@ def collection_report(conn: "psycopg.Connection", *, channel: str, run_id: str,
                      "unapplied_detail": details.get("unapplied_detail") or [],
                      # passwords submitted for the account in this run, over all its browser tasks
                      "sign_ons": details.get("sign_ons"),
+                     # the egress route, and the wait for it ('r2 (waited 40 s)'), when routes are shared
+                     "route": (last.route + (f" (waited {last.route_wait_seconds} s)"
+                                             if last.route_wait_seconds else "")) if last.route else None,
                      "message": last.message})
     statuses = [row["status"] for row in rows]
     return {"channel": channel, "run_id": run_id, "accounts": rows,
@@ -94,13 +97,14 @@ def format_report(report: Mapping[str, Any]) -> str:
              + ", ".join(f"{n} {status}" for status, n in report["totals"].items())
              + (f"; {report['warnings']} account(s) with warnings" if report.get("warnings") else ""),
              f"  {'account':<14} {'status':<13} {'reason':<22} {'window':<22} {'tries':>5} {'rows':>8} "
-             f"{'payment won':>14} {'sign-ons':>8}"]
+             f"{'payment won':>14} {'sign-ons':>8}  route"]
     for row in report["accounts"]:
         won = "-" if row["payment_amount"] is None else f"{row['payment_amount']:,}"
         loaded = "-" if row["rows_loaded"] is None else str(row["rows_loaded"])
         sign_ons = "-" if row.get("sign_ons") is None else str(row["sign_ons"])
         lines.append(f"  {row['account_id']:<14} {row['status']:<13} {row['reason'] or '':<22} "
-                     f"{row['window'] or '':<22} {row['attempts']:>5} {loaded:>8} {won:>14} {sign_ons:>8}")
+                     f"{row['window'] or '':<22} {row['attempts']:>5} {loaded:>8} {won:>14} {sign_ons:>8}  "
+                     f"{row.get('route') or '-'}")
         if row["status"] != "success" and row["message"]:
             lines.append(f"      {row['message']}")
         if row.get("unapplied_restatements"):

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 _LAST_ATTEMPTS = """
 SELECT account_id, status, reason, message, rows_extracted, rows_loaded, window_start, window_end,
-       details, attempts
+       details, attempts, route, route_wait_seconds
 FROM (
     SELECT *, count(*) OVER (PARTITION BY account_id) AS attempts,
            row_number() OVER (PARTITION BY account_id ORDER BY finished_at DESC, id DESC) AS newest
@@ -34,6 +34,8 @@ class LastAttempt:
     window_end: dt.date
     details: dict[str, Any] | None
     attempts: int
+    route: str | None = None               # the egress route its browser left from
+    route_wait_seconds: int | None = None  # how long the run waited for that route
 
 
 def last_attempts(conn: "psycopg.Connection", *, channel: str, run_id: str) -> dict[str, LastAttempt]:
