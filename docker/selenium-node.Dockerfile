@@ -1,6 +1,6 @@
-# The Selenium Grid node of docker-compose.yaml: the official standalone Chromium node plus a Korean font,
+# A Selenium Grid node of docker-compose.yaml (one per egress route): the official Chromium node plus a Korean font,
 # so the failure screenshots it takes of the portals' Korean pages show text, not boxes.
-FROM selenium/standalone-chromium:latest
+FROM selenium/node-chromium:latest
 USER root
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends fonts-noto-cjk \

@@ -76,11 +76,31 @@ def test_image_is_built_from_the_official_airflow_image_with_requirements():
     assert SERVICES["airflow-scheduler"]["build"] == "."
 
 
+def grid_nodes() -> dict[str, dict]:
+    return {name: service for name, service in SERVICES.items() if name.startswith("selenium-node-")}
+
+
 def test_selenium_grid_has_shared_memory_and_managed_downloads():
-    selenium = SERVICES["selenium"]
-    node = (ROOT / selenium["build"]["context"] / selenium["build"]["dockerfile"]).read_text()
-    assert "FROM selenium/standalone-chromium" in node
-    assert selenium["shm_size"] and selenium["environment"]["SE_ENABLE_MANAGED_DOWNLOADS"] == "true"
+    assert SERVICES["selenium"]["image"].startswith("selenium/hub")
+    for node in grid_nodes().values():
+        dockerfile = (ROOT / node["build"]["context"] / node["build"]["dockerfile"]).read_text()
+        assert "FROM selenium/node-chromium" in dockerfile
+        assert node["shm_size"] and node["environment"]["SE_ENABLE_MANAGED_DOWNLOADS"] == "true"
+        assert node["environment"]["SE_EVENT_BUS_HOST"] == "selenium"
+
+
+def test_one_grid_node_per_egress_route_one_session_each():
+    """Each route of COUPANG_ROUTES is a node whose stereotype carries it, and holds one seller at a time."""
+    import json
+
+    from coupang_sales.portal.routes import GRID_ROUTE_CAPABILITY, parse_routes
+
+    routes = parse_routes(env_of("airflow-worker")["COUPANG_ROUTES"])
+    stereotypes = {json.loads(node["environment"]["SE_NODE_STEREOTYPE_EXTRA"])[GRID_ROUTE_CAPABILITY]: node
+                   for node in grid_nodes().values()}
+    assert len(routes) >= 2 and {route.grid_node for route in routes} == set(stereotypes)
+    assert all(node["environment"]["SE_NODE_MAX_SESSIONS"] == "1" for node in stereotypes.values())
+    assert env_of("airflow-worker")["COUPANG_SHARED_BROWSER"] == "true"
 
 
 def test_the_code_reads_the_settings_the_deployment_sets(tmp_path, monkeypatch):
@@ -114,7 +134,7 @@ def test_init_creates_the_portal_pools_the_dags_use(name, monkeypatch):
 
 def test_every_browser_has_a_korean_font():
     """Screenshots of the portals' Korean pages show text only where Chromium has a Korean font."""
-    selenium = SERVICES["selenium"]
+    selenium = next(iter(grid_nodes().values()))
     node = (ROOT / selenium["build"]["context"] / selenium["build"]["dockerfile"]).read_text()
     for where, text in (("the Grid node", node), ("the Airflow image", (ROOT / "Dockerfile").read_text()),
                         ("scripts/setup.sh", (ROOT / "scripts" / "setup.sh").read_text())):
