@@ -34,14 +34,11 @@ from tenacity import (
 
 from coupang_sales.errors import CollectionError, ExportFormatError
 from coupang_sales.jet.fees import KST, seoul_day
+from coupang_sales.jet.portal_settings import WING_SETTINGS
 from coupang_sales.portal.browser import open_browser
-from coupang_sales.portal.session import (
-    Fetched,
-    PortalSession,
-    step,
-    unavailable,
-    url_path,
-)
+from coupang_sales.portal.failures import step, unavailable, url_path
+from coupang_sales.portal.in_page import Fetched
+from coupang_sales.portal.session import PortalSession
 from coupang_sales.portal.settings import PortalSettings
 
 log = logging.getLogger(__name__)
@@ -82,7 +79,7 @@ class WingSession(PortalSession):
 
     portal_name = "Wing"
     artifact_prefix = "wing"
-    settings_portal = "wing"
+    settings_defaults = WING_SETTINGS
 
     def __init__(self, *, base_url: str, username: str, password: str, download_dir: Path,
                  settings: PortalSettings | None = None, timeout: float | None = None,
@@ -112,18 +109,6 @@ class WingSession(PortalSession):
         self.v1_kept_registration_types = list(api["v1_kept_registration_types"])
         self.v1_sort = (api["v1_sort_by"], api["v1_sort_order"])
         self.v1_date_format, self.status_instant_format = formats["v1_date"], formats["status_instant"]
-        texts = (self.locale, self.search_date_type, *self.v1_sort, self.v1_date_format, self.status_instant_format)
-        lists = (self.failed_statuses, self.v1_registration_types, self.v1_kept_registration_types)
-        if not all(isinstance(t, str) and t for t in texts) or not all(
-                all(isinstance(v, str) and v for v in values) for values in lists) \
-                or not self.v1_registration_types or not self.v1_kept_registration_types:
-            raise CollectionError("configuration_error", "Wing settings: api.* must be non-empty texts (and lists "
-                                  "of texts), formats.* non-empty strftime formats")
-        if min(self.poll_interval, self.report_wait, self.xsrf_wait, self.retry_backoff) <= 0 \
-                or not 1 <= self.v1_page_size <= self.v1_max_page_size or self.v1_max_pages < 1:
-            raise CollectionError("configuration_error", "Wing settings: waits.report_poll, waits.report, "
-                                  "waits.xsrf, waits.retry_backoff and page_sizes.v1 must be positive, "
-                                  "page_sizes.v1 at most page_sizes.v1_max, page_sizes.v1_max_pages at least 1")
         self._last_request_time = 0
 
     def __enter__(self) -> WingSession:
