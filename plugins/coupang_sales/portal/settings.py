@@ -89,7 +89,7 @@ class PortalSettingsModel(Strict):
     selectors: dict[str, str]
     landing: Landing
     paths: SharedPaths
-    query: dict[str, dict[str, str | int | float]]  # open: a deployment may add parameters
+    query: dict[str, dict[str, Any]]  # open: a deployment may add parameters (sent as text)
     waits: SharedWaits
     download_mode: Literal["fetch", "browser"]
     concurrency: int = Field(ge=1)
