@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -11,11 +10,9 @@ from coupang_sales.airflow_glue.hooks import settings_from_extra
 from coupang_sales.errors import CollectionError
 from coupang_sales.jet.portal_settings import WING_SETTINGS
 from coupang_sales.jet.wing import WingSession
-from coupang_sales.portal.settings import PortalDefaults, load_settings, locator
+from coupang_sales.portal.settings import SIGN_ON_FILE, PortalDefaults, load_settings, locator
 from coupang_sales.rocket.portal_settings import SUPPLIER_HUB_SETTINGS
 from coupang_sales.rocket.supplier_hub import SupplierHubSession
-
-PORTAL = Path(load_settings.__code__.co_filename).parent
 
 
 def without_comments(value):
@@ -29,7 +26,7 @@ def test_every_packaged_default_is_a_setting_the_model_reads(monkeypatch, defaul
     """No key of the packaged files is ignored: what loads is the shared file under the channel's own, whole."""
     monkeypatch.delenv("COUPANG_PORTAL_SETTINGS")  # the tests' scaled-down waits
     shared, own = (without_comments(json.loads(p.read_text(encoding="utf-8")))
-                   for p in (PORTAL / "sign_on.json", defaults.file))
+                   for p in (SIGN_ON_FILE, defaults.file))
     loaded = load_settings(defaults).raw
     for key, value in shared.items():
         assert key in loaded and (not isinstance(value, dict) or set(value) <= set(loaded[key])), key
