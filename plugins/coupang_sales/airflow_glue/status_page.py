@@ -4,18 +4,21 @@ A FastAPI app that the project's plugin (``plugins/coupang_sales_plugin.py``) mo
 server under ``/coupang-collections``, shown in the UI's Browse menu as an external view. Every
 request goes through Airflow's own sign-in (the UI's JWT cookie, or an API bearer token); a
 browser without one is sent to Airflow's login page, and a user sees only the channels whose DAG
-they may read. ``GET /`` is the page (server-rendered HTML: filters, sorting and paging are
-links and a form, no script), ``GET /api/accounts`` the same rows as JSON.
+they may read. ``GET /`` is the page (server-rendered HTML from the Jinja2 template
+``templates/status_page.html``, autoescaped: filters, sorting and paging are links and a form, no
+script), ``GET /api/accounts`` the same rows as JSON.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import html
+import functools
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
+import jinja2
 from airflow.api_fastapi.core_api.security import get_user
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
@@ -132,97 +135,48 @@ def task_log_url(row: dict[str, Any], ui_root: str) -> str | None:
             f"/tasks/{quote(row['last_task_id'], safe='')}{mapped}{tried}")
 
 
-_STYLE = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans KR",sans-serif;margin:16px;color:#1a202c}
-h1{font-size:20px;margin:0 0 4px} .sub{color:#4a5568;margin-bottom:12px;font-size:13px}
-form{display:flex;gap:8px;align-items:center;flex-wrap:wrap;margin:8px 0}
-select,input,button{font-size:13px;padding:4px 6px}
-table{border-collapse:collapse;width:100%;font-size:13px}
-th,td{border-bottom:1px solid #e2e8f0;padding:6px 8px;text-align:left;vertical-align:top}
-th a{color:inherit} td.num{text-align:right}
-.state{display:inline-block;border-radius:4px;padding:1px 6px;font-weight:600;font-size:12px}
-.ok{background:#c6f6d5}.blocked{background:#fed7aa}.failing{background:#fed7d7}.stale{background:#fefcbf}
-.new{background:#e2e8f0}.paused{background:#edf2f7;color:#718096}
-.over{color:#c53030;font-weight:600} .action{color:#2d3748;font-size:12px;max-width:460px}
-.chips a{margin-right:10px} .pager{margin:10px 0}
-"""
-# The Airflow UI embeds the page in a sandboxed iframe that may not navigate the top window, so a
-# task-log link asks the UI's own router (same origin) to show the task instance; outside a frame
-# (the page opened directly) the link is an ordinary one.
-_TOP_LINKS = """
-document.addEventListener("click", function (event) {
-  var link = event.target.closest("a.task-log");
-  if (!link || window.top === window || event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey) return;
-  try {
-    var top = window.top;
-    top.history.pushState({}, "", link.href);
-    top.dispatchEvent(new PopStateEvent("popstate", {state: {}}));
-    event.preventDefault();
-  } catch (error) { /* another origin: leave the click to the browser */ }
-});
-"""
 _HEADERS = (("channel", "Channel"), ("account", "Account"), (None, "Jet"),
             ("last_success", "Last successful collection"), ("freshness", "Freshness"), ("state", "State"),
             ("attempts", "Attempts"), (None, "Latest task log"))
 
 
-def render(result: dict[str, Any], params: dict[str, str], *, ui_root: str) -> str:
-    """The page's HTML (every value escaped)."""
-    from coupang_sales.warehouse.status import STATES
+@functools.cache
+def _template() -> jinja2.Template:
+    # The markup lives in templates/status_page.html, beside this module (plugins/ is deployed whole).
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
+                                     autoescape=True, undefined=jinja2.StrictUndefined)
+    return environment.get_template("status_page.html")
 
-    esc = html.escape
+
+def render(result: dict[str, Any], params: dict[str, str], *, ui_root: str) -> str:
+    """The page's HTML (templates/status_page.html; every value escaped) from the rows of one query."""
+    from coupang_sales.warehouse.status import STATES
 
     def link(**changes) -> str:
         merged = {**params, **{k: str(v) for k, v in changes.items()}}
         return "?" + urlencode({k: v for k, v in merged.items() if v})
 
-    head = []
+    headers = []
     for key, label in _HEADERS:
         if key is None:
-            head.append(f"<th>{label}</th>")
+            headers.append({"label": label, "href": None, "arrow": ""})
             continue
         descending = params["sort"] == key and not params["desc"]
         arrow = (" ▼" if params["desc"] else " ▲") if params["sort"] == key else ""
-        head.append(f'<th><a href="{esc(link(sort=key, desc="true" if descending else "", page=""))}">'
-                    f"{label}{arrow}</a></th>")
-    body = [_row(row, ui_root) for row in result["rows"]]
-    if not body:
-        body = ['<tr><td colspan="8">No account matches.</td></tr>']
-    chips = " ".join(f'<a class="state {s}" href="{esc(link(state=s, page=""))}">{s} {result["counts"].get(s, 0)}</a>'
-                     for s in STATES)
-    channel_options = "".join(
-        f'<option value="{c}"{" selected" if params["channel"] == c else ""}>{c}</option>'
-        for c in result["channels"])
-    state_options = "".join(f'<option value="{s}"{" selected" if params["state"] == s else ""}>{s}</option>'
-                            for s in STATES)
-    hidden = "".join(f'<input type="hidden" name="{k}" value="{esc(params[k])}">' for k in ("sort", "desc", "size")
-                     if params[k])
+        headers.append({"label": label, "arrow": arrow,
+                        "href": link(sort=key, desc="true" if descending else "", page="")})
     first = (result["page"] - 1) * result["page_size"] + 1
     last = first + len(result["rows"]) - 1
-    pager = [f"rows {first:,}–{last:,} of {result['total']:,}" if result["rows"] else f"0 of {result['total']:,}"]
-    if result["page"] > 1:
-        pager.insert(0, f'<a rel="prev" href="{esc(link(page=result["page"] - 1))}">← previous</a>')
-    if last < result["total"]:
-        pager.append(f'<a rel="next" href="{esc(link(page=result["page"] + 1))}">next →</a>')
-    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{TITLE}</title>
-<style>{_STYLE}</style></head><body>
-<h1>{TITLE}</h1>
-<div class="sub">Every account's freshness (days since the newest date a successful collection covered; today is
-{result['today'].isoformat()} in Asia/Seoul), its state and whose move it is.</div>
-<div class="chips">{chips} <a href="?">all</a></div>
-<form method="get" action="">
-  <label>Channel <select name="channel"><option value="">all</option>{channel_options}</select></label>
-  <label>State <select name="state"><option value="">all</option>{state_options}</select></label>
-  <label>Account <input type="search" name="q" value="{esc(params['q'])}" placeholder="account id"></label>
-  {hidden}
-  <button type="submit">Filter</button>
-</form>
-<table id="accounts"><thead><tr>{''.join(head)}</tr></thead><tbody>
-{''.join(body)}
-</tbody></table>
-<div class="pager">{' · '.join(pager)}</div>
-<script>{_TOP_LINKS}</script>
-</body></html>"""
+    return _template().render(
+        title=TITLE, today=result["today"].isoformat(), headers=headers,
+        rows=[_row(row, ui_root) for row in result["rows"]],
+        chips=[{"state": s, "href": link(state=s, page=""), "count": result["counts"].get(s, 0)} for s in STATES],
+        channel_options=[{"value": c, "selected": params["channel"] == c} for c in result["channels"]],
+        state_options=[{"value": s, "selected": params["state"] == s} for s in STATES],
+        q=params["q"], hidden=[(k, params[k]) for k in ("sort", "desc", "size") if params[k]],
+        shown=f"rows {first:,}–{last:,} of {result['total']:,}" if result["rows"] else f"0 of {result['total']:,}",
+        prev_href=link(page=result["page"] - 1) if result["page"] > 1 else None,
+        next_href=link(page=result["page"] + 1) if last < result["total"] else None)
 
 
 def _when(value: dt.datetime | None) -> str:
@@ -233,40 +187,21 @@ def _when(value: dt.datetime | None) -> str:
     return value.astimezone(SEOUL).strftime("%Y-%m-%d %H:%M KST")
 
 
-def _version(row: dict[str, Any]) -> str:
-    """A Jet account's version and since when it holds (``sales.jet_version_changes``)."""
-    if row.get("jet_version") is None:
-        return ""
-    since = row.get("jet_version_since")
-    return f"{row['jet_version']}" + (f"<br><small>since {_when(since)}</small>" if since else "")
-
-
-def _row(row: dict[str, Any], ui_root: str) -> str:
-    esc = html.escape
-    success = _when(row["last_success_at"])
-    if row["last_success_window_start"]:
-        success += f"<br><small>window {row['last_success_window_start']}..{row['last_success_window_end']}</small>"
-    if row["freshness_days"] is None:
-        fresh = "—"
-    else:
-        over = ' class="over"' if row["over_threshold"] else ""
-        # A blocked or failing account's data goes stale too: said beside its state, which outranks it.
-        label = " · stale" if row["over_threshold"] and row["state"] != "stale" else ""
-        fresh = (f"<span{over}>{row['freshness_days']} day(s){label}</span><br><small>collected through "
-                 f"{row['collected_through']}; threshold {row['stale_after_days']}</small>")
-        if row.get("collected_until") and row["collected_until"] != row["collected_through"]:
-            fresh += f"<br><small>gap: collected again up to {row['collected_until']}</small>"
-    if row.get("newest_sales_date"):
-        fresh += f"<br><small>newest sale {row['newest_sales_date']}</small>"
-    state = f'<span class="state {row["state"]}">{row["state"]}</span>'
-    if row["state"] in ("blocked", "failing") and row["last_reason"]:
-        state += f" <code>{esc(row['last_reason'])}</code>"
-    if row.get("action"):
-        state += f'<div class="action">{esc(row["action"])}</div>'
+def _row(row: dict[str, Any], ui_root: str) -> dict[str, Any]:
+    """What the page shows of one account, as the template's values."""
     url = task_log_url(row, ui_root)
-    log_link = (f'<a class="task-log" target="_top" href="{esc(url)}">{esc(row["last_task_id"])}</a>'
-                f"<br><small>{esc(row['last_run_id'])}</small>") if url else "—"
-    return (f'<tr data-account="{esc(row["account_id"])}" data-state="{row["state"]}">'
-            f"<td>{esc(row['channel'])}</td><td>{esc(row['account_id'])}</td>"
-            f"<td>{_version(row)}</td><td>{success}</td>"
-            f"<td>{fresh}</td><td>{state}</td><td class='num'>{row['run_attempts'] or ''}</td><td>{log_link}</td></tr>")
+    since = row.get("jet_version_since")
+    return {
+        "account_id": row["account_id"], "channel": row["channel"], "state": row["state"],
+        "jet_version": row.get("jet_version"), "jet_version_since": _when(since) if since else None,
+        "last_success": _when(row["last_success_at"]),
+        "window_start": row["last_success_window_start"], "window_end": row["last_success_window_end"],
+        "freshness_days": row["freshness_days"], "over_threshold": row["over_threshold"],
+        "stale_too": bool(row["over_threshold"] and row["state"] != "stale"),
+        "collected_through": row["collected_through"], "stale_after_days": row["stale_after_days"],
+        "gap_until": row["collected_until"] if row.get("collected_until")
+        and row["collected_until"] != row["collected_through"] else None,
+        "newest_sales_date": row.get("newest_sales_date"),
+        "reason": row["last_reason"] if row["state"] in ("blocked", "failing") else None,
+        "action": row.get("action"), "attempts": row["run_attempts"] or "",
+        "log_url": url, "task_id": row["last_task_id"], "run_id": row["last_run_id"]}

@@ -27,6 +27,7 @@ from tenacity import (
     Retrying,
     retry_if_result,
     stop_after_attempt,
+    stop_after_delay,
     stop_before_delay,
     wait_exponential,
     wait_fixed,
@@ -34,14 +35,11 @@ from tenacity import (
 
 from coupang_sales.errors import CollectionError, ExportFormatError
 from coupang_sales.jet.fees import KST, seoul_day
+from coupang_sales.jet.portal_settings import WING_SETTINGS
 from coupang_sales.portal.browser import open_browser
-from coupang_sales.portal.session import (
-    Fetched,
-    PortalSession,
-    step,
-    unavailable,
-    url_path,
-)
+from coupang_sales.portal.failures import step, unavailable, url_path
+from coupang_sales.portal.in_page import Fetched
+from coupang_sales.portal.session import PortalSession
 from coupang_sales.portal.settings import PortalSettings
 
 log = logging.getLogger(__name__)
@@ -82,7 +80,7 @@ class WingSession(PortalSession):
 
     portal_name = "Wing"
     artifact_prefix = "wing"
-    settings_portal = "wing"
+    settings_defaults = WING_SETTINGS
 
     def __init__(self, *, base_url: str, username: str, password: str, download_dir: Path,
                  settings: PortalSettings | None = None, timeout: float | None = None,
@@ -112,18 +110,6 @@ class WingSession(PortalSession):
         self.v1_kept_registration_types = list(api["v1_kept_registration_types"])
         self.v1_sort = (api["v1_sort_by"], api["v1_sort_order"])
         self.v1_date_format, self.status_instant_format = formats["v1_date"], formats["status_instant"]
-        texts = (self.locale, self.search_date_type, *self.v1_sort, self.v1_date_format, self.status_instant_format)
-        lists = (self.failed_statuses, self.v1_registration_types, self.v1_kept_registration_types)
-        if not all(isinstance(t, str) and t for t in texts) or not all(
-                all(isinstance(v, str) and v for v in values) for values in lists) \
-                or not self.v1_registration_types or not self.v1_kept_registration_types:
-            raise CollectionError("configuration_error", "Wing settings: api.* must be non-empty texts (and lists "
-                                  "of texts), formats.* non-empty strftime formats")
-        if min(self.poll_interval, self.report_wait, self.xsrf_wait, self.retry_backoff) <= 0 \
-                or not 1 <= self.v1_page_size <= self.v1_max_page_size or self.v1_max_pages < 1:
-            raise CollectionError("configuration_error", "Wing settings: waits.report_poll, waits.report, "
-                                  "waits.xsrf, waits.retry_backoff and page_sizes.v1 must be positive, "
-                                  "page_sizes.v1 at most page_sizes.v1_max, page_sizes.v1_max_pages at least 1")
         self._last_request_time = 0
 
     def __enter__(self) -> WingSession:
@@ -138,22 +124,23 @@ class WingSession(PortalSession):
 
     def _wait_for_xsrf(self) -> str:
         """The XSRF token, once the home page's later XHR has set its cookie (making that XHR ourselves if
-        the page is slow to); ExportFormatError if it never comes."""
-        started = time.monotonic()
+        the page is slow to); ExportFormatError if it never comes within waits.xsrf seconds."""
         asked = False
-        while True:
-            token = self._xsrf_token()
-            if token:
-                return token
-            waited = time.monotonic() - started
-            if waited >= self.xsrf_wait:
-                raise ExportFormatError(
-                    f"Wing set no {XSRF_COOKIE} cookie within {self.xsrf_wait:g} s of the sign-on, although "
-                    f"{self.paths['xsrf_resource']} was called; its APIs need it in the {XSRF_HEADER} header")
-            if not asked and waited >= min(OWN_XSRF_XHR_AFTER, self.xsrf_wait / 2):
+
+        def ask_ourselves(state: RetryCallState) -> None:
+            nonlocal asked
+            if not asked and state.seconds_since_start >= min(OWN_XSRF_XHR_AFTER, self.xsrf_wait / 2):
                 self._refresh_xsrf()
                 asked = True
-            time.sleep(0.1)
+
+        token = Retrying(stop=stop_after_delay(self.xsrf_wait), wait=wait_fixed(0.1),
+                         retry=retry_if_result(lambda token: not token), before_sleep=ask_ourselves,
+                         retry_error_callback=lambda state: None)(self._xsrf_token)
+        if not token:
+            raise ExportFormatError(
+                f"Wing set no {XSRF_COOKIE} cookie within {self.xsrf_wait:g} s of the sign-on, although "
+                f"{self.paths['xsrf_resource']} was called; its APIs need it in the {XSRF_HEADER} header")
+        return token
 
     def _refresh_xsrf(self) -> None:
         """Make the XHR whose answer (re)sets the XSRF-TOKEN cookie, as the home page does."""
@@ -364,37 +351,44 @@ class WingSession(PortalSession):
                 "request_id": str(answer["requestId"])}
 
     def _wait_until_ready(self, requests_made: list[dict[str, Any]]) -> None:
-        """Step 3: poll the download list over the requests' requestTime range, with backoff, until every
-        request is COMPLETED or report_wait seconds have passed."""
+        """Step 3: poll the download list over the requests' requestTime range, with backoff (waits.report_poll,
+        doubling up to waits.report_poll_max), until every request is COMPLETED or no poll fits into
+        waits.report seconds any more."""
         first = min(r["request_time"] for r in requests_made)
         last = max(r["request_time"] for r in requests_made)
-        started, interval, polls = time.monotonic(), self.poll_interval, 0
-        while True:
-            polls += 1
+
+        def waiting() -> list[str]:
             status = {str(e.get("requestId")): str(e.get("downloadStatus")) for e in self._listing(first, last)}
-            waiting = []
+            out = []
             for made in requests_made:
                 state = status.get(made["request_id"], "not listed")
                 if state in self.failed_statuses:
                     raise unavailable(f"{made['report_type']} of {made['group_key']}: Wing reports the request "
                                       f"as {state}")
                 if state != COMPLETED:
-                    waiting.append(f"{made['report_type']} of {made['group_key']} ({state})")
-            if not waiting:
-                log.info("%d report(s) ready after %d poll(s)", len(requests_made), polls)
-                return
-            elapsed = time.monotonic() - started
-            if elapsed + interval > self.report_wait:
-                raise unavailable(f"{'; '.join(waiting[:3])}: not COMPLETED after {polls} polls of the download "
-                                  f"list in {elapsed:.0f} s (report_wait {self.report_wait:g} s)")
-            time.sleep(interval)
-            interval = min(interval * 2, self.max_poll_interval)
+                    out.append(f"{made['report_type']} of {made['group_key']} ({state})")
+            return out
+
+        def out_of_time(state: RetryCallState) -> bool:  # the next wait would end after waits.report
+            return state.seconds_since_start + state.upcoming_sleep > self.report_wait
+
+        polls = Retrying(stop=out_of_time, retry=retry_if_result(bool),
+                         wait=wait_exponential(multiplier=self.poll_interval, max=self.max_poll_interval,
+                                               min=self.poll_interval),
+                         retry_error_callback=lambda state: state)
+        result = polls(waiting)
+        if isinstance(result, RetryCallState):
+            raise unavailable(f"{'; '.join(result.outcome.result()[:3])}: not COMPLETED after "
+                              f"{result.attempt_number} polls of the download list in "
+                              f"{result.seconds_since_start:.0f} s (report_wait {self.report_wait:g} s)")
+        log.info("%d report(s) ready after %d poll(s)", len(requests_made), polls.statistics["attempt_number"])
 
     def _download(self, made: dict[str, Any], target: Path) -> Path:
         """Step 4: the report's presigned link, then its file from the storage host without portal cookies.
-        A link that has expired is asked for again."""
+        A link that has expired is asked for again (LINK_ATTEMPTS links in all)."""
         what = f"{made['report_type']} of {made['group_key']}"
-        for attempt in range(1, LINK_ATTEMPTS + 1):
+
+        def fetch() -> bytes | None:  # None: the link had expired
             answer = self._unwrap(self._api("download", f"{what} link",
                                             {"requestTime": str(made["request_time"]), "locale": self.locale}))
             url = answer.get("url") if isinstance(answer, dict) else None
@@ -408,20 +402,26 @@ class WingSession(PortalSession):
             except requests.RequestException as exc:
                 raise unavailable(f"{what} file ({url_path(url)}): {type(exc).__name__}") from None
             if response.status_code == 403 and b"expired" in response.content[:1000].lower():
-                log.info("%s: the link expired (attempt %d); asking for a new one", what, attempt)
-                continue
+                return None
             if response.status_code >= 500:
                 raise unavailable(f"{what} file ({url_path(url)}): HTTP {response.status_code}")
             if response.status_code != 200:
                 raise ExportFormatError(f"{what} file ({url_path(url)}): HTTP {response.status_code}: "
                                         f"{' '.join(response.text[:120].split())}")
-            body = self._check_xlsx(response.content, f"{what} ({self.paths['download']})")
-            partial = target.with_name(target.name + ".part")
-            partial.write_bytes(body)
-            os.replace(partial, target)  # never leave a half-written file under the final name
-            log.info("downloaded %s (%d bytes)", what, len(body))
-            return target
-        raise unavailable(f"{what}: {LINK_ATTEMPTS} links in a row had expired before they were fetched")
+            return self._check_xlsx(response.content, f"{what} ({self.paths['download']})")
+
+        def again(state: RetryCallState) -> None:
+            log.info("%s: the link expired (attempt %d); asking for a new one", what, state.attempt_number)
+
+        body = Retrying(stop=stop_after_attempt(LINK_ATTEMPTS), retry=retry_if_result(lambda body: body is None),
+                        before_sleep=again, retry_error_callback=lambda state: None)(fetch)
+        if body is None:
+            raise unavailable(f"{what}: {LINK_ATTEMPTS} links in a row had expired before they were fetched")
+        partial = target.with_name(target.name + ".part")
+        partial.write_bytes(body)
+        os.replace(partial, target)  # never leave a half-written file under the final name
+        log.info("downloaded %s (%d bytes)", what, len(body))
+        return target
 
     @step("settlement_reports")
     def settlement_reports(self, start: dt.date, end: dt.date, target_dir: Path,

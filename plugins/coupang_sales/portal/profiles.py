@@ -35,6 +35,8 @@ import sys
 import time
 from pathlib import Path
 
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+
 from coupang_sales.errors import CollectionError
 
 log = logging.getLogger(__name__)
@@ -89,18 +91,14 @@ class BrowserProfile:
         _private_dir(self.root)
         _private_dir(self.path.parent)
         handle = open(self.lock_path, "a+")  # noqa: SIM115 (held until release)
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    handle.close()
-                    raise CollectionError(
-                        "profile_busy", f"the browser profile of {self.channel} {self.account_id} is in use by "
-                                        f"another task or a person's sign-on; waited {wait:g} s") from None
-                time.sleep(0.2)
+        try:
+            Retrying(retry=retry_if_exception_type(BlockingIOError), stop=stop_after_delay(wait),
+                     wait=wait_fixed(0.2), reraise=True)(fcntl.flock, handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise CollectionError(
+                "profile_busy", f"the browser profile of {self.channel} {self.account_id} is in use by "
+                                f"another task or a person's sign-on; waited {wait:g} s") from None
         self._lock_file = handle
         _private_dir(self.path)
         return self.path

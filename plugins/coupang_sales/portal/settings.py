@@ -1,17 +1,21 @@
 """Portal settings as configuration: selectors, landing rules, paths, waits, download mode, concurrency, aliases.
 
-Every portal has one packaged JSON file of defaults for the real site
-(``portal/sign_on.json`` for the shared sign-on, then ``rocket/supplier_hub.json`` or
-``jet/wing.json``), documented in ``docs/portals.md``. A deployment overrides any part
-without a code change: a JSON file named in the connection's extra (``settings_file``),
-an Airflow Variable named there (``settings_variable``, read by the hook), and inline
+Every portal has one packaged JSON file of defaults for the real site, on top of the shared
+sign-on's (``portal/sign_on.json``); the channel declares its file and its settings model
+(``PortalDefaults``: ``rocket/supplier_hub.json`` with ``SupplierHubSettings``, ``jet/wing.json``
+with ``WingSettings``), documented in ``docs/portals.md``. A deployment overrides any part
+without a code change: a JSON file named in the connection's extra (``settings_file``), an
+Airflow Variable named there (``settings_variable``, read by the hook), and inline
 ``settings`` in the extra, applied in that order (later wins; objects merge key by key,
-anything else is replaced). An unknown key is refused, naming it: a typo must not be
-ignored silently. Before those, ``COUPANG_PORTAL_SETTINGS`` (a JSON object in the
-environment) applies to every connection of both portals, so it may only set keys both
-have (``waits``, ``pacing_seconds``, ...): a worker-wide override, e.g. a slower network's
-waits or the keystroke pace; its keys ``wing`` and ``supplier_hub`` hold overrides for that
-portal only (e.g. ``{"wing": {"waits": {"v1_page": 0.05}}}``).
+anything else is replaced). Before those, ``COUPANG_PORTAL_SETTINGS`` (a JSON object in the
+environment) applies to every connection of both portals, so it may only set keys both have
+(``waits``, ``pacing_seconds``, ...): a worker-wide override, e.g. a slower network's waits
+or the keystroke pace; its keys ``wing`` and ``supplier_hub`` hold overrides for that portal
+only (e.g. ``{"wing": {"waits": {"v1_page": 0.05}}}``).
+
+Each layer is checked against the portal's pydantic model as it is applied (``extra="forbid"``):
+an unknown key or a bad value is refused naming the field and the layer it came from; a typo
+must not be ignored silently. Keys starting with ``_`` are comments.
 
 A selector is a string: XPath when it starts with ``/``, ``(`` or ``./``, CSS otherwise.
 """
@@ -19,27 +23,25 @@ A selector is a string: XPath when it starts with ``/``, ``(`` or ``./``, CSS ot
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from coupang_sales.errors import CollectionError
 
-PACKAGE = Path(__file__).resolve().parents[1]
-SIGN_ON_FILE = PACKAGE / "portal" / "sign_on.json"
-PORTAL_FILES = {"supplier_hub": PACKAGE / "rocket" / "supplier_hub.json", "wing": PACKAGE / "jet" / "wing.json"}
-# Top-level keys and their types; 'selectors', 'paths', 'query', 'waits', 'column_aliases',
-# 'texts', 'fields' (names of API answer fields), 'api' (values Wing's API bodies carry) and
-# 'formats' (date formats) are objects whose own keys the packaged defaults define.
-_TOP = {"portal": str, "selectors": dict, "landing": dict, "paths": dict, "query": dict, "waits": dict,
-        "download_mode": str, "receive_detail_source": str, "concurrency": int, "pacing_seconds": (int, float),
-        "page_sizes": dict, "date_format": str, "column_aliases": dict, "texts": dict,
-        "max_consecutive_renewals": int, "max_renewals": int, "fields": dict, "api": dict, "formats": dict}
-_OPEN = {"column_aliases", "query"}  # objects that may gain keys of a deployment's own
+SIGN_ON_FILE = Path(__file__).with_name("sign_on.json")
+# The portals behind the shared sign-on; COUPANG_PORTAL_SETTINGS holds a section for each.
+PORTALS = ("supplier_hub", "wing")
 Locator = tuple[str, str]
+
+Seconds = Annotated[float, Field(ge=0)]
+NonEmpty = Annotated[str, Field(min_length=1)]
 
 
 def _error(message: str) -> CollectionError:
@@ -54,21 +56,167 @@ def locator(selector: str) -> Locator:
     return ("css selector", text)
 
 
-def _merge(base: dict[str, Any], override: Mapping[str, Any], where: str, *, strict: bool) -> dict[str, Any]:
-    out = copy.deepcopy(base)
+# --- the models -------------------------------------------------------------------------------
+
+
+class Strict(BaseModel):
+    """A settings object: no key but its own, values of their own type (no '5' for 5, no true for 1)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class SharedWaits(Strict):
+    page: Seconds  # a page load, an in-page request
+    sign_on_challenge: Seconds  # a blank page on the sign-on, waited out as a bot-protection challenge
+    blank_page: Seconds  # a blank page elsewhere, before it counts as a bot wall
+    keystroke: Seconds  # between the keys of the sign-on form
+
+
+class Landing(Strict):
+    paths: list[str] = Field(min_length=1)
+    markers: list[str] = []  # selector keys one of which the landing page must show
+    sign_on_redirects: list[str]
+
+
+class SharedPaths(Strict):
+    sign_on_realm: str
+
+
+class PortalSettingsModel(Strict):
+    """The settings both portals have (``portal/sign_on.json``); a portal's model adds its own."""
+
+    portal: str
+    selectors: dict[str, str]
+    landing: Landing
+    paths: SharedPaths
+    query: dict[str, dict[str, Any]]  # open: a deployment may add parameters (sent as text)
+    waits: SharedWaits
+    download_mode: Literal["fetch", "browser"]
+    concurrency: int = Field(ge=1)
+    pacing_seconds: Seconds
+    date_format: NonEmpty
+    texts: Strict
+    page_sizes: Strict
+    column_aliases: dict[str, list[str]]  # open: a deployment may add aliases
+    max_consecutive_renewals: int = Field(ge=0)
+    max_renewals: int = Field(ge=0)
+
+    @field_validator("selectors")
+    @classmethod
+    def _non_empty_selectors(cls, value: dict[str, str]) -> dict[str, str]:
+        empty = [key for key, selector in value.items() if not selector.strip()]
+        if empty:
+            raise ValueError(f"the selector(s) {', '.join(empty)} are empty")
+        return value
+
+    @model_validator(mode="after")
+    def _markers_are_selectors(self) -> PortalSettingsModel:
+        unknown = [m for m in self.landing.markers if m not in self.selectors]
+        if unknown:
+            raise ValueError(f"landing.markers names selectors that do not exist: {unknown}")
+        return self
+
+
+@dataclass(frozen=True)
+class PortalDefaults:
+    """What a channel declares of its portal's settings: its name, its packaged defaults file (on top of
+    ``portal/sign_on.json``) and the model its merged settings must fit."""
+
+    portal: str
+    file: Path
+    model: type[PortalSettingsModel]
+
+
+_DECLARED: dict[str, PortalDefaults] = {}
+
+
+def declare(defaults: PortalDefaults) -> PortalDefaults:
+    """Make ``defaults`` the settings of its portal by name too (``load_settings("wing")``); a channel's
+    session module declares its portal's when it is imported."""
+    if defaults.portal not in PORTALS:
+        raise _error(f"unknown portal {defaults.portal!r} (known: {', '.join(PORTALS)})")
+    _DECLARED[defaults.portal] = defaults
+    return defaults
+
+
+# --- the merged settings ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PortalSettings:
+    """The merged settings of one portal; ``model`` is the validated model, ``raw`` the whole document."""
+
+    model: PortalSettingsModel
+
+    @functools.cached_property
+    def raw(self) -> dict[str, Any]:
+        return self.model.model_dump()
+
+    @property
+    def portal(self) -> str:
+        return self.model.portal
+
+    def selector(self, key: str) -> Locator:
+        try:
+            return locator(self.model.selectors[key])
+        except KeyError:
+            raise _error(f"no selector {key!r} for {self.portal}") from None
+
+    @property
+    def selectors(self) -> dict[str, Locator]:
+        return {key: locator(value) for key, value in self.model.selectors.items()}
+
+    def path(self, key: str) -> str:
+        return getattr(self.model.paths, key)
+
+    def query(self, key: str) -> dict[str, str]:
+        return {k: str(v) for k, v in self.model.query.get(key, {}).items()}
+
+    def wait(self, key: str) -> float:
+        return float(getattr(self.model.waits, key))
+
+    @property
+    def landing_paths(self) -> tuple[str, ...]:
+        return tuple(self.model.landing.paths)
+
+    @property
+    def landing_markers(self) -> tuple[str, ...]:
+        """Selector keys one of which the landing page must show (none: the path alone decides)."""
+        return tuple(self.model.landing.markers)
+
+    def text(self, key: str) -> str:
+        return getattr(self.model.texts, key)
+
+    def page_size(self, key: str) -> int:
+        return int(getattr(self.model.page_sizes, key))
+
+    def aliases(self) -> dict[str, tuple[str, ...]]:
+        return {k: tuple(v) for k, v in self.model.column_aliases.items()}
+
+    def __getattr__(self, name: str) -> Any:
+        # the top-level values (download_mode, concurrency, pacing_seconds, ...) as attributes
+        model = self.__dict__.get("model")
+        if model is not None and name in type(model).model_fields:
+            return getattr(model, name)
+        raise AttributeError(name)
+
+
+# --- merging the layers -----------------------------------------------------------------------
+
+
+def _without_comments(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _without_comments(v) for k, v in value.items() if not str(k).startswith("_")}
+    return copy.deepcopy(value)
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
     for key, value in override.items():
-        if str(key).startswith("_"):
-            continue  # comments
-        path = f"{where}.{key}" if where else str(key)
-        if strict and key not in out:
-            known = ", ".join(sorted(k for k in out if not str(k).startswith("_")))
-            raise _error(f"unknown key {path!r} (known: {known})")
-        if isinstance(out.get(key), dict):
-            if not isinstance(value, Mapping):
-                raise _error(f"{path} must be an object")
-            out[key] = _merge(out[key], value, path, strict=strict and key not in _OPEN)
+        if isinstance(out.get(key), dict) and isinstance(value, Mapping):
+            out[key] = _merge(out[key], value)
         else:
-            out[key] = copy.deepcopy(value)
+            out[key] = value
     return out
 
 
@@ -84,96 +232,20 @@ def _read(path: Path, what: str) -> dict[str, Any]:
     return raw
 
 
-@dataclass(frozen=True)
-class PortalSettings:
-    """The merged settings of one portal; ``raw`` is the whole document."""
-
-    raw: Mapping[str, Any]
-
-    @property
-    def portal(self) -> str:
-        return self.raw["portal"]
-
-    def selector(self, key: str) -> Locator:
-        try:
-            return locator(self.raw["selectors"][key])
-        except KeyError:
-            raise _error(f"no selector {key!r} for {self.portal}") from None
-
-    @property
-    def selectors(self) -> dict[str, Locator]:
-        return {key: locator(value) for key, value in self.raw["selectors"].items() if not key.startswith("_")}
-
-    def path(self, key: str) -> str:
-        return self.raw["paths"][key]
-
-    def query(self, key: str) -> dict[str, str]:
-        return {k: str(v) for k, v in self.raw["query"].get(key, {}).items() if not k.startswith("_")}
-
-    def wait(self, key: str) -> float:
-        return float(self.raw["waits"][key])
-
-    @property
-    def landing_paths(self) -> tuple[str, ...]:
-        return tuple(self.raw["landing"]["paths"])
-
-    @property
-    def landing_markers(self) -> tuple[str, ...]:
-        """Selector keys one of which the landing page must show (none: the path alone decides)."""
-        return tuple(self.raw["landing"].get("markers", ()))
-
-    def text(self, key: str) -> str:
-        return self.raw["texts"][key]
-
-    def page_size(self, key: str) -> int:
-        return int(self.raw["page_sizes"][key])
-
-    def aliases(self) -> dict[str, tuple[str, ...]]:
-        return {k: tuple(v) for k, v in self.raw["column_aliases"].items() if not k.startswith("_")}
-
-    def __getattr__(self, name: str) -> Any:
-        if name in _TOP and name in self.raw:
-            return self.raw[name]
-        raise AttributeError(name)
+def _refusal(exc: ValidationError, layer: str) -> CollectionError:
+    """The first problem pydantic found, naming the field (``waits.page``) and the layer it came from."""
+    error = exc.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in error["loc"]) or "the settings"
+    if error["type"] == "extra_forbidden":
+        return _error(f"unknown key {where!r} in {layer}")
+    message = error["msg"].removeprefix("Value error, ")
+    return _error(f"{where} in {layer}: {message}")
 
 
-def _check(doc: Mapping[str, Any]) -> None:
-    for key, kind in _TOP.items():
-        if key in doc and not isinstance(doc[key], kind) or isinstance(doc.get(key), bool) and kind is int:
-            raise _error(f"{key} must be a {kind.__name__ if isinstance(kind, type) else 'number'}")
-    for key, value in doc.get("selectors", {}).items():
-        if not key.startswith("_") and not (isinstance(value, str) and value.strip()):
-            raise _error(f"selectors.{key} must be a non-empty string")
-    if doc.get("download_mode") not in ("fetch", "browser"):
-        raise _error("download_mode must be 'fetch' or 'browser'")
-    if doc.get("receive_detail_source", "pages") not in ("export", "pages"):
-        raise _error("receive_detail_source must be 'export' or 'pages'")
-    if doc.get("concurrency", 1) < 1:
-        raise _error("concurrency must be at least 1")
-    for key, value in doc.get("waits", {}).items():
-        if not key.startswith("_") and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
-            raise _error(f"waits.{key} must be a number of seconds, not negative")
-    for key, value in doc.get("column_aliases", {}).items():
-        if not key.startswith("_") and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
-            raise _error(f"column_aliases.{key} must be a list of column names")
-    landing = doc.get("landing", {})
-    if not landing.get("paths"):
-        raise _error("landing.paths must name at least one path")
-    unknown_markers = [m for m in landing.get("markers", ()) if m not in doc.get("selectors", {})]
-    if unknown_markers:
-        raise _error(f"landing.markers names selectors that do not exist: {unknown_markers}")
-
-
-def load_settings(portal: str, *, settings_file: str | Path | None = None,
-                  overrides: Mapping[str, Any] | None = None,
-                  more: tuple[Mapping[str, Any], ...] = ()) -> PortalSettings:
-    """The settings of ``portal`` (``supplier_hub`` or ``wing``): packaged defaults, then the
-    ``settings_file``, then each of ``more`` (e.g. an Airflow Variable's), then ``overrides``."""
-    if portal not in PORTAL_FILES:
-        raise _error(f"unknown portal {portal!r} (known: {', '.join(PORTAL_FILES)})")
-    doc = _merge(_read(SIGN_ON_FILE, "packaged settings"), _read(PORTAL_FILES[portal], "packaged settings"),
-                 "", strict=False)
-    layers: list[Mapping[str, Any]] = []
+def _layers(portal: str, settings_file: str | Path | None, more: tuple[Mapping[str, Any], ...],
+            overrides: Mapping[str, Any] | None) -> list[tuple[str, Any]]:
+    """The deployment's layers in the order they apply, each with its name for messages."""
+    layers: list[tuple[str, Any]] = []
     everywhere = os.environ.get("COUPANG_PORTAL_SETTINGS", "").strip()
     if everywhere:
         try:
@@ -183,19 +255,56 @@ def load_settings(portal: str, *, settings_file: str | Path | None = None,
         if not isinstance(shared, Mapping):
             raise _error("COUPANG_PORTAL_SETTINGS must hold a JSON object")
         # Keys named after a portal hold overrides for that portal only.
-        layers.append({k: v for k, v in shared.items() if k not in PORTAL_FILES})
-        if isinstance(shared.get(portal), Mapping):
-            layers.append(shared[portal])
+        layers.append(("COUPANG_PORTAL_SETTINGS", {k: v for k, v in shared.items() if k not in PORTALS}))
+        if portal in shared:
+            layers.append((f"COUPANG_PORTAL_SETTINGS.{portal}", shared[portal]))
     if settings_file:
-        layers.append(_read(Path(settings_file), "settings file"))
-    layers += [m for m in more if m]
+        layers.append((f"the settings file {settings_file}", _read(Path(settings_file), "settings file")))
+    layers += [(f"the connection's settings ({n + 1} of {len(more)})" if len(more) > 1 else
+                "the connection's settings", m) for n, m in enumerate(more) if m]
     if overrides:
-        layers.append(overrides)
-    for layer in layers:
+        layers.append(("the overrides", overrides))
+    return layers
+
+
+def load_settings(portal: PortalDefaults | str, *, settings_file: str | Path | None = None,
+                  overrides: Mapping[str, Any] | None = None,
+                  more: tuple[Mapping[str, Any], ...] = ()) -> PortalSettings:
+    """The settings of ``portal`` (a channel's ``PortalDefaults``, or the name of a declared one:
+    ``supplier_hub``, ``wing``): packaged defaults, then ``COUPANG_PORTAL_SETTINGS``, then the
+    ``settings_file``, then each of ``more`` (e.g. an Airflow Variable's, the extra's inline
+    settings), then ``overrides``."""
+    defaults = _declared(portal) if isinstance(portal, str) else portal
+    doc = _without_comments(_merge(_read(SIGN_ON_FILE, "packaged settings"),
+                                   _read(defaults.file, "packaged settings")))
+    # The packaged defaults name every selector a deployment may set (a new one is a typo).
+    known_selectors = set(doc.get("selectors", {}))
+    layers = [(f"the packaged defaults {defaults.file.name}", {})] + _layers(defaults.portal, settings_file, more,
+                                                                             overrides)
+    model: PortalSettingsModel | None = None
+    for name, layer in layers:
         if not isinstance(layer, Mapping):
-            raise _error("overrides must be a JSON object")
-        doc = _merge(doc, layer, "", strict=True)
-    if doc.get("portal") != portal:
-        raise _error(f"the settings are for {doc.get('portal')!r}, not {portal!r}")
-    _check(doc)
-    return PortalSettings(doc)
+            raise _error(f"{name} must be a JSON object")
+        layer = _without_comments(layer)
+        selectors = layer.get("selectors")
+        unknown = sorted(set(selectors) - known_selectors) if isinstance(selectors, Mapping) else []
+        if unknown:
+            raise _error(f"unknown key 'selectors.{unknown[0]}' in {name}")
+        doc = _merge(doc, layer)
+        try:
+            model = defaults.model.model_validate(doc)
+        except ValidationError as exc:
+            raise _refusal(exc, name) from None
+    if model.portal != defaults.portal:
+        raise _error(f"the settings are for {model.portal!r}, not {defaults.portal!r}")
+    return PortalSettings(model)
+
+
+def _declared(portal: str) -> PortalDefaults:
+    if portal not in PORTALS:
+        raise _error(f"unknown portal {portal!r} (known: {', '.join(PORTALS)})")
+    try:
+        return _DECLARED[portal]
+    except KeyError:
+        raise _error(f"the settings of {portal!r} are declared by its channel's session module "
+                     "(its settings_defaults); import it first") from None

@@ -19,8 +19,11 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from coupang_sales.errors import CollectionError, ExportFormatError
 from coupang_sales.portal.browser import open_browser
-from coupang_sales.portal.session import Page, PortalSession, step, table_rows, unavailable, url_path
+from coupang_sales.portal.failures import step, unavailable, url_path
+from coupang_sales.portal.pages import Page, table_rows
+from coupang_sales.portal.session import PortalSession
 from coupang_sales.portal.settings import PortalSettings
+from coupang_sales.rocket.portal_settings import SUPPLIER_HUB_SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +101,7 @@ class SupplierHubSession(PortalSession):
 
     portal_name = "Supplier Hub"
     artifact_prefix = "supplier_hub"
-    settings_portal = "supplier_hub"
+    settings_defaults = SUPPLIER_HUB_SETTINGS
 
     def __init__(self, *, base_url: str, username: str, password: str, download_dir: Path,
                  settings: PortalSettings | None = None, timeout: float | None = None,
