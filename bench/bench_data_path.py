@@ -43,7 +43,7 @@ from pathlib import Path
 
 import common  # noqa: F401 - first: puts plugins/ and include/ on sys.path
 import local_stack
-from common import RESULTS, Report, peak_rss_mb, timed
+from common import RESULTS, Report, load_average, peak_rss_mb, timed
 
 ACCOUNT = "V00000900"
 VENDOR = "주식회사 대용량"
@@ -163,17 +163,21 @@ class StageRun:
     gx_seconds: float
     peak_mb: float
     result: dict
+    load_average: str = ""  # of the machine when the stage ended
 
 
-def _stage_child(name: str, kwargs: dict, dsn: str | None, answer) -> None:
+def _stage_child(name: str, kwargs: dict, dsn: str | None, answer, module: str) -> None:
     """One stage in a fresh interpreter, as an Airflow task runs it; imports are not timed."""
     try:
+        import importlib
+
         import great_expectations  # noqa: F401 - imported before the clock starts, as below
         import pandas  # noqa: F401
         import psycopg
 
         import coupang_sales.quality as quality
-        from coupang_sales.rocket import stages as rocket_stages
+
+        stages = importlib.import_module(module)
 
         gx: dict[str, float] = {}
         run_checks = quality.run_checks
@@ -186,18 +190,20 @@ def _stage_child(name: str, kwargs: dict, dsn: str | None, answer) -> None:
         start = time.perf_counter()
         if dsn:
             with psycopg.connect(dsn, autocommit=True) as conn:
-                result = getattr(rocket_stages, name)(conn, **kwargs)
+                result = getattr(stages, name)(conn, **kwargs)
         else:
-            result = getattr(rocket_stages, name)(**kwargs)
-        answer.send(StageRun(time.perf_counter() - start, gx.get("gx", 0.0), peak_rss_mb(), result))
+            result = getattr(stages, name)(**kwargs)
+        answer.send(StageRun(time.perf_counter() - start, gx.get("gx", 0.0), peak_rss_mb(), result,
+                             load_average()))
     except BaseException as exc:  # reported by the parent
         answer.send(f"{type(exc).__name__}: {exc}")
 
 
-def in_own_process(name: str, kwargs: dict, dsn: str | None = None) -> StageRun:
+def in_own_process(name: str, kwargs: dict, dsn: str | None = None,
+                   module: str = "coupang_sales.rocket.stages") -> StageRun:
     context = multiprocessing.get_context("spawn")
     mine, theirs = context.Pipe()
-    child = context.Process(target=_stage_child, args=(name, kwargs, dsn, theirs))
+    child = context.Process(target=_stage_child, args=(name, kwargs, dsn, theirs, module))
     child.start()
     outcome = mine.recv()
     child.join()
@@ -265,6 +271,7 @@ def main(argv: list[str] | None = None) -> Report:
                                      warehouse.dsn)
             data, rows = final_rows_csv(conn)
             copy_s = copy_limit(conn, data, rows)
+            copy_load = load_average()
             del data
             decode_s = decode_only(staging)
     finally:
@@ -275,6 +282,10 @@ def main(argv: list[str] | None = None) -> Report:
     peaks = {"validate": validated.peak_mb, "transform": transformed.peak_mb, "load": loaded.peak_mb,
              "load again": again.peak_mb, "load 1 % touched": touched.peak_mb}
     load_again_s, touched_s = again.seconds, touched.seconds
+    report.settings["load_average"] = {name: run.load_average for name, run in (
+        ("validate", validated), ("transform", transformed), ("load", loaded), ("load again", again),
+        ("load touched", touched))}
+    report.settings["load_average"]["copy"] = copy_load
     validated, transformed, loaded = validated.result, transformed.result, loaded.result
     again, touched = again.result, touched.result
     if in_table != (loaded["rows_loaded"], loaded["payment_amount"]):
