@@ -75,7 +75,13 @@ def format_table(report: Report) -> str:
 
 
 def machine() -> dict:
-    return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+            "load_average": load_average()}
+
+
+def load_average() -> str:
+    """The machine's 1-, 5- and 15-minute load averages, to print beside a figure (other jobs share it)."""
+    return " / ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
 def peak_rss_mb() -> float:

@@ -21,6 +21,7 @@ BENCHMARKS = {
     # name: (script, arguments of the --quick size)
     "dag_parse": ("bench_dag_parse.py", ["--runs", "3"]),
     "data_path": ("bench_data_path.py", ["--lines", "20000", "--invoices", "20"]),
+    "jet_path": ("bench_jet_path.py", ["--rows", "20000"]),
     "extraction": ("bench_extraction.py", ["--invoices", "5", "--lines", "20", "--repeat", "1"]),
     "backfill": ("bench_backfill.py", ["--range-days", "20", "--daily-days", "2", "--lines", "5"]),
     "sign_ons": ("bench_sign_ons.py", []),

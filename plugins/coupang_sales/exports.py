@@ -230,6 +230,49 @@ def parse_won(series: pd.Series, *, column: str, blank_as_zero: bool = False) ->
 
 
 SUMMARY_LABELS = {"합계", "총계", "소계", "total"}
+# Processes that decode export files at once (``map_files``); unset: one per CPU.
+DECODE_PROCESSES_SETTING = "COUPANG_DECODE_PROCESSES"
+
+
+def decode_processes(files: int) -> int:
+    """How many processes ``map_files`` may use for ``files`` files: ``COUPANG_DECODE_PROCESSES``
+    (default ``os.cpu_count()``), never more than the files, and 1 (this process) where a child
+    process is not allowed.
+
+    A task of a Celery prefork worker runs in a daemonic process (billiard's pool), and a
+    daemonic process may not start children (multiprocessing refuses): there the files are
+    decoded one after the other, as before. Airflow's local and Kubernetes task processes are
+    not daemonic and decode in parallel. Set the variable to 1 to keep a task to one core.
+    """
+    import multiprocessing
+    import os
+    import sys
+
+    raw = os.environ.get(DECODE_PROCESSES_SETTING, "").strip()
+    wanted = int(raw) if raw.isdigit() and int(raw) > 0 else (os.cpu_count() or 1)
+    daemonic = multiprocessing.current_process().daemon
+    billiard = sys.modules.get("billiard.process")
+    if billiard is not None:
+        daemonic = daemonic or bool(getattr(billiard.current_process(), "daemon", False))
+    return 1 if daemonic else max(1, min(wanted, files))
+
+
+def map_files(function: Callable[[T], object], jobs: Sequence[T]) -> list:
+    """``[function(job) for job in jobs]``, in order, over ``decode_processes`` processes.
+
+    The processes are started with 'spawn' (a fresh interpreter: nothing of this process's
+    threads, connections or locks is inherited) and live only for this call. ``function`` must
+    be a module-level function; what it returns is sent back pickled, so it should be the
+    decoded table, not the rows. With one process (or one job) it runs here.
+    """
+    processes = decode_processes(len(jobs))
+    if processes <= 1:
+        return [function(job) for job in jobs]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(function, jobs, chunksize=max(1, len(jobs) // (processes * 8))))
 
 
 def _cell_text(value: object) -> str:

@@ -436,7 +436,9 @@ def derive_v2(facts: pd.DataFrame, *, account_id: str) -> Derived:
 
     def records(frame: pd.DataFrame) -> dict[tuple, list[dict]]:
         out: dict[tuple, list[dict]] = {}
-        for r in frame.to_dict("records"):
+        columns = list(frame.columns)  # plain values column by column: to_dict('records') boxes each cell
+        for r in (dict(zip(columns, values, strict=True))
+                  for values in zip(*(frame[c].tolist() for c in columns), strict=True)):
             out.setdefault((r["order_id"], r["option_id"]), []).append(
                 {**r, "gross": int(r["amount"]), "coupon": int(r["coupon_discount"]),
                  "commission": int(0 if pd.isna(r["commission"]) else r["commission"]), "quantity": int(r["quantity"]),

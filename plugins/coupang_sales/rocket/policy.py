@@ -123,6 +123,31 @@ def read_receive_detail_export(path: Path, *, source: str,
     raise first_error
 
 
+def _read_one_export(job: tuple[str, str, dict[str, tuple[str, ...]]]) -> tuple[pd.DataFrame | None, str | None]:
+    """``read_receive_detail_export`` of one file, in a worker process: (frame, None) or (None, the error)."""
+    path, source, aliases = job
+    try:
+        return read_receive_detail_export(Path(path), source=source, aliases=aliases), None
+    except ExportFormatError as exc:
+        return None, exc.detail
+
+
+def read_receive_detail_exports(paths: Sequence[Path], *, sources: Sequence[str],
+                                aliases: Mapping[str, Sequence[str]] | None = None) -> list[pd.DataFrame]:
+    """``read_receive_detail_export`` of each file, decoded in parallel where this process may start
+    others (``exports.map_files``): the .xlsx decoding is most of a large extract's validation."""
+    from coupang_sales.exports import map_files
+
+    table = {name: tuple(names) for name, names in (aliases or {}).items()}
+    out = []
+    for frame, error in map_files(_read_one_export, [(str(p), s, table) for p, s in zip(paths, sources,
+                                                                                         strict=True)]):
+        if error is not None:
+            raise ExportFormatError(error)
+        out.append(frame)
+    return out
+
+
 def receive_detail_frame(headers: Sequence[str], rows: Sequence[Sequence[str]], *, source: str,
                          aliases: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
     """The raw text cells of 입고상세내역 lines read from its pages, under ``DETAIL_COLUMNS``."""

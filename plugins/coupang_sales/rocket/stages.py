@@ -93,6 +93,11 @@ def validate(*, staging: Path, account: Mapping[str, Any], window: Window, list_
     aliases_file = staging / ALIASES_FILE
     aliases = json.loads(aliases_file.read_text(encoding="utf-8")) if aliases_file.exists() else {}
     raw_frames = []
+    exported = [n for n in invoices["invoice_no"] if not (staging / f"receive_detail_{n}.json").exists()
+                and (staging / f"receive_detail_{n}.xlsx").exists()]  # decoded at once, in parallel where allowed
+    decoded = dict(zip(exported, rocket.read_receive_detail_exports(
+        [staging / f"receive_detail_{n}.xlsx" for n in exported], aliases=aliases,
+        sources=[f"입고상세내역 {n}.xlsx" for n in exported]), strict=True))
     for invoice_no in invoices["invoice_no"]:
         path = staging / f"receive_detail_{invoice_no}.xlsx"
         pages = staging / f"receive_detail_{invoice_no}.json"
@@ -101,8 +106,7 @@ def validate(*, staging: Path, account: Mapping[str, Any], window: Window, list_
             raw_frames.append(rocket.receive_detail_frame(lines["headers"], lines["rows"], aliases=aliases,
                                                           source=f"입고상세내역 {invoice_no} (pages)"))
         elif path.exists():
-            raw_frames.append(rocket.read_receive_detail_export(path, aliases=aliases,
-                                                                source=f"입고상세내역 {invoice_no}.xlsx"))
+            raw_frames.append(decoded[invoice_no])
         else:
             raise CollectionError("portal_unavailable", f"입고상세내역 of invoice {invoice_no} was not downloaded")
     # All files are typed at once (per-file pandas work costs more than the parsing itself

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -127,6 +128,90 @@ def _copy_chunks(frame: "pd.DataFrame", columns: tuple[str, ...]):
         yield ("".join("\t".join(row) + "\n" for row in zip(*fields, strict=True))).encode()
 
 
+# Facts that make a line of their own (line_key = fact_key): a group read with one of these and no
+# such line in the warehouse is derived again even when its facts did not change.
+LINE_FACT_KINDS = ("rocket_receipt", "jet_settlement")
+# Groups handed to ``derive`` at a time by ``load_facts``: a policy is local to its group, so this
+# bounds the memory of a load whatever the size of the account (Rocket: a 발주번호/SKU번호 holds a
+# fact or two; Jet: an order a few).
+DERIVE_CHUNK_GROUPS = 100_000
+
+
+def _arrow_table(frame: "pd.DataFrame", columns: tuple[str, ...]):
+    """``frame``'s ``columns`` as an Arrow table; a float column is a bug upstream (money is integer won)
+    and raises, as does any type the warehouse rows do not carry."""
+    import pyarrow as pa
+
+    table = pa.Table.from_pandas(frame.loc[:, list(columns)], preserve_index=False)
+    for field in table.schema:
+        kind = field.type
+        if pa.types.is_floating(kind):
+            raise TypeError(f"column {field.name!r} is float ({kind}); warehouse rows must carry integer won")
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind)
+                or pa.types.is_boolean(kind) or pa.types.is_date32(kind) or pa.types.is_null(kind)):
+            raise TypeError(f"column {field.name!r} holds {kind}; warehouse rows must carry integer won, "
+                            "text ids and dates")
+    return table
+
+
+def _copy_in(cur, table: str, frame: "pd.DataFrame", columns: tuple[str, ...]) -> None:
+    """COPY ``frame``'s ``columns`` into ``table`` as CSV written by Arrow (C++, a million rows in about
+    a second): text quoted (so '' stays '' and a missing cell is NULL), integers as digits, dates ISO."""
+    import pyarrow.csv as pacsv
+
+    data = _arrow_table(frame, columns)
+    if not data.num_rows:
+        return
+    options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+    from psycopg import sql
+
+    with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+            sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)))) as copy:
+        for batch in data.to_batches(max_chunksize=_COPY_CHUNK_ROWS):
+            sink = io.BytesIO()
+            pacsv.write_csv(batch, sink, options)
+            copy.write(sink.getbuffer())
+
+
+def _fact_types() -> dict[str, Any]:
+    """The Arrow types of FACT_COLUMNS as ``sales.collected_facts`` holds them."""
+    import pyarrow as pa
+
+    text = {"fact_kind", "order_id", "fact_key", "group_key", "document", "option_id", "product_name"}
+    return {name: pa.string() if name in text else pa.date32() if name == "fact_date" else pa.int64()
+            for name in FACT_COLUMNS}
+
+
+def _copy_out(cur, query: str, params: dict[str, Any], types: dict[str, Any]) -> "pd.DataFrame":
+    """The rows of ``query`` through COPY ... TO STDOUT as CSV, read by Arrow: text as text ('' kept apart
+    from NULL), integers as nullable ``Int64`` (never through float), dates as ``datetime.date``."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    from psycopg import sql
+
+    buffer = bytearray()
+    with cur.copy(sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(sql.SQL(query)), params) as copy:
+        for data in copy:
+            buffer += data
+    schema = pa.schema(list(types.items()))
+    if buffer:
+        table = pacsv.read_csv(
+            pa.py_buffer(bytes(buffer)),
+            read_options=pacsv.ReadOptions(column_names=list(types)),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(column_types=schema, strings_can_be_null=True,
+                                                 quoted_strings_can_be_null=False))
+    else:
+        table = schema.empty_table()
+    integers = {kind: pd.Int64Dtype() for kind in (pa.int64(), pa.int32(), pa.int16())}
+    frame = table.to_pandas(types_mapper=integers.get)
+    for name, kind in types.items():
+        if pa.types.is_string(kind):
+            frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
+    return frame
+
+
 def replace_window(
     conn: "psycopg.Connection",
     *,
@@ -247,6 +332,19 @@ _FACT_LABELS = {"rocket_receipt": "발주", "rocket_return": "반출", "jet_sett
 _COMPARED = ("sales_date", "quantity", "gross_amount", "coupon_discount", "payment_amount", "seller_shipping_fee",
              "collected_commission", "is_cancelled", "cancelled_quantity", "cancelled_amount", "option_id",
              "product_name")
+_COMPARED_O = ", ".join("o." + c for c in _COMPARED)
+_COMPARED_N = ", ".join("n." + c for c in _COMPARED)
+_LABEL_OF_KIND = ("CASE f.fact_kind "
+                  + " ".join(f"WHEN '{kind}' THEN '{label}'" for kind, label in _FACT_LABELS.items())
+                  + " ELSE f.fact_kind END")
+# The stored facts of one chunk of the groups a load derives (``load_facts``).
+_STORED_FACTS_OF_CHUNK = f"""
+    SELECT {_FACT_COLS_F}
+    FROM sales.collected_facts f JOIN affected a USING (group_key)
+    WHERE a.chunk = %(chunk_no)s AND f.channel = %(channel)s AND f.account_id = %(account)s
+      AND f.fact_kind = ANY(%(kinds)s)
+    ORDER BY f.group_key, f.fact_kind, f.order_id, f.fact_key
+"""
 
 
 def load_facts(
@@ -265,15 +363,22 @@ def load_facts(
     fee_periods: "list[tuple[dt.date, dt.date]] | None" = None,
     supersedes: tuple[str, ...] = (),
 ) -> FactLoadResult:
-    """Store one extract's facts and re-derive the order lines of every group they touch, atomically.
+    """Store one extract's facts and re-derive the order lines of every group whose facts changed, atomically.
 
     ``facts`` replace the account's stored facts of ``kinds`` that this extract read: those
     dated in ``read_range`` and those of ``documents`` (the invoices read). A fact is keyed by
     its source row, so a fact collected by an earlier run outside that range stays. Then, for
-    every group an incoming or removed fact belongs to, the lines are derived from *all* the
-    stored facts of the group (``derive``) and replace the group's lines, restatements and
-    adjustments: the result is a function of the facts collected so far, never of the
-    window or the order of the runs.
+    every group a new, changed or removed fact belongs to (and every group read whose lines
+    are missing from the warehouse), the lines are derived from *all* the stored facts of the
+    group (``derive``) and replace the group's lines, restatements and adjustments: the result
+    is a function of the facts collected so far, never of the window or the order of the runs.
+    A group whose facts this extract read unchanged keeps what was derived from them before.
+
+    The cost follows what changed, not what was read: the facts are compared with the stored
+    ones in PostgreSQL (a temporary table loaded with COPY), the groups to derive are handed
+    to ``derive`` ``DERIVE_CHUNK_GROUPS`` at a time (a policy is local to its group, so memory
+    stays bounded whatever the account's size), and the derived rows go back by COPY into
+    temporary tables, from which the changes, their causes and the swap are set operations.
 
     Lines of the account of the ``supersedes`` sources (Jet v1 for a v2 load) dated in
     ``read_range`` are removed: the dates this extract read have one truth, its own, whatever
@@ -284,27 +389,27 @@ def load_facts(
     one transaction under the account's advisory lock; a failure leaves the warehouse as
     it was.
     """
-    import pandas as pd
-
     from coupang_sales.facts import UNAPPLIED_REASONS, fact_frame
 
     bad = facts[~facts["fact_kind"].isin(kinds)]
     if len(bad):
         raise ValueError(f"{len(bad)} facts of {channel}/{account_id} are not of the kinds {kinds}")
-    outside = facts[[not (read_range.start <= d <= read_range.end) and doc not in documents
-                     for d, doc in zip(facts["fact_date"], facts["document"], strict=True)]]
+    read = facts["fact_date"].map(lambda d: read_range.start <= d <= read_range.end).astype(bool)
+    outside = facts[~read & ~facts["document"].isin(documents)]
     if len(outside):
         raise ValueError(f"{len(outside)} facts of {channel}/{account_id} lie outside what was read "
                          f"({read_range}), e.g. {outside['fact_date'].iloc[0]}")
     who = {"channel": channel, "account": account_id, "kinds": list(kinds), "start": read_range.start,
-           "end": read_range.end, "documents": list(documents), "run_id": run_id, "sources": list(sources)}
+           "end": read_range.end, "documents": list(documents), "run_id": run_id, "sources": list(sources),
+           "line_kinds": list(LINE_FACT_KINDS), "chunk": DERIVE_CHUNK_GROUPS,
+           "unapplied": list(UNAPPLIED_REASONS)}
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (account_lock_key(channel, account_id),))
         cur.execute(f"CREATE TEMP TABLE incoming_facts ON COMMIT DROP AS "
                     f"SELECT {_FACT_COLS} FROM sales.collected_facts WITH NO DATA")
-        with cur.copy(f"COPY incoming_facts ({_FACT_COLS}) FROM STDIN") as copy:
-            for chunk in _copy_chunks(facts, FACT_COLUMNS):
-                copy.write(chunk)
+        cur.execute("ALTER TABLE incoming_facts ADD COLUMN ord bigserial")  # the extract's order, for the audit
+        _copy_in(cur, "incoming_facts", facts, FACT_COLUMNS)
+        cur.execute("ANALYZE incoming_facts")
         # What this extract changes: facts new or different, and facts of what was read that are gone.
         cur.execute(
             f"""
@@ -316,13 +421,31 @@ def load_facts(
              AND f.order_id = i.order_id AND f.fact_key = i.fact_key
             WHERE f.fact_key IS NULL OR ({_FACT_CONTENT_F}) IS DISTINCT FROM ({_FACT_CONTENT_I})
             UNION ALL
-            SELECT {_FACT_COLS_F}, 'removed'
+            SELECT {_FACT_COLS_F}, NULL, 'removed'
             FROM sales.collected_facts f
             WHERE f.channel = %(channel)s AND f.account_id = %(account)s AND f.fact_kind = ANY(%(kinds)s)
               AND (f.fact_date BETWEEN %(start)s AND %(end)s OR f.document = ANY(%(documents)s))
               AND NOT EXISTS (SELECT 1 FROM incoming_facts i WHERE i.fact_kind = f.fact_kind
                               AND i.order_id = f.order_id AND i.fact_key = f.fact_key)
             """, who)
+        cur.execute("ANALYZE fact_changes")
+        # The groups to derive: those of a changed fact, and those read whose lines are not all in
+        # the warehouse (a Jet v1 load replaced them, say); numbered into chunks for ``derive``.
+        cur.execute(
+            """
+            CREATE TEMP TABLE affected ON COMMIT DROP AS
+            SELECT group_key, (row_number() OVER (ORDER BY group_key) - 1) / %(chunk)s AS chunk
+            FROM (SELECT group_key FROM fact_changes
+                  UNION
+                  SELECT i.group_key FROM incoming_facts i
+                  WHERE i.fact_kind = ANY(%(line_kinds)s)
+                    AND NOT EXISTS (SELECT 1 FROM sales.order_lines o
+                                    WHERE o.channel = %(channel)s AND o.account_id = %(account)s
+                                      AND o.order_id = i.order_id AND o.line_key = i.fact_key
+                                      AND o.source = ANY(%(sources)s))) g
+            """, who)
+        cur.execute("ALTER TABLE affected ADD PRIMARY KEY (group_key)")
+        cur.execute("ANALYZE affected")
         cur.execute(
             """
             DELETE FROM sales.collected_facts f USING fact_changes c
@@ -336,96 +459,63 @@ def load_facts(
             ON CONFLICT (channel, account_id, fact_kind, order_id, fact_key)
             DO UPDATE SET {_FACT_UPDATES}, run_id = excluded.run_id, collected_at = now()
             """, who)
-        cur.execute("CREATE TEMP TABLE affected ON COMMIT DROP AS "
-                    "SELECT group_key FROM incoming_facts UNION SELECT group_key FROM fact_changes")
-        cur.execute(
-            f"""
-            SELECT {_FACT_COLS_F}
-            FROM sales.collected_facts f JOIN affected a USING (group_key)
-            WHERE f.channel = %(channel)s AND f.account_id = %(account)s AND f.fact_kind = ANY(%(kinds)s)
-            ORDER BY f.group_key, f.fact_kind, f.order_id, f.fact_key
-            """, who)
-        stored = fact_frame(pd.DataFrame(cur.fetchall(), columns=list(FACT_COLUMNS)))
-        cur.execute(f"SELECT {_FACT_COLS}, status FROM fact_changes")
-        changed_facts = pd.DataFrame(cur.fetchall(), columns=[*FACT_COLUMNS, "status"])
-        cur.execute("SELECT count(*) FROM affected")
-        groups = cur.fetchone()[0]
-
-        derived = derive(stored)
-        new_lines = derived.order_lines
-        bad = new_lines[(new_lines["channel"] != channel) | (new_lines["account_id"] != account_id)]
-        if len(bad):
-            raise ValueError(f"{len(bad)} derived rows do not belong to {channel}/{account_id}")
-
-        # The lines these groups had (a group is a Jet 주문ID or a Rocket 발주번호/SKU번호), whatever their key
-        # layout: rows of an older layout of the same orders are replaced too.
-        cur.execute(
-            f"""
-            SELECT {_LINE_COLS_O},
-                   CASE WHEN o.order_id IN (SELECT group_key FROM affected) THEN o.order_id
-                        ELSE o.order_id || '/' || coalesce(o.option_id, '') END
-            FROM sales.order_lines o
-            WHERE o.channel = %(channel)s AND o.account_id = %(account)s AND o.source = ANY(%(sources)s)
-              AND (o.order_id IN (SELECT group_key FROM affected)
-                   OR o.order_id || '/' || coalesce(o.option_id, '') IN (SELECT group_key FROM affected))
-            """, who)
-        old_lines = pd.DataFrame(cur.fetchall(), columns=[*ORDER_LINE_COLUMNS, "group_key"])
-        cur.execute("SELECT r.order_id, r.line_key, r.fact_kind, r.fact_key FROM sales.restatements r "
-                    "JOIN affected a USING (group_key) WHERE r.channel = %(channel)s AND r.account_id = %(account)s",
-                    who)
-        old_links = cur.fetchall()
-        changes = _line_changes(old_lines, new_lines, changed_facts, derived.restatements, old_links,
-                                channel=channel, account_id=account_id, run_id=run_id)
-        new_keyed = {(o, k) for o, k in zip(new_lines["order_id"], new_lines["line_key"], strict=True)}
-        clash = [(o, k) for o, k in new_keyed]
-        cur.execute("CREATE TEMP TABLE line_keys (order_id text, line_key text) ON COMMIT DROP")
-        with cur.copy("COPY line_keys (order_id, line_key) FROM STDIN") as copy:
-            for order_id, line_key in clash + list(zip(old_lines["order_id"], old_lines["line_key"], strict=True)):
-                copy.write_row((order_id, line_key))
-        cur.execute(
-            """
-            DELETE FROM sales.order_lines o USING line_keys k
-            WHERE o.channel = %(channel)s AND o.account_id = %(account)s
-              AND o.order_id = k.order_id AND o.line_key = k.line_key
-            """, who)
-        with cur.copy(f"COPY sales.order_lines ({_LINE_COLS}, run_id) FROM STDIN") as copy:
-            for chunk in _copy_chunks(new_lines.assign(run_id=run_id), (*ORDER_LINE_COLUMNS, "run_id")):
-                copy.write(chunk)
-        cur.execute("DELETE FROM sales.restatements t USING affected a WHERE t.group_key = a.group_key "
-                    "AND t.channel = %(channel)s AND t.account_id = %(account)s", who)
-        with cur.copy(f"COPY sales.restatements (channel, account_id, {_RESTATEMENT_COLS}) FROM STDIN") as copy:
-            for chunk in _copy_chunks(derived.restatements.assign(channel=channel, account_id=account_id),
-                                      ("channel", "account_id", *RESTATEMENT_COLUMNS)):
-                copy.write(chunk)
-        cur.execute("DELETE FROM sales.restatement_adjustments t USING affected a WHERE t.group_key = a.group_key "
-                    "AND t.channel = %(channel)s AND t.account_id = %(account)s", who)
-        with cur.copy(f"COPY sales.restatement_adjustments (channel, account_id, {_ADJUSTMENT_COLS}) "
-                      "FROM STDIN") as copy:
-            for chunk in _copy_chunks(derived.adjustments.assign(channel=channel, account_id=account_id),
-                                      ("channel", "account_id", *ADJUSTMENT_COLUMNS)):
-                copy.write(chunk)
-        with cur.copy(f"COPY sales.order_line_changes ({_CHANGE_COLS}) FROM STDIN") as copy:
-            for chunk in _copy_chunks(changes, CHANGE_COLUMNS):
-                copy.write(chunk)
+        cur.execute(f"CREATE TEMP TABLE new_lines ON COMMIT DROP AS SELECT {_LINE_COLS}, ''::text AS group_key "
+                    "FROM sales.order_lines WITH NO DATA")
+        cur.execute(f"CREATE TEMP TABLE new_restatements ON COMMIT DROP AS SELECT {_RESTATEMENT_COLS} "
+                    "FROM sales.restatements WITH NO DATA")
+        cur.execute(f"CREATE TEMP TABLE new_adjustments ON COMMIT DROP AS SELECT {_ADJUSTMENT_COLS} "
+                    "FROM sales.restatement_adjustments WITH NO DATA")
+        cur.execute("SELECT count(*), coalesce(max(chunk) + 1, 0) FROM affected")
+        groups, chunks = cur.fetchone()
+        for chunk in range(max(chunks, 1)):  # derive is called at least once, as before (an empty frame)
+            stored = fact_frame(_copy_out(cur, _STORED_FACTS_OF_CHUNK, {**who, "chunk_no": chunk}, _fact_types()))
+            derived = derive(stored)
+            new_lines = derived.order_lines
+            bad = new_lines[(new_lines["channel"] != channel) | (new_lines["account_id"] != account_id)]
+            if len(bad):
+                raise ValueError(f"{len(bad)} derived rows do not belong to {channel}/{account_id}")
+            _copy_in(cur, "new_lines", new_lines, (*ORDER_LINE_COLUMNS, "group_key"))
+            _copy_in(cur, "new_restatements", derived.restatements, RESTATEMENT_COLUMNS)
+            _copy_in(cur, "new_adjustments", derived.adjustments, ADJUSTMENT_COLUMNS)
+            del stored, derived, new_lines
+        cur.execute("ANALYZE new_lines")
+        cur.execute("ANALYZE new_restatements")
+        cur.execute("ANALYZE new_adjustments")
+        changes = _write_lines(cur, who)
         superseded = _supersede(cur, who, supersedes) if supersedes else 0
         if account_fees is not None:
             _replace_fees(cur, channel=channel, account_id=account_id, periods=list(fee_periods or []),
                           fees=account_fees, run_id=run_id)
-    adjustments = derived.adjustments
-    unapplied = adjustments[adjustments["reason"].isin(UNAPPLIED_REASONS)]
-    kinds_of = changes["change"].tolist()
+        cur.execute("SELECT status, count(*) FROM fact_changes GROUP BY status")
+        fact_counts = dict(cur.fetchall())
+        cur.execute("SELECT count(*) FROM new_lines")
+        loaded = cur.fetchone()[0]
+        # What no line carries in the groups this load read or derived (whether derived again or not), in
+        # the order the policies give it: by group, oldest restatement first, fees without a line last.
+        cur.execute(
+            """
+            SELECT t.fact_kind, t.order_id, t.option_id, t.document, t.fact_date, t.reason, t.quantity, t.amount,
+                   t.seller_shipping_fee
+            FROM sales.restatement_adjustments t
+            WHERE t.channel = %(channel)s AND t.account_id = %(account)s
+              AND t.group_key IN (SELECT group_key FROM incoming_facts UNION SELECT group_key FROM affected)
+              AND (t.reason = ANY(%(unapplied)s) OR t.reason = 'price_difference')
+            ORDER BY t.reason = 'fee_without_line', t.group_key, t.option_id, t.fact_date, t.fact_key, t.reason
+            """, who)
+        kept = cur.fetchall()
+    unapplied = [row for row in kept if row[5] in UNAPPLIED_REASONS]
     return FactLoadResult(
-        rows_loaded=len(new_lines), added=kinds_of.count("added"), changed=kinds_of.count("changed"),
-        removed=kinds_of.count("removed") + superseded, superseded=superseded,
-        facts_new=int((changed_facts["status"] == "new").sum()),
-        facts_changed=int((changed_facts["status"] == "changed").sum()),
-        facts_removed=int((changed_facts["status"] == "removed").sum()), groups=int(groups),
-        unapplied=tuple({"kind": _FACT_LABELS.get(u.fact_kind, u.fact_kind), "order_id": u.order_id,
-                         "option_id": u.option_id, "document": u.document, "fact_date": u.fact_date.isoformat(),
-                         "reason": u.reason, "quantity": int(u.quantity), "amount": int(u.amount),
-                         "seller_shipping_fee": int(u.seller_shipping_fee)}
-                        for u in unapplied.itertuples()),
-        price_difference=int(adjustments.loc[adjustments["reason"] == "price_difference", "amount"].sum()),
+        rows_loaded=loaded, added=changes.get("added", 0), changed=changes.get("changed", 0),
+        removed=changes.get("removed", 0) + superseded, superseded=superseded,
+        facts_new=fact_counts.get("new", 0), facts_changed=fact_counts.get("changed", 0),
+        facts_removed=fact_counts.get("removed", 0), groups=int(groups),
+        unapplied=tuple({"kind": _FACT_LABELS.get(kind, kind), "order_id": order_id, "option_id": option_id,
+                         "document": document, "fact_date": fact_date.isoformat(), "reason": reason,
+                         "quantity": int(quantity), "amount": int(amount),
+                         "seller_shipping_fee": int(fee)}
+                        for kind, order_id, option_id, document, fact_date, reason, quantity, amount, fee
+                        in unapplied),
+        price_difference=sum(int(row[7]) for row in kept if row[5] == "price_difference"),
     )
 
 
@@ -455,72 +545,107 @@ def _supersede(cur, who: dict[str, Any], sources: tuple[str, ...]) -> int:
     return cur.rowcount
 
 
-def _line_changes(old: "pd.DataFrame", new: "pd.DataFrame", changed_facts: "pd.DataFrame",
-                  new_links: "pd.DataFrame", old_links: list[tuple], *, channel: str, account_id: str,
-                  run_id: str | None) -> "pd.DataFrame":
-    """One ``order_line_changes`` row per line added, changed or removed, naming the facts that caused it.
+def _write_lines(cur, who: dict[str, Any]) -> dict[str, int]:
+    """Swap the affected groups' lines, restatements and adjustments for the derived ones (``new_lines``,
+    ``new_restatements``, ``new_adjustments``), writing one ``order_line_changes`` row per line added,
+    changed or removed with the facts of this load that caused it; returns the count of each change.
 
     A line's causes are the facts of this load that are its own original, that restate it
     (before or after), or that are per-order fees of its group; failing those, every fact of
     this load in its group.
     """
-    import pandas as pd
-
-    def same(a, b) -> bool:
-        return (pd.isna(a) and pd.isna(b)) or (not pd.isna(a) and not pd.isna(b) and a == b)
-
-    old_by_key = {(r["order_id"], r["line_key"]): r for r in old.to_dict("records")}
-    new_by_key = {(r["order_id"], r["line_key"]): r for r in new.to_dict("records")}
-    links: dict[tuple, set] = {}
-    for o, k, kind, fact in [*old_links, *zip(new_links["order_id"], new_links["line_key"], new_links["fact_kind"],
-                                              new_links["fact_key"], strict=True)]:
-        links.setdefault((o, k), set()).add((kind, fact))
-    by_group: dict[str, list[dict]] = {}
-    for fact in changed_facts.to_dict("records"):
-        by_group.setdefault(fact["group_key"], []).append(fact)
-    rows = []
-    for key in sorted(set(old_by_key) | set(new_by_key)):
-        before, after = old_by_key.get(key), new_by_key.get(key)
-        if before is not None and after is not None and all(same(before[c], after[c]) for c in _COMPARED):
-            continue
-        line = after if after is not None else before
-        group = line.get("group_key") if after is not None else (before.get("group_key") or
-                                                                 (after or {}).get("group_key"))
-        candidates = by_group.get(group, []) if group else [f for g in by_group.values() for f in g
-                                                            if f["order_id"] == key[0]]
-        linked = links.get(key, set())
-        causes = [f for f in candidates
-                  if (f["order_id"], f["fact_key"]) == key or (f["fact_kind"], f["fact_key"]) in linked
-                  or f["fact_kind"] == "jet_order_fee"
-                  or (f["fact_kind"] == "jet_settlement" and f["order_id"] == key[0]
-                      and key[1] == f["fact_key"])] or candidates
-        cause_facts = [{"kind": _FACT_LABELS.get(f["fact_kind"], f["fact_kind"]), "fact_kind": f["fact_kind"],
-                        "status": f["status"], "document": f["document"], "fact_key": f["fact_key"],
-                        "fact_date": f["fact_date"].isoformat(), "order_id": f["order_id"],
-                        "option_id": None if pd.isna(f["option_id"]) else f["option_id"],
-                        "quantity": int(f["quantity"]), "amount": int(f["amount"]),
-                        "run_id": run_id} for f in causes]
-        cause = "; ".join(f"{c['kind']} {c['status']}: {c['document']} {c['fact_key']} dated {c['fact_date']} "
-                          f"({c['quantity']:+d}, {c['amount']:+,} won) collected in run {run_id}"
-                          for c in cause_facts) or "re-derived (no fact of this load changed)"
-        rows.append({"channel": channel, "account_id": account_id, "order_id": key[0], "line_key": key[1],
-                     "sales_date": line["sales_date"],
-                     "change": "added" if before is None else "removed" if after is None else "changed",
-                     "old_payment_amount": None if before is None else int(before["payment_amount"]),
-                     "new_payment_amount": None if after is None else int(after["payment_amount"]),
-                     "old_quantity": None if before is None else int(before["quantity"]),
-                     "new_quantity": None if after is None else int(after["quantity"]),
-                     "run_id": run_id, "cause": cause,
-                     "cause_facts": json.dumps(cause_facts, ensure_ascii=False)})
-    frame = pd.DataFrame(rows, columns=["channel", "account_id", "order_id", "line_key", "sales_date", "change",
-                                        "old_payment_amount", "new_payment_amount", "old_quantity", "new_quantity",
-                                        "run_id", "cause", "cause_facts"])
-    for name in ("old_payment_amount", "new_payment_amount", "old_quantity", "new_quantity"):
-        frame[name] = frame[name].astype("Int64")
-    for name in ("channel", "account_id", "order_id", "line_key", "change", "run_id", "cause", "cause_facts"):
-        frame[name] = frame[name].astype(object)
-    frame["sales_date"] = frame["sales_date"].astype(object)
-    return frame
+    # The lines these groups had (a group is a Jet 주문ID or a Rocket 발주번호/SKU번호), whatever their key
+    # layout: rows of an older layout of the same orders are replaced too.
+    cur.execute(
+        f"""
+        CREATE TEMP TABLE old_lines ON COMMIT DROP AS
+        SELECT {_LINE_COLS_O},
+               CASE WHEN o.order_id IN (SELECT group_key FROM affected) THEN o.order_id
+                    ELSE o.order_id || '/' || coalesce(o.option_id, '') END AS group_key
+        FROM sales.order_lines o
+        WHERE o.channel = %(channel)s AND o.account_id = %(account)s AND o.source = ANY(%(sources)s)
+          AND (o.order_id IN (SELECT group_key FROM affected)
+               OR o.order_id || '/' || coalesce(o.option_id, '') IN (SELECT group_key FROM affected))
+        """, who)
+    cur.execute("ANALYZE old_lines")
+    cur.execute(
+        f"""
+        CREATE TEMP TABLE line_changes ON COMMIT DROP AS
+        SELECT row_number() OVER (ORDER BY coalesce(n.order_id, o.order_id), coalesce(n.line_key, o.line_key)) AS id,
+               coalesce(n.order_id, o.order_id) AS order_id, coalesce(n.line_key, o.line_key) AS line_key,
+               CASE WHEN n.order_id IS NULL THEN o.group_key ELSE n.group_key END AS group_key,
+               CASE WHEN n.order_id IS NULL THEN o.sales_date ELSE n.sales_date END AS sales_date,
+               CASE WHEN o.order_id IS NULL THEN 'added' WHEN n.order_id IS NULL THEN 'removed'
+                    ELSE 'changed' END AS change,
+               o.payment_amount AS old_payment_amount, n.payment_amount AS new_payment_amount,
+               o.quantity AS old_quantity, n.quantity AS new_quantity
+        FROM new_lines n FULL JOIN old_lines o ON o.order_id = n.order_id AND o.line_key = n.line_key
+        WHERE o.order_id IS NULL OR n.order_id IS NULL OR ({_COMPARED_O}) IS DISTINCT FROM ({_COMPARED_N})
+        """)
+    cur.execute("ANALYZE line_changes")
+    cur.execute(
+        """
+        CREATE TEMP TABLE line_links ON COMMIT DROP AS
+        SELECT r.order_id, r.line_key, r.fact_kind, r.fact_key
+        FROM sales.restatements r JOIN affected a USING (group_key)
+        WHERE r.channel = %(channel)s AND r.account_id = %(account)s
+        UNION SELECT order_id, line_key, fact_kind, fact_key FROM new_restatements
+        """, who)
+    cur.execute("ANALYZE line_links")
+    cur.execute(
+        f"""
+        INSERT INTO sales.order_line_changes ({_CHANGE_COLS})
+        WITH candidates AS (
+            SELECT c.id, f.ord, f.fact_kind, f.status, f.document, f.fact_key, f.fact_date, f.order_id, f.option_id,
+                   f.quantity, f.amount, {_LABEL_OF_KIND} AS label,
+                   (f.order_id = c.order_id AND f.fact_key = c.line_key) OR f.fact_kind = 'jet_order_fee'
+                   OR l.fact_key IS NOT NULL AS hit
+            FROM line_changes c
+            JOIN fact_changes f ON f.group_key = c.group_key
+            LEFT JOIN line_links l ON l.order_id = c.order_id AND l.line_key = c.line_key
+                                  AND l.fact_kind = f.fact_kind AND l.fact_key = f.fact_key
+        ), causes AS (
+            SELECT id,
+                   string_agg(format('%%s %%s: %%s %%s dated %%s (%%s%%s, %%s%%s won) collected in run %%s',
+                                     label, status, document, fact_key, to_char(fact_date, 'YYYY-MM-DD'),
+                                     CASE WHEN quantity < 0 THEN '-' ELSE '+' END, abs(quantity),
+                                     CASE WHEN amount < 0 THEN '-' ELSE '+' END,
+                                     to_char(abs(amount), 'FM9,999,999,999,999,999,990'),
+                                     coalesce(%(run_id)s::text, 'None')),
+                              '; ' ORDER BY ord NULLS LAST, fact_kind, order_id, fact_key) AS cause,
+                   jsonb_agg(jsonb_build_object(
+                       'kind', label, 'fact_kind', fact_kind, 'status', status, 'document', document,
+                       'fact_key', fact_key, 'fact_date', to_char(fact_date, 'YYYY-MM-DD'), 'order_id', order_id,
+                       'option_id', option_id, 'quantity', quantity, 'amount', amount, 'run_id', %(run_id)s::text)
+                       ORDER BY ord NULLS LAST, fact_kind, order_id, fact_key) AS cause_facts
+            FROM (SELECT *, bool_or(hit) OVER (PARTITION BY id) AS any_hit FROM candidates) m
+            WHERE hit OR NOT any_hit
+            GROUP BY id)
+        SELECT %(channel)s, %(account)s, c.order_id, c.line_key, c.sales_date, c.change, c.old_payment_amount,
+               c.new_payment_amount, c.old_quantity, c.new_quantity, %(run_id)s,
+               coalesce(k.cause, 're-derived (no fact of this load changed)'), coalesce(k.cause_facts, '[]'::jsonb)
+        FROM line_changes c LEFT JOIN causes k USING (id)
+        ORDER BY c.id
+        """, who)
+    cur.execute(
+        """
+        DELETE FROM sales.order_lines o
+        USING (SELECT order_id, line_key FROM new_lines UNION SELECT order_id, line_key FROM old_lines) k
+        WHERE o.channel = %(channel)s AND o.account_id = %(account)s
+          AND o.order_id = k.order_id AND o.line_key = k.line_key
+        """, who)
+    cur.execute(f"INSERT INTO sales.order_lines ({_LINE_COLS}, run_id) SELECT {_LINE_COLS}, %(run_id)s "
+                "FROM new_lines", who)
+    cur.execute("DELETE FROM sales.restatements t USING affected a WHERE t.group_key = a.group_key "
+                "AND t.channel = %(channel)s AND t.account_id = %(account)s", who)
+    cur.execute(f"INSERT INTO sales.restatements (channel, account_id, {_RESTATEMENT_COLS}) "
+                f"SELECT %(channel)s, %(account)s, {_RESTATEMENT_COLS} FROM new_restatements", who)
+    cur.execute("DELETE FROM sales.restatement_adjustments t USING affected a WHERE t.group_key = a.group_key "
+                "AND t.channel = %(channel)s AND t.account_id = %(account)s", who)
+    cur.execute(f"INSERT INTO sales.restatement_adjustments (channel, account_id, {_ADJUSTMENT_COLS}) "
+                f"SELECT %(channel)s, %(account)s, {_ADJUSTMENT_COLS} FROM new_adjustments", who)
+    cur.execute("SELECT change, count(*) FROM line_changes GROUP BY change")
+    return dict(cur.fetchall())
 
 
 def _replace_fees(cur, *, channel: str, account_id: str, periods: list[tuple[dt.date, dt.date]],
