@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> Report:
 
     from coupang_sales.frames import read_frame
     from coupang_sales.model import Window
-    from coupang_sales.warehouse import migrate
+    from coupang_sales.warehouse.schema_versions import migrate
 
     work = Path(tempfile.mkdtemp(prefix="coupang-bench-data-path-"))
     staging = work / "staging"
