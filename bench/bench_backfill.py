@@ -127,7 +127,7 @@ def run(raw: dict, dsn: str, first: dt.date, last: dt.date, daily_days: int, say
     from airflow.dag_processing.dagbag import DagBag
     from airflow.utils import db
 
-    from coupang_sales.warehouse import migrate
+    from coupang_sales.warehouse.schema_versions import migrate
     from sandbox import SandboxServer, load_scenario
 
     os.environ["AIRFLOW_CONN_COUPANG_WAREHOUSE"] = local_stack.connection_json(dsn)

@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> Report:
     import psycopg
 
     from coupang_sales.model import Window
-    from coupang_sales.warehouse import migrate
+    from coupang_sales.warehouse.schema_versions import migrate
 
     work = Path(tempfile.mkdtemp(prefix="coupang-bench-data-path-"))
     staging = work / "staging"

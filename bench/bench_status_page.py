@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     import pgserver
     import psycopg
 
-    from coupang_sales.warehouse import apply_schema
+    from coupang_sales.warehouse.schema_versions import migrate as apply_schema
     from coupang_sales.warehouse.status import StatusQuery, account_statuses, freshness_changes
 
     report = Report("status_page", settings={"accounts": args.accounts, "days": args.days, "lines": args.lines,

@@ -43,7 +43,7 @@ def main() -> int:
 
     import psycopg
 
-    from coupang_sales.warehouse import migrate
+    from coupang_sales.warehouse.schema_versions import migrate
     from sandbox import SandboxServer, load_scenario
 
     warehouse = local_stack.EmbeddedWarehouse(state / "pgdata").start()

@@ -99,7 +99,7 @@ def _output_to(log):
 def run(dsn: str, scenario: dict, sandbox, first: dt.date, last: dt.date) -> int:
     import psycopg
 
-    from coupang_sales.warehouse import migrate
+    from coupang_sales.warehouse.schema_versions import migrate
 
     os.environ["AIRFLOW_CONN_COUPANG_WAREHOUSE"] = local_stack.connection_json(dsn)
     with psycopg.connect(dsn, autocommit=True) as conn:

@@ -119,7 +119,7 @@ def warehouse(pg_server, scratch_database, request):
     """A fresh database per test, migrated to the newest schema version, and the Airflow connection pointing at it."""
     import psycopg
 
-    from coupang_sales.warehouse import migrate
+    from coupang_sales.warehouse.schema_versions import migrate
 
     name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:50]
     socket_dir = pg_server.get_uri().split("host=")[1]

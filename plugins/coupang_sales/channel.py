@@ -67,7 +67,6 @@ class Channel:
     """What the project knows of one channel of ``sales.accounts``."""
 
     name: str                                        # sales.accounts.channel, and the DAG id's stem
-    title: str                                       # for people: 'Coupang Rocket (Supplier Hub)'
     portal: str                                      # whose portal settings: supplier_hub | wing
     portal_title: str                                # the portal's name in the UI: 'Coupang Supplier Hub'
     session_class: Callable[[], type]                # the page-object session of the portal

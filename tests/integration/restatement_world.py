@@ -49,7 +49,7 @@ class RocketWorld:
         invoices = rocket.parse_invoices(rows)
         raw = pd.DataFrame([x for _, lines in read.values() for x in lines], columns=list(rocket.DETAIL_COLUMNS))
         lines = rocket.drop_duplicate_lines(rocket.parse_receive_detail(raw, source="test")).lines
-        facts = rocket.transform(invoices, lines, account_id=self.account_id).facts
+        facts = rocket.facts(invoices, lines)
         derive = checked or (lambda stored: rocket.derive(stored, account_id=self.account_id))
         return load_facts(conn, channel=ROCKET, account_id=self.account_id, facts=facts,
                           kinds=rocket.ROCKET_FACT_KINDS, read_range=Window(window.start, until),

@@ -67,7 +67,7 @@ def module_warehouse(scratch_database, request):
     """The module's warehouse database (the scheduler's tasks keep its connection for the module)."""
     import psycopg
 
-    from coupang_sales.warehouse import migrate
+    from coupang_sales.warehouse.schema_versions import migrate
 
     name = "t_" + request.module.__name__.rsplit(".", 1)[-1]
     with scratch_database(name) as dsn, psycopg.connect(dsn, autocommit=True) as conn:

@@ -72,14 +72,14 @@ def work_dir():
 def cluster(scratch_database, pg_server, work_dir):
     import psycopg
 
-    from coupang_sales.warehouse import apply_schema
+    from coupang_sales.warehouse.schema_versions import migrate
     from sandbox import SandboxServer, load_scenario
 
     suffix = work_dir.name.removeprefix("coupang-celery-").lower()
     metadata_db = f"airflow_celery_{suffix}"
     with scratch_database(f"t_celery_{suffix}") as dsn, \
             psycopg.connect(dsn, autocommit=True) as conn, SandboxServer(load_scenario(SCENARIO)) as portal:
-        apply_schema(conn)
+        migrate(conn)
         redis = local_stack.RedisServer(work_dir / "redis").start()
         metadata = local_stack.postgres_metadata_url(pg_server.get_uri(), metadata_db)
         env = {**__import__("os").environ,

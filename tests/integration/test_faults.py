@@ -260,7 +260,7 @@ def test_postgres_stopped_during_the_load_rolls_back_and_the_retry_loads_once(
     from airflow.dag_processing.dagbag import DagBag
     from pgserver._commands import pg_ctl
 
-    from coupang_sales.warehouse import migrate
+    from coupang_sales.warehouse.schema_versions import migrate
 
     dsn = own_postgres.get_uri()
     monkeypatch.setenv("AIRFLOW_CONN_COUPANG_WAREHOUSE", local_stack.connection_json(dsn))

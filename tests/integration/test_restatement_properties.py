@@ -148,8 +148,7 @@ def test_rocket_rows_are_the_same_whatever_the_runs_and_money_is_conserved(wareh
              "세금계산서 확정일": d.isoformat(), "발행유형": "역발행"} for no, (d, _) in everything.invoices.items()]
     raw = pd.DataFrame([x for _, lines in everything.invoices.values() for x in lines],
                        columns=list(rocket.DETAIL_COLUMNS))
-    facts = rocket.transform(rocket.parse_invoices(rows), rocket.parse_receive_detail(raw, source="all"),
-                             account_id="V1").facts
+    facts = rocket.facts(rocket.parse_invoices(rows), rocket.parse_receive_detail(raw, source="all"))
     assert stored(warehouse, "V1") == expected(rocket.derive(facts, account_id="V1"))
     assert paid_and_adjusted(warehouse, "V1") == world.total()
     zero_together = warehouse.execute(

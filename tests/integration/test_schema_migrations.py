@@ -212,14 +212,16 @@ def test_the_command_migrates_and_checks(empty):
     assert versions(conn) == SHIPPED_ROWS
 
 
-def test_the_package_name_stays_callable_after_the_command_module_is_imported(empty):
-    import importlib
+def test_python_callers_migrate_through_schema_versions_whatever_else_is_imported(empty):
+    """``python -m coupang_sales.warehouse.migrate`` is the command; from Python the migrations are
+    ``schema_versions.migrate``, which importing the command module does not hide (the package itself
+    has no ``migrate`` function for the command module's name to shadow)."""
+    import coupang_sales.warehouse.migrate as command
+    from coupang_sales.warehouse.schema_versions import migrate
 
-    import coupang_sales.warehouse as warehouse
-
-    importlib.import_module("coupang_sales.warehouse.migrate")
+    assert callable(command.main)
     _, conn = empty
-    assert warehouse.migrate(conn) == SHIPPED
+    assert migrate(conn) == SHIPPED
 
 
 # --- a DAG run against the migrated warehouse (one_invoice.SCENARIO) -----------------------------

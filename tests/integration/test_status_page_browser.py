@@ -21,7 +21,8 @@ from urllib.parse import unquote
 import pytest
 
 from coupang_sales.model import Window
-from coupang_sales.warehouse import apply_schema, record_run, upsert_account
+from coupang_sales.warehouse import record_run, upsert_account
+from coupang_sales.warehouse.schema_versions import migrate
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,7 +62,7 @@ def status_warehouse(scratch_database):
 
     with scratch_database("status_page_browser") as uri:
         with psycopg.connect(uri, autocommit=True) as conn:
-            apply_schema(conn)
+            migrate(conn)
             populate(conn)
         yield uri
 

@@ -161,7 +161,8 @@ def test_rocket_receive_detail_export_parses_or_is_refused(rows):
     try:
         table = read_table(path, rocket.DETAIL_COLUMNS, source="입고상세내역 fuzz.xlsx")
         lines = rocket.parse_receive_detail(table.frame, source="입고상세내역 fuzz.xlsx")
-        result = rocket.transform(DETAIL_INVOICES, rocket.drop_duplicate_lines(lines).lines, account_id="V1")
+        result = rocket.derive(rocket.facts(DETAIL_INVOICES, rocket.drop_duplicate_lines(lines).lines),
+                               account_id="V1")
     except CollectionError as error:
         refused("rocket 입고상세내역", error)
         return

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from coupang_sales.errors import ExportFormatError
+from coupang_sales.facts import Derived
 from coupang_sales.rocket import policy as rocket
 
 D = dt.date.fromisoformat
@@ -27,10 +28,12 @@ def line(no: str, kind: str, po: str, sku: str, qty: int, supply: int, tax: int,
             "계산서번호": no, "지급일": "2026-02-10"}
 
 
-def run(invoices: list[dict], lines: list[dict], account: str = "V1") -> rocket.RocketResult:
+def run(invoices: list[dict], lines: list[dict], account: str = "V1") -> Derived:
+    """The order lines the typed rows give by themselves: their facts, derived (as a load derives them)."""
     typed_invoices = rocket.parse_invoices(invoices)
     typed_lines = rocket.parse_receive_detail(pd.DataFrame(lines), source="test")
-    return rocket.transform(typed_invoices, rocket.drop_duplicate_lines(typed_lines).lines, account_id=account)
+    facts = rocket.facts(typed_invoices, rocket.drop_duplicate_lines(typed_lines).lines)
+    return rocket.derive(facts, account_id=account)
 
 
 def test_payment_amount_is_total_unit_price_chong_danga():
@@ -65,7 +68,7 @@ def test_paid_jan5_cancelled_jan6_restates_jan5_to_zero():
     assert lines.loc[0, "payment_amount"] == 0 and lines.loc[0, "quantity"] == 0
     assert bool(lines.loc[0, "is_cancelled"]) is True
     assert lines.loc[0, "cancelled_amount"] == 99_000
-    assert out.unmatched_returns.empty
+    assert out.unapplied().reset_index(drop=True).empty
 
 
 def test_partial_return_reduces_the_original_line():
@@ -95,7 +98,7 @@ def test_unmatched_return_is_kept_visible_not_dropped():
     out = run([invoice("301", "2026-01-06", -9_900)], [line("301", "반출", "PO9", "S9", -1, 9_000, 900)])
     assert out.order_lines.empty
     assert [(r.order_id, r.option_id, r.document, r.reason, r.quantity, r.amount)
-            for r in out.unmatched_returns.itertuples()] == [("PO9", "S9", "301", "no_original", -1, -9_900)]
+            for r in out.unapplied().itertuples()] == [("PO9", "S9", "301", "no_original", -1, -9_900)]
 
 
 def test_partial_return_across_receipts_at_different_unit_prices_takes_its_own_price_first():

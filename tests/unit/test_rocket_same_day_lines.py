@@ -49,7 +49,7 @@ def test_two_real_same_day_receipts_both_count_and_a_verbatim_repeat_counts_once
     invoices = rocket.parse_invoices([invoice("300", 20_000)])
     deduped = rocket.drop_duplicate_lines(typed([*real, real[1]]), invoices)  # the download repeated one line
     assert deduped.duplicates_removed == 1 and len(deduped.lines) == 2
-    result = rocket.transform(invoices, deduped.lines, account_id="V1")
+    result = rocket.derive(rocket.facts(invoices, deduped.lines), account_id="V1")
     # one order line (same key: 계산서번호:SKU번호:입고일자:물류센터) carrying both receipts
     assert result.order_lines["payment_amount"].tolist() == [20_000]
     assert result.order_lines["quantity"].tolist() == [4]

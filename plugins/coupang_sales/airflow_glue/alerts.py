@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import html
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from coupang_sales.airflow_glue.audit import failure_of
 from coupang_sales.airflow_glue.window import resolve_window
+from coupang_sales.config import ConfigurationError, Settings, settings
 from coupang_sales.errors import CATEGORIES, SELLER_ACTION_CATEGORIES
 from coupang_sales.model import Window
 
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_WARNING_CATEGORY = "sub_account_expiring"
 DEFAULT_WARNING_ACTION = "Click '연장하기' at 서플라이어허브 > 부계정 관리 before the expiry date."
-DEFAULT_BLOCKED_REALERT_HOURS = 24.0
+DEFAULT_BLOCKED_REALERT_HOURS = Settings.model_fields["blocked_realert_hours"].default
 
 
 def warning_context(context: Mapping[str, Any], account: Mapping[str, Any], *, detail: str,
@@ -145,11 +145,10 @@ def unapplied_warning(account: Mapping[str, Any], window: Window, summary: Mappi
 def blocked_realert_hours() -> float:
     """``COUPANG_BLOCKED_REALERT_HOURS`` (default 24; 0 = every run): how often an account that stays
     blocked by a seller's action is alerted again."""
-    raw = os.environ.get("COUPANG_BLOCKED_REALERT_HOURS", "")
     try:
-        return max(0.0, float(raw)) if raw.strip() else DEFAULT_BLOCKED_REALERT_HOURS
-    except ValueError:
-        log.error("COUPANG_BLOCKED_REALERT_HOURS=%r is not a number; using %g", raw, DEFAULT_BLOCKED_REALERT_HOURS)
+        return max(0.0, settings().blocked_realert_hours)
+    except ConfigurationError as exc:  # an alert goes out whatever the setting says
+        log.error("%s; using %g hours", exc.detail, DEFAULT_BLOCKED_REALERT_HOURS)
         return DEFAULT_BLOCKED_REALERT_HOURS
 
 

@@ -15,21 +15,20 @@ change with the setting.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.sdk import Asset
 
 from coupang_sales.channel import ACCOUNT_FEES_ASSET, ORDER_LINES_ASSET, Channel
+from coupang_sales.config import settings
 
 ORDER_LINES_NAME = ORDER_LINES_ASSET
 ACCOUNT_FEES_NAME = ACCOUNT_FEES_ASSET
-DEFAULT_BASE = "postgres://warehouse:5432/sales"
 
 
 def asset_base() -> str:
-    return os.environ.get("COUPANG_WAREHOUSE_ASSET_BASE", DEFAULT_BASE).rstrip("/")
+    return settings().warehouse_asset_base.rstrip("/")
 
 
 def order_lines_asset() -> Asset:

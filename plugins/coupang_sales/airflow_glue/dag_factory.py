@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 from typing import Any
 
 import pendulum
@@ -18,6 +17,7 @@ from coupang_sales.airflow_glue.staging import remove_expired, retention_days
 from coupang_sales.airflow_glue.timetable import SeoulDailyTimetable
 from coupang_sales.airflow_glue.window import DEFAULT_LOOKBACK_DAYS, DEFAULT_RESTATEMENT_HORIZON_DAYS
 from coupang_sales.channel import Channel, PreCheck, Tag
+from coupang_sales.config import settings
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def default_args() -> dict[str, Any]:
     return {
         "owner": "data-engineering",
         "retries": 3,
-        "retry_delay": dt.timedelta(seconds=int(os.environ.get("COUPANG_RETRY_DELAY_SECONDS", "120"))),
+        "retry_delay": dt.timedelta(seconds=settings().retry_delay_seconds),
         "retry_exponential_backoff": True,
         "max_retry_delay": dt.timedelta(minutes=30),
     }
@@ -54,7 +54,7 @@ def browser_task_timeout() -> dt.timedelta:
     (the connection's ``timeout``, 20 s), so this only ends a task that hangs outside them
     (a wedged browser or driver). ``COUPANG_BROWSER_TASK_TIMEOUT_MINUTES``, default 180:
     a year's range run of a large account takes minutes, not hours."""
-    return dt.timedelta(minutes=float(os.environ.get("COUPANG_BROWSER_TASK_TIMEOUT_MINUTES", "180")))
+    return dt.timedelta(minutes=settings().browser_task_timeout_minutes)
 
 
 def load_task_timeout() -> dt.timedelta:
@@ -62,20 +62,20 @@ def load_task_timeout() -> dt.timedelta:
     ``lock_timeout`` and ``statement_timeout`` (``warehouse_timeouts()``), so this only ends a
     load stuck outside them (reading the staged files, a hung connection).
     ``COUPANG_LOAD_TASK_TIMEOUT_MINUTES``, default 60."""
-    return dt.timedelta(minutes=float(os.environ.get("COUPANG_LOAD_TASK_TIMEOUT_MINUTES", "60")))
+    return dt.timedelta(minutes=settings().load_task_timeout_minutes)
 
 
 def browser_queue() -> dict[str, str]:
     """The Celery queue of the browser tasks: ``COUPANG_BROWSER_QUEUE`` (for example ``browser``), so
     only workers started with ``airflow celery worker --queues browser`` (beside a Chromium or a
     Selenium Grid) run them. Unset: Airflow's default queue, like every other task."""
-    queue = os.environ.get("COUPANG_BROWSER_QUEUE", "").strip()
+    queue = settings().browser_queue
     return {"queue": queue} if queue else {}
 
 
 def pool_name(channel: Channel) -> str:
     """The Airflow pool of the portal's browser tasks (``COUPANG_<PORTAL>_POOL`` overrides the name)."""
-    return os.environ.get(f"COUPANG_{channel.pool.upper()}_POOL", f"coupang_{channel.pool}")
+    return getattr(settings(), f"{channel.pool}_pool")
 
 
 def checks_sign_on() -> bool:
@@ -85,19 +85,14 @@ def checks_sign_on() -> bool:
     the extract, which signs on once and runs it first: one sign-on per account per run, however
     the scheduler interleaves accounts on one egress address (docs/decisions.md). ``true`` suits a
     deployment with an address per account, where each check then fails on its own task."""
-    return os.environ.get("COUPANG_CHECKS_SIGN_ON", "false").strip().lower() in ("1", "true", "yes")
+    return settings().checks_sign_on
 
 
 def shard_count(channel: str) -> int:
     """How many DAGs share the channel's accounts: ``COUPANG_ROCKET_SHARDS`` / ``COUPANG_JET_SHARDS``,
     else ``COUPANG_SHARDS``, default 1. Read at parse time, so the DAG processor and every worker
     must see the same value (set it in the deployment's common environment)."""
-    key = channel.removeprefix("coupang_").upper()
-    raw = os.environ.get(f"COUPANG_{key}_SHARDS") or os.environ.get("COUPANG_SHARDS") or "1"
-    count = int(raw)
-    if not 1 <= count <= 99:
-        raise ValueError(f"COUPANG_{key}_SHARDS must be between 1 and 99, not {raw!r}")
-    return count
+    return settings().shards_of(channel.removeprefix("coupang_").upper())
 
 
 def shard_dag_id(channel: str, shard: int) -> str:

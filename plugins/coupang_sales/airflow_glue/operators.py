@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +25,7 @@ from airflow.sdk import BaseOperator
 
 from coupang_sales.airflow_glue.audit import Audit
 from coupang_sales.airflow_glue.window import resolve_window, seoul_today
+from coupang_sales.config import settings
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -136,7 +136,7 @@ def one_seller_per_address() -> bool:
     the sessions of the portal's other sellers from the same address? Then a profile whose channel saw
     another account sign on since its own sign-on is signed out, known without a browser. ``false``
     (say, workers on several addresses sharing one profile volume) asks the portal every time."""
-    return os.environ.get("COUPANG_ONE_SELLER_PER_ADDRESS", "true").strip().lower() not in ("0", "false", "no")
+    return settings().one_seller_per_address
 
 
 def sessions_survive_browser(account: Mapping[str, Any], hook: Any = None) -> bool:
@@ -145,7 +145,7 @@ def sessions_survive_browser(account: Mapping[str, Any], hook: Any = None) -> bo
     browser process is signed out: False by default. True where the browser is a Chrome that outlives
     the task (``debugger_address`` in the connection's extra or ``CHROME_DEBUGGER_ADDRESS``), or where
     ``COUPANG_SESSIONS_SURVIVE_BROWSER=true`` says the portal keeps sessions in the profile."""
-    if os.environ.get("COUPANG_SESSIONS_SURVIVE_BROWSER", "").strip().lower() in ("1", "true", "yes"):
+    if settings().sessions_survive_browser:
         return True
     from coupang_sales.portal.browser import debugger_address_from
 

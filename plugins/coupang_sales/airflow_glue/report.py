@@ -62,21 +62,14 @@ FAIL_RUN_ON = {
     "any": "any account did not load, a seller's action included",
     "never": "never: failures are alerted and shown in the report only",
 }
-DEFAULT_FAIL_RUN_ON = "action_needed"
 
 
 def fail_run_on() -> str:
     """``COUPANG_FAIL_RUN_ON``: when the ``report`` task fails the run (``FAIL_RUN_ON``; default
     ``action_needed``). An unknown value is a configuration error."""
-    import os
+    from coupang_sales.config import settings
 
-    from coupang_sales.errors import CollectionError
-
-    value = os.environ.get("COUPANG_FAIL_RUN_ON", "").strip() or DEFAULT_FAIL_RUN_ON
-    if value not in FAIL_RUN_ON:
-        raise CollectionError("configuration_error",
-                              f"COUPANG_FAIL_RUN_ON={value!r}: expected one of {sorted(FAIL_RUN_ON)}")
-    return value
+    return settings().fail_run_on
 
 
 def run_failures(report: Mapping[str, Any], mode: str) -> list[Mapping[str, Any]]:

@@ -31,12 +31,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from coupang_sales.config import settings
+
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RETENTION_DAYS = 14
 LOCAL_PROTOCOLS = ("file", "local", "")
 NEVER_UPLOADED = ("downloads",)  # the browser's own folder: partial files, nothing a later task reads
 
@@ -44,19 +45,20 @@ NEVER_UPLOADED = ("downloads",)  # the browser's own folder: partial files, noth
 def staging_root() -> "ObjectStoragePath":
     from airflow.sdk import ObjectStoragePath
 
-    url = os.environ.get("COUPANG_STAGING_URL")
+    config = settings()
+    url = config.staging_url
     if not url:
-        folder = Path(os.environ.get("COUPANG_STAGING_DIR")
+        folder = Path(config.staging_dir
                       or Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser() / "staging")
         url = folder.expanduser().resolve().as_uri()
-    return ObjectStoragePath(url, conn_id=os.environ.get("COUPANG_STAGING_CONN_ID") or None)
+    return ObjectStoragePath(url, conn_id=config.staging_conn_id)
 
 
 def staging_path(url: str) -> "ObjectStoragePath":
     """A staging folder from the URL a task passed on in its XCom summary."""
     from airflow.sdk import ObjectStoragePath
 
-    return ObjectStoragePath(url, conn_id=os.environ.get("COUPANG_STAGING_CONN_ID") or None)
+    return ObjectStoragePath(url, conn_id=settings().staging_conn_id)
 
 
 def is_local(path: "ObjectStoragePath") -> bool:
@@ -137,7 +139,7 @@ def working_copy(folder: "ObjectStoragePath", *, only: Sequence[str] | None = No
 
 
 def retention_days() -> float:
-    return float(os.environ.get("COUPANG_STAGING_RETENTION_DAYS", DEFAULT_RETENTION_DAYS))
+    return settings().staging_retention_days
 
 
 def _modified(path: "ObjectStoragePath") -> dt.datetime | None:

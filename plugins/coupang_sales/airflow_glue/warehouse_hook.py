@@ -15,22 +15,9 @@ from typing import Any
 
 from airflow.providers.postgres.hooks.postgres import PostgresHook
 
+from coupang_sales.config import settings
 from coupang_sales.errors import CollectionError
 from coupang_sales.warehouse.sessions import configure_session, lock_holders
-
-DEFAULT_LOCK_TIMEOUT_SECONDS = 120
-DEFAULT_STATEMENT_TIMEOUT_SECONDS = 900
-
-
-def _seconds_setting(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    try:
-        value = float(raw) if raw not in (None, "") else float(default)
-    except ValueError:
-        raise CollectionError("configuration_error", f"{name}={raw!r} is not a number of seconds") from None
-    if value < 0:
-        raise CollectionError("configuration_error", f"{name}={raw!r} is negative")
-    return value
 
 
 def warehouse_timeouts() -> dict[str, float]:
@@ -43,9 +30,9 @@ def warehouse_timeouts() -> dict[str, float]:
     - ``COUPANG_WAREHOUSE_STATEMENT_TIMEOUT_SECONDS`` (default 900): the longest one statement
       may run; a year's range load of a large account takes well under a minute per statement.
     """
-    return {"lock_timeout": _seconds_setting("COUPANG_WAREHOUSE_LOCK_TIMEOUT_SECONDS", DEFAULT_LOCK_TIMEOUT_SECONDS),
-            "statement_timeout": _seconds_setting("COUPANG_WAREHOUSE_STATEMENT_TIMEOUT_SECONDS",
-                                                  DEFAULT_STATEMENT_TIMEOUT_SECONDS)}
+    config = settings()
+    return {"lock_timeout": config.warehouse_lock_timeout_seconds,
+            "statement_timeout": config.warehouse_statement_timeout_seconds}
 
 
 def _first_line(exc: BaseException) -> str:

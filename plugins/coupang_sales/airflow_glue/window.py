@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from coupang_sales.config import settings
 from coupang_sales.errors import CollectionError
 from coupang_sales.model import Window
 
@@ -20,8 +20,7 @@ DEFAULT_RESTATEMENT_HORIZON_DAYS = 60
 
 def seoul_today() -> dt.date:
     """Today in Asia/Seoul; ``COUPANG_TODAY`` (YYYY-MM-DD) pins it for sandboxes and replays."""
-    pinned = os.environ.get("COUPANG_TODAY")
-    return dt.date.fromisoformat(pinned) if pinned else dt.datetime.now(SEOUL).date()
+    return settings().today or dt.datetime.now(SEOUL).date()
 
 
 # Run types whose data interval is the schedule's: the window comes from it.
@@ -80,21 +79,12 @@ def resolve_window(context: Mapping[str, Any]) -> Window:
     return Window.ending(end, lookback)
 
 
-DEFAULT_MAX_CATCH_UP_DAYS = 92
 GAP_CATEGORY = "collection_gap"
 
 
 def max_catch_up_days() -> int:
     """How far back a daily run goes to close a gap by itself (``COUPANG_MAX_CATCH_UP_DAYS``, default 92)."""
-    raw = os.environ.get("COUPANG_MAX_CATCH_UP_DAYS", "").strip()
-    try:
-        value = int(raw) if raw else DEFAULT_MAX_CATCH_UP_DAYS
-    except ValueError:
-        raise CollectionError("configuration_error",
-                              f"COUPANG_MAX_CATCH_UP_DAYS must be a whole number of days, not {raw!r}") from None
-    if value < 0:
-        raise CollectionError("configuration_error", f"COUPANG_MAX_CATCH_UP_DAYS must be >= 0, not {value}")
-    return value
+    return settings().max_catch_up_days
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ def _stages(account: Mapping[str, Any]) -> Stages:
 
 JET = Channel(
     name=NAME,
-    title="Coupang Jet (Rocket Growth, Wing)",
     portal="wing",
     portal_title="Coupang Wing",
     session_class=_session_class,

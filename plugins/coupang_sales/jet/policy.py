@@ -48,14 +48,14 @@ CATEGORY_TR_REQUIRED = reports.CATEGORY_TR_REQUIRED
 WAREHOUSING_SHIPPING_REQUIRED = reports.WAREHOUSING_SHIPPING_REQUIRED
 
 V1_SOURCE = "Jet v1 sales page"
-CATEGORY_TR = "CATEGORY_TR"
-WAREHOUSING_SHIPPING = "WAREHOUSING_SHIPPING"
-
-# 거래유형 values, compared with whitespace removed (normalise_header).
-ORDER_SETTLEMENT = "주문 정산"
-ORDER_CANCELLATION = "주문 정산취소"
-ORDER_FEE_TYPES = ("입출고비 정산", "배송비 정산", "입출고비 정산취소", "배송비 정산취소")
-_REVERSAL_SUFFIX = "취소"
+# The reports' names and their 거래유형 values (compared with whitespace removed, normalise_header) are
+# the reader's (coupang_sales.jet.reports), defined once there.
+CATEGORY_TR = reports.CATEGORY_TR
+WAREHOUSING_SHIPPING = reports.WAREHOUSING_SHIPPING
+ORDER_SETTLEMENT = reports.ORDER_SETTLEMENT
+ORDER_CANCELLATION = reports.ORDER_CANCELLATION
+ORDER_FEE_TYPES = reports.ORDER_FEE_TYPES
+_REVERSAL_SUFFIX = reports.CANCELLATION_SUFFIX
 
 ACCOUNT_FEE_COLUMNS = ("channel", "account_id", "fee_date", "fee_type", "amount")
 UNMATCHED_CANCELLATION_COLUMNS = ("order_id", "option_id", "cancel_date", "quantity", "payment_amount", "reason")

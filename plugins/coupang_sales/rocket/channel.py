@@ -23,7 +23,6 @@ def _stages(account: Mapping[str, Any]) -> Stages:
 
 ROCKET = Channel(
     name=NAME,
-    title="Coupang Rocket (Supplier Hub)",
     portal="supplier_hub",
     portal_title="Coupang Supplier Hub",
     session_class=_session_class,

@@ -31,7 +31,6 @@ from coupang_sales.exports import (
 from coupang_sales.facts import (
     ADJUSTMENT_COLUMNS,
     RESTATEMENT_COLUMNS,
-    UNAPPLIED_REASONS,
     Derived,
     fact_frame,
     largest_remainder,
@@ -257,27 +256,6 @@ def invoice_mismatches(invoices: pd.DataFrame, lines: pd.DataFrame, *, limit: in
 
 RECEIPT_FACT, RETURN_FACT = "rocket_receipt", "rocket_return"
 ROCKET_FACT_KINDS = (RECEIPT_FACT, RETURN_FACT)
-
-
-@dataclass
-class RocketResult:
-    facts: pd.DataFrame          # FACT_COLUMNS: one per receipt line and per 반출 line
-    order_lines: pd.DataFrame    # ORDER_LINE_COLUMNS + group_key, derived from ``facts``
-    restatements: pd.DataFrame   # RESTATEMENT_COLUMNS: which 반출 took what off which line
-    adjustments: pd.DataFrame    # ADJUSTMENT_COLUMNS: 반출 money no line carries, kept visible
-
-    @property
-    def unmatched_returns(self) -> pd.DataFrame:
-        """The 반출 money and quantity with no receipt to restate (its original was never collected)."""
-        return self.adjustments[self.adjustments["reason"].isin(UNAPPLIED_REASONS)].reset_index(drop=True)
-
-
-def transform(invoices: pd.DataFrame, lines: pd.DataFrame, *, account_id: str) -> RocketResult:
-    """The Rocket facts of typed invoices and de-duplicated 입고상세내역 lines, and the order lines
-    they give on their own (the load derives from these plus every fact collected before)."""
-    collected = facts(invoices, lines)
-    derived = derive(collected, account_id=account_id)
-    return RocketResult(collected, derived.order_lines, derived.restatements, derived.adjustments)
 
 
 def facts(invoices: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:

@@ -35,25 +35,6 @@ _ADJUSTMENT_COLS = ", ".join(ADJUSTMENT_COLUMNS)
 _CHANGE_COLS = ", ".join(CHANGE_COLUMNS)
 
 
-def migrate(conn: "psycopg.Connection", **kwargs: Any) -> list[int]:
-    """Bring the warehouse to the newest schema version (``schema_versions.migrate``); once per deploy."""
-    from coupang_sales.warehouse.schema_versions import migrate as run_migrations
-
-    return run_migrations(conn, **kwargs)
-
-
-def require_current_schema(conn: "psycopg.Connection") -> int:
-    """Fail (``SchemaVersionError``, naming the command) unless the warehouse is at this code's version."""
-    from coupang_sales.warehouse.schema_versions import require_current
-
-    return require_current(conn)
-
-
-def apply_schema(conn: "psycopg.Connection") -> None:
-    """The former per-run schema step, now the migrations: kept for callers of the old name."""
-    migrate(conn)
-
-
 def account_lock_key(channel: str, account_id: str) -> str:
     """The key of the advisory lock every load of the account holds for its transaction
     (``pg_advisory_xact_lock(hashtext(key))``): two loads of one account run one after the other."""
