@@ -37,20 +37,21 @@ ROUTE_CONTEXT_KEY = "coupang_route"
 
 
 def shared_browser_enabled() -> bool:
-    return os.environ.get("COUPANG_SHARED_BROWSER", "false").strip().lower() in ("1", "true", "yes")
+    from coupang_sales.config import settings
 
-
-def _seconds(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    return int(raw) if raw else default
+    return settings().shared_browser
 
 
 def lease_seconds() -> int:
-    return _seconds("COUPANG_ROUTE_LEASE_SECONDS", 600)
+    from coupang_sales.config import settings
+
+    return settings().route_lease_seconds
 
 
 def wait_seconds() -> int:
-    return _seconds("COUPANG_ROUTE_WAIT_SECONDS", 30)
+    from coupang_sales.config import settings
+
+    return settings().route_wait_seconds
 
 
 def configured_routes() -> list[Route]:
@@ -62,7 +63,9 @@ def configured_routes() -> list[Route]:
         scheme = (conn.extra_dejson or {}).get("scheme", "http")
         return f"{scheme}://{conn.host}:{conn.port}", conn.login, conn.password
 
-    return parse_routes(os.environ.get("COUPANG_ROUTES", ""), credentials)
+    from coupang_sales.config import settings
+
+    return parse_routes(settings().routes, credentials)
 
 
 def webdriver_server_url() -> str:
