@@ -106,8 +106,8 @@ def test_sharded_channels_keep_the_product_dag_id_and_the_portal_pool(monkeypatc
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert not bag.import_errors
     assert set(bag.dags) == {"coupang_rocket_sales", "coupang_rocket_sales_shard_01", "coupang_rocket_sales_shard_02",
-                             "coupang_jet_sales"}
-    browser = {"collect.extract", "collect.check_sub_account_expiry", "collect.check_tax_invoice_block"}
+                             "coupang_jet_sales", "coupang_rocket_sign_in", "coupang_jet_sign_in"}
+    browser = {"collect.extract", "collect.check_sub_account_expiry", "collect.check_tax_invoice_block", "sign_in"}
     for dag_id, dag in bag.dags.items():
         for t in dag.tasks:
             assert t.queue == ("browser" if t.task_id in browser else "default"), (dag_id, t.task_id)

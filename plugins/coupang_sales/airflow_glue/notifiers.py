@@ -48,7 +48,17 @@ def alert_facts(context: Mapping[str, Any]) -> dict[str, str]:
         "task": f"{getattr(ti, 'dag_id', '')}.{getattr(ti, 'task_id', '')}",
         "run_id": str(context.get("run_id", "")),
         "log_url": str(getattr(ti, "log_url", "") or ""),
+        **_sign_in_fact(category, account),
     }
+
+
+def _sign_in_fact(category: str, account: Mapping[str, Any]) -> dict[str, str]:
+    """An auth_challenge alert's link to the status page's "Sign in" action (the sign-in DAG)."""
+    if category != "auth_challenge" or not account.get("account_id") or not account.get("channel"):
+        return {}
+    from coupang_sales.airflow_glue.sign_in_dag import sign_in_link
+
+    return {"sign_in_url": sign_in_link(str(account["channel"]), str(account["account_id"]))}
 
 
 def format_alert(facts: Mapping[str, str], *, warning: bool = False) -> tuple[str, str]:
@@ -64,6 +74,8 @@ def format_alert(facts: Mapping[str, str], *, warning: bool = False) -> tuple[st
         f"Detail:   {facts['detail']}",
         f"Task:     {facts['task']} (run {facts['run_id']})",
         f"Log:      {facts['log_url']}",
+        *([f"Sign in:  {facts['sign_in_url']} (enter the seller's SMS code in the Airflow UI)"]
+          if facts.get("sign_in_url") else []),
     ])
     return subject, body
 

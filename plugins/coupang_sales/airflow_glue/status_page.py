@@ -98,6 +98,9 @@ def status_page_html(request: Request, user: UserDep, channel: ChannelParam = No
          q: str | None = None, sort: str = "state", desc: str | None = None, page: int = 1,
          size: int = 50) -> HTMLResponse:
     result = _statuses(user, channel, state, q, sort, _yes(desc), page, size)
+    from coupang_sales.airflow_glue.sign_in_action import add_sign_in_links
+
+    add_sign_in_links(result["rows"], user)
     params = {"channel": ",".join(_split(channel) or ()), "state": ",".join(_split(state) or ()), "q": q or "",
               "sort": sort, "desc": "true" if _yes(desc) else "", "size": str(size) if size != 50 else ""}
     return HTMLResponse(render(result, params, ui_root=_ui_root(request)))
@@ -262,6 +265,11 @@ def _row(row: dict[str, Any], ui_root: str) -> str:
         state += f" <code>{esc(row['last_reason'])}</code>"
     if row.get("action"):
         state += f'<div class="action">{esc(row["action"])}</div>'
+    if row.get("sign_in_url"):  # auth_challenge, for a user who may trigger the sign-in DAG (sign_in_action)
+        state += f'<div><a class="sign-in" href="{esc(row["sign_in_url"])}">Sign in</a></div>'
+    if row.get("signed_in_at"):
+        state += f'<div class="signed-in"><small>signed in by {esc(row["signed_in_by"] or "?")} at ' \
+                 f'{_when(row["signed_in_at"])}</small></div>'
     url = task_log_url(row, ui_root)
     log_link = (f'<a class="task-log" target="_top" href="{esc(url)}">{esc(row["last_task_id"])}</a>'
                 f"<br><small>{esc(row['last_run_id'])}</small>") if url else "—"
@@ -269,3 +277,13 @@ def _row(row: dict[str, Any], ui_root: str) -> str:
             f"<td>{esc(row['channel'])}</td><td>{esc(row['account_id'])}</td>"
             f"<td>{_version(row)}</td><td>{success}</td>"
             f"<td>{fresh}</td><td>{state}</td><td class='num'>{row['run_attempts'] or ''}</td><td>{log_link}</td></tr>")
+
+
+def _include_sign_in_action() -> None:
+    """The "Sign in" action of auth_challenge rows (GET/POST /sign-in), a module of its own."""
+    from coupang_sales.airflow_glue.sign_in_action import router
+
+    app.include_router(router)
+
+
+_include_sign_in_action()

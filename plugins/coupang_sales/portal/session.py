@@ -63,9 +63,10 @@ if (document.readyState !== 'complete') return false;
 if (!b) return true;
 return b.innerText.trim() === '' && !b.querySelector(':not(script):not(style):not(noscript):not(meta):not(link)');
 """
-# Run before any screenshot or page dump, so no credential can end up in an artifact.
+# Run before any screenshot or page dump, so no credential (nor an SMS code) can end up in an artifact.
 _CLEAR_CREDENTIALS_JS = """
-document.querySelectorAll("input[type=password], input[name=password], input[name=username]").forEach((e) => {
+document.querySelectorAll("input[type=password], input[name=password], input[name=username], "
+    + "input[autocomplete=one-time-code], input[name=code]").forEach((e) => {
     e.value = ''; e.setAttribute('value', '');
 });
 """
