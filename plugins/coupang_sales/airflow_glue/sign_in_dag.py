@@ -143,7 +143,7 @@ class SignInOperator(BaseOperator):
         try:
             outcome = assisted_sign_in(hook, account, ask, attempts=self.attempts, work_dir=work)
         except CollectionError as exc:
-            raise AirflowFailException(f"[{exc.category}] {exc}") from None
+            raise AirflowFailException(str(exc)) from None  # "[category] message Action: ..."
         last = answers[-1] if answers else {}
         completed_by = last.get("by") or _triggered_by(context)
         conn = warehouse_connection()
@@ -186,10 +186,12 @@ class CodeFromRequiredAction:
                  f", valid {step.valid_minutes} minutes" if step.valid_minutes else "")
         deadline = time.monotonic() + self.wait_minutes * 60
         while True:
+            over = time.monotonic() >= deadline or _task_state(self.ti, f"ask_code_{k}") in FINISHED
+            # pulled after the state was read: an answer that came with the task's end is not missed
             answer = self.ti.xcom_pull(task_ids=f"ask_code_{k}")
             if answer:
                 break
-            if time.monotonic() >= deadline or _task_state(self.ti, f"ask_code_{k}") in FINISHED:
+            if over:
                 raise CollectionError(
                     "auth_challenge", f"no SMS code was given within {self.wait_minutes:g} minute(s) "
                                       f"(Required Action of ask_code_{k}); the seller is not signed on",
@@ -232,10 +234,10 @@ class SmsCodeOperator(HITLEntryOperator):
         ti = context["ti"]
         k = self.attempt
         while True:
-            step = ti.xcom_pull(task_ids="sign_in", key=f"sms_step_{k}")
+            state = _task_state(ti, "sign_in")
+            step = ti.xcom_pull(task_ids="sign_in", key=f"sms_step_{k}")  # after the state: see above
             if step:
                 break
-            state = _task_state(ti, "sign_in")
             if state in FINISHED:
                 raise AirflowSkipException(f"sign_in ended ({state}) without asking for a {_ordinal(k)} SMS code")
             time.sleep(POLL_SECONDS)
