@@ -7,11 +7,17 @@ and redirects to its Required Actions; the codes are answered through Airflow's 
 required actions (``PATCH .../hitlDetails``, what the UI's form sends): a wrong one first, which is
 asked again, then the right one. The next collection signs on without the SMS step. Meanwhile a
 jet account's sign-in gets no answer and ends with its reason, changing nothing.
+
+``SIGN_IN_SCREENSHOTS=docs`` also drives a real Chromium through the Airflow UI while the first code is
+asked, keeping ``status-page-sign-in.png`` (the status page's action) and
+``sign-in-required-action.png`` (the Required Action's form) in that folder.
 """
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
@@ -196,6 +202,8 @@ def test_the_sms_code_through_a_required_action_started_from_the_status_page(sta
 
     # the first code: the form says which seller, portal, where the code went and how long it is valid
     first = hitl_detail(api, run_id, "ask_code_1")
+    if os.environ.get("SIGN_IN_SCREENSHOTS"):
+        screenshots(stack, run_id, Path(os.environ["SIGN_IN_SCREENSHOTS"]))
     assert "V00000260" in first["subject"] and "Supplier Hub" in first["subject"]
     assert "등록된 휴대폰" in first["body"] and "3 minutes" in first["body"] and "1 of 3" in first["body"]
     assert first["options"] == ["Submit code"] and "code" in first["params"]
@@ -256,3 +264,39 @@ def metadata(airflow, query: str, params: tuple) -> list[tuple]:
     url = airflow.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("postgresql+psycopg2", "postgresql")
     with psycopg.connect(url) as db:
         return db.execute(query, params).fetchall()
+
+
+def screenshots(airflow, run_id: str, folder: Path) -> None:
+    """The status page's action and the Required Action's form, as a person sees them in the Airflow UI."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from coupang_sales.portal.browser import open_browser
+
+    folder = folder if folder.is_absolute() else Path(__file__).resolve().parents[2] / folder
+    browser = open_browser(folder / ".downloads")
+    try:
+        browser.set_window_size(1500, 900)
+        wait = WebDriverWait(browser, 30)
+        browser.get(f"{airflow.url}/coupang-collections/")
+        wait.until(ec.presence_of_element_located((By.NAME, "username"))).send_keys("admin")
+        browser.find_element(By.NAME, "password").send_keys(airflow.logins()["admin"])
+        browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        wait.until(ec.presence_of_element_located((By.ID, "accounts")))
+        browser.get(f"{airflow.url}/plugin/coupang-collections")
+        browser.switch_to.frame(wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "iframe"))))
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "a.sign-in")))
+        browser.switch_to.default_content()
+        time.sleep(1)
+        browser.save_screenshot(str(folder / "status-page-sign-in.png"))
+        browser.get(f"{airflow.url}/dags/coupang_rocket_sign_in/runs/{run_id}/tasks/ask_code_1/required_actions")
+        wait.until(lambda d: "SMS code" in d.find_element(By.TAG_NAME, "body").text
+                   and d.find_elements(By.CSS_SELECTOR, "input"))
+        time.sleep(2)
+        browser.save_screenshot(str(folder / "sign-in-required-action.png"))
+    finally:
+        browser.quit()
+        import shutil
+
+        shutil.rmtree(folder / ".downloads", ignore_errors=True)
