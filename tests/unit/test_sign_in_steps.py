@@ -117,11 +117,13 @@ def test_a_refused_code_is_asked_again_with_what_the_page_says(tmp_path, masked)
     assert [a["by"] for a in answers] == ["admin", "admin"]
 
 
-def test_no_answer_within_the_wait_is_auth_challenge_naming_the_wait(masked):
+def test_no_answer_within_the_wait_is_auth_challenge_naming_the_wait(masked, monkeypatch):
+    from coupang_sales.airflow_glue import sign_in_dag
     from coupang_sales.airflow_glue.sign_in_dag import CodeFromRequiredAction
     from coupang_sales.portal.assisted import SmsStep
 
     step = SmsStep(attempt=1, attempts=3, sent_to="x", valid_minutes=3, refused=False, portal="p")
+    monkeypatch.setattr(sign_in_dag, "ANSWER_GRACE_SECONDS", 0.0)
     with pytest.raises(CollectionError) as caught:
         CodeFromRequiredAction(FakeTi(), 0.0005, [])(step)  # 30 ms
     assert caught.value.category == "auth_challenge"

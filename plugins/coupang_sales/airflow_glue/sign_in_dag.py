@@ -60,6 +60,7 @@ PORTALS = {  # channel -> (hook class, portal pool, portal name for people)
 }
 FINISHED = {"success", "failed", "skipped", "upstream_failed", "removed"}
 POLL_SECONDS = 1.0
+ANSWER_GRACE_SECONDS = 60.0
 ORDINALS = {1: "first", 2: "second", 3: "third"}
 
 
@@ -184,7 +185,10 @@ class CodeFromRequiredAction:
         log.info("SMS step: code %d of %d asked through the Required Action of ask_code_%d (sent to %s%s)",
                  k, step.attempts, k, step.sent_to,
                  f", valid {step.valid_minutes} minutes" if step.valid_minutes else "")
-        deadline = time.monotonic() + self.wait_minutes * 60
+        # The form times out after the wait (the scheduler's sweep fails it, which ends this wait too);
+        # the grace covers the gap between this step's publishing and the form's parking, so an
+        # answer the form accepted is never lost.
+        deadline = time.monotonic() + self.wait_minutes * 60 + ANSWER_GRACE_SECONDS
         while True:
             over = time.monotonic() >= deadline or _task_state(self.ti, f"ask_code_{k}") in FINISHED
             # pulled after the state was read: an answer that came with the task's end is not missed
