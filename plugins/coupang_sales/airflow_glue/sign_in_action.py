@@ -139,6 +139,11 @@ class AirflowApi:
         return f"{self.ui_root}dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}/required_actions"
 
 
+def _in_frame(request: Request) -> bool:
+    """A navigation inside the UI's frame (Browse > Coupang collections), as the browser says it."""
+    return request.headers.get("sec-fetch-dest", "") == "iframe"
+
+
 def _to_required_actions(url: str, frame: bool) -> Response:
     """A 303 to the Required Actions page; inside the UI's (sandboxed) frame, a page that asks the UI's
     router to show it, as the status page's task-log links do."""
@@ -166,7 +171,7 @@ def sign_in_form(request: Request, user: UserDep, channel: Annotated[str, Query(
     dag_id = sign_in_dag_id(channel)
     running = api.active_run(dag_id, account)
     if running:
-        return RedirectResponse(api.required_actions(dag_id, running), status_code=303)
+        return _to_required_actions(api.required_actions(dag_id, running), _in_frame(request))
     esc = html.escape
     return _page(f"Sign in {account}", f"""<h1>Sign in {esc(channel)} {esc(account)}</h1>
 <p class="sub">Starts <code>{esc(dag_id)}</code>: a browser opens the account's profile and submits the password.
@@ -201,4 +206,4 @@ def start_sign_in(request: Request, user: UserDep, channel: Annotated[str, Form(
                          f"HTTP {answer.status_code} {html.escape(str(detail)[:500])}</p>",
                          status=answer.status_code)
         run_id = answer.json()["dag_run_id"]
-    return _to_required_actions(api.required_actions(dag_id, run_id), frame == "1")
+    return _to_required_actions(api.required_actions(dag_id, run_id), frame == "1" or _in_frame(request))
