@@ -110,7 +110,7 @@ def test_a_refused_code_is_asked_again_with_what_the_page_says(tmp_path, masked)
     steps = dict(ti.pushed)
     assert set(steps) == {"sms_step_1", "sms_step_2"}
     assert steps["sms_step_1"] == {"attempt": 1, "attempts": 3, "sent_to": "010-****-1234", "valid_minutes": 3,
-                                   "refused": False, "portal": "Coupang Supplier Hub"}
+                                   "refused": False, "portal": "Coupang Supplier Hub", "seller": None}
     assert steps["sms_step_2"]["refused"] is True and steps["sms_step_2"]["attempt"] == 2
     assert "246810" not in repr(ti.pushed) and "111111" not in repr(ti.pushed), "no code in the steps' XComs"
     assert masked == ["111111", "246810"], "each code masked as soon as it is read"
@@ -150,8 +150,8 @@ def test_the_form_says_which_seller_portal_phone_and_validity():
     ask = build_sign_in_dag("coupang_jet").get_task("ask_code_2")
     subject, body = ask.describe({"account": "A00012345"}, {
         "attempt": 2, "attempts": 3, "sent_to": "010-****-1234", "valid_minutes": 3, "refused": True,
-        "portal": "Coupang Wing"})
-    assert "A00012345" in subject and "Wing" in subject
+        "portal": "Coupang Wing", "seller": "주식회사 예시"})
+    assert "주식회사 예시 (A00012345)" in subject and "Wing" in subject
     assert "010-****-1234" in body and "3 minutes" in body and "refused" in body and "2 of 3" in body
 
 

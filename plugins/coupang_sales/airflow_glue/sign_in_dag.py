@@ -20,7 +20,8 @@ triggered with ``{"channel", "account"}`` (the status page's "Sign in" action do
   sign-on itself. No retries: a retry would send the seller another SMS.
 - **``ask_code_1`` .. ``ask_code_N``** (``COUPANG_SIGN_IN_CODE_ATTEMPTS``, default 3) are
   ``HITLEntryOperator``s in a chain beside ``sign_in``: ``ask_code_k`` waits for ``sms_step_<k>``,
-  then sets its subject and body (seller, portal, where the code went, how long it is valid)
+  then sets its subject and body (the seller: its connection's description if it has one, and
+  the account id; the portal; where the code went; how long it is valid)
   and parks as a Required Action (in Airflow 3.3 a task awaiting input holds no worker and no pool
   slot) with one field, ``code``, and no default, so an unanswered form times out
   (``response_timeout`` = the wait) instead of answering itself. When ``sign_in`` ends without an
@@ -137,7 +138,7 @@ class SignInOperator(BaseOperator):
         hook = getattr(hooks, PORTALS[self.channel][0])(conn_id)
         account = {"channel": self.channel, "account_id": account_id, "conn_id": conn_id}
         answers: list[dict[str, Any]] = []
-        ask = CodeFromRequiredAction(context["ti"], self.wait_minutes, answers)
+        ask = CodeFromRequiredAction(context["ti"], self.wait_minutes, answers, seller=_seller_name(hook))
         work = Path(tempfile.mkdtemp(prefix="coupang-sign-in-"))
         log.info("signing on %s %s in its browser profile; SMS codes come from the tasks ask_code_1..%d",
                  self.channel, account_id, self.attempts)
@@ -162,6 +163,14 @@ class SignInOperator(BaseOperator):
                 "completed_by": completed_by}
 
 
+def _seller_name(hook) -> str | None:
+    """The seller's name for the form, if the account's connection says it (its description)."""
+    try:
+        return (hook.get_connection(hook.portal_conn_id).description or "").strip() or None
+    except Exception:  # the form goes out without it
+        return None
+
+
 def _triggered_by(context: Any) -> str | None:
     run = context.get("dag_run")
     return getattr(run, "triggering_user_name", None)
@@ -170,10 +179,11 @@ def _triggered_by(context: Any) -> str | None:
 class CodeFromRequiredAction:
     """``ask_code`` of ``assisted_sign_in`` inside the sign-in task: publish the step, wait for its answer."""
 
-    def __init__(self, ti, wait_minutes: float, answers: list[dict[str, Any]]):
+    def __init__(self, ti, wait_minutes: float, answers: list[dict[str, Any]], *, seller: str | None = None):
         self.ti = ti
         self.wait_minutes = wait_minutes
         self.answers = answers
+        self.seller = seller
 
     def __call__(self, step) -> str:
         from airflow.sdk.log import mask_secret
@@ -181,7 +191,7 @@ class CodeFromRequiredAction:
         from coupang_sales.errors import CollectionError
 
         k = step.attempt
-        self.ti.xcom_push(key=f"sms_step_{k}", value=step.as_dict())
+        self.ti.xcom_push(key=f"sms_step_{k}", value={**step.as_dict(), "seller": self.seller})
         log.info("SMS step: code %d of %d asked through the Required Action of ask_code_%d (sent to %s%s)",
                  k, step.attempts, k, step.sent_to,
                  f", valid {step.valid_minutes} minutes" if step.valid_minutes else "")
@@ -255,10 +265,11 @@ class SmsCodeOperator(HITLEntryOperator):
         valid = (f"It is valid for **{step['valid_minutes']} minutes** from when it was sent."
                  if step.get("valid_minutes") else "It is valid for a few minutes only.")
         again = "**The previous code was refused by the portal.** " if step.get("refused") else ""
-        subject = f"SMS code for {self.channel} {account} ({PORTALS[self.channel][2]})"
+        seller = f"{step['seller']} ({account})" if step.get("seller") else account
+        subject = f"SMS code for {self.channel} {seller} ({PORTALS[self.channel][2]})"
         body = "\n\n".join([
             f"{again}The portal ({portal}) sent an SMS code (인증번호) to **{step.get('sent_to')}** "
-            f"for the seller's account **{account}** ({self.channel}). {valid}",
+            f"for the seller's account **{seller}** ({self.channel}). {valid}",
             f"Code {step.get('attempt')} of {step.get('attempts')}. Enter it below as the seller reads it out; "
             f"this form waits {self.wait_minutes:g} minute(s), and the browser holding the sign-on waits "
             "with it.",
