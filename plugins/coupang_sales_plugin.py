@@ -1,4 +1,5 @@
-"""The project's Airflow plugin: the "Coupang collections" status page in the Airflow UI.
+"""The project's Airflow plugin: the "Coupang collections" status page (with its "Sign in" action) in the
+Airflow UI, the DAGs' timetable and the listener that notes each run's Seoul dates.
 
 Airflow 3.1+ plugin points: ``fastapi_apps`` mounts the page's FastAPI app in the API server
 under ``/coupang-collections`` (the app itself requires Airflow's sign-in), and ``external_views``
@@ -20,9 +21,10 @@ class CoupangSalesPlugin(AirflowPlugin):
 
     @property
     def fastapi_apps(self):  # imported when the API server asks, not by every process that loads plugins
-        from coupang_sales.airflow_glue.status_page import TITLE, URL_PREFIX, app
+        from coupang_sales.airflow_glue.sign_in_action import status_app
+        from coupang_sales.airflow_glue.status_page import TITLE, URL_PREFIX
 
-        return [{"app": app, "url_prefix": URL_PREFIX, "name": TITLE}]
+        return [{"app": status_app(), "url_prefix": URL_PREFIX, "name": TITLE}]
 
     external_views = [{
         "name": "Coupang collections",

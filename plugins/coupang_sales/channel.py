@@ -29,6 +29,7 @@ class Tag(enum.StrEnum):
     JET = "jet"
     SUPPLIER_HUB = "supplier-hub"
     WING = "wing"
+    SIGN_IN = "sign-in"
 
 
 class PreCheck(enum.StrEnum):

@@ -17,7 +17,9 @@ CATEGORIES: dict[str, tuple[bool, str]] = {
     "auth_challenge": (
         False,
         "The portal asked for SMS verification (인증번호) for a browser profile it does not know; "
-        "a person signs on once in the account's profile: python -m coupang_sales.sign_in CHANNEL ACCOUNT.",
+        "a person signs on once in the account's profile: the 'Sign in' action of the Coupang collections "
+        "page (the sign-in DAG asks for the code as a Required Action), or on the profile's machine "
+        "python -m coupang_sales.sign_in CHANNEL ACCOUNT.",
     ),
     "profile_busy": (
         True,

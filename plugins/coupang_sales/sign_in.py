@@ -4,19 +4,20 @@
 
 Opens the account's persistent profile (``coupang_sales.portal.profiles``), signs on with the
 credentials of the account's Airflow connection and, when the portal asks for the SMS code
-(인증번호), asks the person at the terminal for it. The profile is left signed on and known to
-the portal as a device, so the DAG's next runs sign on without the SMS step (or not at all
-while the session lives). CHANNEL is ``coupang_rocket`` or ``coupang_jet`` (``rocket`` and
-``jet`` do too); the connection is the account's in ``sales.accounts`` unless ``--conn-id``
-names it. The browser is headed unless ``--headless`` (the real portals reject headless
-Chrome; a person may also watch). The password is never printed or asked for.
+(인증번호), asks the person at the terminal for it, up to ``COUPANG_SIGN_IN_CODE_ATTEMPTS`` codes
+(``coupang_sales.portal.assisted``, shared with the sign-in DAGs, where a Required Action in the
+Airflow UI asks instead). The profile is left signed on and known to the portal as a device,
+so the DAG's next runs sign on without the SMS step (or not at all while the session lives).
+CHANNEL is ``coupang_rocket`` or ``coupang_jet`` (``rocket`` and ``jet`` do too); the connection
+is the account's in ``sales.accounts`` unless ``--conn-id`` names it. The browser is headed unless
+``--headless`` (the real portals reject headless Chrome; a person may also watch). The password
+is never printed or asked for.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -48,15 +49,18 @@ def main(argv: list[str] | None = None) -> int:
     from coupang_sales.airflow_glue.hooks import portal_hook
     from coupang_sales.errors import CollectionError
     from coupang_sales.jet.channel import JET
+    from coupang_sales.portal.assisted import assisted_sign_in, code_attempts
     from coupang_sales.rocket.channel import ROCKET
 
     conn_id = args.conn_id or _conn_id(channel, args.account_id)
     hook = portal_hook(ROCKET if channel == ROCKET.name else JET, conn_id)
     account = {"channel": channel, "account_id": args.account_id, "conn_id": conn_id}
 
-    def ask_code() -> str:
-        print(f"The portal sent an SMS code (인증번호) to the seller's phone for {channel} {args.account_id}.",
-              flush=True)
+    def ask_code(step) -> str:
+        valid = f"; valid {step.valid_minutes} minutes" if step.valid_minutes else ""
+        again = "That code was refused. " if step.refused else ""
+        print(f"{again}The portal sent an SMS code (인증번호) to {step.sent_to} for {channel} {args.account_id}"
+              f"{valid} (attempt {step.attempt} of {step.attempts}).", flush=True)
         print("SMS code: ", end="", flush=True)
         line = sys.stdin.readline()
         if not line:
@@ -67,16 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="coupang-sign-in-"))
     print(f"Opening the browser profile of {channel} {args.account_id} ...", flush=True)
     try:
-        with hook.session(download_dir=work / "downloads", artifacts_dir=work / "artifacts",
-                          account=account) as session:
-            signed_on = session.sign_in(ask_code)
+        outcome = assisted_sign_in(hook, account, ask_code, attempts=code_attempts(), work_dir=work)
     except CollectionError as exc:
         print(f"Sign-on failed: {exc}", file=sys.stderr, flush=True)
         return 1
-    finally:
-        shutil.rmtree(work / "downloads", ignore_errors=True)
+    signed_on = outcome.signed_on
     if signed_on:
-        steps = " after the SMS step" if session.sms_steps else ""
+        steps = " after the SMS step" if outcome.sms_steps else ""
         print(f"Signed on{steps}: the profile of {channel} {args.account_id} stays signed on; "
               "the next runs reuse it.", flush=True)
     else:

@@ -106,8 +106,8 @@ def test_sharded_channels_keep_the_product_dag_id_and_the_portal_pool(monkeypatc
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert not bag.import_errors
     assert set(bag.dags) == {"coupang_rocket_sales", "coupang_rocket_sales_shard_01", "coupang_rocket_sales_shard_02",
-                             "coupang_jet_sales"}
-    browser = {"collect.extract", "collect.check_sub_account_expiry", "collect.check_tax_invoice_block"}
+                             "coupang_jet_sales", "coupang_rocket_sign_in", "coupang_jet_sign_in"}
+    browser = {"collect.extract", "collect.check_sub_account_expiry", "collect.check_tax_invoice_block", "sign_in"}
     for dag_id, dag in bag.dags.items():
         for t in dag.tasks:
             assert t.queue == ("browser" if t.task_id in browser else "default"), (dag_id, t.task_id)
@@ -153,14 +153,15 @@ def test_the_docstring_names_owner_code_and_consumers(dagbag, dag_id):
 
 
 def test_the_dag_files_build_from_a_channel_value():
-    """A DAG file is a docstring and ``build_channel_dags(<Channel>, doc_md=__doc__)``: no channel by name."""
+    """A DAG file is a docstring and ``build_channel_dags(<Channel>, doc_md=__doc__)`` (or, for the sign-in
+    DAGs, ``build_sign_in_dag(<Channel>, doc_md=__doc__)`` per channel): no channel by name."""
     import ast
 
     for path in sorted((ROOT / "dags").glob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
-                 and ast.unparse(node.func) == "build_channel_dags"]
-        assert len(calls) == 1, path.name
-        [call] = calls
-        assert isinstance(call.args[0], ast.Name) and call.args[0].id in ("ROCKET", "JET"), path.name
-        assert [ast.unparse(k.value) for k in call.keywords if k.arg == "doc_md"] == ["__doc__"], path.name
+                 and ast.unparse(node.func) in ("build_channel_dags", "build_sign_in_dag")]
+        assert calls and len({ast.unparse(call.func) for call in calls}) == 1, path.name
+        for call in calls:
+            assert isinstance(call.args[0], ast.Name) and call.args[0].id in ("ROCKET", "JET"), path.name
+            assert [ast.unparse(k.value) for k in call.keywords if k.arg == "doc_md"] == ["__doc__"], path.name

@@ -217,7 +217,7 @@ def test_an_sms_step_ends_with_auth_challenge_instead_of_waiting(portal, open_hu
         with pytest.raises(CollectionError) as caught:
             hub.login()
     assert caught.value.category == "auth_challenge"
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 15  # waiting at the SMS step would last the 20 s timeout
 
 
 def test_an_expired_sub_account_is_reported_with_the_extension_action(portal, open_hub):
@@ -561,7 +561,7 @@ def test_a_slow_page_is_portal_unavailable_after_the_timeout(open_hub):
         with pytest.raises(CollectionError) as caught:
             hub.list_invoices(TODAY, TODAY)
         assert caught.value.category == "portal_unavailable"
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 15  # waiting at the SMS step would last the 20 s timeout
         stopping = time.monotonic()
     assert time.monotonic() - stopping < 5, "stopping the sandbox does not wait for the held answer"
 

@@ -406,7 +406,8 @@ def test_an_sms_step_ends_with_auth_challenge_instead_of_waiting(portal, open_wi
         started = time.monotonic()
         with pytest.raises(CollectionError) as caught:
             wing.login()
-    assert caught.value.category == "auth_challenge" and time.monotonic() - started < 5
+    # waiting at the SMS step would last the 20 s timeout; the margin leaves room for a loaded machine
+    assert caught.value.category == "auth_challenge" and time.monotonic() - started < 15
 
 
 # --- the session: v1 and v2 ------------------------------------------------------------------------

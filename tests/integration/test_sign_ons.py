@@ -139,6 +139,9 @@ def test_a_new_profile_meets_the_sms_step_which_the_sign_in_command_completes(co
     command = "python -m coupang_sales.sign_in coupang_rocket V00000702"
     alerts = smtp.bodies()
     assert alerts and all(command in body for body in alerts), "the alert names the command for the account"
+    assert all("/coupang-collections/sign-in?channel=coupang_rocket&amp;account=V00000702" in body
+               or "/coupang-collections/sign-in?channel=coupang_rocket&account=V00000702" in body for body in alerts), \
+        "and links to the status page's Sign in action"
 
     # a person runs the command and types the code; a wrong one is asked again
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT / 'include'}"}

@@ -36,6 +36,15 @@ def warning_context(context: Mapping[str, Any], account: Mapping[str, Any], *, d
             **({"coupang_warning_action": action} if action else {})}
 
 
+def _sign_in_url(category: str, account: Mapping[str, Any]) -> str | None:
+    """An auth_challenge alert's link to the status page's "Sign in" action (the sign-in DAG)."""
+    if category != "auth_challenge" or not account.get("account_id") or not account.get("channel"):
+        return None
+    from coupang_sales.airflow_glue.sign_in_links import sign_in_link
+
+    return sign_in_link(str(account["channel"]), str(account["account_id"]))
+
+
 @dataclass(frozen=True)
 class Alert:
     """One alert: what happened to which account, what to do, and where the log is."""
@@ -51,6 +60,7 @@ class Alert:
     log_url: str
     warning: bool = False
     repeat: str | None = None   # why a blocked account is alerted again ('still blocked since ...')
+    sign_in_url: str | None = None  # auth_challenge: the status page's "Sign in" action (the sign-in DAG)
 
     @classmethod
     def of(cls, context: Mapping[str, Any], *, warning: bool = False) -> Alert:
@@ -82,7 +92,7 @@ class Alert:
             task=f"{getattr(ti, 'dag_id', '')}.{getattr(ti, 'task_id', '')}",
             run_id=str(context.get("run_id", "")),
             log_url=str(getattr(ti, "log_url", "") or ""),
-            warning=warning,
+            warning=warning, sign_in_url=_sign_in_url(category, account),
         )
 
     @property
@@ -110,6 +120,8 @@ class Alert:
             f"Detail:   {self.detail}",
             f"Task:     {self.task} (run {self.run_id})",
             f"Log:      {self.log_url}",
+            *([f"Sign in:  {self.sign_in_url} (enter the seller's SMS code in the Airflow UI)"]
+              if self.sign_in_url else []),
         ])
 
     def rendered(self) -> dict[str, str]:

@@ -102,6 +102,9 @@ def status_page_html(request: Request, user: UserDep, channel: ChannelParam = No
          q: str | None = None, sort: str = "state", desc: str | None = None, page: int = 1,
          size: int = 50) -> HTMLResponse:
     result = _statuses(user, channel, state, q, sort, _yes(desc), page, size)
+    from coupang_sales.airflow_glue.sign_in_links import add_sign_in_links
+
+    add_sign_in_links(result["rows"], user)
     params = {"channel": ",".join(_split(channel) or ()), "state": ",".join(_split(state) or ()), "q": q or "",
               "sort": sort, "desc": "true" if _yes(desc) else "", "size": str(size) if size != 50 else ""}
     return HTMLResponse(render(result, params, ui_root=_ui_root(request)))
@@ -204,4 +207,8 @@ def _row(row: dict[str, Any], ui_root: str) -> dict[str, Any]:
         "newest_sales_date": row.get("newest_sales_date"),
         "reason": row["last_reason"] if row["state"] in ("blocked", "failing") else None,
         "action": row.get("action"), "attempts": row["run_attempts"] or "",
-        "log_url": url, "task_id": row["last_task_id"], "run_id": row["last_run_id"]}
+        "log_url": url, "task_id": row["last_task_id"], "run_id": row["last_run_id"],
+        # auth_challenge, for a user who may trigger the sign-in DAG (sign_in_action)
+        "sign_in_url": row.get("sign_in_url"),
+        "signed_in_by": row.get("signed_in_by") or "?" if row.get("signed_in_at") else None,
+        "signed_in_at": _when(row["signed_in_at"]) if row.get("signed_in_at") else None}

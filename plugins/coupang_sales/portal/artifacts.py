@@ -15,7 +15,8 @@ log = logging.getLogger(__name__)
 
 # Run before any screenshot or page dump, so no credential can end up in an artifact.
 _CLEAR_CREDENTIALS_JS = """
-document.querySelectorAll("input[type=password], input[name=password], input[name=username]").forEach((e) => {
+document.querySelectorAll("input[type=password], input[name=password], input[name=username], "
+    + "input[autocomplete=one-time-code], input[name=code]").forEach((e) => {
     e.value = ''; e.setAttribute('value', '');
 });
 """

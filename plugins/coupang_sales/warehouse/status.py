@@ -42,7 +42,8 @@ _SELECT = ", ".join(_COLUMNS)
 
 # One statement: the channel's accounts once (a CTE), the count per state over them, and the page
 # cut from them. Filters are all present as parameters; a NULL parameter means "any". The newest
-# sales date is looked up for the rows of the page only (order_lines_by_date, one index probe each).
+# sales date and the newest person-assisted sign-on (sales.sign_ins) are looked up for the rows of the
+# page only (one index probe each).
 _PAGE = f"""
 WITH listed AS MATERIALIZED (
     SELECT {_SELECT} FROM sales.collection_status(%(today)s)
@@ -59,8 +60,12 @@ WITH listed AS MATERIALIZED (
 )
 SELECT page.*, (SELECT max(o.sales_date) FROM sales.order_lines o
                 WHERE o.channel = page.channel AND o.account_id = page.account_id) AS newest_sales_date,
+       signed.completed_by AS signed_in_by, signed.completed_at AS signed_in_at,
        counts.counts
 FROM counts LEFT JOIN page ON true
+LEFT JOIN LATERAL (SELECT s.completed_by, s.completed_at FROM sales.sign_ins s  -- migration 0005
+                   WHERE s.channel = page.channel AND s.account_id = page.account_id
+                   ORDER BY s.completed_at DESC LIMIT 1) signed ON true
 ORDER BY {{order}} {{direction}} NULLS LAST, account_id {{direction}}
 """
 

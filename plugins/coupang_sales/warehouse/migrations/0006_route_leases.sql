@@ -1,4 +1,4 @@
--- 0005: egress routes (issue #30). A route carries one signed-on seller of a portal at a time; the lease
+-- 0006: egress routes (issue #30). A route carries one signed-on seller of a portal at a time; the lease
 -- says which account's run holds it and which WebDriver session its tasks share. A lease ends when its
 -- run's last browser task releases it, or when it expires (its holder stopped renewing it: the task was
 -- killed, the worker died): the next task that asks for a route reaps it and closes its session.

@@ -1,0 +1,191 @@
+"""The status page's "Sign in" action: start an account's sign-in DAG from the Airflow UI (or an alert's link).
+
+Routes of the status page's FastAPI app (``status_page.app``, under ``/coupang-collections``):
+
+- ``GET /sign-in?channel=C&account=A``: a confirm form (a link in an e-mail must not start anything:
+  mail scanners open links); when a sign-in of that account is already queued or running, a
+  redirect to its Required Actions page instead.
+- ``POST /sign-in`` (form or query fields ``channel``, ``account``): triggers ``<channel>_sign_in``
+  with ``{"channel", "account"}`` and redirects (303) to the new run's Required Actions page
+  (``/dags/<dag>/runs/<run>/required_actions``), where the SMS code's form appears; again, one
+  already running is reused instead of starting a second.
+
+Who may: Airflow's own auth manager decides, as for the page itself, with the question the
+REST API asks before a trigger (``is_authorized_dag(method="POST", access_entity=RUN)`` on the
+sign-in DAG). Anyone else gets 403 here, and no "Sign in" link on the page. The run is
+triggered through Airflow's public REST API (``POST /api/v2/dags/{dag_id}/dagRuns``) with the
+user's own token (the UI's cookie or the request's bearer token), so Airflow's validation of
+the params, its audit log and its notion of who triggered the run all apply unchanged.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import quote
+
+from airflow.api_fastapi.core_api.security import get_user
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+if TYPE_CHECKING:
+    import httpx
+
+from coupang_sales.airflow_glue.sign_in_links import (  # noqa: E402  (re-exported for the routes' callers)
+    may_sign_in,
+    sign_in_dag_id,
+)
+
+router = APIRouter()
+UserDep = Annotated[Any, Depends(get_user)]
+ACTIVE_STATES = ("queued", "running")
+
+
+def _forbidden(channel: str) -> HTMLResponse:
+    # An HTMLResponse, not an HTTPException: the app's handler sends 401/403 exceptions to the login page.
+    return _page("Not allowed", f"<p>You may not start <code>{html.escape(sign_in_dag_id(channel))}</code>: "
+                 "Airflow's permissions do not let you trigger that DAG. Ask an administrator.</p>", status=403)
+
+
+def _page(title: str, body: str, *, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>{html.escape(title)}</title>
+<style>body{{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans KR",sans-serif;margin:16px;color:#1a202c}}
+h1{{font-size:20px}} button{{font-size:14px;padding:6px 12px}} .sub{{color:#4a5568;font-size:13px}}</style></head>
+<body>{body}</body></html>""", status_code=status)
+
+
+def _check(channel: str, account: str) -> str | None:
+    """Why the account cannot be signed on from here (None: it can)."""
+    from coupang_sales.airflow_glue.warehouse_hook import warehouse_connection
+    from coupang_sales.warehouse.runs import account_conn_id
+    from coupang_sales.warehouse.status import CHANNELS
+
+    if channel not in CHANNELS:
+        return f"unknown channel {channel!r}"
+    conn = warehouse_connection()
+    try:
+        if account_conn_id(conn, channel=channel, account_id=account) is None:
+            return f"{channel} {account} is not in sales.accounts"
+    finally:
+        conn.close()
+    return None
+
+
+class AirflowApi:
+    """Airflow's public REST API of this API server, called with the user's own token."""
+
+    def __init__(self, request: Request):
+        from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
+
+        from coupang_sales.airflow_glue.status_page import _ui_root
+
+        self.ui_root = _ui_root(request)
+        self.base = f"{request.url.scheme}://{request.url.netloc}{self.ui_root}api/v2"
+        auth = request.headers.get("authorization", "")
+        token = auth.split(" ", 1)[1] if auth.lower().startswith("bearer ") else request.cookies.get(
+            COOKIE_NAME_JWT_TOKEN, "")
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    def active_run(self, dag_id: str, account: str) -> str | None:
+        """The newest queued or running sign-in of ``account``, if any."""
+        import httpx
+
+        query = [("state", s) for s in ACTIVE_STATES] + [("order_by", "-run_after"), ("limit", "100")]
+        answer = httpx.get(f"{self.base}/dags/{quote(dag_id, safe='')}/dagRuns", params=query,
+                           headers=self.headers, timeout=30)
+        answer.raise_for_status()
+        for run in answer.json().get("dag_runs", []):
+            if str((run.get("conf") or {}).get("account", "")) == account:
+                return run["dag_run_id"]
+        return None
+
+    def trigger(self, dag_id: str, channel: str, account: str, note: str) -> httpx.Response:
+        import httpx
+
+        return httpx.post(f"{self.base}/dags/{quote(dag_id, safe='')}/dagRuns", headers=self.headers, timeout=30,
+                          json={"logical_date": None, "conf": {"channel": channel, "account": account},
+                                "note": note})
+
+    def required_actions(self, dag_id: str, run_id: str) -> str:
+        return f"{self.ui_root}dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}/required_actions"
+
+
+def _in_frame(request: Request) -> bool:
+    """A navigation inside the UI's frame (Browse > Coupang collections), as the browser says it."""
+    return request.headers.get("sec-fetch-dest", "") == "iframe"
+
+
+def _to_required_actions(url: str, frame: bool) -> Response:
+    """A 303 to the Required Actions page; inside the UI's (sandboxed) frame, a page that asks the UI's
+    router to show it, as the status page's task-log links do."""
+    if not frame:
+        return RedirectResponse(url, status_code=303)
+    from coupang_sales.airflow_glue.status_page import _TOP_LINKS
+
+    link = html.escape(url)
+    return _page("Sign-in started", f"""<h1>Sign-in started</h1>
+<p><a class="task-log" id="next" target="_top" href="{link}">Open its Required Actions</a> — the SMS code's form
+appears there when the portal asks for it.</p>
+<script>{_TOP_LINKS}
+document.getElementById("next").click();</script>""")
+
+
+@router.get("/sign-in", response_class=HTMLResponse, summary="Confirm starting an account's sign-in")
+def sign_in_form(request: Request, user: UserDep, channel: Annotated[str, Query()],
+                 account: Annotated[str, Query()]) -> Response:
+    if not may_sign_in(user, channel):
+        return _forbidden(channel)
+    problem = _check(channel, account)
+    if problem:
+        return _page("Cannot sign in", f"<p>{html.escape(problem)}</p>", status=404)
+    api = AirflowApi(request)
+    dag_id = sign_in_dag_id(channel)
+    running = api.active_run(dag_id, account)
+    if running:
+        return _to_required_actions(api.required_actions(dag_id, running), _in_frame(request))
+    esc = html.escape
+    return _page(f"Sign in {account}", f"""<h1>Sign in {esc(channel)} {esc(account)}</h1>
+<p class="sub">Starts <code>{esc(dag_id)}</code>: a browser opens the account's profile and submits the password.
+When the portal sends the seller an SMS code (인증번호), a Required Action asks you for it; have the seller
+ready to read it to you, the code is valid for a few minutes only.</p>
+<form method="post" action="sign-in">
+  <input type="hidden" name="channel" value="{esc(channel)}">
+  <input type="hidden" name="account" value="{esc(account)}">
+  <input type="hidden" name="frame" id="frame" value="">
+  <button type="submit" id="start">Start the sign-in</button>
+</form>
+<script>document.getElementById("frame").value = window.top === window ? "" : "1";</script>""")
+
+
+@router.post("/sign-in", summary="Start an account's sign-in DAG (or find the one running)")
+def start_sign_in(request: Request, user: UserDep, channel: Annotated[str, Form()],
+                  account: Annotated[str, Form()], frame: Annotated[str, Form()] = "") -> Response:
+    if not may_sign_in(user, channel):
+        return _forbidden(channel)
+    problem = _check(channel, account)
+    if problem:
+        return _page("Cannot sign in", f"<p>{html.escape(problem)}</p>", status=404)
+    api = AirflowApi(request)
+    dag_id = sign_in_dag_id(channel)
+    run_id = api.active_run(dag_id, account)
+    if run_id is None:
+        answer = api.trigger(dag_id, channel, account, note=f"Started from the Coupang collections page by "
+                                                             f"{user.get_name()}")
+        if answer.status_code >= 400:
+            detail = answer.json().get("detail") if "json" in answer.headers.get("content-type", "") else answer.text
+            return _page("Sign-in not started", f"<p>Airflow refused to start <code>{html.escape(dag_id)}</code>: "
+                         f"HTTP {answer.status_code} {html.escape(str(detail)[:500])}</p>",
+                         status=answer.status_code)
+        run_id = answer.json()["dag_run_id"]
+    return _to_required_actions(api.required_actions(dag_id, run_id), frame == "1" or _in_frame(request))
+
+
+def status_app():
+    """The status page's app with these routes mounted (once, however often the plugin asks)."""
+    from coupang_sales.airflow_glue.status_page import app
+
+    if not getattr(app.state, "sign_in_routes", False):
+        app.include_router(router)
+        app.state.sign_in_routes = True
+    return app
