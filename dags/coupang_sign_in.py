@@ -18,6 +18,13 @@ No answer in time: `sign_in` fails with `[auth_challenge] no SMS code was given 
 and nothing else changes. The code is masked in every log and is kept only in the Required
 Action's own answer. The terminal command `python -m coupang_sales.sign_in CHANNEL ACCOUNT` does
 the same on a machine with a person at it. See docs/operating.md, "Sign-ons and browser profiles".
+
+**Owner:** data-engineering (the alerts' e-mail and Slack channel). **Code:**
+`plugins/coupang_sales/airflow_glue/sign_in_dag.py` (the DAGs and their Required Actions),
+`plugins/coupang_sales/portal/assisted.py` (the sign-on with the SMS code, shared with the terminal
+command). **Consumers:** the collections of the account (`coupang_rocket_sales`, `coupang_jet_sales`),
+which sign on without the SMS step once the portal trusts the profile; `sales.sign_ins` (the status
+page's "signed in by").
 """
 
 from coupang_sales.airflow_glue.sign_in_dag import build_sign_in_dag

@@ -139,7 +139,7 @@ def test_tags_come_from_the_one_enumeration(dagbag, dag_id):
     assert tags <= {tag.value for tag in Tag}, f"tags outside coupang_sales.channel.Tag: {tags - set(Tag)}"
 
 
-@pytest.mark.parametrize("dag_id", DAG_IDS)
+@pytest.mark.parametrize("dag_id", (*DAG_IDS, "coupang_rocket_sign_in", "coupang_jet_sign_in"))
 def test_the_docstring_names_owner_code_and_consumers(dagbag, dag_id):
     """The DAG's page says who owns it, where its code lives and who reads what it writes."""
     doc = dagbag.dags[dag_id].doc_md
