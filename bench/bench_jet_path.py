@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> Report:
     import psycopg
 
     from coupang_sales.model import Window
-    from coupang_sales.warehouse import migrate
+    from coupang_sales.warehouse.schema_versions import migrate
 
     work = Path(tempfile.mkdtemp(prefix="coupang-bench-jet-path-"))
     staging = work / "staging"
