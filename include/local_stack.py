@@ -309,10 +309,12 @@ def summary(conn, run_ids: list[str]) -> str:
         """,
         (run_ids,),
     ).fetchall()
-    lines.append(f"  {'window':<23} {'channel':<15} {'account':<12} {'status':<8} {'reason':<20} {'rows':>5}  action")
+    # 'written': the order lines the load wrote, those of the orders whose facts changed (0 when none did)
+    lines.append(f"  {'window':<23} {'channel':<15} {'account':<12} {'status':<8} {'reason':<20} {'written':>7}  "
+                 "action")
     for _, channel, account, start, end, status, reason, loaded, message in rows:
         action = message.split("Action: ", 1)[1] if "Action: " in message else ""
-        lines.append(f"  {start}..{end} {channel:<15} {account:<12} {status:<8} {reason:<20} {loaded:>5}  "
+        lines.append(f"  {start}..{end} {channel:<15} {account:<12} {status:<8} {reason:<20} {loaded:>7}  "
                      f"{action[:90]}")
     lines += ["", "Sales (sales.order_lines_effective):",
               f"  {'channel':<15} {'account':<12} {'date':<10} {'lines':>5} {'payment won':>12} "

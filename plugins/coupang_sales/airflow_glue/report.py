@@ -89,7 +89,7 @@ def format_report(report: Mapping[str, Any]) -> str:
     lines = [f"Collection report of {report['channel']} run {report['run_id']}: "
              + ", ".join(f"{n} {status}" for status, n in report["totals"].items())
              + (f"; {report['warnings']} account(s) with warnings" if report.get("warnings") else ""),
-             f"  {'account':<14} {'status':<13} {'reason':<22} {'window':<22} {'tries':>5} {'rows':>8} "
+             f"  {'account':<14} {'status':<13} {'reason':<22} {'window':<22} {'tries':>5} {'written':>8} "
              f"{'payment won':>14} {'sign-ons':>8}  route"]
     for row in report["accounts"]:
         won = "-" if row["payment_amount"] is None else f"{row['payment_amount']:,}"

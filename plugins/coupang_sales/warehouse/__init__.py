@@ -43,6 +43,8 @@ def account_lock_key(channel: str, account_id: str) -> str:
 
 @dataclass(frozen=True)
 class LoadResult:
+    # the order lines the load wrote: those of the groups whose facts changed (0 when no fact did), shown
+    # as 'written' in the run report; not the lines of the window, most of which a rerun leaves as they are
     rows_loaded: int
     added: int
     changed: int
