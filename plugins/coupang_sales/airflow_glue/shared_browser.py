@@ -98,13 +98,13 @@ class _Renewer(threading.Thread):
     def __init__(self, lease, ttl: int) -> None:
         super().__init__(daemon=True, name="route-lease")
         self.lease, self.ttl, self.lost = lease, ttl, False
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
         from coupang_sales.airflow_glue.warehouse_hook import WarehouseHook
         from coupang_sales.warehouse import leases
 
-        while not self._stop.wait(max(5, self.ttl // 3)):
+        while not self._halt.wait(max(5, self.ttl // 3)):
             try:
                 with WarehouseHook().connected() as conn:
                     if leases.renew(conn, self.lease, self.ttl) is None:
@@ -114,7 +114,7 @@ class _Renewer(threading.Thread):
                 log.warning("could not renew the route lease: %s", type(exc).__name__)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
 
 
 @contextlib.contextmanager

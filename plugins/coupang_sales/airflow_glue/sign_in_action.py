@@ -131,14 +131,22 @@ appears there when the portal asks for it.</p>
 document.getElementById("next").click();</script>""")
 
 
-@router.get("/sign-in", response_class=HTMLResponse, summary="Confirm starting an account's sign-in")
-def sign_in_form(request: Request, user: UserDep, channel: Annotated[str, Query()],
-                 account: Annotated[str, Query()]) -> Response:
+def _refusal(user, channel: str, account: str) -> Response | None:
+    """The page refusing this sign-in (403 without the permission, 404 for an unknown account), or None."""
     if not may_sign_in(user, channel):
         return _forbidden(channel)
     problem = _check(channel, account)
     if problem:
         return _page("Cannot sign in", f"<p>{html.escape(problem)}</p>", status=404)
+    return None
+
+
+@router.get("/sign-in", response_class=HTMLResponse, summary="Confirm starting an account's sign-in")
+def sign_in_form(request: Request, user: UserDep, channel: Annotated[str, Query()],
+                 account: Annotated[str, Query()]) -> Response:
+    refused = _refusal(user, channel, account)
+    if refused is not None:
+        return refused
     api = AirflowApi(request)
     dag_id = sign_in_dag_id(channel)
     running = api.active_run(dag_id, account)
@@ -161,11 +169,9 @@ ready to read it to you, the code is valid for a few minutes only.</p>
 @router.post("/sign-in", summary="Start an account's sign-in DAG (or find the one running)")
 def start_sign_in(request: Request, user: UserDep, channel: Annotated[str, Form()],
                   account: Annotated[str, Form()], frame: Annotated[str, Form()] = "") -> Response:
-    if not may_sign_in(user, channel):
-        return _forbidden(channel)
-    problem = _check(channel, account)
-    if problem:
-        return _page("Cannot sign in", f"<p>{html.escape(problem)}</p>", status=404)
+    refused = _refusal(user, channel, account)
+    if refused is not None:
+        return refused
     api = AirflowApi(request)
     dag_id = sign_in_dag_id(channel)
     run_id = api.active_run(dag_id, account)

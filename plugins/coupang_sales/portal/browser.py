@@ -99,19 +99,22 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
 
 
 class VirtualDisplay:
-    """One Xvfb for one browser: started on a free display number, stopped by ``stop()``."""
+    """One Xvfb for one browser: started on a free display number, stopped by ``stop()``.
 
-    def __init__(self) -> None:
+    ``detached``: the display of a WebDriver server that outlives the task (``portal.webdriver_server``):
+    in a session of its own, not ended with this process nor with its last browser."""
+
+    def __init__(self, *, detached: bool = False) -> None:
         if shutil.which(XVFB) is None:
             raise RuntimeError("no display and no Xvfb: install Debian's xvfb (make setup does), set DISPLAY, "
                                "or use a Selenium Grid node (SELENIUM_REMOTE_URL)")
         read, write = os.pipe()
         try:
+            ends = () if detached else ("-terminate",)
             self.process = subprocess.Popen(
-                [XVFB, "-displayfd", str(write), "-screen", "0", SCREEN, "-nolisten", "tcp", "-terminate",
-                 "-noreset"],
+                [XVFB, "-displayfd", str(write), "-screen", "0", SCREEN, "-nolisten", "tcp", *ends, "-noreset"],
                 pass_fds=(write,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent)
+                **({"start_new_session": True} if detached else {"preexec_fn": _die_with_parent}))
         finally:
             os.close(write)
         number = b""

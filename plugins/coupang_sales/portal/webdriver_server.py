@@ -35,7 +35,6 @@ from selenium.webdriver.chrome.options import Options
 log = logging.getLogger(__name__)
 
 DEFAULT_CHROMEDRIVER = "/usr/bin/chromedriver"
-SCREEN = "1440x1000x24"
 
 
 def _free_port() -> int:
@@ -98,22 +97,11 @@ class LocalWebDriverServer:
         env = dict(os.environ)
         display_pid = None
         if not env.get("DISPLAY"):
-            read, write = os.pipe()
-            try:
-                xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", SCREEN, "-nolisten", "tcp",
-                                         "-noreset"], pass_fds=(write,), stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-            finally:
-                os.close(write)
-            number = b""
-            while not number.endswith(b"\n"):
-                chunk = os.read(read, 16)
-                if not chunk:
-                    raise RuntimeError("Xvfb exited before it named its display")
-                number += chunk
-            os.close(read)
-            env["DISPLAY"] = f":{number.decode().strip()}"
-            display_pid = xvfb.pid
+            from coupang_sales.portal.browser import VirtualDisplay
+
+            display = VirtualDisplay(detached=True)
+            env["DISPLAY"] = display.display
+            display_pid = display.process.pid
         port = _free_port()
         driver = subprocess.Popen([os.environ.get("CHROMEDRIVER_PATH", DEFAULT_CHROMEDRIVER), f"--port={port}",
                                    "--allowed-ips=127.0.0.1", "--log-level=WARNING"],
