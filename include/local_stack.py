@@ -282,7 +282,8 @@ def register_scenario_accounts(conn, scenario: dict[str, Any], sandbox,
         for account in (scenario.get(key) or {}).get("accounts", []):
             conn_id = conn_id_for(channel, account["account_id"])
             upsert_account(conn, channel=channel, account_id=account["account_id"], conn_id=conn_id,
-                           jet_version=account.get("version") if key == "jet" else None)
+                           jet_version=account.get("version") if key == "jet" else None,
+                           seller_name=account.get("vendor_name"))
             env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps({
                 "conn_type": "http", "host": portal_url, "login": account["username"],
                 "password": account["password"]})

@@ -12,7 +12,7 @@ import pytest
 
 from coupang_sales.model import Window
 from coupang_sales.warehouse import record_run, upsert_account
-from coupang_sales.warehouse.status import StatusQuery, account_statuses, freshness_changes
+from coupang_sales.warehouse.status import StatusQuery, account_statuses, freshness_changes, record_expiry_warning
 
 pytestmark = pytest.mark.integration
 TODAY = dt.date(2026, 1, 7)
@@ -33,8 +33,10 @@ def attempt(conn, channel, account, status, *, end="2026-01-06", reason=None, ru
 @pytest.fixture
 def accounts(warehouse):
     """One account in each state the page shows."""
-    for account in ("V_OK", "V_TAX", "V_EXPIRED", "V_FAILING", "V_STALE", "V_PAUSED", "V_NEW"):
-        upsert_account(warehouse, channel=ROCKET, account_id=account, conn_id="c", active=account != "V_PAUSED")
+    for account in ("V_OK", "V_TAX", "V_EXPIRED", "V_FAILING", "V_STALE", "V_PAUSED", "V_NEW", "V_EXPIRING",
+                    "V_EXTENDED"):
+        upsert_account(warehouse, channel=ROCKET, account_id=account, conn_id="c", active=account != "V_PAUSED",
+                       seller_name="(주)바른생활" if account == "V_OK" else None)
     upsert_account(warehouse, channel=JET, account_id="A_SMS", conn_id="c", jet_version=2)
     upsert_account(warehouse, channel=JET, account_id="A_OK", conn_id="c", jet_version=1)
     attempt(warehouse, ROCKET, "V_OK", "success", map_index=0)
@@ -50,6 +52,12 @@ def accounts(warehouse):
     attempt(warehouse, ROCKET, "V_PAUSED", "success", end="2026-01-01")
     attempt(warehouse, JET, "A_SMS", "failed", reason="auth_challenge", task="collect.extract", map_index=0)
     attempt(warehouse, JET, "A_OK", "success", map_index=1)
+    # the sub-account check of scheduled__5 warned (5 days left); V_EXTENDED's warning is of an older run
+    attempt(warehouse, ROCKET, "V_EXPIRING", "success", run="scheduled__5", map_index=4)
+    attempt(warehouse, ROCKET, "V_EXTENDED", "success", run="scheduled__6", map_index=5)
+    for account, run in (("V_EXPIRING", "scheduled__5"), ("V_EXTENDED", "scheduled__4")):
+        record_expiry_warning(warehouse, channel=ROCKET, account_id=account, expires=TODAY + dt.timedelta(days=5),
+                              warn_days=7, run_id=run)
     return warehouse
 
 
@@ -61,7 +69,59 @@ def states(conn, **query) -> dict[str, str]:
 def test_each_account_shows_its_state(accounts):
     assert states(accounts) == {"V_TAX": "blocked", "V_EXPIRED": "blocked", "A_SMS": "blocked",
                                 "V_FAILING": "failing", "V_STALE": "stale", "V_NEW": "new", "V_OK": "ok",
-                                "A_OK": "ok", "V_PAUSED": "paused"}
+                                "A_OK": "ok", "V_PAUSED": "paused", "V_EXPIRING": "expiring", "V_EXTENDED": "ok"}
+
+
+def test_a_sub_account_expiring_in_5_days_is_expiring_with_its_date(accounts):
+    rows = {r["account_id"]: r for r in account_statuses(accounts, StatusQuery(), today=TODAY)["rows"]}
+    assert rows["V_EXPIRING"]["state"] == "expiring"
+    assert rows["V_EXPIRING"]["sub_account_expires"] == dt.date(2026, 1, 12)
+    assert "연장하기" in rows["V_EXPIRING"]["action"] and "2026-01-12" in rows["V_EXPIRING"]["action"]
+    # a later run whose check did not warn (the master account extended it) ends the state
+    assert rows["V_EXTENDED"]["state"] == "ok" and rows["V_EXTENDED"]["sub_account_expires"] is None
+
+
+def test_the_expiry_warnings_notifier_keeps_the_date_the_check_names(accounts, monkeypatch):
+    from coupang_sales.airflow_glue.alerts import remember_expiry_warning
+    from coupang_sales.airflow_glue.operators import check_sub_account_expiry
+
+    class Row:
+        username, expires = "sub_user", TODAY + dt.timedelta(days=3)
+
+    class Session:
+        username = "sub_user"
+
+        def sub_accounts(self):
+            return [Row()]
+
+    account = {"channel": ROCKET, "account_id": "V_OK", "conn_id": "c"}
+    attempt(accounts, ROCKET, "V_OK", "success", run="scheduled__7")
+    monkeypatch.setenv("COUPANG_TODAY", TODAY.isoformat())
+    check_sub_account_expiry({"run_id": "scheduled__7"}, Session(), account, warn_days=7,
+                             on_expiry_warning=[remember_expiry_warning])
+    row = account_statuses(accounts, StatusQuery(search="V_OK", channels=(ROCKET,)), today=TODAY)["rows"][0]
+    assert (row["state"], row["sub_account_expires"]) == ("expiring", dt.date(2026, 1, 10))
+    assert not remember_expiry_warning({"coupang_warning": "a return without its sale", "coupang_account": account,
+                                        "coupang_warning_category": "unapplied_restatement"})
+
+
+def test_search_finds_a_seller_by_name_and_never_collected_is_the_stalest(accounts):
+    assert set(states(accounts, search="바른")) == {"V_OK"}
+    row = account_statuses(accounts, StatusQuery(search="바른"), today=TODAY)["rows"][0]
+    assert row["seller_name"] == "(주)바른생활"
+    stalest = account_statuses(accounts, StatusQuery(sort="freshness", descending=True), today=TODAY)["rows"]
+    never = {"V_EXPIRED", "V_FAILING", "V_NEW", "A_SMS"}  # no date collected yet
+    assert {r["account_id"] for r in stalest[:4]} == never
+    freshest = account_statuses(accounts, StatusQuery(sort="freshness"), today=TODAY)["rows"]
+    assert {r["account_id"] for r in freshest[-4:]} == never
+
+
+def test_the_route_of_the_newest_attempt_that_used_one(accounts):
+    record_run(accounts, channel=ROCKET, account_id="V_OK", window=window_ending("2026-01-06"), status="failed",
+               reason="portal_unavailable", run_id="manual__2", task_id="collect.extract", route="proxy-a")
+    attempt(accounts, ROCKET, "V_OK", "success", run="manual__2")  # the load: no route of its own
+    row = account_statuses(accounts, StatusQuery(search="V_OK", channels=(ROCKET,)), today=TODAY)["rows"][0]
+    assert row["last_route"] == "proxy-a"
 
 
 def test_blocked_and_failing_rows_carry_reason_attempts_action_and_task(accounts):
@@ -83,17 +143,19 @@ def test_blocked_and_failing_rows_carry_reason_attempts_action_and_task(accounts
 def test_filters_search_sort_and_pages(accounts):
     assert set(states(accounts, channels=(JET,))) == {"A_SMS", "A_OK"}
     assert set(states(accounts, states=("blocked",))) == {"V_TAX", "V_EXPIRED", "A_SMS"}
-    assert set(states(accounts, channels=(ROCKET,), states=("ok", "stale"))) == {"V_OK", "V_STALE"}
+    assert set(states(accounts, channels=(ROCKET,), states=("ok", "stale"))) == {"V_OK", "V_STALE", "V_EXTENDED"}
     assert set(states(accounts, search="v_ta")) == {"V_TAX"}
     assert states(accounts, search="%") == {}  # a wildcard typed in the search is a literal character
     by_freshness = account_statuses(accounts, StatusQuery(sort="freshness", descending=True), today=TODAY)["rows"]
-    assert [r["account_id"] for r in by_freshness][:2] == ["V_PAUSED", "V_STALE"]
+    assert [r["account_id"] for r in by_freshness][4:6] == ["V_PAUSED", "V_STALE"]  # after the 4 never collected
     pages = [account_statuses(accounts, StatusQuery(sort="account", page=n, page_size=4), today=TODAY)
              for n in (1, 2, 3)]
-    assert [len(p["rows"]) for p in pages] == [4, 4, 1] and {p["total"] for p in pages} == {9}
+    assert [len(p["rows"]) for p in pages] == [4, 4, 3] and {p["total"] for p in pages} == {11}
     assert [r["account_id"] for p in pages for r in p["rows"]] == sorted(
-        ["V_OK", "V_TAX", "V_EXPIRED", "V_FAILING", "V_STALE", "V_PAUSED", "V_NEW", "A_SMS", "A_OK"])
-    assert pages[0]["counts"] == {"ok": 2, "blocked": 3, "failing": 1, "stale": 1, "new": 1, "paused": 1}
+        ["V_OK", "V_TAX", "V_EXPIRED", "V_FAILING", "V_STALE", "V_PAUSED", "V_NEW", "A_SMS", "A_OK", "V_EXPIRING",
+         "V_EXTENDED"])
+    assert pages[0]["counts"] == {"ok": 3, "expiring": 1, "blocked": 3, "failing": 1, "stale": 1, "new": 1,
+                                  "paused": 1}
 
 
 def test_the_query_refuses_unknown_sorts_and_states():
@@ -121,7 +183,8 @@ def test_the_summary_is_filled_from_the_audit_of_an_older_warehouse(accounts):
     before = account_statuses(accounts, StatusQuery(), today=TODAY)["rows"]
     accounts.execute("DELETE FROM sales.account_status")  # as a warehouse with attempts before 0003
     accounts.execute("DROP FUNCTION sales.collection_status(date)")  # 0003's signature, as 0004 found it
-    for later in ("0003_collection_status.sql", "0004_versions_and_cursors.sql"):
+    for later in ("0003_collection_status.sql", "0004_versions_and_cursors.sql",
+                  "0007_status_page_sellers_expiry_routes.sql"):
         accounts.execute((MIGRATIONS_DIR / later).read_text(encoding="utf-8"))
     assert account_statuses(accounts, StatusQuery(), today=TODAY)["rows"] == before
 

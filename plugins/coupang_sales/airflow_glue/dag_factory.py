@@ -110,6 +110,10 @@ PARAMS = {
                        description="Range collection: first date of the window (YYYY-MM-DD); the window is "
                                    "[from_date, date] in one browser session per account and lookback_days is "
                                    "ignored. Empty: a daily window."),
+    "account_id": Param(None, type=["null", "string"],
+                        description="Collect this one account of the channel (its id in sales.accounts, active or "
+                                    "not) instead of every active account: the status page's 're-run' action "
+                                    "sets it. Empty: every active account (of this shard)."),
     "lookback_days": Param(DEFAULT_LOOKBACK_DAYS, type="integer", minimum=0, maximum=366,
                            description="Days before 'date' re-collected, so later restatements land."),
     "restatement_horizon_days": Param(
@@ -121,7 +125,8 @@ PARAMS = {
 TASK_DOCS = {
     "list_accounts": "Checks that the warehouse is at this code's schema version (it fails, naming "
                      "`python -m coupang_sales.warehouse.migrate`, when not) and reads the active accounts of the "
-                     "channel from `sales.accounts` (ids and connection names only).",
+                     "channel from `sales.accounts` (ids and connection names only); with the `account_id` param, "
+                     "that one account alone (paused or not).",
     **{check.value: PRE_CHECK_OPERATORS[check].__doc__ for check in PreCheck},
     "extract": "Logs in with a real browser and stages the raw portal files for the window.",
     "validate": "Parses the staged files by header name and runs the Great Expectations suite. "
@@ -249,6 +254,12 @@ def build_channel_dag(channel: Channel, *, doc_md: str | None = None, shard: int
                     require_current(conn)
                 except SchemaVersionError as exc:
                     raise AirflowFailException(str(exc)) from exc
+                only = (get_current_context()["params"].get("account_id") or "").strip() or None
+                if only:  # one account, wherever its shard: the run collects it alone
+                    accounts = active_accounts(conn, name, account_id=only)
+                    if not accounts:
+                        raise AirflowFailException(f"account_id {only!r} is not a {name} account in sales.accounts")
+                    return accounts
                 accounts = active_accounts(conn, name, shard=(shard, shards) if shards > 1 else None)
             check_map_length(name, shards, len(accounts))
             return accounts

@@ -4,7 +4,7 @@ A listener of the project's plugin: when the scheduler starts a run of a collect
 (``on_dag_run_running``, called in the scheduler with the run in its session), a run without a
 note gets one, e.g. ``Collects 2026-01-06 (Asia/Seoul) and the 14 days before``. The Grid and
 the runs list show it beside the run, so nobody has to turn a UTC run-after time into a Seoul
-date. A person's own note is never replaced.
+date (and, for a run of one account, which). A person's own note is never replaced.
 
 The dates come from ``window.resolve_window``, the function the tasks use, over what the
 scheduler knows of the run (its type, logical date, data interval and conf), so the note and the
@@ -39,6 +39,8 @@ def collection_note(*, run_type: str, conf: dict[str, Any] | None, logical_date,
     else:
         days = (window.end - window.start).days
         text = f"Collects {window.end} (Asia/Seoul)" + (f" and the {days} days before" if days else "")
+    if params.get("account_id"):
+        text += f", account {params['account_id']} only"
     if params.get("date") and not params.get("from_date") and logical_date is not None:
         implied = resolve_window({**context, "params": {k: v for k, v in params.items() if k != "date"}}).end
         if implied != window.end:

@@ -13,6 +13,7 @@ from coupang_sales.airflow_glue.alerts import (
     blocked_alert_due,
     blocked_realert_hours,
     remember_blocked_alert,
+    remember_expiry_warning,
     warning_context,
 )
 
@@ -45,7 +46,8 @@ class CollectionAlertNotifier(BaseNotifier):
     reason (never the connection's secrets) and does not stop the other; the alert itself is
     always logged. An account blocked by a seller's action (``SELLER_ACTION_CATEGORIES``) is
     alerted when it becomes blocked, then at most every ``COUPANG_BLOCKED_REALERT_HOURS``
-    (the last alert is kept in ``sales.blocked_alerts``).
+    (the last alert is kept in ``sales.blocked_alerts``). A sub-account's expiry warning keeps its date
+    in ``sales.sub_account_expiry`` (the status page's ``expiring``).
     """
 
     template_fields = ("smtp_conn_id", "slack_conn_id")
@@ -61,6 +63,8 @@ class CollectionAlertNotifier(BaseNotifier):
         """Deliver the context's alert; {channel: delivered} ({} when none was configured or it was not due)."""
         alert = Alert.of(context, warning=self.warning)
         log.warning("%s\n%s", alert.subject, alert.body)
+        if self.warning:  # a sub-account's expiry date, for the status page's 'expiring'
+            remember_expiry_warning(context)
         anew = False
         if alert.seller_blocked:
             due, anew, why = blocked_alert_due(alert)

@@ -21,38 +21,26 @@ the params, its audit log and its notion of who triggered the run all apply unch
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING, Annotated, Any
-from urllib.parse import quote
+from typing import Annotated, Any
 
 from airflow.api_fastapi.core_api.security import get_user
 from fastapi import APIRouter, Depends, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
-if TYPE_CHECKING:
-    import httpx
-
-from coupang_sales.airflow_glue.sign_in_links import (  # noqa: E402  (re-exported for the routes' callers)
+from coupang_sales.airflow_glue.sign_in_links import (  # re-exported for the routes' callers
     may_sign_in,
     sign_in_dag_id,
 )
+from coupang_sales.airflow_glue.ui_actions import AirflowApi, _in_frame, _page, _to_top
 
 router = APIRouter()
 UserDep = Annotated[Any, Depends(get_user)]
-ACTIVE_STATES = ("queued", "running")
 
 
 def _forbidden(channel: str) -> HTMLResponse:
     # An HTMLResponse, not an HTTPException: the app's handler sends 401/403 exceptions to the login page.
     return _page("Not allowed", f"<p>You may not start <code>{html.escape(sign_in_dag_id(channel))}</code>: "
                  "Airflow's permissions do not let you trigger that DAG. Ask an administrator.</p>", status=403)
-
-
-def _page(title: str, body: str, *, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>{html.escape(title)}</title>
-<style>body{{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans KR",sans-serif;margin:16px;color:#1a202c}}
-h1{{font-size:20px}} button{{font-size:14px;padding:6px 12px}} .sub{{color:#4a5568;font-size:13px}}</style></head>
-<body>{body}</body></html>""", status_code=status)
 
 
 def _check(channel: str, account: str) -> str | None:
@@ -72,63 +60,11 @@ def _check(channel: str, account: str) -> str | None:
     return None
 
 
-class AirflowApi:
-    """Airflow's public REST API of this API server, called with the user's own token."""
-
-    def __init__(self, request: Request):
-        from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
-
-        from coupang_sales.airflow_glue.status_page import _ui_root
-
-        self.ui_root = _ui_root(request)
-        self.base = f"{request.url.scheme}://{request.url.netloc}{self.ui_root}api/v2"
-        auth = request.headers.get("authorization", "")
-        token = auth.split(" ", 1)[1] if auth.lower().startswith("bearer ") else request.cookies.get(
-            COOKIE_NAME_JWT_TOKEN, "")
-        self.headers = {"Authorization": f"Bearer {token}"}
-
-    def active_run(self, dag_id: str, account: str) -> str | None:
-        """The newest queued or running sign-in of ``account``, if any."""
-        import httpx
-
-        query = [("state", s) for s in ACTIVE_STATES] + [("order_by", "-run_after"), ("limit", "100")]
-        answer = httpx.get(f"{self.base}/dags/{quote(dag_id, safe='')}/dagRuns", params=query,
-                           headers=self.headers, timeout=30)
-        answer.raise_for_status()
-        for run in answer.json().get("dag_runs", []):
-            if str((run.get("conf") or {}).get("account", "")) == account:
-                return run["dag_run_id"]
-        return None
-
-    def trigger(self, dag_id: str, channel: str, account: str, note: str) -> httpx.Response:
-        import httpx
-
-        return httpx.post(f"{self.base}/dags/{quote(dag_id, safe='')}/dagRuns", headers=self.headers, timeout=30,
-                          json={"logical_date": None, "conf": {"channel": channel, "account": account},
-                                "note": note})
-
-    def required_actions(self, dag_id: str, run_id: str) -> str:
-        return f"{self.ui_root}dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}/required_actions"
-
-
-def _in_frame(request: Request) -> bool:
-    """A navigation inside the UI's frame (Browse > Coupang collections), as the browser says it."""
-    return request.headers.get("sec-fetch-dest", "") == "iframe"
-
-
 def _to_required_actions(url: str, frame: bool) -> Response:
     """A 303 to the Required Actions page; inside the UI's (sandboxed) frame, a page that asks the UI's
     router to show it, as the status page's task-log links do."""
-    if not frame:
-        return RedirectResponse(url, status_code=303)
-    from coupang_sales.airflow_glue.status_page import _TOP_LINKS
-
-    link = html.escape(url)
-    return _page("Sign-in started", f"""<h1>Sign-in started</h1>
-<p><a class="task-log" id="next" target="_top" href="{link}">Open its Required Actions</a> — the SMS code's form
-appears there when the portal asks for it.</p>
-<script>{_TOP_LINKS}
-document.getElementById("next").click();</script>""")
+    return _to_top(url, frame, title="Sign-in started", text="Open its Required Actions",
+                   after=" — the SMS code's form appears there when the portal asks for it.")
 
 
 def _refusal(user, channel: str, account: str) -> Response | None:
@@ -188,10 +124,13 @@ def start_sign_in(request: Request, user: UserDep, channel: Annotated[str, Form(
 
 
 def status_app():
-    """The status page's app with these routes mounted (once, however often the plugin asks)."""
+    """The status page's app with these routes and the "Re-run" action's (``rerun_action``) mounted (once,
+    however often the plugin asks)."""
+    from coupang_sales.airflow_glue.rerun_action import router as rerun_router
     from coupang_sales.airflow_glue.status_page import app
 
     if not getattr(app.state, "sign_in_routes", False):
         app.include_router(router)
+        app.include_router(rerun_router)
         app.state.sign_in_routes = True
     return app

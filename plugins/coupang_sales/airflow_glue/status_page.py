@@ -6,7 +6,9 @@ request goes through Airflow's own sign-in (the UI's JWT cookie, or an API beare
 browser without one is sent to Airflow's login page, and a user sees only the channels whose DAG
 they may read. ``GET /`` is the page (server-rendered HTML from the Jinja2 template
 ``templates/status_page.html``, autoescaped: filters, sorting and paging are links and a form, no
-script), ``GET /api/accounts`` the same rows as JSON.
+script), ``GET /api/accounts`` the same rows as JSON. The search matches the account id or the
+seller's name. A row's actions ("Re-run", ``rerun_action``; "Sign in", ``sign_in_action``) are shown
+only to a user whom Airflow's auth manager lets trigger the DAG they start.
 """
 
 from __future__ import annotations
@@ -19,9 +21,13 @@ from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 import jinja2
+import markupsafe
 from airflow.api_fastapi.core_api.security import get_user
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+
+from coupang_sales.airflow_glue.ui_actions import TOP_LINKS
+from coupang_sales.airflow_glue.ui_actions import ui_root as _ui_root
 
 URL_PREFIX = "/coupang-collections"
 TITLE = "Coupang collections"
@@ -77,7 +83,7 @@ def _statuses(user, channel, state, q, sort, desc, page, size) -> dict[str, Any]
 
 UserDep = Annotated[Any, Depends(get_user)]
 ChannelParam = Annotated[list[str] | None, Query(description="coupang_rocket and/or coupang_jet")]
-StateParam = Annotated[list[str] | None, Query(description="ok, blocked, failing, stale, new, paused")]
+StateParam = Annotated[list[str] | None, Query(description="ok, expiring, blocked, failing, stale, new, paused")]
 
 
 @app.get("/api/accounts", summary="Accounts with their collection state (JSON)")
@@ -102,9 +108,11 @@ def status_page_html(request: Request, user: UserDep, channel: ChannelParam = No
          q: str | None = None, sort: str = "state", desc: str | None = None, page: int = 1,
          size: int = 50) -> HTMLResponse:
     result = _statuses(user, channel, state, q, sort, _yes(desc), page, size)
+    from coupang_sales.airflow_glue.rerun_action import add_rerun_links
     from coupang_sales.airflow_glue.sign_in_links import add_sign_in_links
 
     add_sign_in_links(result["rows"], user)
+    add_rerun_links(result["rows"], user, today=result["today"])
     params = {"channel": ",".join(_split(channel) or ()), "state": ",".join(_split(state) or ()), "q": q or "",
               "sort": sort, "desc": "true" if _yes(desc) else "", "size": str(size) if size != 50 else ""}
     return HTMLResponse(render(result, params, ui_root=_ui_root(request)))
@@ -120,12 +128,6 @@ async def _sign_in_first(request: Request, exc: HTTPException):
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
-def _ui_root(request: Request) -> str:
-    """The Airflow UI's root path (the API server's root, with any base path of a proxy)."""
-    root = request.scope.get("root_path", "")
-    return (root[: -len(URL_PREFIX)] if root.endswith(URL_PREFIX) else root).rstrip("/") + "/"
-
-
 def task_log_url(row: dict[str, Any], ui_root: str) -> str | None:
     """The Airflow 3 UI's page of the task instance that made the account's newest attempt (its log),
     as ``TaskInstance.log_url`` builds it."""
@@ -138,9 +140,10 @@ def task_log_url(row: dict[str, Any], ui_root: str) -> str | None:
             f"/tasks/{quote(row['last_task_id'], safe='')}{mapped}{tried}")
 
 
-_HEADERS = (("channel", "Channel"), ("account", "Account"), (None, "Jet"),
-            ("last_success", "Last successful collection"), ("freshness", "Freshness"), ("state", "State"),
-            ("attempts", "Attempts"), (None, "Latest task log"))
+_HEADERS = (("channel", "Channel"), ("account", "Account"), ("seller", "Seller"), (None, "Jet version"),
+            ("last_success", "Last successful collection"), ("freshness", "Days behind"), ("state", "State"),
+            ("attempts", "Attempts (newest run)"), ("route", "Last route"), (None, "Newest attempt (task log)"),
+            (None, "Actions"))
 
 
 @functools.cache
@@ -172,10 +175,11 @@ def render(result: dict[str, Any], params: dict[str, str], *, ui_root: str) -> s
     last = first + len(result["rows"]) - 1
     return _template().render(
         title=TITLE, today=result["today"].isoformat(), headers=headers,
-        rows=[_row(row, ui_root) for row in result["rows"]],
+        rows=[_row(row, ui_root, result["today"]) for row in result["rows"]],
         chips=[{"state": s, "href": link(state=s, page=""), "count": result["counts"].get(s, 0)} for s in STATES],
         channel_options=[{"value": c, "selected": params["channel"] == c} for c in result["channels"]],
         state_options=[{"value": s, "selected": params["state"] == s} for s in STATES],
+        top_links=markupsafe.Markup(TOP_LINKS), columns=len(headers),
         q=params["q"], hidden=[(k, params[k]) for k in ("sort", "desc", "size") if params[k]],
         shown=f"rows {first:,}–{last:,} of {result['total']:,}" if result["rows"] else f"0 of {result['total']:,}",
         prev_href=link(page=result["page"] - 1) if result["page"] > 1 else None,
@@ -190,12 +194,16 @@ def _when(value: dt.datetime | None) -> str:
     return value.astimezone(SEOUL).strftime("%Y-%m-%d %H:%M KST")
 
 
-def _row(row: dict[str, Any], ui_root: str) -> dict[str, Any]:
+def _row(row: dict[str, Any], ui_root: str, today: dt.date | None = None) -> dict[str, Any]:
     """What the page shows of one account, as the template's values."""
     url = task_log_url(row, ui_root)
     since = row.get("jet_version_since")
     return {
         "account_id": row["account_id"], "channel": row["channel"], "state": row["state"],
+        "seller_name": row.get("seller_name"), "route": row.get("last_route"),
+        "expires": row.get("sub_account_expires"),
+        "expires_in": (row["sub_account_expires"] - today).days if row.get("sub_account_expires") and today else None,
+        "rerun_url": row.get("rerun_url"), "rerun_range": row.get("rerun_range"),
         "jet_version": row.get("jet_version"), "jet_version_since": _when(since) if since else None,
         "last_success": _when(row["last_success_at"]),
         "window_start": row["last_success_window_start"], "window_end": row["last_success_window_end"],

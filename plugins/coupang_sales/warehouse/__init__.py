@@ -702,18 +702,23 @@ def set_collection_cursor(conn: "psycopg.Connection", *, channel: str, account_i
     return before
 
 
-def active_accounts(conn: "psycopg.Connection", channel: str,
-                    shard: tuple[int, int] | None = None) -> list[dict[str, Any]]:
+def active_accounts(conn: "psycopg.Connection", channel: str, shard: tuple[int, int] | None = None,
+                    account_id: str | None = None) -> list[dict[str, Any]]:
     """The active accounts of a channel: ids and connection names only, never credentials.
 
     ``shard=(index, count)`` keeps those whose ``shards.shard_of(account_id, count)`` is ``index``.
+    ``account_id``: that one account only, active or not (a person asked for it), or none.
     """
     with conn.cursor() as cur:
-        cur.execute(
-            "SELECT account_id, conn_id, jet_version FROM sales.accounts "
-            "WHERE channel = %s AND active ORDER BY account_id",
-            (channel,),
-        )
+        if account_id is not None:
+            cur.execute("SELECT account_id, conn_id, jet_version FROM sales.accounts "
+                        "WHERE channel = %s AND account_id = %s", (channel, account_id))
+        else:
+            cur.execute(
+                "SELECT account_id, conn_id, jet_version FROM sales.accounts "
+                "WHERE channel = %s AND active ORDER BY account_id",
+                (channel,),
+            )
         rows = cur.fetchall()
     if shard is not None:
         from coupang_sales.shards import shard_of
@@ -724,16 +729,18 @@ def active_accounts(conn: "psycopg.Connection", channel: str,
 
 
 def upsert_account(conn: "psycopg.Connection", *, channel: str, account_id: str, conn_id: str,
-                   jet_version: int | None = None, active: bool = True) -> None:
+                   jet_version: int | None = None, active: bool = True, seller_name: str | None = None) -> None:
+    """Register (or change) an account; ``seller_name`` (the portal's 업체명) is kept when not given."""
     with conn.transaction():
         conn.execute(
             """
-            INSERT INTO sales.accounts (channel, account_id, conn_id, jet_version, active)
-            VALUES (%s, %s, %s, %s, %s)
+            INSERT INTO sales.accounts (channel, account_id, conn_id, jet_version, active, seller_name)
+            VALUES (%s, %s, %s, %s, %s, %s)
             ON CONFLICT (channel, account_id) DO UPDATE
-            SET conn_id = excluded.conn_id, jet_version = excluded.jet_version, active = excluded.active
+            SET conn_id = excluded.conn_id, jet_version = excluded.jet_version, active = excluded.active,
+                seller_name = coalesce(excluded.seller_name, sales.accounts.seller_name)
             """,
-            (channel, account_id, conn_id, jet_version, active),
+            (channel, account_id, conn_id, jet_version, active, seller_name),
         )
 
 

@@ -1,11 +1,19 @@
 """Every account's collection state, as the status page and the freshness alerts read it (no Airflow here).
 
-The state is derived in the warehouse by ``sales.collection_status(today)`` (migrations 0003, 0004) from
-``sales.accounts``, ``sales.account_status``, the one-row-per-account summary that a trigger
-keeps in step with ``sales.collection_runs``, and ``sales.collection_cursors`` (the last date
+The state is derived in the warehouse by ``sales.collection_status(today)`` (migrations 0003, 0004, 0007)
+from ``sales.accounts`` (with the seller's name), ``sales.account_status``, the one-row-per-account
+summary that a trigger keeps in step with ``sales.collection_runs``, and ``sales.collection_cursors`` (the last date
 collected without a gap: ``collected_through``, which freshness counts from; ``collected_until`` is
 the newest window end of any success). So a page of 10,000 accounts is one query over
 10,000 summary rows, filtered, sorted and cut in the warehouse.
+
+An account is ``expiring`` (else ``ok``) while its newest run's sub-account check warned that the
+sub-account expires within the check's ``warn_days`` (``record_expiry_warning``, table
+``sales.sub_account_expiry``): the page shows the date.
+
+Sorting: an account never collected has no freshness and no last success; it counts as the stalest
+(first when sorting by freshness from the stalest, or by last success from the oldest), never as
+missing data pushed to the end.
 """
 
 from __future__ import annotations
@@ -19,25 +27,37 @@ from coupang_sales.errors import CATEGORIES
 if TYPE_CHECKING:
     import psycopg
 
-STATES = ("ok", "blocked", "failing", "stale", "new", "paused")
+STATES = ("ok", "expiring", "blocked", "failing", "stale", "new", "paused")
 CHANNELS = ("coupang_rocket", "coupang_jet")
 # sort key -> ORDER BY expression (a fixed text: the key only picks one); account id breaks ties.
 SORTS = {
     "account": "account_id",
+    "seller": "seller_name",
     "channel": "channel",
-    "state": "array_position(ARRAY['blocked', 'failing', 'stale', 'new', 'ok', 'paused'], state)",
+    "state": "array_position(ARRAY['blocked', 'failing', 'stale', 'expiring', 'new', 'ok', 'paused'], state)",
     "freshness": "freshness_days",
     "last_success": "last_success_at",
     "last_attempt": "last_finished_at",
     "attempts": "run_attempts",
+    "route": "last_route",
 }
+# Where NULL sorts: never collected is the stalest (the largest freshness, the oldest success); else last.
+_NULLS_ARE = {"freshness": "largest", "last_success": "smallest", "last_attempt": "smallest"}
+
+
+def _nulls(sort: str, descending: bool) -> str:
+    where = _NULLS_ARE.get(sort)
+    first = (where == "largest" and descending) or (where == "smallest" and not descending)
+    return "NULLS FIRST" if first else "NULLS LAST"
 MAX_PAGE_SIZE = 500
+EXPIRING_ACTION = "The master account clicks '연장하기' at 서플라이어허브 > 부계정 관리 before {expires}."
 
 _COLUMNS = ("channel", "account_id", "jet_version", "active", "state", "last_status", "last_reason",
             "last_message", "last_finished_at", "run_attempts", "last_dag_id", "last_run_id", "last_task_id",
             "last_map_index", "last_try_number", "last_success_at", "last_success_window_start",
             "last_success_window_end", "collected_through", "freshness_days", "stale_after_days",
-            "over_threshold", "jet_version_since", "collected_until")
+            "over_threshold", "jet_version_since", "collected_until", "seller_name", "last_route",
+            "sub_account_expires")
 _SELECT = ", ".join(_COLUMNS)
 
 # One statement: the channel's accounts once (a CTE), the count per state over them, and the page
@@ -54,8 +74,9 @@ WITH listed AS MATERIALIZED (
 ), page AS (
     SELECT *, count(*) OVER () AS total FROM listed
     WHERE (%(states)s::text[] IS NULL OR state = ANY(%(states)s::text[]))
-      AND (%(search)s::text IS NULL OR account_id ILIKE '%%' || %(search)s::text || '%%')
-    ORDER BY {{order}} {{direction}} NULLS LAST, account_id {{direction}}
+      AND (%(search)s::text IS NULL OR account_id ILIKE '%%' || %(search)s::text || '%%'
+           OR seller_name ILIKE '%%' || %(search)s::text || '%%')
+    ORDER BY {{order}} {{direction}} {{nulls}}, account_id {{direction}}
     LIMIT %(limit)s OFFSET %(offset)s
 )
 SELECT page.*, (SELECT max(o.sales_date) FROM sales.order_lines o
@@ -66,7 +87,7 @@ FROM counts LEFT JOIN page ON true
 LEFT JOIN LATERAL (SELECT s.completed_by, s.completed_at FROM sales.sign_ins s  -- migration 0005
                    WHERE s.channel = page.channel AND s.account_id = page.account_id
                    ORDER BY s.completed_at DESC LIMIT 1) signed ON true
-ORDER BY {{order}} {{direction}} NULLS LAST, account_id {{direction}}
+ORDER BY {{order}} {{direction}} {{nulls}}, account_id {{direction}}
 """
 
 
@@ -107,13 +128,14 @@ def account_statuses(conn: "psycopg.Connection", query: StatusQuery, *, today: d
               "states": list(query.states) if query.states else None,
               "search": (query.search or "").strip() or None,
               "limit": query.page_size, "offset": (query.page - 1) * query.page_size}
-    if params["search"]:  # ILIKE's own wildcards in an account id are literal characters
+    if params["search"]:  # ILIKE's own wildcards in an account id or a seller's name are literal characters
         params["search"] = params["search"].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     from psycopg import sql
 
     with conn.cursor() as cur:
         cur.execute(sql.SQL(_PAGE).format(order=sql.SQL(SORTS[query.sort]),
-                                          direction=sql.SQL("DESC" if query.descending else "ASC")), params)
+                                          direction=sql.SQL("DESC" if query.descending else "ASC"),
+                                          nulls=sql.SQL(_nulls(query.sort, query.descending))), params)
         names = [d.name for d in cur.description]
         found = [dict(zip(names, values, strict=True)) for values in cur.fetchall()]
     counts = found[0]["counts"] if found else {}
@@ -123,8 +145,25 @@ def account_statuses(conn: "psycopg.Connection", query: StatusQuery, *, today: d
         del row["total"], row["counts"]
         row["action"] = action_for(row["channel"], row["account_id"], row["last_reason"]) \
             if row["state"] in ("blocked", "failing") else None
+        if row["state"] == "expiring":
+            row["action"] = EXPIRING_ACTION.format(expires=row["sub_account_expires"])
     return {"rows": rows, "total": total, "counts": {state: counts.get(state, 0) for state in STATES},
             "page": query.page, "page_size": query.page_size, "today": today}
+
+
+def record_expiry_warning(conn: "psycopg.Connection", *, channel: str, account_id: str, expires: dt.date,
+                          warn_days: int | None, run_id: str | None) -> None:
+    """Keep the sub-account check's warning (its expiry date, in the run that saw it): the account is
+    ``expiring`` while that run is its newest."""
+    with conn.transaction():
+        conn.execute(
+            """
+            INSERT INTO sales.sub_account_expiry (channel, account_id, expires, warn_days, run_id)
+            VALUES (%s, %s, %s, %s, %s)
+            ON CONFLICT (channel, account_id) DO UPDATE
+            SET expires = excluded.expires, warn_days = excluded.warn_days, run_id = excluded.run_id,
+                warned_at = now()
+            """, (channel, account_id, expires, warn_days, run_id))
 
 
 _BECAME_STALE = """
