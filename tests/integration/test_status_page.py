@@ -236,3 +236,11 @@ def test_freshness_alerts_go_out_through_the_collection_alerts(accounts, smtp, m
     send_freshness_alerts(context, ROCKET, accounts)
     body = smtp.bodies()[1]
     assert "V_TAX: collected through 2026-01-05, 3 day(s) ago" in body and "세금계산서" in body
+
+
+def test_a_run_of_one_account_lists_that_account_alone(accounts):
+    from coupang_sales.warehouse import active_accounts
+
+    assert [a["account_id"] for a in active_accounts(accounts, ROCKET, account_id="V_PAUSED")] == ["V_PAUSED"]
+    assert active_accounts(accounts, ROCKET, account_id="A_OK") == []  # another channel's
+    assert len(active_accounts(accounts, ROCKET)) == 8

@@ -86,3 +86,39 @@ def test_a_blocked_account_whose_data_went_stale_says_both():
     page = render(result, {"channel": "", "state": "", "q": "", "sort": "state", "desc": "", "size": ""}, ui_root="/")
     assert '<span class="over">8 day(s) · stale</span>' in page, "stale behind its block"
     assert page.count("· stale") == 1, "a fresh account is not called stale"
+
+
+def test_an_expiring_account_shows_its_date_its_seller_and_its_route():
+    from coupang_sales.airflow_glue.status_page import render
+
+    expiring = row(state="expiring", sub_account_expires=dt.date(2026, 1, 12), seller_name="주식회사 예시상사",
+                   last_route="proxy-a", last_map_index=0)
+    result = {"rows": [expiring], "total": 1, "page": 1, "page_size": 50, "today": dt.date(2026, 1, 7),
+              "counts": {"expiring": 1}, "channels": ("coupang_rocket",)}
+    page = render(result, {"channel": "", "state": "", "q": "", "sort": "state", "desc": "", "size": ""}, ui_root="/")
+    assert '<span class="state expiring">expiring</span>' in page
+    assert "sub-account expires 2026-01-12 (in 5 day(s))" in page
+    assert '<td class="seller">주식회사 예시상사</td>' in page and '<td class="route">proxy-a</td>' in page
+    assert "/tasks/collect.load/mapped/0?try_number=2" in page
+    assert ">Jet version<" in page and ">Days behind<" in page
+
+
+def test_the_rerun_covers_the_dates_after_the_cursor_up_to_yesterday():
+    from coupang_sales.airflow_glue.rerun_action import gap_of, rerun_conf
+
+    today = dt.date(2026, 1, 7)
+    assert gap_of(row(collected_through=dt.date(2026, 1, 3)), today) == (dt.date(2026, 1, 4), dt.date(2026, 1, 6))
+    assert gap_of(row(collected_through=dt.date(2026, 1, 6)), today) is None, "collected through yesterday"
+    assert gap_of(row(collected_through=None), today) == (None, dt.date(2026, 1, 6)), "never collected"
+    assert rerun_conf("V1", (dt.date(2026, 1, 4), dt.date(2026, 1, 6))) == {
+        "account_id": "V1", "from_date": "2026-01-04", "date": "2026-01-06"}
+    assert rerun_conf("V1", (None, dt.date(2026, 1, 6))) == {"account_id": "V1", "date": "2026-01-06"}
+
+
+def test_a_run_of_one_account_says_so_in_its_note():
+    from coupang_sales.airflow_glue.notes import collection_note
+
+    note = collection_note(run_type="manual", conf={"account_id": "V1", "from_date": "2026-01-04",
+                                                    "date": "2026-01-06"},
+                           logical_date=None, data_interval_start=None, data_interval_end=None)
+    assert note == "Collects 2026-01-04 – 2026-01-06 (Asia/Seoul), one range run, account V1 only"
