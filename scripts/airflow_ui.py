@@ -9,7 +9,9 @@ Unless --no-collect, it unpauses both DAGs and triggers one run of each for the 
 scenario's today, so the collection status page (Browse > Coupang collections) fills with the
 scenario's accounts in the states the runs really leave them in. The scheduler starts only
 triggered runs and backfills here (scheduler.use_job_schedule off): the sandbox's clock is the
-scenario's today, and a scheduled run would collect dates the sandbox has never seen.
+scenario's today, and a scheduled run would collect dates the sandbox has never seen. So the DAG
+list's "Next Run" is the newest daily interval (06:00 Asia/Seoul of the real today or yesterday),
+already past, and never starts: the UI's heading (``[api] instance_name``) says so.
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ def main() -> int:
     metadata = local_stack.postgres_metadata_url(warehouse.dsn, "airflow")
     env = {**os.environ, **local_stack.airflow_env(home, metadata_url=metadata), "COUPANG_TODAY": raw["today"],
            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+           # said where "Next Run" is shown: the scheduler creates no scheduled run here, so it stays in the past
+           "AIRFLOW__API__INSTANCE_NAME": "Coupang sales sandbox: scheduled runs are off (Next Run never starts); "
+                                          "trigger a run or a backfill",
            # naive dates on the CLI and in the API are Seoul's (the UI's own zone is the browser's: set it to
            # Asia/Seoul under User > Timezone so the backfill dialog's range is the Seoul dates collected)
            "AIRFLOW__CORE__DEFAULT_TIMEZONE": "Asia/Seoul"}
@@ -70,8 +75,10 @@ def main() -> int:
         for user, password in standalone.logins().items():
             print(f"  login: {user} / {password}")
         print(f"Sandbox portal: {sandbox.url}   warehouse: {warehouse.dsn}")
-        print(f"Collection status page: Browse > Coupang collections ({standalone.url}/plugin/coupang-collections, "
-              f"the page alone at {standalone.url}/coupang-collections/)")
+        print(f"Collection status page: {standalone.url}/plugin/coupang-collections (Browse > Coupang collections; "
+              f"the page alone, outside the UI's frame: {standalone.url}/coupang-collections/)")
+        print("Scheduled runs are off here (the sandbox's clock is the scenario's today): the DAG list's Next Run is "
+              "in the past and never starts; trigger a run or a backfill")
         print("Set the UI's time zone to Asia/Seoul (User > Timezone): runs collect Seoul dates, and the backfill "
               "dialog reads its range in the UI's zone")
         if args.no_collect:
