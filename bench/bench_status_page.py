@@ -25,13 +25,20 @@ from common import Report
 TODAY = dt.date(2026, 1, 31)
 
 _ACCOUNTS = """
-INSERT INTO sales.accounts (channel, account_id, conn_id, jet_version, active)
+INSERT INTO sales.accounts (channel, account_id, conn_id, jet_version, active, seller_name)
 SELECT CASE WHEN i %% 2 = 0 THEN 'coupang_rocket' ELSE 'coupang_jet' END,
        CASE WHEN i %% 2 = 0 THEN 'V' ELSE 'A' END || lpad(i::text, 8, '0'),
        'conn_' || i,
        CASE WHEN i %% 2 = 0 THEN NULL ELSE (1 + i %% 4 / 3)::smallint END,
-       i %% 100 <> 4
+       i %% 100 <> 4,
+       '(주)판매자' || i
 FROM generate_series(1, %(accounts)s) i
+"""
+# 1 in 50 Rocket accounts: the newest run's sub-account check warned (expiring in 5 days)
+_EXPIRY = """
+INSERT INTO sales.sub_account_expiry (channel, account_id, expires, warn_days, run_id)
+SELECT channel, account_id, %(today)s::date + 5, 7, 'scheduled__' || %(last)s::date FROM sales.accounts
+WHERE channel = 'coupang_rocket' AND substr(account_id, 2)::int %% 50 = 20
 """
 # One run a day per account; the account's kind decides its last days: n % 50 = 0 blocked by a tax
 # invoice for 3 days, = 10 an expired sub-account for 4 days, = 1 an SMS sign-on (auth_challenge)
@@ -112,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs += conn.execute(_RUNS, {**bounds, "day": bounds["first"] + dt.timedelta(days=day)}).rowcount
                 runs_s += time.perf_counter() - start
                 conn.execute("VACUUM sales.account_status")
+            conn.execute(_EXPIRY, {**bounds, "today": TODAY})
             conn.execute("VACUUM ANALYZE")
             counts = dict(conn.execute("SELECT state, count(*) FROM sales.collection_status(%s) GROUP BY 1",
                                        (TODAY,)).fetchall())
@@ -139,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
             timed("filter channel=coupang_jet, state=failing", StatusQuery(channels=("coupang_jet",),
                                                                             states=("failing",)))
             timed("search account '0001234'", StatusQuery(search="0001234"))
+            timed("search seller name '판매자777'", StatusQuery(search="판매자777"))
+            timed("filter state=expiring", StatusQuery(states=("expiring",)))
 
             times = []
             for _ in range(args.repeat):
