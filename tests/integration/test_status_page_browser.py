@@ -51,7 +51,7 @@ def populate(conn) -> None:
     sub-account expires in 5 days, one behind since 3 January, the others ok."""
     for account, channel, version in (("V00012345", ROCKET, None), ("V00023456", ROCKET, None),
                                       ("V00034567", ROCKET, None), ("V00045678", ROCKET, None),
-                                      ("A00011111", JET, 1), ("A00098765", JET, 2)):
+                                      ("A00011111", JET, 1), ("A00098765", JET, 2), ("A00022222", JET, 2)):
         upsert_account(conn, channel=channel, account_id=account, conn_id=f"c_{account}", jet_version=version,
                        seller_name=SELLERS.get(account))
     upsert_account(conn, channel=ROCKET, account_id="V00099999", conn_id="c", active=False)
@@ -69,6 +69,7 @@ def populate(conn) -> None:
     attempt(ROCKET, "V00045678", "blocked", "collect.check_sub_account_expiry", 2, "sub_account_expired")
     attempt(JET, "A00011111", "success", "collect.load", 0)
     attempt(JET, "A00098765", "failed", "collect.extract", 1, "portal_unavailable")
+    attempt(JET, "A00022222", "failed", "collect.extract", 2, "auth_challenge")  # stopped at the SMS step
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +209,11 @@ def test_sign_in_then_rows_a_filter_and_a_task_log_link(api_server, browser, tmp
                 for tr in browser.find_elements(By.CSS_SELECTOR, "#accounts tbody tr[data-account]")}
 
     assert rows() == {"V00012345": "expiring", "V00023456": "stale", "V00034567": "blocked",
-                      "V00045678": "blocked", "A00011111": "ok", "A00098765": "failing", "V00099999": "paused"}
+                      "V00045678": "blocked", "A00011111": "ok", "A00098765": "failing", "A00022222": "blocked",
+                      "V00099999": "paused"}
+    sms = browser.find_element(By.CSS_SELECTOR, 'tr[data-account="A00022222"]')
+    assert sms.find_element(By.CSS_SELECTOR, "td.actions a.sign-in").get_attribute("href").endswith(
+        "/coupang-collections/sign-in?channel=coupang_jet&account=A00022222")
     blocked = browser.find_element(By.CSS_SELECTOR, 'tr[data-account="V00045678"]').text
     assert "sub_account_expired" in blocked and "연장하기" in blocked and "한빛유통" in blocked
     expiring = browser.find_element(By.CSS_SELECTOR, 'tr[data-account="V00012345"]').text
@@ -275,7 +280,8 @@ def test_a_rerun_for_the_gap_is_offered_and_allowed_only_to_who_may_trigger_the_
     viewer = token(url, "viewer", logins["viewer"])
     page = httpx.get(f"{url}/coupang-collections/", headers=viewer, timeout=30)
     assert page.status_code == 200 and 'data-account="V00023456"' in page.text
-    assert 'class="rerun"' not in page.text, "a viewer may not trigger the DAG: no action"
+    assert 'class="rerun"' not in page.text and 'class="sign-in"' not in page.text, \
+        "a viewer may not trigger the DAGs: no action"
     refused = httpx.post(f"{url}/coupang-collections/rerun", data={"channel": ROCKET, "account": "V00023456"},
                          headers=viewer, timeout=30)
     assert refused.status_code == 403 and "coupang_rocket_sales" in refused.text
