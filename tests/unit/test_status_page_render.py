@@ -122,3 +122,12 @@ def test_a_run_of_one_account_says_so_in_its_note():
                                                     "date": "2026-01-06"},
                            logical_date=None, data_interval_start=None, data_interval_end=None)
     assert note == "Collects 2026-01-04 – 2026-01-06 (Asia/Seoul), one range run, account V1 only"
+
+
+def test_an_actions_answer_inside_the_uis_frame_opens_the_ui_page_through_the_uis_router():
+    from coupang_sales.airflow_glue.ui_actions import TOP_LINKS, to_top
+
+    framed = to_top("/dags/d/runs/r", True, title="Re-run started", text="Open the run").body.decode()
+    assert 'class="task-log" id="next" target="_top" href="/dags/d/runs/r"' in framed and TOP_LINKS in framed
+    plain = to_top("/dags/d/runs/r", False, title="Re-run started", text="Open the run")
+    assert (plain.status_code, plain.headers["location"]) == (303, "/dags/d/runs/r")

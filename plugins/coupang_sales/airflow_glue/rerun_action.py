@@ -32,7 +32,7 @@ from airflow.api_fastapi.core_api.security import get_user
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
 
-from coupang_sales.airflow_glue.ui_actions import AirflowApi, _in_frame, _page, _to_top
+from coupang_sales.airflow_glue.ui_actions import AirflowApi, in_frame, page, to_top
 
 router = APIRouter()
 UserDep = Annotated[Any, Depends(get_user)]
@@ -114,15 +114,15 @@ def _refusal(user, channel: str, account: str) -> tuple[Response | None, dict[st
 
     row = _account_row(channel, account)
     if row is None:
-        return _page("Cannot re-run", f"<p>{html.escape(channel)} {html.escape(account)} is not in "
+        return page("Cannot re-run", f"<p>{html.escape(channel)} {html.escape(account)} is not in "
                      "sales.accounts</p>", status=404), None, None
     dag_id = _dag_of(row)
     if not may_trigger(user, dag_id):
-        return _page("Not allowed", f"<p>You may not start <code>{html.escape(dag_id)}</code>: Airflow's "
+        return page("Not allowed", f"<p>You may not start <code>{html.escape(dag_id)}</code>: Airflow's "
                      "permissions do not let you trigger that DAG. Ask an administrator.</p>", status=403), None, None
     gap = gap_of(row, seoul_today())
     if gap is None:
-        return _page("Nothing to re-run", f"<p>{html.escape(account)} is collected through "
+        return page("Nothing to re-run", f"<p>{html.escape(account)} is collected through "
                      f"{row['collected_through']}: no date is missing.</p>", status=409), None, None
     return None, row, gap
 
@@ -137,7 +137,7 @@ def rerun_form(user: UserDep, channel: Annotated[str, Query()], account: Annotat
     dag_id = _dag_of(row)
     conf = rerun_conf(account, gap)
     name = f" ({esc(row['seller_name'])})" if row.get("seller_name") else ""
-    return _page(f"Re-run {account}", f"""<h1>Re-run {esc(channel)} {esc(account)}{name}</h1>
+    return page(f"Re-run {account}", f"""<h1>Re-run {esc(channel)} {esc(account)}{name}</h1>
 <p class="sub">Triggers <code>{esc(dag_id)}</code> for this account alone, collecting
 <b>{esc(_range_text(gap))}</b> (Asia/Seoul): the dates after the last one collected without a gap
 ({esc(str(row.get('collected_through') or 'never'))}) up to yesterday. Params:
@@ -165,9 +165,9 @@ def start_rerun(request: Request, user: UserDep, channel: Annotated[str, Form()]
                                   f"by {user.get_name()}")
     if answer.status_code >= 400:
         detail = answer.json().get("detail") if "json" in answer.headers.get("content-type", "") else answer.text
-        return _page("Re-run not started", f"<p>Airflow refused to start <code>{html.escape(dag_id)}</code>: "
+        return page("Re-run not started", f"<p>Airflow refused to start <code>{html.escape(dag_id)}</code>: "
                      f"HTTP {answer.status_code} {html.escape(str(detail)[:500])}</p>", status=answer.status_code)
     run_id = answer.json()["dag_run_id"]
     url = f"{api.ui_root}dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
-    return _to_top(url, frame == "1" or _in_frame(request), title="Re-run started",
+    return to_top(url, frame == "1" or in_frame(request), title="Re-run started",
                    text="Open the run")

@@ -31,7 +31,7 @@ from coupang_sales.airflow_glue.sign_in_links import (  # re-exported for the ro
     may_sign_in,
     sign_in_dag_id,
 )
-from coupang_sales.airflow_glue.ui_actions import AirflowApi, _in_frame, _page, _to_top
+from coupang_sales.airflow_glue.ui_actions import AirflowApi, in_frame, page, to_top
 
 router = APIRouter()
 UserDep = Annotated[Any, Depends(get_user)]
@@ -39,7 +39,7 @@ UserDep = Annotated[Any, Depends(get_user)]
 
 def _forbidden(channel: str) -> HTMLResponse:
     # An HTMLResponse, not an HTTPException: the app's handler sends 401/403 exceptions to the login page.
-    return _page("Not allowed", f"<p>You may not start <code>{html.escape(sign_in_dag_id(channel))}</code>: "
+    return page("Not allowed", f"<p>You may not start <code>{html.escape(sign_in_dag_id(channel))}</code>: "
                  "Airflow's permissions do not let you trigger that DAG. Ask an administrator.</p>", status=403)
 
 
@@ -63,7 +63,7 @@ def _check(channel: str, account: str) -> str | None:
 def _to_required_actions(url: str, frame: bool) -> Response:
     """A 303 to the Required Actions page; inside the UI's (sandboxed) frame, a page that asks the UI's
     router to show it, as the status page's task-log links do."""
-    return _to_top(url, frame, title="Sign-in started", text="Open its Required Actions",
+    return to_top(url, frame, title="Sign-in started", text="Open its Required Actions",
                    after=" — the SMS code's form appears there when the portal asks for it.")
 
 
@@ -73,7 +73,7 @@ def _refusal(user, channel: str, account: str) -> Response | None:
         return _forbidden(channel)
     problem = _check(channel, account)
     if problem:
-        return _page("Cannot sign in", f"<p>{html.escape(problem)}</p>", status=404)
+        return page("Cannot sign in", f"<p>{html.escape(problem)}</p>", status=404)
     return None
 
 
@@ -87,9 +87,9 @@ def sign_in_form(request: Request, user: UserDep, channel: Annotated[str, Query(
     dag_id = sign_in_dag_id(channel)
     running = api.active_run(dag_id, account)
     if running:
-        return _to_required_actions(api.required_actions(dag_id, running), _in_frame(request))
+        return _to_required_actions(api.required_actions(dag_id, running), in_frame(request))
     esc = html.escape
-    return _page(f"Sign in {account}", f"""<h1>Sign in {esc(channel)} {esc(account)}</h1>
+    return page(f"Sign in {account}", f"""<h1>Sign in {esc(channel)} {esc(account)}</h1>
 <p class="sub">Starts <code>{esc(dag_id)}</code>: a browser opens the account's profile and submits the password.
 When the portal sends the seller an SMS code (인증번호), a Required Action asks you for it; have the seller
 ready to read it to you, the code is valid for a few minutes only.</p>
@@ -116,11 +116,11 @@ def start_sign_in(request: Request, user: UserDep, channel: Annotated[str, Form(
                                                              f"{user.get_name()}")
         if answer.status_code >= 400:
             detail = answer.json().get("detail") if "json" in answer.headers.get("content-type", "") else answer.text
-            return _page("Sign-in not started", f"<p>Airflow refused to start <code>{html.escape(dag_id)}</code>: "
+            return page("Sign-in not started", f"<p>Airflow refused to start <code>{html.escape(dag_id)}</code>: "
                          f"HTTP {answer.status_code} {html.escape(str(detail)[:500])}</p>",
                          status=answer.status_code)
         run_id = answer.json()["dag_run_id"]
-    return _to_required_actions(api.required_actions(dag_id, run_id), frame == "1" or _in_frame(request))
+    return _to_required_actions(api.required_actions(dag_id, run_id), frame == "1" or in_frame(request))
 
 
 def status_app():

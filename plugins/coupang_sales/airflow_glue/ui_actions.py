@@ -44,7 +44,7 @@ def ui_root(request: Request) -> str:
     return (root[: -len(STATUS_PAGE_PREFIX)] if root.endswith(STATUS_PAGE_PREFIX) else root).rstrip("/") + "/"
 
 
-def _page(title: str, body: str, *, status: int = 200) -> HTMLResponse:
+def page(title: str, body: str, *, status: int = 200) -> HTMLResponse:
     return HTMLResponse(f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>{html.escape(title)}</title>
 <style>body{{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans KR",sans-serif;margin:16px;color:#1a202c}}
@@ -92,17 +92,17 @@ class AirflowApi:
         return f"{self.ui_root}dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}/required_actions"
 
 
-def _in_frame(request: Request) -> bool:
+def in_frame(request: Request) -> bool:
     """A navigation inside the UI's frame (Browse > Coupang collections), as the browser says it."""
     return request.headers.get("sec-fetch-dest", "") == "iframe"
 
 
-def _to_top(url: str, frame: bool, *, title: str, text: str, after: str = "") -> Response:
+def to_top(url: str, frame: bool, *, title: str, text: str, after: str = "") -> Response:
     """A 303 to ``url`` (a page of the Airflow UI); inside the UI's frame, a page whose link asks the UI's
     router to show it (the frame may not navigate the top window)."""
     if not frame:
         return RedirectResponse(url, status_code=303)
-    return _page(title, f"""<h1>{html.escape(title)}</h1>
+    return page(title, f"""<h1>{html.escape(title)}</h1>
 <p><a class="task-log" id="next" target="_top" href="{html.escape(url)}">{html.escape(text)}</a>{html.escape(after)}</p>
 <script>{TOP_LINKS}
 document.getElementById("next").click();</script>""")
