@@ -1,0 +1,83 @@
+"""How a collection task ends, by the category of what stopped it: the seller's action, or a failure.
+
+A seller's own action (``SELLER_ACTION_CATEGORIES``: a pending tax invoice, an expired sub-account, an
+SMS step) is an expected outcome, not a broken pipeline. The task that meets it (the check named after
+it; the extract when the checks deferred to it) ends **skipped**, which the Grid draws in Airflow's
+skipped colour beside the red of a failure; its downstream tasks are skipped too (there is nothing to
+collect) and nothing fails the run for it but the report, as ``COUPANG_FAIL_RUN_ON`` says. Before it
+ends, the task records the attempt ``blocked`` (``audit.Audit.attempt``), sends the alert itself (Airflow
+calls ``on_failure_callback`` for failures only), leaves the action in its XCom ``seller_action`` (the
+run's listener, ``ti_notes``, makes it the task instance's note) and logs it as the first line shown
+(``outcome_first``: the steps before it are folded), without a traceback.
+
+Every other category fails the task (red): at once when retrying cannot help (``CollectionFailed``),
+after the retries when it is transient.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from coupang_sales.airflow_glue.audit import SellerActionNeeded, action_line
+from coupang_sales.errors import CATEGORIES, SELLER_ACTION_CATEGORIES, CollectionError
+
+log = logging.getLogger(__name__)
+
+SELLER_ACTION = "seller_action"  # the task ends skipped
+RETRIED = "retried"  # failed for this try; Airflow retries it (up_for_retry, then failed)
+FAILED = "failed"  # failed at once, not retried
+# the Airflow state each outcome leaves the task in
+TASK_STATE = {SELLER_ACTION: "skipped", RETRIED: "up_for_retry", FAILED: "failed"}
+XCOM_KEY = "seller_action"
+
+
+def outcome_of(category: str | None) -> str:
+    """``SELLER_ACTION``, ``RETRIED`` or ``FAILED`` for a failure's category (``None`` or unknown: an
+    unexpected error, which Airflow retries)."""
+    if category in SELLER_ACTION_CATEGORIES:
+        return SELLER_ACTION
+    if category is None or category not in CATEGORIES:
+        return RETRIED
+    return RETRIED if CATEGORIES[category][0] else FAILED
+
+
+def seller_action_outcome(context: Mapping[str, Any], account: Mapping[str, Any],
+                          error: CollectionError) -> SellerActionNeeded:
+    """The ``SellerActionNeeded`` that ends the task, after its XCom and its alert (once: the alert's
+    own re-alert rule, ``COUPANG_BLOCKED_REALERT_HOURS``, still applies)."""
+    skip = SellerActionNeeded(error)
+    ti = context.get("ti")
+    if ti is not None and hasattr(ti, "xcom_push"):
+        try:
+            ti.xcom_push(key=XCOM_KEY, value={"category": error.category, "action": error.action,
+                                              "note": action_line(error)})
+        except Exception as exc:  # the note is optional; the state and the alert are not
+            log.warning("could not keep the seller's action for the task's note: %s", type(exc).__name__)
+    from coupang_sales.airflow_glue.notifiers import CollectionAlertNotifier
+
+    try:
+        CollectionAlertNotifier()({**context, "exception": skip, "coupang_account": dict(account)})
+    except Exception:  # a failing alert channel never changes how the task ends
+        log.exception("could not send the %s alert of %s", error.category, account.get("account_id"))
+    return skip
+
+
+@contextlib.contextmanager
+def outcome_first(title: str) -> Iterator[None]:
+    """Fold the task's steps under ``title`` in the log (Airflow's ``::group::``), so the first line shown
+    is the outcome: the seller's action in one line, or Airflow's own failure and its traceback."""
+    log.info("::group::%s", title)
+    try:
+        yield
+    except SellerActionNeeded as skip:
+        log.info("::endgroup::")
+        log.warning("%s", skip.args[0])
+        log.warning("Detail: %s", skip.detail)
+        raise
+    except BaseException:
+        log.info("::endgroup::")
+        raise
+    log.info("::endgroup::")
