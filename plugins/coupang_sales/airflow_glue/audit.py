@@ -123,8 +123,8 @@ class Audit:
         """Record a failed attempt and make non-transient failures final.
 
         Yields a dict the task may fill with counts for the record. A seller's own action
-        (``SELLER_ACTION_CATEGORIES``) is recorded ``blocked`` and ends the task skipped
-        (``seller_action``: its alert sent, the action logged); any other ``CollectionError`` whose
+        (``SELLER_ACTION_CATEGORIES``) is recorded ``blocked`` and becomes ``SellerActionNeeded`` (the
+        task ends skipped; ``outcomes.outcome_first`` logs and alerts it); any other ``CollectionError`` whose
         category is not retryable becomes ``CollectionFailed`` (an ``AirflowFailException``, so
         Airflow does not retry it), keeping its category.
         """
@@ -146,18 +146,11 @@ class Audit:
             self.record(context, account, window, status=status, reason=category, message=message,
                         started=started, counts=counts)
             if error is not None and category in SELLER_ACTION_CATEGORIES:
-                raise self.seller_action(context, account, error) from None  # an expected end: no traceback
+                # an expected end, not a failure: the task ends skipped (outcomes.outcome_first alerts it)
+                raise SellerActionNeeded(error) from None
             if error is not None and not error.retryable:
                 raise CollectionFailed(error) from exc
             raise
-
-    def seller_action(self, context: Mapping[str, Any], account: Mapping[str, Any],
-                      error: CollectionError) -> SellerActionNeeded:
-        """The skip that ends a task stopped by a seller's action, once its alert is sent
-        (``outcomes.seller_action_outcome``); a test overrides it."""
-        from coupang_sales.airflow_glue.outcomes import seller_action_outcome
-
-        return seller_action_outcome(context, account, error)
 
     def success(self, context: Mapping[str, Any], account: Mapping[str, Any], window: Window, *,
                 started: dt.datetime, counts: Mapping[str, Any]) -> None:

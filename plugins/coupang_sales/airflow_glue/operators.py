@@ -96,7 +96,7 @@ class SupplierHubCheckOperator(BaseOperator):
         """The check; a seller's action it finds ends the task skipped, the action the log's first line shown
         (``coupang_sales.airflow_glue.outcomes``)."""
         context["account_label"] = self.account["account_id"]
-        with outcome_first(f"{self.account['account_id']}: {self.task_id} (sign-on and check)"):
+        with outcome_first(context, self.account, f"{self.account['account_id']}: {self.task_id} (sign-on and check)"):
             return self._execute(context)
 
     def _execute(self, context: "Context") -> dict[str, Any]:

@@ -4,11 +4,12 @@ A seller's own action (``SELLER_ACTION_CATEGORIES``: a pending tax invoice, an e
 SMS step) is an expected outcome, not a broken pipeline. The task that meets it (the check named after
 it; the extract when the checks deferred to it) ends **skipped**, which the Grid draws in Airflow's
 skipped colour beside the red of a failure; its downstream tasks are skipped too (there is nothing to
-collect) and nothing fails the run for it but the report, as ``COUPANG_FAIL_RUN_ON`` says. Before it
-ends, the task records the attempt ``blocked`` (``audit.Audit.attempt``), sends the alert itself (Airflow
-calls ``on_failure_callback`` for failures only), leaves the action in its XCom ``seller_action`` (the
-run's listener, ``ti_notes``, makes it the task instance's note) and logs it as the first line shown
-(``outcome_first``: the steps before it are folded), without a traceback.
+collect) and nothing fails the run for it but the report, as ``COUPANG_FAIL_RUN_ON`` says. The task
+records the attempt ``blocked`` (``audit.Audit.attempt``, which raises ``SellerActionNeeded``); then
+``outcome_first``, around the task's body, logs the action as the first line shown (the steps before it
+are folded), without a traceback, leaves it in the XCom ``seller_action`` (the run's listener,
+``ti_notes``, makes it the task instance's note) and sends the alert itself (Airflow calls
+``on_failure_callback`` for failures only).
 
 Every other category fails the task (red): at once when retrying cannot help (``CollectionFailed``),
 after the retries when it is transient.
@@ -22,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from coupang_sales.airflow_glue.audit import SellerActionNeeded, action_line
-from coupang_sales.errors import CATEGORIES, SELLER_ACTION_CATEGORIES, CollectionError
+from coupang_sales.errors import CATEGORIES, SELLER_ACTION_CATEGORIES
 
 log = logging.getLogger(__name__)
 
@@ -44,31 +45,36 @@ def outcome_of(category: str | None) -> str:
     return RETRIED if CATEGORIES[category][0] else FAILED
 
 
-def seller_action_outcome(context: Mapping[str, Any], account: Mapping[str, Any],
-                          error: CollectionError) -> SellerActionNeeded:
-    """The ``SellerActionNeeded`` that ends the task, after its XCom and its alert (once: the alert's
-    own re-alert rule, ``COUPANG_BLOCKED_REALERT_HOURS``, still applies)."""
-    skip = SellerActionNeeded(error)
+def leave_for_note(context: Mapping[str, Any], skip: SellerActionNeeded) -> None:
+    """The action in the task's XCom ``seller_action``, which ``ti_notes`` makes its note when the run ends."""
     ti = context.get("ti")
-    if ti is not None and hasattr(ti, "xcom_push"):
-        try:
-            ti.xcom_push(key=XCOM_KEY, value={"category": error.category, "action": error.action,
-                                              "note": action_line(error)})
-        except Exception as exc:  # the note is optional; the state and the alert are not
-            log.warning("could not keep the seller's action for the task's note: %s", type(exc).__name__)
+    if ti is None or not hasattr(ti, "xcom_push"):
+        return
+    error = skip.error
+    try:
+        ti.xcom_push(key=XCOM_KEY, value={"category": error.category, "action": error.action,
+                                          "note": action_line(error)})
+    except Exception as exc:  # the note is optional; the state and the alert are not
+        log.warning("could not keep the seller's action for the task's note: %s", type(exc).__name__)
+
+
+def send_seller_alert(context: Mapping[str, Any], account: Mapping[str, Any], skip: SellerActionNeeded) -> None:
+    """The alert Airflow would send for a failure (``on_failure_callback`` does not fire on a skip), through
+    the same notifier, so its re-alert rule (``COUPANG_BLOCKED_REALERT_HOURS``) applies as before."""
     from coupang_sales.airflow_glue.notifiers import CollectionAlertNotifier
 
     try:
         CollectionAlertNotifier()({**context, "exception": skip, "coupang_account": dict(account)})
     except Exception:  # a failing alert channel never changes how the task ends
-        log.exception("could not send the %s alert of %s", error.category, account.get("account_id"))
-    return skip
+        log.exception("could not send the %s alert of %s", skip.category, account.get("account_id"))
 
 
 @contextlib.contextmanager
-def outcome_first(title: str) -> Iterator[None]:
-    """Fold the task's steps under ``title`` in the log (Airflow's ``::group::``), so the first line shown
-    is the outcome: the seller's action in one line, or Airflow's own failure and its traceback."""
+def outcome_first(context: Mapping[str, Any], account: Mapping[str, Any], title: str) -> Iterator[None]:
+    """Run a task's body with its steps folded under ``title`` in the log (Airflow's ``::group::``), so the
+    first line shown is the outcome: the seller's action in one line (then its detail and alert, no
+    traceback), or Airflow's own failure and its traceback. A seller's action is also left for the
+    task's note and alerted, once per task."""
     log.info("::group::%s", title)
     try:
         yield
@@ -76,6 +82,8 @@ def outcome_first(title: str) -> Iterator[None]:
         log.info("::endgroup::")
         log.warning("%s", skip.args[0])
         log.warning("Detail: %s", skip.detail)
+        leave_for_note(context, skip)
+        send_seller_alert(context, account, skip)
         raise
     except BaseException:
         log.info("::endgroup::")

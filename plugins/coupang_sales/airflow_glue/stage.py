@@ -177,7 +177,7 @@ class ChannelStages:
         """Sign on and stage the raw files (after the checks that deferred to it); a seller's action ends
         the task skipped, the action the log's first line shown (``coupang_sales.airflow_glue.outcomes``)."""
         context = labelled_context(account)
-        with outcome_first(f"{account['account_id']}: sign-on and extract"):
+        with outcome_first(context, account, f"{account['account_id']}: sign-on and extract"):
             return self._extract(context, account)
 
     def _extract(self, context: dict[str, Any], account: Mapping[str, Any]) -> dict[str, Any]:
