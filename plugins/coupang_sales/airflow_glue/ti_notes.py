@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 ACCOUNTS_TASK = "list_accounts"
 NOTE_PREFIX = "Seller action needed ("  # the notes this listener writes (audit.action_line)
 NOTE_LIMIT = 1000  # task_instance_note.content is a varchar(1000)
+LABEL_LIMIT = 250  # task_instance.rendered_map_index is a varchar(250)
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ def label_and_note(dag_run, session) -> list[Change]:
     for change in changes:
         ti = by_key[(change.task_id, change.map_index)]
         if change.label:
-            ti._rendered_map_index = change.label
+            ti._rendered_map_index = change.label[:LABEL_LIMIT]
         if change.note:
             if ti.task_instance_note is None:
                 ti.note = change.note
@@ -154,8 +155,9 @@ def _on_end(dag_run) -> None:
             with create_session() as session:
                 label_and_note(session.merge(dag_run), session)
             return
-        with session.begin_nested():  # a savepoint: a failure here leaves the caller's transaction intact
-            label_and_note(dag_run, session)
+        # in the caller's transaction, which commits it (the scheduler forbids any other commit, a savepoint's
+        # included, and a second session could wait on the rows this transaction changed)
+        label_and_note(dag_run, session)
     except Exception as exc:  # labels and notes are for reading the Grid; the run's state is not theirs
         log.warning("no account labels or seller notes for %s %s: %s: %s", dag_run.dag_id, dag_run.run_id,
                     type(exc).__name__, exc)
