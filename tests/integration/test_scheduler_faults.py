@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -161,3 +163,10 @@ def test_a_sellers_action_is_skipped_with_its_note_and_a_portal_failure_is_faile
         "SELECT account_id, status FROM sales.collection_runs WHERE run_id = 'blocked_and_failed' "
         "AND status <> 'success' ORDER BY id").fetchall()] == \
         [(BLOCKED_SELLER, "blocked"), (PORTAL_FAILURE, "failed")]
+    if os.environ.get("GRID_SCREENSHOT"):  # GRID_SCREENSHOT=docs/grid-blocked-and-failed.png keeps it there
+        sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+        from grid_screenshot import grid_screenshot
+
+        user, password = next(iter(scheduler.logins().items()))
+        grid_screenshot(scheduler.url, user, password, "blocked_and_failed", Path(os.environ["GRID_SCREENSHOT"]),
+                        expect=(BLOCKED_SELLER, PORTAL_FAILURE))
