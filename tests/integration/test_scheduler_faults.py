@@ -161,7 +161,7 @@ def test_a_sellers_action_is_skipped_with_its_note_and_a_portal_failure_is_faile
     assert not [e for e in entries if isinstance(e, dict) and e.get("error_detail")], "no traceback"
     assert [(r, s) for r, s in warehouse.execute(
         "SELECT account_id, status FROM sales.collection_runs WHERE run_id = 'blocked_and_failed' "
-        "AND status <> 'success' ORDER BY id").fetchall()] == \
+        "AND status <> 'success' ORDER BY account_id").fetchall()] == \
         [(BLOCKED_SELLER, "blocked"), (PORTAL_FAILURE, "failed")]
     if os.environ.get("GRID_SCREENSHOT"):  # GRID_SCREENSHOT=docs/grid-blocked-and-failed.png keeps it there
         sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
