@@ -21,7 +21,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from coupang_sales.errors import SELLER_ACTION_CATEGORIES, CollectionError
+from coupang_sales.errors import FAILED, SELLER_ACTION, SELLER_ACTION_CATEGORIES, CollectionError, outcome_of
 from coupang_sales.model import Window
 
 log = logging.getLogger(__name__)
@@ -141,14 +141,15 @@ class Audit:
         except Exception as exc:
             error = exc if isinstance(exc, CollectionError) else None
             category = error.category if error else "unexpected_error"
-            status = "blocked" if category in BLOCKED_CATEGORIES else "failed"
+            outcome = outcome_of(category)
+            status = "blocked" if outcome == SELLER_ACTION else "failed"
             message = str(exc) if error else f"{type(exc).__name__}: {exc}"
             self.record(context, account, window, status=status, reason=category, message=message,
                         started=started, counts=counts)
-            if error is not None and category in SELLER_ACTION_CATEGORIES:
+            if error is not None and outcome == SELLER_ACTION:
                 # an expected end, not a failure: the task ends skipped (outcomes.outcome_first alerts it)
                 raise SellerActionNeeded(error) from None
-            if error is not None and not error.retryable:
+            if error is not None and outcome == FAILED:
                 raise CollectionFailed(error) from exc
             raise
 

@@ -23,26 +23,13 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from coupang_sales.airflow_glue.audit import SellerActionNeeded, action_line
-from coupang_sales.errors import CATEGORIES, SELLER_ACTION_CATEGORIES
+from coupang_sales.errors import FAILED, RETRIED, SELLER_ACTION, outcome_of  # noqa: F401 (outcome_of: here too)
 
 log = logging.getLogger(__name__)
 
-SELLER_ACTION = "seller_action"  # the task ends skipped
-RETRIED = "retried"  # failed for this try; Airflow retries it (up_for_retry, then failed)
-FAILED = "failed"  # failed at once, not retried
-# the Airflow state each outcome leaves the task in
+# the Airflow state each outcome (coupang_sales.errors.outcome_of) leaves the task in
 TASK_STATE = {SELLER_ACTION: "skipped", RETRIED: "up_for_retry", FAILED: "failed"}
 XCOM_KEY = "seller_action"
-
-
-def outcome_of(category: str | None) -> str:
-    """``SELLER_ACTION``, ``RETRIED`` or ``FAILED`` for a failure's category (``None`` or unknown: an
-    unexpected error, which Airflow retries)."""
-    if category in SELLER_ACTION_CATEGORIES:
-        return SELLER_ACTION
-    if category is None or category not in CATEGORIES:
-        return RETRIED
-    return RETRIED if CATEGORIES[category][0] else FAILED
 
 
 def leave_for_note(context: Mapping[str, Any], skip: SellerActionNeeded) -> None:
