@@ -128,7 +128,8 @@ def scheduler(module_warehouse, pg_server, portal, tmp_path_factory, request):
     airflow.stop(grace=5)  # the module is done with it: no need to wait for a graceful shutdown
     from coupang_sales.portal.webdriver_server import LocalWebDriverServer
 
-    LocalWebDriverServer(airflow.home / "webdriver").stop()  # the shared sessions' server, if a task started it
+    if (airflow.home / "webdriver").is_dir():  # the shared sessions' server, when a task started one
+        LocalWebDriverServer(airflow.home / "webdriver").stop()
     with psycopg.connect(pg_server.get_uri(), autocommit=True) as admin:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
 
