@@ -66,6 +66,21 @@ CATEGORIES: dict[str, tuple[bool, str]] = {
 # at most every COUPANG_BLOCKED_REALERT_HOURS, and by default they do not fail the run (COUPANG_FAIL_RUN_ON).
 SELLER_ACTION_CATEGORIES = frozenset({"tax_invoice_pending", "sub_account_expired", "auth_challenge"})
 
+# How a task ends for a category (coupang_sales.airflow_glue.outcomes gives each its Airflow state).
+SELLER_ACTION = "seller_action"  # the seller must act: the task ends skipped, the attempt recorded blocked
+RETRIED = "retried"  # transient: the try fails and is retried, then the task fails
+FAILED = "failed"  # the data team must act: the task fails at once
+
+
+def outcome_of(category: str | None) -> str:
+    """``SELLER_ACTION``, ``RETRIED`` or ``FAILED`` for a failure's category (``None`` or unknown: an
+    unexpected error, which is retried)."""
+    if category in SELLER_ACTION_CATEGORIES:
+        return SELLER_ACTION
+    if category is None or category not in CATEGORIES:
+        return RETRIED
+    return RETRIED if CATEGORIES[category][0] else FAILED
+
 
 class CollectionError(Exception):
     """A collection failure with a category from ``CATEGORIES``.

@@ -25,6 +25,17 @@ def line(kind: str, po: str, qty: int, moved: str) -> dict:
             "center": "이천1", "qty": qty, "unit_price": 11_000, "unit_supply": 10_000, "unit_tax": 1_000}
 
 
+def side_account(account_id: str, username: str, invoice_no: str, *, confirmed: str | None) -> dict:
+    return {"account_id": account_id, "vendor_name": f"거래처 {username}", "username": username,
+            "password": f"pw-{username}", "sub_account_expires": "2026-12-31", "invoices": [
+                {"invoice_no": invoice_no, "written_date": "2026-01-05", "tax_invoice_confirmed": confirmed,
+                 "lines": [line("발주", f"2{invoice_no}", 1, "2026-01-04")]}]}
+
+
+# Accounts registered inactive, for the test that collects them instead of V00000100: a seller whose tax
+# invoice is pending, and one whose invoice page the portal's bot protection refuses every time.
+BLOCKED_SELLER, PORTAL_FAILURE = "V00000101", "V00000102"
+SIDE_ACCOUNTS = (BLOCKED_SELLER, PORTAL_FAILURE)
 SCENARIO = {
     "today": "2026-01-08",
     "rocket": {"accounts": [{
@@ -37,8 +48,12 @@ SCENARIO = {
             # 7 Jan: a new order, and the full return of a 5 Jan order (restates 5 Jan to 0)
             {"invoice_no": "31000007", "written_date": "2026-01-07", "tax_invoice_confirmed": "2026-01-08",
              "lines": [line("발주", "200000007", 1, "2026-01-06"), line("반출", "200000015", -1, "2026-01-07")]},
-        ]}]},
+        ]},
+        side_account(BLOCKED_SELLER, "sub_taxblock", "31000101", confirmed=None),
+        side_account(PORTAL_FAILURE, "sub_portal_error", "31000102", confirmed="2026-01-06")]},
     "jet": {"accounts": []},
+    "faults": [{"portal": "supplier_hub", "kind": "bot_rejected", "path_contains": "vendorPaymentInfoSeq=31000102",
+                "times": 1000}],
 }
 EXPECTED = [
     ("200000005", D("2026-01-05"), 2, 22_000, False),
@@ -92,6 +107,8 @@ def scheduler(module_warehouse, pg_server, portal, tmp_path_factory, request):
     from psycopg import sql
 
     conn, dsn = module_warehouse
+    connections = local_stack.register_scenario_accounts(conn, SCENARIO, portal)
+    conn.execute("UPDATE sales.accounts SET active = false WHERE account_id = ANY(%s)", (list(SIDE_ACCOUNTS),))
     database = "airflow_" + request.module.__name__.rsplit(".", 1)[-1]
     metadata = local_stack.postgres_metadata_url(pg_server.get_uri(), database)
     env = {**os.environ, **local_stack.airflow_env(tmp_path_factory.mktemp("airflow"), metadata_url=metadata),
@@ -102,11 +119,17 @@ def scheduler(module_warehouse, pg_server, portal, tmp_path_factory, request):
            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
            # the DAG files do not change during the tests: parse them once, not every 30 s
            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "3600",
-           **local_stack.register_scenario_accounts(conn, SCENARIO, portal)}
+           **connections,
+           # the module's own settings (test_scheduler_faults.py: one shared browser session per account)
+           **getattr(request.module, "SCHEDULER_ENV", {})}
     airflow = local_stack.StandaloneAirflow(env, port=free_port())
     airflow.start_then_prepare([DAG_ID], pool_slots=2)  # two browsers at once: the backfill's dates overlap
     yield airflow
     airflow.stop(grace=5)  # the module is done with it: no need to wait for a graceful shutdown
+    from coupang_sales.portal.webdriver_server import LocalWebDriverServer
+
+    if (airflow.home / "webdriver").is_dir():  # the shared sessions' server, when a task started one
+        LocalWebDriverServer(airflow.home / "webdriver").stop()
     with psycopg.connect(pg_server.get_uri(), autocommit=True) as admin:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
 

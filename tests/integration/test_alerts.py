@@ -49,7 +49,8 @@ def test_failure_alert_is_emailed_through_the_smtp_connection(smtp):
     assert len(smtp.messages) == 1
     recipients, message = smtp.messages[0]
     assert recipients == ["data-eng@example.com"]
-    assert message["Subject"] == "[coupang-sales] FAILED coupang_rocket V00034567 2025-12-23..2026-01-06: " \
+    # a seller's action is no failure of the pipeline: its subject says BLOCKED
+    assert message["Subject"] == "[coupang-sales] BLOCKED coupang_rocket V00034567 2025-12-23..2026-01-06: " \
                                  "tax_invoice_pending"
     body = smtp.bodies()[0]
     assert "Action:   The seller must process" in body and "http://ui/log/1" in body
@@ -60,9 +61,9 @@ def test_no_smtp_connection_means_no_email_and_no_error(slack, monkeypatch, capl
     with caplog.at_level(logging.INFO):
         sent = CollectionAlertNotifier().notify(failure_context("portal_unavailable"))
     assert sent == {"Slack": True}, "no e-mail channel is tried; the other channel still delivers"
-    assert slack.subjects() == [SUBJECT.replace("tax_invoice_pending", "portal_unavailable")]
+    assert slack.subjects() == [FAILED_SUBJECT]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], "a missing channel is no error"
-    assert any(SUBJECT.replace("tax_invoice_pending", "portal_unavailable") in r.getMessage()
+    assert any(FAILED_SUBJECT in r.getMessage()
                for r in caplog.records), "the alert itself is logged"
 
 
@@ -84,7 +85,7 @@ def test_an_alert_keeps_its_category_through_the_final_failure():
 
 def test_failure_alert_is_posted_to_the_slack_webhook(slack):
     CollectionAlertNotifier().notify(failure_context())
-    assert slack.subjects() == ["[coupang-sales] FAILED coupang_rocket V00034567 2025-12-23..2026-01-06: "
+    assert slack.subjects() == ["[coupang-sales] BLOCKED coupang_rocket V00034567 2025-12-23..2026-01-06: "
                                 "tax_invoice_pending"]
     text = slack.posts[0]["text"]
     assert "Action:   The seller must process" in text and "http://ui/log/1" in text
@@ -98,7 +99,8 @@ def closed_port() -> int:
         return probe.getsockname()[1]
 
 
-SUBJECT = "[coupang-sales] FAILED coupang_rocket V00034567 2025-12-23..2026-01-06: tax_invoice_pending"
+SUBJECT = "[coupang-sales] BLOCKED coupang_rocket V00034567 2025-12-23..2026-01-06: tax_invoice_pending"
+FAILED_SUBJECT = "[coupang-sales] FAILED coupang_rocket V00034567 2025-12-23..2026-01-06: portal_unavailable"
 
 
 def test_an_smtp_outage_does_not_silence_slack_and_is_logged_without_secrets(slack, monkeypatch, caplog):

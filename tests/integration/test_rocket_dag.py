@@ -140,8 +140,8 @@ def test_five_accounts_three_loads_two_blocked_two_failure_alerts(rocket_dag, po
     assert details["duplicates_removed"] == 0 and details["unapplied_restatements"] == 0
     # one alert per failed account, and a warning (not a failure) for the expiring sub-account
     alerts = [
-        "[coupang-sales] FAILED coupang_rocket V00000002 2025-12-23..2026-01-06: tax_invoice_pending",
-        "[coupang-sales] FAILED coupang_rocket V00000003 2025-12-23..2026-01-06: sub_account_expired",
+        "[coupang-sales] BLOCKED coupang_rocket V00000002 2025-12-23..2026-01-06: tax_invoice_pending",
+        "[coupang-sales] BLOCKED coupang_rocket V00000003 2025-12-23..2026-01-06: sub_account_expired",
         "[coupang-sales] WARNING coupang_rocket V00000005 2025-12-23..2026-01-06: sub_account_expiring",
     ]
     assert sorted(smtp.subjects()) == alerts

@@ -93,6 +93,21 @@ def task_states(run_id: str) -> dict[tuple[str, int], str]:
     return {(task, index): str(getattr(state, "value", state)) for task, index, state in rows}
 
 
+def grid_of(run_id: str) -> dict[tuple[str, int], tuple[str | None, str | None]]:
+    """(stored label, note) of each mapped task instance of the run, as the Grid reads them."""
+    from airflow.models.taskinstance import TaskInstance, TaskInstanceNote
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(TaskInstance.task_id, TaskInstance.map_index, TaskInstance._rendered_map_index,
+                   TaskInstanceNote.content)
+            .outerjoin(TaskInstanceNote, TaskInstanceNote.ti_id == TaskInstance.id)
+            .where(TaskInstance.run_id == run_id, TaskInstance.map_index >= 0)).all()
+    return {(task, index): (label, note) for task, index, label, note in rows}
+
+
 def test_each_check_shows_its_own_outcome_after_one_sign_on_per_account_on_its_route(
         collection_dag, portal, warehouse, routes):
     dag = collection_dag(portal, SCENARIO, "coupang_rocket_sales")
@@ -114,9 +129,25 @@ def test_each_check_shows_its_own_outcome_after_one_sign_on_per_account_on_its_r
     assert run.state == "success"  # the two blocked accounts wait on their sellers, not on the data team
     assert [state(t, "V00000961") for t in ("check_sub_account_expiry", "check_tax_invoice_block", "load")] \
         == ["success", "success", "success"]
-    assert state("check_tax_invoice_block", "V00000962") == "failed"
-    assert state("extract", "V00000962") == "upstream_failed"
-    assert state("check_sub_account_expiry", "V00000963") == "failed"
+    # a seller's action ends its check skipped (not failed, no retry), and nothing after it runs
+    assert state("check_tax_invoice_block", "V00000962") == "skipped"
+    assert [state(t, "V00000962") for t in ("extract", "validate", "transform", "load")] == ["skipped"] * 4
+    assert state("check_sub_account_expiry", "V00000963") == "skipped"
+    assert state("check_tax_invoice_block", "V00000963") == "skipped"
+    # the action is the note of the check that met it; every mapped instance, skipped ones too, is
+    # labelled by its account when the run ends
+    grid = grid_of(run.run_id)
+    assert grid[("collect.check_tax_invoice_block", index["V00000962"])][1].startswith(
+        "Seller action needed (tax_invoice_pending): The seller must process")
+    assert grid[("collect.check_sub_account_expiry", index["V00000963"])][1].startswith(
+        "Seller action needed (sub_account_expired): The master account must click '연장하기'")
+    assert {key: note for key, (_, note) in grid.items() if note} == {
+        ("collect.check_tax_invoice_block", index["V00000962"]): grid[
+            ("collect.check_tax_invoice_block", index["V00000962"])][1],
+        ("collect.check_sub_account_expiry", index["V00000963"]): grid[
+            ("collect.check_sub_account_expiry", index["V00000963"])][1]}, "only the tasks that met an action"
+    assert {(task, n): label for (task, n), (label, _) in grid.items()} == {
+        (task, n): accounts[n] for task, n in grid}
 
     blocked = dict(warehouse.execute("SELECT account_id, task_id FROM sales.collection_runs "
                                      "WHERE status = 'blocked'").fetchall())

@@ -191,7 +191,7 @@ def test_the_sms_code_through_a_required_action_started_from_the_status_page(sta
     state = portal.state
     # a collection meets the SMS step: auth_challenge
     collect(api, "before_sign_in")
-    assert last_collection(conn, "before_sign_in")[:2] == ("failed", "auth_challenge")
+    assert last_collection(conn, "before_sign_in")[:2] == ("blocked", "auth_challenge")
     assert state.sign_ons[-1].username == "sms_rocket" and state.sign_ons[-1].sms_asked
 
     # the status page offers the action to a user who may trigger the DAG, and not to a viewer

@@ -133,7 +133,7 @@ def test_a_new_profile_meets_the_sms_step_which_the_sign_in_command_completes(co
 
     blocked = run(dag)
     status, reason, message, _ = last_attempt(warehouse, blocked.run_id, "V00000702")
-    assert (status, reason) == ("failed", "auth_challenge")
+    assert (status, reason) == ("blocked", "auth_challenge")
     assert "python -m coupang_sales.sign_in coupang_rocket V00000702" in message
     assert state.sign_ons[-1].username == "so_sms" and state.sign_ons[-1].sms_asked
     command = "python -m coupang_sales.sign_in coupang_rocket V00000702"

@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 from airflow.sdk import BaseNotifier
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from coupang_sales.airflow_glue import operators
-from coupang_sales.airflow_glue.audit import Audit
+from coupang_sales.airflow_glue.audit import Audit, SellerActionNeeded
 from coupang_sales.airflow_glue.hooks import SupplierHubHook
 from coupang_sales.errors import CollectionError
 from coupang_sales.portal.profiles import BrowserProfile
@@ -74,7 +74,12 @@ class FakeHook(SupplierHubHook):
 
 
 class RecordedAudit(list, Audit):
-    """The audit of a test: each attempt's record kept in the list, none written to a warehouse."""
+    """The audit of a test: each attempt's record kept in the list, none written to a warehouse; the
+    alerts of the seller's actions that ended a task in ``ended`` (none delivered)."""
+
+    def __init__(self):
+        super().__init__()
+        self.ended = []
 
     def record(self, context, account, window, **record):
         self.append(record)
@@ -82,8 +87,13 @@ class RecordedAudit(list, Audit):
 
 @pytest.fixture
 def audit(monkeypatch):
+    from coupang_sales.airflow_glue import outcomes
+
     monkeypatch.setenv("COUPANG_TODAY", TODAY.isoformat())
-    return RecordedAudit()
+    recorded = RecordedAudit()
+    monkeypatch.setattr(outcomes, "send_seller_alert",
+                        lambda context, account, skip: recorded.ended.append(skip.category))
+    return recorded
 
 
 @pytest.fixture(autouse=True)
@@ -141,11 +151,15 @@ class Recorder(BaseNotifier):
         self.calls.append(self.text)
 
 
-def test_expired_sub_account_fails_without_retry_naming_yeonjanghagi(audit):
+def test_expired_sub_account_ends_skipped_for_the_seller_naming_yeonjanghagi(audit):
     op = operators.SubAccountExpiryOperator(task_id="t", account=ACCOUNT, audit=audit)
-    with pytest.raises(AirflowFailException, match="연장하기"):
+    with pytest.raises(AirflowSkipException, match="연장하기") as ended:
         run(op, FakeSession(expires=dt.date(2026, 1, 6)))
+    assert isinstance(ended.value, SellerActionNeeded) and not isinstance(ended.value, AirflowFailException)
+    assert str(ended.value).startswith("Seller action needed (sub_account_expired): The master account")
+    assert ended.value.__cause__ is None and ended.value.__suppress_context__, "an expected end: no traceback"
     assert audit[0]["status"] == "blocked" and audit[0]["reason"] == "sub_account_expired"
+    assert audit.ended == ["sub_account_expired"], "its alert went out once"
 
 
 def test_sub_account_expiring_within_warn_days_warns_and_succeeds(audit):
@@ -173,10 +187,11 @@ def test_auto_extend_clicks_yeonjanghagi_when_near(audit):
     assert session.extended == ["sub_user"] and result["expires"] == "2026-04-07" and result["warned"] is False
 
 
-def test_pending_tax_invoice_blocks_without_retry(audit):
+def test_pending_tax_invoice_ends_skipped_for_the_seller(audit):
     op = operators.TaxInvoiceBlockOperator(task_id="t", account=ACCOUNT, audit=audit)
-    with pytest.raises(AirflowFailException, match="미처리된 세금계산서"):
+    with pytest.raises(SellerActionNeeded, match="Seller action needed \\(tax_invoice_pending\\)") as ended:
         run(op, FakeSession(blocked=True))
+    assert "미처리된 세금계산서" in ended.value.detail
     assert audit[0]["status"] == "blocked" and audit[0]["reason"] == "tax_invoice_pending"
     assert "2025-12-23..2026-01-06" in audit[0]["message"]
 
@@ -194,11 +209,18 @@ def test_transient_portal_failure_stays_retryable(audit):
     assert audit[0]["status"] == "failed" and audit[0]["reason"] == "portal_unavailable"
 
 
-def test_sms_challenge_is_its_own_category_and_final(audit):
+def test_sms_challenge_is_the_sellers_action_recorded_blocked(audit):
     op = operators.SubAccountExpiryOperator(task_id="t", account=ACCOUNT, audit=audit, sign_on=True)
-    with pytest.raises(AirflowFailException, match="auth_challenge"):
+    with pytest.raises(SellerActionNeeded, match="auth_challenge"):
         run(op, FakeSession(login_error=CollectionError("auth_challenge", "SMS verification (인증번호) asked")))
-    assert audit[0]["reason"] == "auth_challenge" and audit[0]["status"] == "failed"
+    assert audit[0]["reason"] == "auth_challenge" and audit[0]["status"] == "blocked"
+
+
+def test_a_final_portal_failure_still_fails_the_task(audit):
+    op = operators.TaxInvoiceBlockOperator(task_id="t", account=ACCOUNT, audit=audit, sign_on=True)
+    with pytest.raises(AirflowFailException, match="bot_rejected"):
+        run(op, FakeSession(login_error=CollectionError("bot_rejected", "Access Denied")))
+    assert audit[0]["status"] == "failed" and audit.ended == []
 
 
 def test_a_signed_out_profile_defers_both_checks_to_the_extract_without_signing_on(audit):

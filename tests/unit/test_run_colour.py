@@ -13,7 +13,7 @@ def report(*rows: tuple[str, str, str | None]) -> dict:
 
 
 SELLER_BLOCKED = report(("V1", "success", None), ("V2", "blocked", "tax_invoice_pending"),
-                        ("V3", "blocked", "sub_account_expired"), ("V4", "failed", "auth_challenge"))
+                        ("V3", "blocked", "sub_account_expired"), ("V4", "blocked", "auth_challenge"))
 DATA_TEAM = report(("V1", "success", None), ("V2", "blocked", "tax_invoice_pending"),
                    ("V5", "failed", "export_format_changed"), ("V6", "not_recorded", None))
 

@@ -106,7 +106,8 @@ class Alert:
 
     @property
     def subject(self) -> str:
-        kind = "WARNING" if self.warning else "FAILED"
+        # a seller's action is not a failure of the pipeline: the task ended skipped, the account blocked
+        kind = "WARNING" if self.warning else "BLOCKED" if self.category in SELLER_ACTION_CATEGORIES else "FAILED"
         subject = f"[coupang-sales] {kind} {self.channel} {self.account} {self.window}: {self.category}"
         return f"{subject} ({self.repeat})" if self.repeat else subject
 

@@ -4,6 +4,10 @@ Each attempt of an account's task is one row, written whatever happened: the win
 (``success``, ``failed`` or ``blocked`` for a seller's action), the failure's category and message,
 the counts the stages reported and the browser's cost so far (``browser_use.json`` in the account's
 staging folder).
+
+How the task then ends (``coupang_sales.airflow_glue.outcomes``): a seller's own action
+(``SELLER_ACTION_CATEGORIES``) ends it skipped (``SellerActionNeeded``), after its alert; any other
+failure that retrying cannot fix ends it failed (``CollectionFailed``); a transient one is retried.
 """
 
 from __future__ import annotations
@@ -15,15 +19,16 @@ import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from coupang_sales.errors import CollectionError
+from coupang_sales.errors import FAILED, SELLER_ACTION, SELLER_ACTION_CATEGORIES, CollectionError, outcome_of
 from coupang_sales.model import Window
 
 log = logging.getLogger(__name__)
 
-# Categories whose fix belongs to the seller: the run is recorded 'blocked', not 'failed'.
-BLOCKED_CATEGORIES = frozenset({"tax_invoice_pending", "sub_account_expired"})
+# Categories whose fix belongs to the seller (a pending tax invoice, an expired sub-account, an SMS step):
+# the attempt is recorded 'blocked', not 'failed'.
+BLOCKED_CATEGORIES = SELLER_ACTION_CATEGORIES
 BROWSER_USE_FILE = "browser_use.json"
 # What the audit's details never hold: the counts have columns of their own, the account its row.
 _NOT_DETAILS = ("rows_extracted", "rows_loaded", "account", "route")
@@ -38,10 +43,26 @@ class CollectionFailed(AirflowFailException):
         self.category, self.action, self.detail = error.category, error.action, error.detail
 
 
+class SellerActionNeeded(AirflowSkipException):
+    """A seller's own action stops the account (``SELLER_ACTION_CATEGORIES``): the task ends **skipped**,
+    not failed, keeping the ``CollectionError`` for the alert and the note. Its message is the action."""
+
+    def __init__(self, error: CollectionError):
+        super().__init__(action_line(error))
+        self.error = error
+        self.category, self.action, self.detail = error.category, error.action, error.detail
+
+
+def action_line(error: CollectionError) -> str:
+    """The seller's action in one line: the task log's first line and the task instance's note."""
+    return f"Seller action needed ({error.category}): {error.action}"
+
+
 def failure_of(exc: BaseException | None) -> CollectionError | None:
-    """The ``CollectionError`` a task failed with, however Airflow or a wrapper passed it on."""
+    """The ``CollectionError`` a task failed (or stopped for a seller) with, however Airflow or a wrapper
+    passed it on."""
     while exc is not None:
-        if isinstance(exc, CollectionFailed):
+        if isinstance(exc, (CollectionFailed, SellerActionNeeded)):
             return exc.error
         if isinstance(exc, CollectionError):
             return exc
@@ -101,9 +122,11 @@ class Audit:
                 ) -> Iterator[dict[str, Any]]:
         """Record a failed attempt and make non-transient failures final.
 
-        Yields a dict the task may fill with counts for the record. A ``CollectionError`` whose
+        Yields a dict the task may fill with counts for the record. A seller's own action
+        (``SELLER_ACTION_CATEGORIES``) is recorded ``blocked`` and becomes ``SellerActionNeeded`` (the
+        task ends skipped; ``outcomes.outcome_first`` logs and alerts it); any other ``CollectionError`` whose
         category is not retryable becomes ``CollectionFailed`` (an ``AirflowFailException``, so
-        Airflow does not retry it: retrying does not approve a tax invoice), keeping its category.
+        Airflow does not retry it), keeping its category.
         """
         started = dt.datetime.now(dt.UTC)
         counts: dict[str, Any] = {}
@@ -111,18 +134,22 @@ class Audit:
 
         try:
             yield counts
-        except CollectionFailed:
+        except (CollectionFailed, SellerActionNeeded):
             raise  # an inner attempt recorded it already
         except AirflowRescheduleException:
             raise  # not an attempt: the task waits for a free route (airflow_glue.shared_browser)
         except Exception as exc:
             error = exc if isinstance(exc, CollectionError) else None
             category = error.category if error else "unexpected_error"
-            status = "blocked" if category in BLOCKED_CATEGORIES else "failed"
+            outcome = outcome_of(category)
+            status = "blocked" if outcome == SELLER_ACTION else "failed"
             message = str(exc) if error else f"{type(exc).__name__}: {exc}"
             self.record(context, account, window, status=status, reason=category, message=message,
                         started=started, counts=counts)
-            if error is not None and not error.retryable:
+            if error is not None and outcome == SELLER_ACTION:
+                # an expected end, not a failure: the task ends skipped (outcomes.outcome_first alerts it)
+                raise SellerActionNeeded(error) from None
+            if error is not None and outcome == FAILED:
                 raise CollectionFailed(error) from exc
             raise
 

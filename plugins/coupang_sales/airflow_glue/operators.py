@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from coupang_sales.airflow_glue.audit import Audit
+from coupang_sales.airflow_glue.outcomes import outcome_first
 from coupang_sales.airflow_glue.window import resolve_window, seoul_today
 from coupang_sales.config import settings
 
@@ -92,7 +93,13 @@ class SupplierHubCheckOperator(BaseOperator):
                 yield session
 
     def execute(self, context: "Context") -> dict[str, Any]:
+        """The check; a seller's action it finds ends the task skipped, the action the log's first line shown
+        (``coupang_sales.airflow_glue.outcomes``)."""
         context["account_label"] = self.account["account_id"]
+        with outcome_first(context, self.account, f"{self.account['account_id']}: {self.task_id} (sign-on and check)"):
+            return self._execute(context)
+
+    def _execute(self, context: "Context") -> dict[str, Any]:
         window = resolve_window(context)
         from coupang_sales.airflow_glue.shared_browser import leased_browser, shared_browser_enabled
 
@@ -173,8 +180,9 @@ class SubAccountExpiryOperator(SupplierHubCheckOperator):
     """Stops an account whose Supplier Hub sub-account (부계정) expired, and warns ahead.
 
     An expired sub-account cannot log in until the master account clicks '연장하기' at
-    서플라이어허브 > 부계정 관리: the task fails without retries, recording the
-    collection as blocked with reason ``sub_account_expired``. When the expiry is within
+    서플라이어허브 > 부계정 관리: the task ends skipped (the seller's action, not a failure: no
+    retry, its alert sent, the action its note), recording the collection as blocked with reason
+    ``sub_account_expired``. When the expiry is within
     ``warn_days`` days (default 7) it calls ``on_expiry_warning`` notifiers and succeeds.
     With ``auto_extend=True`` and a session permitted to do so, it clicks '연장하기' itself
     when expiry is near.
@@ -202,8 +210,9 @@ class TaxInvoiceBlockOperator(SupplierHubCheckOperator):
 
     While a reverse-issued tax invoice is unconfirmed the settlement pages show a
     notice instead of data. The task records the collection as blocked with reason
-    ``tax_invoice_pending`` and the seller's action, loads nothing and fails without
-    retries (retrying does not process the invoice).
+    ``tax_invoice_pending`` and the seller's action, loads nothing and ends skipped (the seller's
+    action, not a failure: no retry, which would not process the invoice; its alert sent, the action
+    its note).
     """
 
     def check(self, context: "Context", session: Any, window: Any) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from airflow.sdk import get_current_context
 from coupang_sales.airflow_glue.alerts import UNAPPLIED_ACTION, UNAPPLIED_CATEGORY, unapplied_warning
 from coupang_sales.airflow_glue.audit import Audit
 from coupang_sales.airflow_glue.notifiers import CollectionAlertNotifier, send_warning
+from coupang_sales.airflow_glue.outcomes import outcome_first
 from coupang_sales.airflow_glue.shared_browser import leased_browser, shared_browser_enabled
 from coupang_sales.airflow_glue.staging import account_folder, staging_path, working_copy
 from coupang_sales.airflow_glue.window import (
@@ -173,9 +174,15 @@ class ChannelStages:
         return portal_hook(self.channel, conn_id)
 
     def extract(self, account: Mapping[str, Any]) -> dict[str, Any]:
+        """Sign on and stage the raw files (after the checks that deferred to it); a seller's action ends
+        the task skipped, the action the log's first line shown (``coupang_sales.airflow_glue.outcomes``)."""
+        context = labelled_context(account)
+        with outcome_first(context, account, f"{account['account_id']}: sign-on and extract"):
+            return self._extract(context, account)
+
+    def _extract(self, context: dict[str, Any], account: Mapping[str, Any]) -> dict[str, Any]:
         from coupang_sales.airflow_glue.hooks import account_session
 
-        context = labelled_context(account)
         plan = plan_run(context, self.channel, account, audit=self.audit)
         stages = self.channel.stages_for(account)
         with run_stage(context, plan, {}, audit=self.audit, folder="", only=(), fresh=("raw",)) as (work, result):
