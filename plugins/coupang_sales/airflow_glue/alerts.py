@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -201,9 +200,6 @@ def remember_blocked_alert(alert: Alert, *, anew: bool, conn_id: str = "coupang_
         log.warning("could not record the alert of %s %s (%s)", alert.channel, alert.account, type(exc).__name__)
 
 
-# The sub-account check's warning (operators.check_sub_account_expiry) names the date: "... expires on YYYY-MM-DD".
-_EXPIRES_ON = re.compile(r"expires on (\d{4}-\d{2}-\d{2})")
-
 
 def remember_expiry_warning(context: Mapping[str, Any], conn_id: str = "coupang_warehouse") -> bool:
     """Keep a sub-account expiry warning's date for the status page (``sales.sub_account_expiry``, the
@@ -213,8 +209,8 @@ def remember_expiry_warning(context: Mapping[str, Any], conn_id: str = "coupang_
 
     account = context.get("coupang_account") or {}
     category = context.get("coupang_warning_category", DEFAULT_WARNING_CATEGORY)
-    found = _EXPIRES_ON.search(str(context.get("coupang_warning") or ""))
-    if category != DEFAULT_WARNING_CATEGORY or not found or not account.get("account_id"):
+    expires = context.get("coupang_expires")  # the check's own date and warn_days, beside its message
+    if category != DEFAULT_WARNING_CATEGORY or expires is None or not account.get("account_id"):
         return False
     from coupang_sales.airflow_glue.warehouse_hook import WarehouseHook
     from coupang_sales.warehouse.status import record_expiry_warning
@@ -224,8 +220,9 @@ def remember_expiry_warning(context: Mapping[str, Any], conn_id: str = "coupang_
         with WarehouseHook(conn_id).connected() as conn:
             record_expiry_warning(conn, channel=str(account.get("channel") or "coupang_rocket"),
                                   account_id=str(account["account_id"]),
-                                  expires=dt.date.fromisoformat(found.group(1)),
-                                  warn_days=getattr(task, "warn_days", None), run_id=context.get("run_id"))
+                                  expires=dt.date.fromisoformat(str(expires)),
+                                  warn_days=context.get("coupang_warn_days", getattr(task, "warn_days", None)),
+                                  run_id=context.get("run_id"))
     except Exception as exc:  # the warning goes out; the page shows the account as ok
         log.warning("could not record the expiry warning of %s (%s)", account.get("account_id"), type(exc).__name__)
         return False

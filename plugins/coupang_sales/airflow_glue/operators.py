@@ -242,7 +242,8 @@ def check_sub_account_expiry(context: Mapping[str, Any], session: Any, account: 
                    "should click '연장하기' at 서플라이어허브 > 부계정 관리 before then.")
         log.warning(message)
         for notifier in on_expiry_warning:  # called as Airflow calls a callback: templated first
-            notifier({**context, "coupang_warning": message, "coupang_account": account})
+            notifier({**context, "coupang_warning": message, "coupang_account": account,
+                      "coupang_expires": status.expires, "coupang_warn_days": warn_days})
     return {"account_id": account["account_id"], "expires": status.expires.isoformat(),
             "days_left": status.days_left, "warned": status.expiring_soon}
 
