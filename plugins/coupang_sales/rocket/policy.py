@@ -10,7 +10,6 @@ negative line on its own date. ``facts`` turns an extract into collected facts;
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,19 +106,9 @@ def read_receive_detail_export(path: Path, *, source: str,
     The header row is found by name wherever it is (row 1 on the real export), with the
     date column under either name (``입고/반출일자`` or ``입고/반출시각``, plus ``aliases``).
     """
-    alias_table = _aliases(aliases)
-    choices = [(name, *alias_table.get(name, ())) for name in DETAIL_COLUMNS]
-    first_error: ExportFormatError | None = None
-    for names in itertools.product(*choices):
-        try:
-            frame = read_table(path, names, source=source).frame
-        except ExportFormatError as exc:
-            first_error = first_error or exc
-            continue
-        frame.columns = list(DETAIL_COLUMNS)
-        return frame
-    assert first_error is not None
-    raise first_error
+    frame = read_table(path, DETAIL_COLUMNS, source=source, aliases=_aliases(aliases)).frame
+    frame.columns = list(DETAIL_COLUMNS)
+    return frame
 
 
 def _read_one_export(job: tuple[str, str, dict[str, tuple[str, ...]]]) -> tuple[pd.DataFrame | None, str | None]:
