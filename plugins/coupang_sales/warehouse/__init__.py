@@ -118,6 +118,9 @@ LINE_FACT_KINDS = ("rocket_receipt", "jet_settlement")
 # bounds the memory of a load whatever the size of the account (Rocket: a 발주번호/SKU번호 holds a
 # fact or two; Jet: an order a few).
 DERIVE_CHUNK_GROUPS = 100_000
+# ``work_mem`` of a fact load's transaction (``SET LOCAL``): each sort or hash of the diff and the change
+# log may use this much of the server's memory before spilling to disk.
+LOAD_WORK_MEM = "64MB"
 
 
 def _arrow_table(frame: "pd.DataFrame", columns: tuple[str, ...]):
@@ -388,6 +391,9 @@ def load_facts(
            "unapplied": list(UNAPPLIED_REASONS)}
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (account_lock_key(channel, account_id),))
+        # The diff, the chunks and the change log sort and hash a whole extract: at PostgreSQL's default
+        # (4 MB) those spill to disk in batches; for this transaction only.
+        cur.execute(f"SET LOCAL work_mem = '{LOAD_WORK_MEM}'")
         cur.execute(f"CREATE TEMP TABLE incoming_facts ON COMMIT DROP AS "
                     f"SELECT {_FACT_COLS} FROM sales.collected_facts WITH NO DATA")
         cur.execute("ALTER TABLE incoming_facts ADD COLUMN ord bigserial")  # the extract's order, for the audit
