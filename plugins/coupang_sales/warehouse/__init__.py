@@ -26,8 +26,7 @@ _FACT_COLS = ", ".join(FACT_COLUMNS)
 _FACT_COLS_F = ", ".join("f." + c for c in FACT_COLUMNS)
 _FACT_CONTENT_F = ", ".join("f." + c for c in FACT_COLUMNS if c not in ("fact_kind", "order_id", "fact_key"))
 _FACT_CONTENT_I = ", ".join("i." + c for c in FACT_COLUMNS if c not in ("fact_kind", "order_id", "fact_key"))
-_FACT_UPDATES = ", ".join(f"{c} = excluded.{c}" for c in FACT_COLUMNS if c not in ("fact_kind", "order_id",
-                                                                                   "fact_key"))
+_FACT_UPDATES_C = ", ".join(f"{c} = c.{c}" for c in FACT_COLUMNS if c not in ("fact_kind", "order_id", "fact_key"))
 _LINE_COLS = ", ".join(ORDER_LINE_COLUMNS)
 _LINE_COLS_O = ", ".join("o." + c for c in ORDER_LINE_COLUMNS)
 _RESTATEMENT_COLS = ", ".join(RESTATEMENT_COLUMNS)
@@ -441,12 +440,19 @@ def load_facts(
             WHERE c.status = 'removed' AND f.channel = %(channel)s AND f.account_id = %(account)s
               AND f.fact_kind = c.fact_kind AND f.order_id = c.order_id AND f.fact_key = c.fact_key
             """, who)
+        # A changed fact is updated in place and a new one inserted without ON CONFLICT: the diff above,
+        # under the account's lock, already tells them apart (a first load inserts every fact).
+        cur.execute(
+            f"""
+            UPDATE sales.collected_facts f SET {_FACT_UPDATES_C}, run_id = %(run_id)s, collected_at = now()
+            FROM fact_changes c
+            WHERE c.status = 'changed' AND f.channel = %(channel)s AND f.account_id = %(account)s
+              AND f.fact_kind = c.fact_kind AND f.order_id = c.order_id AND f.fact_key = c.fact_key
+            """, who)
         cur.execute(
             f"""
             INSERT INTO sales.collected_facts (channel, account_id, {_FACT_COLS}, run_id)
-            SELECT %(channel)s, %(account)s, {_FACT_COLS}, %(run_id)s FROM fact_changes WHERE status <> 'removed'
-            ON CONFLICT (channel, account_id, fact_kind, order_id, fact_key)
-            DO UPDATE SET {_FACT_UPDATES}, run_id = excluded.run_id, collected_at = now()
+            SELECT %(channel)s, %(account)s, {_FACT_COLS}, %(run_id)s FROM fact_changes WHERE status = 'new'
             """, who)
         cur.execute(f"CREATE TEMP TABLE new_lines ON COMMIT DROP AS SELECT {_LINE_COLS}, ''::text AS group_key "
                     "FROM sales.order_lines WITH NO DATA")
