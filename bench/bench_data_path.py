@@ -299,25 +299,28 @@ def main(argv: list[str] | None = None) -> Report:
     report.add("lines read from the exports", validated["rows_extracted"], "lines")
     report.add("order lines loaded", loaded["rows_loaded"], "rows",
                note=f"{transformed['order_lines']:,} after 반출 restatement")
+    loads = report.settings["load_average"]
     report.add("validate: read .xlsx, type, dedupe, GX", stages["validate"], "s",
-               note=f"{stages['validate'] / path:.0%} of the path")
+               note=f"{stages['validate'] / path:.0%} of the path; load average {loads['validate']}")
     report.add("  of which Great Expectations", stages["great expectations"], "s",
                note=f"{stages['great expectations'] / path:.0%} of the path")
-    report.add("transform: the Rocket policy", stages["transform"], "s", note=f"{stages['transform'] / path:.0%}")
+    report.add("transform: the Rocket policy", stages["transform"], "s",
+               note=f"{stages['transform'] / path:.0%}; load average {loads['transform']}")
     report.add("load: load_facts (diff, derive, change log, swap)", stages["load"], "s",
-               note=f"{stages['load'] / path:.0%}")
+               note=f"{stages['load'] / path:.0%}; load average {loads['load']}")
     report.add("whole path", path, "s")
     report.add("load again, same window, nothing changed", load_again_s, "s",
                note=f"{again['facts_new'] + again['facts_changed'] + again['facts_removed']} facts changed, "
-                    f"{again['groups_derived']} groups derived")
+                    f"{again['groups_derived']} groups derived; load average {loads['load again']}")
     report.add("  second load / first load", load_again_s / stages["load"], "x", "<= 0.5")
     second_path = stages["validate"] + stages["transform"] + load_again_s
     report.add("  second run, whole path / first", second_path / path, "x",
                note="validate and transform read and check every file again")
     report.add("load with 1 % of the lines changed", touched_s, "s",
-               note=f"{touched['facts_changed']:,} facts changed, {touched['changed']:,} lines changed")
+               note=f"{touched['facts_changed']:,} facts changed, {touched['changed']:,} lines changed; "
+                    f"load average {loads['load touched']}")
     report.add("  touched load / full load", touched_s / stages["load"], "x", "<= 0.1")
-    report.add("limit: COPY of the final rows as CSV", stages["copy"], "s")
+    report.add("limit: COPY of the final rows as CSV", stages["copy"], "s", note=f"load average {loads['copy']}")
     report.add("whole path / COPY", path / stages["copy"], "x", "<= 3")
     report.add("floor: decoding the .xlsx files alone", stages["decode"], "s",
                note=f"{stages['decode'] / stages['copy']:.1f}x the COPY before any parsing")

@@ -35,7 +35,32 @@ from common import RESULTS, Report, load_average
 
 ACCOUNT = "A00000900"
 LAST_DAY = dt.date(2025, 12, 31)
-JET_STAGES = "coupang_sales.jet.stages"
+JET_STAGES = "bench_jet_path"  # the module-level stage functions below, over the v2 stages
+
+
+def _plan(staging: Path, account: dict, window, list_until: dt.date):
+    from coupang_sales.plan import Account, RunPlan
+
+    return RunPlan(account=Account(channel="coupang_jet", conn_id="bench", **account), window=window,
+                   list_until=list_until, staging=Path(staging).as_uri(), started_at=dt.datetime.now(dt.UTC))
+
+
+def validate(*, staging: Path, account: dict, window, list_until: dt.date) -> dict:
+    from coupang_sales.jet.stages import V2Stages
+
+    return V2Stages().validate(_plan(staging, account, window, list_until), staging).model_dump()
+
+
+def transform(*, staging: Path, account: dict, window, list_until: dt.date) -> dict:
+    from coupang_sales.jet.stages import V2Stages
+
+    return V2Stages().transform(_plan(staging, account, window, list_until), staging).model_dump()
+
+
+def load(conn, *, staging: Path, account: dict, window, list_until: dt.date, run_id: str) -> dict:
+    from coupang_sales.jet.stages import V2Stages
+
+    return V2Stages().load(conn, _plan(staging, account, window, list_until), staging, run_id=run_id).model_dump()
 
 
 def scenario(rows: int, days: int) -> dict:
@@ -141,7 +166,8 @@ def main(argv: list[str] | None = None) -> Report:
             migrate(conn)
             validated = in_own_process("validate", {**common_args, "window": window, "list_until": LAST_DAY},
                                        module=JET_STAGES)
-            transformed = in_own_process("transform", common_args, module=JET_STAGES)
+            transformed = in_own_process("transform", {**common_args, "window": window, "list_until": LAST_DAY},
+                                         module=JET_STAGES)
             load_args = {**common_args, "window": window, "list_until": LAST_DAY}
             loaded = in_own_process("load", {**load_args, "run_id": "bench"}, warehouse.dsn, module=JET_STAGES)
             again = in_own_process("load", {**load_args, "run_id": "bench-again"}, warehouse.dsn, module=JET_STAGES)

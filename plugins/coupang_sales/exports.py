@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -150,7 +150,40 @@ def parse_moments(series: pd.Series, *, column: str, source: str) -> pd.Series:
                 f"{source}: column {column!r} row {position + 1}: {value!r} has no readable time of day")
         return f"{day.isoformat()} {hour:02d}:{minute:02d}:{second:02d}"
 
-    return pd.Series(_per_distinct(series.tolist(), one), index=series.index, dtype=object)
+    values = series.tolist()
+    fast = _moments_in_arrow(values)
+    return pd.Series(fast if fast is not None else _per_distinct(values, one), index=series.index, dtype=object)
+
+
+def _text_array(values: list):
+    """``values`` as an Arrow string array, or None when any is not text (or is missing)."""
+    import pyarrow as pa
+
+    try:
+        array = pa.array(values, type=pa.string(), from_pandas=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    return array if array.null_count == 0 else None
+
+
+def _moments_in_arrow(values: list) -> list[str] | None:
+    """``parse_moments`` of cells that all read ``YYYY?MM?DD HH:MM:SS`` (``?`` one of - / .; or a 'T'
+    between), column-wise in Arrow; None when any cell is spelt otherwise or is not a real moment
+    (2026-02-30, 24:00), so the row-by-row reader decides, and names the row."""
+    import pyarrow.compute as pc
+
+    array = _text_array(values)
+    if array is None or not len(array):
+        return None
+    spelt = pc.replace_substring_regex(pc.utf8_trim_whitespace(array),
+                                       r"^(\d{4})[-/.](\d{2})[-/.](\d{2})(?:\s+|\s*[Tt]\s*)(\d{2}:\d{2}:\d{2})$",
+                                       r"\1-\2-\3 \4")
+    # strptime rolls 02-30 over to 03-02: a moment is real only when written back it reads the same.
+    back = pc.strftime(pc.strptime(spelt, format="%Y-%m-%d %H:%M:%S", unit="s", error_is_null=True),
+                       format="%Y-%m-%d %H:%M:%S")
+    if not pc.all(pc.fill_null(pc.equal(spelt, back), False)).as_py():
+        return None
+    return back.to_pylist()
 
 
 _TIME = re.compile(r"(?P<h>\d{1,2}):(?P<m>\d{2})(?::(?P<s>\d{2})(?:\.\d+)?)?")
@@ -225,8 +258,29 @@ def parse_won(series: pd.Series, *, column: str, blank_as_zero: bool = False) ->
             raise ExportFormatError(f"column {column!r} row {position + 1}: {cell!r} is not a whole number")
         return number
 
-    values = _per_distinct(series.tolist(), one)
+    raw = series.tolist()
+    fast = _won_in_arrow(raw)
+    if fast is not None:
+        return pd.Series(pd.array(fast, dtype="Int64"), index=series.index, name=series.name)
+    values = _per_distinct(raw, one)
     return pd.Series(pd.array(values, dtype="Int64"), index=series.index, name=series.name)
+
+
+def _won_in_arrow(values: list):
+    """``parse_won`` of cells that are all text of a whole number (ASCII spaces and thousands
+    separators allowed, at most 18 digits), column-wise in Arrow as int64, never through float;
+    None when any cell is anything else (a blank, a U+2212 minus, '12.5'), so the cell-by-cell
+    reader decides and names the row."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    array = _text_array(values)
+    if array is None or not len(array):
+        return None
+    digits = pc.replace_substring_regex(array, r"[ \t\n\r\f\v,]", "")
+    if not pc.all(pc.match_substring_regex(digits, r"^[+-]?\d{1,18}$")).as_py():
+        return None
+    return pc.cast(pc.replace_substring_regex(digits, r"^\+", ""), pa.int64()).to_numpy()
 
 
 SUMMARY_LABELS = {"합계", "총계", "소계", "total"}
@@ -300,14 +354,18 @@ class Table:
     summary_rows: int    # 합계 rows, skipped
 
 
-def read_table(path: Path, required: Sequence[str], *, source: str) -> Table:
+def read_table(path: Path, required: Sequence[str], *, source: str,
+               aliases: Mapping[str, Sequence[str]] | None = None) -> Table:
     """Read the first sheet of ``path``: title rows above the header, a trailing 합계 row and blank
     rows are skipped (and counted); every other row is kept as text under its header name.
 
-    The header row is the first row holding every ``required`` name (whitespace ignored).
-    A file that is not a readable workbook, or has no such row, raises ``ExportFormatError``
-    naming the file and the missing columns; so does a header holding a required name
-    twice (which column is meant cannot be known; a repeated column not asked for is harmless).
+    The header row is the first row holding every ``required`` name (whitespace ignored), or
+    for a name with ``aliases``, one of its other names (the name itself is preferred when a
+    row holds both); the frame's columns are the ``required`` names whatever the file called
+    them. The file is decoded once, whatever the aliases. A file that is not a readable
+    workbook, or has no such row, raises ``ExportFormatError`` naming the file and the missing
+    columns; so does a header holding a required name twice (which column is meant cannot be
+    known; a repeated column not asked for is harmless).
     """
     from python_calamine import CalamineWorkbook
 
@@ -315,30 +373,35 @@ def read_table(path: Path, required: Sequence[str], *, source: str) -> Table:
         rows = CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0).to_python(skip_empty_area=False)
     except Exception as exc:
         raise ExportFormatError(f"{source}: not a readable .xlsx export ({type(exc).__name__}: {exc})") from exc
-    wanted = {normalise_header(name): name for name in required}
+    # Each required name with its spellings, the name itself first.
+    spellings = {name: list(dict.fromkeys(normalise_header(n) for n in (name, *(aliases or {}).get(name, ()))))
+                 for name in required}
     best_missing: list[str] = list(required)
-    header_index = None
+    header_index, chosen = None, {}
     for position, row in enumerate(rows):
         present = {normalise_header(cell) for cell in row}
-        missing = [wanted[n] for n in wanted if n not in present]
+        found = {name: next((n for n in names if n in present), None) for name, names in spellings.items()}
+        missing = [name for name, n in found.items() if n is None]
         if not missing:
-            header_index, header = position, [normalise_header(cell) for cell in row]
+            header_index, header, chosen = position, [normalise_header(cell) for cell in row], found
             break
         if len(missing) < len(best_missing):
             best_missing = missing
     if header_index is None:
         raise ExportFormatError(f"{source}: no header row with the columns {best_missing} "
                                 f"(first {min(len(rows), 5)} rows read)")
-    repeated = [name for name in required if header.count(normalise_header(name)) > 1]
+    repeated = [name for name in required if header.count(chosen[name]) > 1]
     if repeated:  # which of the two is the real one cannot be known: refuse rather than guess
         raise ExportFormatError(f"{source}: the header row {header_index + 1} has the column(s) "
-                                + ", ".join(f"{name!r} {header.count(normalise_header(name))} times"
+                                + ", ".join(f"{name!r} {header.count(chosen[name])} times"
                                             for name in repeated))
-    positions = {name: header.index(normalise_header(name)) for name in required}
+    positions = {name: header.index(chosen[name]) for name in required}
     kept, blank, summary = [], 0, 0
     is_summary: dict[str, bool] = {}  # first cells repeat (발주, 반출): normalise each once
     for row in rows[header_index + 1:]:
-        first = next((text for text in map(_cell_text, row) if text), "")  # stops at the first non-blank cell
+        first = row[0].strip() if row and type(row[0]) is str else ""  # nearly always the first cell
+        if not first:
+            first = next((text for text in map(_cell_text, row) if text), "")  # the first non-blank cell
         if not first:
             blank += 1
             continue
@@ -352,11 +415,12 @@ def read_table(path: Path, required: Sequence[str], *, source: str) -> Table:
     # row by row. Equal texts share one object: the reader makes a new string per cell, and a
     # million lines repeat their kinds, centres, dates and prices (it halves the memory).
     columns = {}
+    width = min((len(row) for row in kept), default=0)
     for name in required:
         at = positions[name]
-        texts = [v.strip() if type(v) is str else _cell_text(v)
-                 for v in [row[at] if at < len(row) else None for row in kept]]
+        cells = [row[at] for row in kept] if at < width else [row[at] if at < len(row) else None for row in kept]
         shared: dict[str, str] = {}
-        columns[name] = [shared.setdefault(text, text) for text in texts]
+        columns[name] = [shared.setdefault(text, text)
+                         for text in [v.strip() if type(v) is str else _cell_text(v) for v in cells]]
     frame = pd.DataFrame(columns, columns=list(required), dtype=object)
     return Table(frame=frame, header_row=header_index + 1, blank_rows=blank, summary_rows=summary)

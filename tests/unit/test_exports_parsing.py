@@ -118,3 +118,28 @@ def test_a_nan_in_an_object_column_never_reaches_copy_as_null():
         list(_copy_chunks(pd.DataFrame({"amount": pd.Series([1, float("nan")], dtype=object)}), ("amount",)))
     text = pd.DataFrame({"name": pd.Series(["a\tb", None], dtype="str")})
     assert b"".join(_copy_chunks(text, ("name",))) == b"a\\tb\n\\N\n"
+
+
+def test_a_column_typed_in_arrow_gives_what_the_cell_by_cell_reader_gives():
+    # All text of the usual spelling: typed column-wise in Arrow. One odd cell (a U+2212 minus, a
+    # non-breaking space, a blank) sends the whole column to the cell-by-cell reader: same numbers.
+    usual = ["12,345", "-1,000", "+7", " 9 900 ", "000123", "123456789012345678"]
+    assert won(*usual) == [12_345, -1_000, 7, 9_900, 123, 123_456_789_012_345_678]
+    assert won(*usual, "\u22122,500", "7\u00a0000") == [12_345, -1_000, 7, 9_900, 123, 123_456_789_012_345_678,
+                                                       -2_500, 7_000]
+    assert won(*usual, "", blank_as_zero=True)[-1] == 0
+    with pytest.raises(ExportFormatError, match="row 7"):
+        won(*usual, "12.5")
+
+
+def test_moments_typed_in_arrow_are_checked_as_real_moments():
+    from coupang_sales.exports import parse_moments
+
+    def moments(*cells):
+        return parse_moments(pd.Series(list(cells), dtype=object), column="입고/반출시각", source="t").tolist()
+
+    assert moments("2026/09/05 09:10:11", " 2026.01.05T23:59:59 ") == ["2026-09-05 09:10:11", "2026-01-05 23:59:59"]
+    assert moments("2026/09/05 09:10:11", "2026/09/05 9:10") == ["2026-09-05 09:10:11", "2026-09-05 09:10:00"]
+    for bad in ("2026-02-30 01:00:00", "2026-01-05 24:00:00"):  # Arrow's strptime would roll these over
+        with pytest.raises(ExportFormatError, match="row 2"):
+            moments("2026/09/05 09:10:11", bad)

@@ -10,7 +10,6 @@ negative line on its own date. ``facts`` turns an extract into collected facts;
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,19 +106,9 @@ def read_receive_detail_export(path: Path, *, source: str,
     The header row is found by name wherever it is (row 1 on the real export), with the
     date column under either name (``입고/반출일자`` or ``입고/반출시각``, plus ``aliases``).
     """
-    alias_table = _aliases(aliases)
-    choices = [(name, *alias_table.get(name, ())) for name in DETAIL_COLUMNS]
-    first_error: ExportFormatError | None = None
-    for names in itertools.product(*choices):
-        try:
-            frame = read_table(path, names, source=source).frame
-        except ExportFormatError as exc:
-            first_error = first_error or exc
-            continue
-        frame.columns = list(DETAIL_COLUMNS)
-        return frame
-    assert first_error is not None
-    raise first_error
+    frame = read_table(path, DETAIL_COLUMNS, source=source, aliases=_aliases(aliases)).frame
+    frame.columns = list(DETAIL_COLUMNS)
+    return frame
 
 
 def _read_one_export(job: tuple[str, str, dict[str, tuple[str, ...]]]) -> tuple[pd.DataFrame | None, str | None]:
@@ -330,29 +319,29 @@ def derive(facts: pd.DataFrame, *, account_id: str) -> Derived:
     A line's key and date are its receipt's own (``line_key`` = the receipt's fact key,
     ``sales_date`` = its invoice's 작성일자); a 반출 never adds a line.
     """
-    lines_out, restated, adjusted = [], [], []
+    restated, adjusted = [], []
     receipts_by_group: dict[str, list[dict]] = {}
     returns_by_group: dict[str, list[dict]] = {}
-    # One sort and one pass over plain records: a year of a large account is a million lines.
+    # One sort; the lines come out in this order (group, newest 작성일자 first, then line key descending).
     receipts = facts[facts["fact_kind"] == RECEIPT_FACT].sort_values(
-        ["group_key", "fact_date", "fact_key"], ascending=[True, False, False], kind="stable")
-    for record in _records(receipts):
-        receipts_by_group.setdefault(record["group_key"], []).append(record)
+        ["group_key", "fact_date", "fact_key"], ascending=[True, False, False], kind="stable").reset_index(drop=True)
     returns = facts[facts["fact_kind"] == RETURN_FACT].sort_values(["group_key", "fact_date", "fact_key"],
                                                                    kind="stable")
     for record in _records(returns):
         returns_by_group.setdefault(record["group_key"], []).append(record)
-    for group in sorted(set(receipts_by_group) | set(returns_by_group)):
+    # A group with nothing returned (nearly all of them): each receipt is its line, as collected,
+    # column by column. Only the receipts of groups with a 반출 go through the loop below.
+    quantity = np.array(receipts["quantity"].astype("int64").clip(lower=0), dtype="int64")
+    payment = np.array(receipts["amount"].astype("int64"), dtype="int64")
+    cancelled = np.zeros(len(receipts), dtype=bool)
+    cancelled_quantity = np.zeros(len(receipts), dtype="int64")
+    cancelled_amount = np.zeros(len(receipts), dtype="int64")
+    restated_at = np.flatnonzero(receipts["group_key"].isin(list(returns_by_group)).to_numpy())
+    for position, record in zip(restated_at.tolist(), _records(receipts.iloc[restated_at]), strict=True):
+        record["position"] = position
+        receipts_by_group.setdefault(record["group_key"], []).append(record)
+    for group in sorted(returns_by_group):
         held = receipts_by_group.get(group, [])  # newest 작성일자 first, then line key descending
-        if group not in returns_by_group:  # nothing returned: each receipt is its line, as collected
-            for line in held:
-                quantity = max(int(line["quantity"]), 0)
-                lines_out.append({
-                    "order_id": line["order_id"], "line_key": line["fact_key"], "option_id": line["option_id"],
-                    "product_name": line["product_name"], "sales_date": line["fact_date"], "quantity": quantity,
-                    "payment_amount": int(line["amount"]), "is_cancelled": False, "cancelled_quantity": 0,
-                    "cancelled_amount": 0, "group_key": group})
-            continue
         for line in held:
             line["left"] = max(int(line["quantity"]), 0)
             line["takers"] = []  # (return key, quantity)
@@ -369,18 +358,17 @@ def derive(facts: pd.DataFrame, *, account_id: str) -> Derived:
             given[ret["fact_key"]] = [ret, want, 0]  # the return, quantity unmatched, money applied
         for line in held:
             qty, amount = int(line["quantity"]), int(line["amount"])
-            payment = amount * line["left"] // qty if qty > 0 else amount
+            paid = amount * line["left"] // qty if qty > 0 else amount
             taken_qty = (max(qty, 0) - line["left"])
-            shares = largest_remainder(amount - payment, [q for _, q in line["takers"]])
+            shares = largest_remainder(amount - paid, [q for _, q in line["takers"]])
             for (key, q), money in zip(line["takers"], shares, strict=True):
                 given[key][2] += money
                 restated.append({"group_key": group, "order_id": line["order_id"], "line_key": line["fact_key"],
                                  "fact_kind": RETURN_FACT, "fact_key": key, "quantity": q, "amount": money})
-            lines_out.append({
-                "order_id": line["order_id"], "line_key": line["fact_key"], "option_id": line["option_id"],
-                "product_name": line["product_name"], "sales_date": line["fact_date"], "quantity": line["left"],
-                "payment_amount": payment, "is_cancelled": taken_qty > 0 and line["left"] == 0,
-                "cancelled_quantity": taken_qty, "cancelled_amount": amount - payment, "group_key": group})
+            at = line["position"]
+            quantity[at], payment[at] = line["left"], paid
+            cancelled[at] = taken_qty > 0 and line["left"] == 0
+            cancelled_quantity[at], cancelled_amount[at] = taken_qty, amount - paid
         for key, (ret, unmatched, applied) in given.items():
             returned_qty, returned = abs(int(ret["quantity"])), abs(int(ret["amount"]))
             rest = returned - applied
@@ -391,15 +379,24 @@ def derive(facts: pd.DataFrame, *, account_id: str) -> Derived:
                               unmatched_money))
             if rest - (unmatched_money if unmatched else 0):
                 parts.append(("price_difference", 0, rest - (unmatched_money if unmatched else 0)))
-            for reason, quantity, money in parts:
+            for reason, unmatched_qty, money in parts:
                 adjusted.append({"group_key": group, "fact_kind": RETURN_FACT, "order_id": ret["order_id"],
                                  "fact_key": key, "reason": reason, "fact_date": ret["fact_date"],
                                  "document": ret["document"], "option_id": ret["option_id"],
-                                 "quantity": -quantity, "amount": -money, "seller_shipping_fee": 0})
+                                 "quantity": -unmatched_qty, "amount": -money, "seller_shipping_fee": 0})
 
-    out = pd.DataFrame(lines_out, columns=["order_id", "line_key", "option_id", "product_name", "sales_date",
-                                           "quantity", "payment_amount", "is_cancelled", "cancelled_quantity",
-                                           "cancelled_amount", "group_key"])
+
+    def values(column: str):  # from lists, as the loop's rows were, so the types are inferred as before
+        return receipts[column].tolist() if len(receipts) else pd.Series([], dtype=object)
+
+    out = pd.DataFrame({"order_id": values("order_id"), "line_key": values("fact_key"),
+                        "option_id": values("option_id"), "product_name": values("product_name"),
+                        "sales_date": values("fact_date"), "quantity": quantity, "payment_amount": payment,
+                        "is_cancelled": cancelled, "cancelled_quantity": cancelled_quantity,
+                        "cancelled_amount": cancelled_amount, "group_key": values("group_key")},
+                       columns=["order_id", "line_key", "option_id", "product_name", "sales_date", "quantity",
+                                "payment_amount", "is_cancelled", "cancelled_quantity", "cancelled_amount",
+                                "group_key"])
     n = len(out)
     payment = out["payment_amount"].astype("Int64")
     order_lines = pd.DataFrame({

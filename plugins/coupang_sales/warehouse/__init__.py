@@ -26,8 +26,7 @@ _FACT_COLS = ", ".join(FACT_COLUMNS)
 _FACT_COLS_F = ", ".join("f." + c for c in FACT_COLUMNS)
 _FACT_CONTENT_F = ", ".join("f." + c for c in FACT_COLUMNS if c not in ("fact_kind", "order_id", "fact_key"))
 _FACT_CONTENT_I = ", ".join("i." + c for c in FACT_COLUMNS if c not in ("fact_kind", "order_id", "fact_key"))
-_FACT_UPDATES = ", ".join(f"{c} = excluded.{c}" for c in FACT_COLUMNS if c not in ("fact_kind", "order_id",
-                                                                                   "fact_key"))
+_FACT_UPDATES_C = ", ".join(f"{c} = c.{c}" for c in FACT_COLUMNS if c not in ("fact_kind", "order_id", "fact_key"))
 _LINE_COLS = ", ".join(ORDER_LINE_COLUMNS)
 _LINE_COLS_O = ", ".join("o." + c for c in ORDER_LINE_COLUMNS)
 _RESTATEMENT_COLS = ", ".join(RESTATEMENT_COLUMNS)
@@ -118,6 +117,9 @@ LINE_FACT_KINDS = ("rocket_receipt", "jet_settlement")
 # bounds the memory of a load whatever the size of the account (Rocket: a 발주번호/SKU번호 holds a
 # fact or two; Jet: an order a few).
 DERIVE_CHUNK_GROUPS = 100_000
+# ``work_mem`` of a fact load's transaction (``SET LOCAL``): each sort or hash of the diff and the change
+# log may use this much of the server's memory before spilling to disk.
+LOAD_WORK_MEM = "64MB"
 
 
 def _arrow_table(frame: "pd.DataFrame", columns: tuple[str, ...]):
@@ -388,6 +390,9 @@ def load_facts(
            "unapplied": list(UNAPPLIED_REASONS)}
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (account_lock_key(channel, account_id),))
+        # The diff, the chunks and the change log sort and hash a whole extract: at PostgreSQL's default
+        # (4 MB) those spill to disk in batches; for this transaction only.
+        cur.execute(f"SET LOCAL work_mem = '{LOAD_WORK_MEM}'")
         cur.execute(f"CREATE TEMP TABLE incoming_facts ON COMMIT DROP AS "
                     f"SELECT {_FACT_COLS} FROM sales.collected_facts WITH NO DATA")
         cur.execute("ALTER TABLE incoming_facts ADD COLUMN ord bigserial")  # the extract's order, for the audit
@@ -435,12 +440,19 @@ def load_facts(
             WHERE c.status = 'removed' AND f.channel = %(channel)s AND f.account_id = %(account)s
               AND f.fact_kind = c.fact_kind AND f.order_id = c.order_id AND f.fact_key = c.fact_key
             """, who)
+        # A changed fact is updated in place and a new one inserted without ON CONFLICT: the diff above,
+        # under the account's lock, already tells them apart (a first load inserts every fact).
+        cur.execute(
+            f"""
+            UPDATE sales.collected_facts f SET {_FACT_UPDATES_C}, run_id = %(run_id)s, collected_at = now()
+            FROM fact_changes c
+            WHERE c.status = 'changed' AND f.channel = %(channel)s AND f.account_id = %(account)s
+              AND f.fact_kind = c.fact_kind AND f.order_id = c.order_id AND f.fact_key = c.fact_key
+            """, who)
         cur.execute(
             f"""
             INSERT INTO sales.collected_facts (channel, account_id, {_FACT_COLS}, run_id)
-            SELECT %(channel)s, %(account)s, {_FACT_COLS}, %(run_id)s FROM fact_changes WHERE status <> 'removed'
-            ON CONFLICT (channel, account_id, fact_kind, order_id, fact_key)
-            DO UPDATE SET {_FACT_UPDATES}, run_id = excluded.run_id, collected_at = now()
+            SELECT %(channel)s, %(account)s, {_FACT_COLS}, %(run_id)s FROM fact_changes WHERE status = 'new'
             """, who)
         cur.execute(f"CREATE TEMP TABLE new_lines ON COMMIT DROP AS SELECT {_LINE_COLS}, ''::text AS group_key "
                     "FROM sales.order_lines WITH NO DATA")
