@@ -77,6 +77,7 @@ def _demo(args, parser) -> int:
              f"runs {first}..{last}")
         return run(dsn, raw, sandbox, first, last)
     finally:
+        local_stack.stop_webdriver_server(work / "airflow")  # the browsers the runs' sessions left
         sandbox.stop()
         if warehouse:
             warehouse.stop()

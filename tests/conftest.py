@@ -51,6 +51,14 @@ LONGEST_FIRST = (
 )
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """The shared browser sessions' WebDriver server (started by the first browser task of this Airflow
+    home, outliving the tasks by design) stops with the tests."""
+    from local_stack import stop_webdriver_server
+
+    stop_webdriver_server(_HOME)
+
+
 def pytest_collection_modifyitems(config, items):
     rank = {name: position for position, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: in-file order is kept
