@@ -30,6 +30,9 @@ os.environ.update({
     # The sandbox's sign-on challenge (the record's ~16 s) and a person's typing pace (~110 ms a key),
     # scaled down: the tests would otherwise spend minutes waiting on them.
     "SANDBOX_CHALLENGE_SECONDS": "0.2",
+    # A browser task that finds its portal's routes taken (one route, "direct", unless a test names more:
+    # one seller at a time per address) asks again after 1 s, not the 30 s a deployment waits.
+    "COUPANG_ROUTE_WAIT_SECONDS": "1",
     # The pacing between requests (the record: 0.2-0.7 s; on Wing 0.7 s between 판매분석 pages, 1.2 s
     # between days) and the backoff of Wing's retries, scaled down the same way, through the settings a
     # deployment would use.
