@@ -46,7 +46,8 @@ os.environ.update({
 # (--dist loadfile --no-loadscope-reorder): the longest files start first, so none of them is
 # left to run alone at the end. Ordered by their measured wall time, longest first.
 LONGEST_FIRST = (
-    "test_backfill_scheduler.py", "test_scheduler_faults.py", "test_sign_in_dag.py", "test_faults.py",
+    "test_backfill_scheduler.py", "test_scheduler_faults.py", "test_shared_sessions_scheduler.py",
+    "test_sign_in_dag.py", "test_faults.py",
     "test_rocket_dag.py", "test_sign_ons.py", "test_secrets.py", "test_late_return_dag.py",
     "test_restatement_properties.py", "test_jet_dag.py", "test_block_gap_dag.py", "test_rocket_portal_fidelity.py",
     "test_schema_migrations.py", "test_sandbox_supplier_hub.py", "test_versions_and_cursors.py",
