@@ -2,7 +2,7 @@
 LocalExecutor, the Supplier Hub pool sized to the routes): every account is collected after one
 sign-on, never two sellers on one route at once and none signed out by another's sign-on (both read
 from the sandbox's own sign-on log), and a browser task killed in the middle of its run leaves a
-session and a route the next task of the account uses. Three forward proxies on 127.0.0.41-43, the
+session and a route its retry attaches to (no second sign-on). Three forward proxies on 127.0.0.41-43, the
 machine's chromedriver outliving the tasks, headed Chromium, PostgreSQL, GX."""
 
 from __future__ import annotations
@@ -65,7 +65,9 @@ def scheduler(module_warehouse, pg_server, portal, tmp_path_factory, request):  
                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "3600",
                "COUPANG_SHARED_BROWSER": "true",
                "COUPANG_ROUTES": json.dumps([{"name": f"r{n}", "proxy": p.url} for n, p in enumerate(proxies, 1)]),
-               "COUPANG_ROUTE_LEASE_SECONDS": "30",
+               # the lease (COUPANG_ROUTE_LEASE_SECONDS, 600) must outlast the gaps between an account's tasks,
+               # which nobody renews: at 30 s a loaded scheduler let leases expire between them, other accounts
+               # reaped them with their sessions, and the accounts signed on again (23 sign-ons for 9)
                # a task asks for a free route, and a killed task is retried, after the scheduler has taken in
                # its executor's report of the try before: sooner, and that stale report fails the new try
                # ("finished with state success, but the task instance's state attribute is queued")
@@ -88,8 +90,10 @@ def kill_a_check_holding_its_session(airflow, run_id: str, timeout: float = 300)
         running = metadata(airflow, "SELECT id, map_index FROM task_instance WHERE dag_id = %s AND state = 'running' "
                                     f"AND task_id = 'collect.check_tax_invoice_block' AND run_id = '{run_id}'")
         for ti_id, map_index in running:
+            # the task's own process ("airflow worker -- <ti id>"), not its supervisor in the executor's
+            # pool ("airflow worker -- LocalExecutor: <ti id>"), which reports the task's death
             for process in psutil.process_iter(["cmdline"]):
-                if any(str(ti_id) in part for part in process.info["cmdline"] or ()):
+                if " ".join(process.info["cmdline"] or ()).strip() == f"airflow worker -- {ti_id}":
                     process.send_signal(signal.SIGKILL)
                     process.wait(30)
                     return map_index, process.pid
