@@ -25,6 +25,7 @@ BENCHMARKS = {
     "extraction": ("bench_extraction.py", ["--invoices", "5", "--lines", "20", "--repeat", "1"]),
     "backfill": ("bench_backfill.py", ["--range-days", "20", "--daily-days", "2", "--lines", "5"]),
     "sign_ons": ("bench_sign_ons.py", []),
+    "routes": ("bench_routes.py", ["--accounts", "4", "--routes", "1", "2"]),
     "status_page": ("bench_status_page.py", ["--accounts", "1000", "--days", "10", "--repeat", "3"]),
 }
 

@@ -191,6 +191,16 @@ class StandaloneAirflow:
                     os.killpg(process.pid, sig)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)  # components left behind by the parent
+        stop_webdriver_server(self.home)  # the shared browser sessions' server, if its tasks started one
+
+
+def stop_webdriver_server(home: Path) -> None:
+    """Stop the WebDriver server the shared browser sessions of ``home`` started, if any (its browsers
+    outlive the tasks by design, so whoever owns the Airflow home stops it)."""
+    if (Path(home) / "webdriver" / "server.json").exists():
+        from coupang_sales.portal.webdriver_server import LocalWebDriverServer
+
+        LocalWebDriverServer(Path(home) / "webdriver").stop()
 
 
 class RedirectedOutput(contextlib.AbstractContextManager):

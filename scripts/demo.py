@@ -57,6 +57,8 @@ def _demo(args, parser) -> int:
     os.environ.update(local_stack.airflow_env(work / "airflow"))
     # Transient failures retry after seconds, not minutes, so the demo does not stall.
     os.environ.setdefault("COUPANG_RETRY_DELAY_SECONDS", "5")
+    # One route (this machine's address): the accounts' browser tasks take turns on it, asking every 2 s.
+    os.environ.setdefault("COUPANG_ROUTE_WAIT_SECONDS", "2")
     from sandbox import SandboxServer, load_scenario
 
     raw = json.loads(args.scenario.read_text(encoding="utf-8"))
@@ -77,6 +79,7 @@ def _demo(args, parser) -> int:
              f"runs {first}..{last}")
         return run(dsn, raw, sandbox, first, last)
     finally:
+        local_stack.stop_webdriver_server(work / "airflow")  # the browsers the runs' sessions left
         sandbox.stop()
         if warehouse:
             warehouse.stop()

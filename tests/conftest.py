@@ -30,6 +30,9 @@ os.environ.update({
     # The sandbox's sign-on challenge (the record's ~16 s) and a person's typing pace (~110 ms a key),
     # scaled down: the tests would otherwise spend minutes waiting on them.
     "SANDBOX_CHALLENGE_SECONDS": "0.2",
+    # A browser task that finds its portal's routes taken (one route, "direct", unless a test names more:
+    # one seller at a time per address) asks again after 1 s, not the 30 s a deployment waits.
+    "COUPANG_ROUTE_WAIT_SECONDS": "1",
     # The pacing between requests (the record: 0.2-0.7 s; on Wing 0.7 s between 판매분석 pages, 1.2 s
     # between days) and the backoff of Wing's retries, scaled down the same way, through the settings a
     # deployment would use.
@@ -43,12 +46,21 @@ os.environ.update({
 # (--dist loadfile --no-loadscope-reorder): the longest files start first, so none of them is
 # left to run alone at the end. Ordered by their measured wall time, longest first.
 LONGEST_FIRST = (
-    "test_backfill_scheduler.py", "test_scheduler_faults.py", "test_sign_in_dag.py", "test_faults.py",
+    "test_backfill_scheduler.py", "test_scheduler_faults.py", "test_shared_sessions_scheduler.py",
+    "test_sign_in_dag.py", "test_faults.py",
     "test_rocket_dag.py", "test_sign_ons.py", "test_secrets.py", "test_late_return_dag.py",
     "test_restatement_properties.py", "test_jet_dag.py", "test_block_gap_dag.py", "test_rocket_portal_fidelity.py",
     "test_schema_migrations.py", "test_sandbox_supplier_hub.py", "test_versions_and_cursors.py",
     "test_many_accounts.py", "test_status_page_browser.py",
 )
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The shared browser sessions' WebDriver server (started by the first browser task of this Airflow
+    home, outliving the tasks by design) stops with the tests."""
+    from local_stack import stop_webdriver_server
+
+    stop_webdriver_server(_HOME)
 
 
 def pytest_collection_modifyitems(config, items):

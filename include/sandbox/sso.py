@@ -336,7 +336,8 @@ async def login_action(request: Request, client_id: str = "", tab_id: str = "", 
     sms = principal.sms_challenge and not sandbox.device_trusted(request.cookies.get(DEVICE_COOKIE),
                                                                  principal.username)
     with sandbox.lock:
-        sandbox.sign_ons.append(SignOn(principal.username, client_id, client_address(request), sms))
+        sandbox.sign_ons.append(SignOn(principal.username, client_id, client_address(request), sms,
+                                       at=sandbox.now()))
     if sms:
         auth.pending = principal
         return _sms_page(request, portal, auth, error=None)

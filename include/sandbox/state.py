@@ -110,6 +110,7 @@ class SignOn:
     client_id: str
     address: str
     sms_asked: bool  # the SMS step was shown (an unknown device)
+    at: float = 0.0  # the sandbox's clock (``SandboxState.now``) when the password was accepted
 
 
 @dataclass
@@ -149,6 +150,9 @@ class SandboxState:
     help_port: int = 0
     trusted_devices: dict[str, tuple[str, float]] = field(default_factory=dict)  # device cookie -> (username, until)
     sign_ons: list[SignOn] = field(default_factory=list)  # every password accepted, in order
+    # (address, username) -> the sandbox's clock at the last page a portal session of theirs served: with
+    # ``sign_ons`` it says when each seller was signed on from each address
+    last_seen: dict[tuple[str, str], float] = field(default_factory=dict)
     clock_offset: float = 0.0  # seconds added to the clock by advance_clock()
     requests: list[RequestRecord] = field(default_factory=list)
     report_requests: dict[int, ReportRequest] = field(default_factory=dict)  # Wing, by requestId
@@ -210,7 +214,11 @@ class SandboxState:
 
     def live_session(self, token: str | None, client: Any = None) -> Session | None:
         """The portal session of ``token`` unless it expired (or is another client's)."""
-        return self._live(self.sessions, token, client)
+        found = self._live(self.sessions, token, client)
+        if found is not None:
+            with self.lock:
+                self.last_seen[(found.address, found.username)] = self.now()
+        return found
 
     def live_sso_session(self, token: str | None, client: Any = None) -> SsoSession | None:
         """The Keycloak session of ``token`` unless it expired (or is another client's)."""

@@ -66,8 +66,9 @@ class Settings(BaseSettings):
     # --- egress routes and shared browser sessions (airflow_glue/shared_browser.py) -------------------
     routes: str = Field("", description="The egress routes, a JSON list of {name, proxy | conn_id | grid_node}; "
                                         "empty: the machine's own address.")
-    shared_browser: bool = Field(False, description="One browser session per account and run on a leased route, "
-                                                    "shared by its checks and extract.")
+    shared_browser: bool = Field(True, description="One browser session per account and run on a leased route, "
+                                                   "shared by its checks and extract (false: the checks defer "
+                                                   "to the extract's browser).")
     route_lease_seconds: int = Field(600, ge=30, description="A route lease not renewed for this long is "
                                                              "reaped (its holder was killed).")
     route_wait_seconds: int = Field(30, ge=1, description="A task that finds every route taken asks again this "

@@ -2,8 +2,9 @@
 runs are queued by the CLI exactly as the README tells an operator to, picked up by the
 scheduler of ``airflow standalone`` and run by its LocalExecutor, each task in its own
 supervised process. One standalone serves a test module (it takes a minute to start); each
-test starts from an empty warehouse. Two modules use it (``test_backfill_scheduler.py``,
-``test_scheduler_faults.py``), so that ``make test`` runs them side by side.
+test starts from an empty warehouse. Its modules (``test_backfill_scheduler.py``,
+``test_scheduler_faults.py``, and ``test_shared_sessions_scheduler.py`` with its own scenario and
+routes) are separate so that ``make test`` runs them side by side.
 """
 
 from __future__ import annotations

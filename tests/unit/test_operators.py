@@ -99,9 +99,12 @@ def audit(monkeypatch):
 @pytest.fixture(autouse=True)
 def sessions_outlive_the_browser(monkeypatch):
     """The checks' own logic runs where a browser can still be signed on from an earlier task (an
-    attached Chrome); the default, where the live portals' sessions die with the browser, is
-    test_by_default_a_check_defers_without_a_browser_since_sessions_die_with_it."""
+    attached Chrome); where the live portals' sessions die with the browser, see
+    test_by_default_a_check_defers_without_a_browser_since_sessions_die_with_it. These are the checks
+    without the run's shared session (``COUPANG_SHARED_BROWSER=false``, where a check defers to the
+    extract); the shared session is tests/integration/test_shared_sessions_dag.py."""
     monkeypatch.setenv("COUPANG_SESSIONS_SURVIVE_BROWSER", "true")
+    monkeypatch.setenv("COUPANG_SHARED_BROWSER", "false")
 
 
 def test_by_default_a_check_defers_without_a_browser_since_sessions_die_with_it(audit, monkeypatch):
@@ -283,3 +286,13 @@ def test_another_accounts_later_sign_on_means_signed_out_without_a_browser(audit
     signed_on_here("V2")
     monkeypatch.setenv("COUPANG_ONE_SELLER_PER_ADDRESS", "false")
     assert run(block, session, noted=False)["blocked"] is False
+
+
+def test_by_default_the_checks_attach_to_the_runs_shared_browser_session(monkeypatch):
+    """The deferral to the extract above is the documented ``COUPANG_SHARED_BROWSER=false``."""
+    from coupang_sales.airflow_glue.shared_browser import shared_browser_enabled
+
+    monkeypatch.delenv("COUPANG_SHARED_BROWSER")
+    assert shared_browser_enabled()
+    monkeypatch.setenv("COUPANG_SHARED_BROWSER", "false")
+    assert not shared_browser_enabled()
