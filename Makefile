@@ -8,7 +8,7 @@ WAREHOUSE_DSN ?=
 # pytest-xdist processes for `make test`; each has its own PostgreSQL, Airflow home and sandboxes
 TEST_WORKERS ?= 4
 
-.PHONY: setup demo test celery scale airflow lint bench
+.PHONY: setup demo test celery scale routes airflow lint bench
 
 setup:
 	@bash scripts/setup.sh
@@ -28,6 +28,10 @@ celery: setup
 # 2,000 active accounts over 4 shard DAGs, browser work marked done: every account gets its instances.
 scale: setup
 	@$(PY) -m pytest -p no:cacheprovider -m scale -s tests/integration/test_many_accounts.py
+
+# Nine Rocket accounts over three egress routes (forward proxies on 127.0.0.41-43), pool 3, a real scheduler.
+routes: setup
+	@$(PY) -m pytest -p no:cacheprovider -m routes -s tests/integration/test_shared_sessions_scheduler.py
 
 airflow: setup
 	@$(PY) scripts/airflow_ui.py --scenario "$(SCENARIO)"

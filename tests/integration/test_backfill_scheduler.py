@@ -24,6 +24,11 @@ from scheduler_stack import (  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration
 
+# read by scheduler_stack's ``scheduler`` fixture. This module is about dates: its two backfill runs of the
+# one account need not take turns on the machine's one route, as shared sessions would have them do
+# (those go through the scheduler in test_scheduler_faults.py and `make routes`).
+SCHEDULER_ENV = {"COUPANG_SHARED_BROWSER": "false"}
+
 # The backfill recipe of the README: the first and last Seoul date, the last one up to its end. Two
 # dates: each run reads every invoice up to today (the 7 Jan 반출 restates a 5 Jan line in each).
 BACKFILL = ("backfill", "create", "--dag-id", DAG_ID,

@@ -37,6 +37,7 @@ EXCEL = "/scm/receive/detail/excel"  # its export, read with receive_detail_sour
 PURCHASE_ACCOUNT = "/scm/settlement/general/purchase/account"
 LOGIN_ACTIONS = "/login-actions/authenticate"
 SECOND_DETAIL = "vendorPaymentInfoSeq=30000702"
+SERVER_STATE = Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow")) / "webdriver" / "server.json"
 
 
 def line(kind: str, po: str, sku: str, qty: int, moved: str) -> dict:
@@ -335,11 +336,14 @@ def test_a_load_waiting_on_a_lock_fails_naming_it_and_the_retry_loads(collection
 
 
 def browsers() -> list[psutil.Process]:
-    """Chromium and chromedriver processes started by this test process (zombies included)."""
+    """Chromium and chromedriver processes started by this test process (zombies included), but the
+    WebDriver server the shared sessions live on (it outlives every task by design: its pid is in
+    ``$AIRFLOW_HOME/webdriver/server.json``). A browser it ran is still its child, so still counted."""
+    server = json.loads(SERVER_STATE.read_text()).get("pid") if SERVER_STATE.exists() else None
     out = []
     for child in psutil.Process().children(recursive=True):
         with contextlib.suppress(psutil.NoSuchProcess):
-            if any(name in child.name() for name in ("chrom",)):
+            if child.pid != server and any(name in child.name() for name in ("chrom",)):
                 out.append(child)
     return out
 

@@ -20,7 +20,7 @@ from scheduler_stack import DAG_ID, free_port, metadata, module_warehouse, wareh
 
 import local_stack
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.routes]  # `make routes`: too long for `make test`
 ADDRESSES = ("127.0.0.41", "127.0.0.42", "127.0.0.43")
 ACCOUNTS = [f"V0000097{n}" for n in range(1, 10)]
 
