@@ -102,6 +102,9 @@ def reuse_chrome(chrome):
     """A driver_factory lending the module's browser with an empty cookie jar; its quit() is a no-op."""
 
     def factory(download_dir: Path):
+        # an earlier test's session may have left a 1 s page-load timeout and a page still hanging on the
+        # sandbox: a loaded machine then times out even about:blank. The session sets its own after this.
+        chrome.set_page_load_timeout(20)
         chrome.execute_cdp_cmd("Network.clearBrowserCookies", {})
         chrome.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(download_dir)})
         chrome.get("about:blank")
