@@ -32,19 +32,11 @@ from airflow.api_fastapi.core_api.security import get_user
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
 
+from coupang_sales.airflow_glue.sign_in_links import may_trigger
 from coupang_sales.airflow_glue.ui_actions import AirflowApi, in_frame, page, to_top
 
 router = APIRouter()
 UserDep = Annotated[Any, Depends(get_user)]
-
-
-def may_trigger(user, dag_id: str) -> bool:
-    """May ``user`` trigger ``dag_id``? (The auth manager decides, as for the REST API's trigger.)"""
-    from airflow.api_fastapi.app import get_auth_manager
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
-
-    return bool(get_auth_manager().is_authorized_dag(
-        method="POST", access_entity=DagAccessEntity.RUN, details=DagDetails(id=dag_id), user=user))
 
 
 def gap_of(row: dict[str, Any], today: dt.date) -> tuple[dt.date | None, dt.date] | None:

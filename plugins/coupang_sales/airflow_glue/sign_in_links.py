@@ -31,13 +31,18 @@ def sign_in_link(channel: str, account_id: str, base_url: str | None = None) -> 
     return f"{base_url.rstrip('/')}{STATUS_PAGE_PREFIX}/{sign_in_path(channel, account_id)}"
 
 
-def may_sign_in(user, channel: str) -> bool:
-    """May ``user`` trigger the channel's sign-in DAG? (The auth manager decides.)"""
+def may_trigger(user, dag_id: str) -> bool:
+    """May ``user`` trigger ``dag_id``? (The auth manager decides, as for the REST API's trigger.)"""
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
 
     return bool(get_auth_manager().is_authorized_dag(
-        method="POST", access_entity=DagAccessEntity.RUN, details=DagDetails(id=sign_in_dag_id(channel)), user=user))
+        method="POST", access_entity=DagAccessEntity.RUN, details=DagDetails(id=dag_id), user=user))
+
+
+def may_sign_in(user, channel: str) -> bool:
+    """May ``user`` trigger the channel's sign-in DAG?"""
+    return may_trigger(user, sign_in_dag_id(channel))
 
 
 def add_sign_in_links(rows: list[dict[str, Any]], user) -> None:
