@@ -84,13 +84,18 @@ def pg_server():
     Its folder is not under pytest's basetemp: a second pytest session on the machine
     prunes old basetemps and would delete a live data directory.
     """
+    import fcntl
     import shutil
 
     import pgserver
     import psycopg
 
     data_dir = Path(tempfile.mkdtemp(prefix="coupang-pg-"))
-    server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    # One worker at a time: run as root, pgserver creates its system user with useradd on first use, and
+    # two workers doing so at once on a fresh machine left one initdb with a uid that did not exist yet.
+    with open(Path(tempfile.gettempdir()) / "coupang-pg-start.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        server = pgserver.get_server(data_dir, cleanup_mode="stop")
     # A throw-away server: durability across a crash of the machine is not under test, and without
     # fsync each test's DROP DATABASE (a checkpoint) takes milliseconds instead of about 2 s. The test
     # that stops PostgreSQL mid-load has a server of its own (test_faults.py, own_postgres).

@@ -109,8 +109,11 @@ def grid_of(run_id: str) -> dict[tuple[str, int], tuple[str | None, str | None]]
 
 
 def test_each_check_shows_its_own_outcome_after_one_sign_on_per_account_on_its_route(
-        collection_dag, portal, warehouse, routes):
+        collection_dag, portal, warehouse, routes, monkeypatch):
     dag = collection_dag(portal, SCENARIO, "coupang_rocket_sales")
+    # V00000961's extract clicks the Excel link: the shared session's browser saves into the extract's folder
+    name = f"AIRFLOW_CONN_{local_stack.conn_id_for('coupang_rocket', 'V00000961').upper()}"
+    monkeypatch.setenv(name, json.dumps({**json.loads(os.environ[name]), "extra": {"download_mode": "browser"}}))
     accounts = [a for (a,) in warehouse.execute(
         "SELECT account_id FROM sales.accounts WHERE channel = 'coupang_rocket' ORDER BY account_id")]
     # yesterday's attempt of V00000961 left from r3 (the proxy that wants credentials): its cookies and

@@ -12,6 +12,12 @@ server that is not the task's child, and the later tasks attach to the same sess
 
 ``attach()`` gives a WebDriver for an existing session; its ``quit()`` only detaches (the session
 lives on for the next task); ``close_session()`` ends it for good.
+
+Downloads: a local chromedriver's browser writes into the task's folder (a DevTools call names it
+for each attaching task); a Grid node's browser writes on the node, so its sessions are opened
+with Selenium's managed downloads (``se:downloadsEnabled``) and the task fetches each file from
+the node (``get_downloadable_files`` / ``download_file``). Which of the two a server is, its
+``/status`` tells: a Grid's lists ``nodes``.
 """
 
 from __future__ import annotations
@@ -137,13 +143,14 @@ class LocalWebDriverServer:
 class _Attached(webdriver.Remote):
     """A WebDriver for a session that already exists; ``quit()`` detaches and leaves it running."""
 
-    def __init__(self, server_url: str, session_id: str) -> None:
-        self._existing = session_id
+    def __init__(self, server_url: str, session_id: str, *, managed_downloads: bool = False) -> None:
+        self._existing, self._managed_downloads = session_id, managed_downloads
         super().__init__(command_executor=server_url, options=Options())
 
     def start_session(self, capabilities: dict) -> None:  # no new session: take the existing one
         self.session_id = self._existing
-        self.caps = {"browserName": "chrome"}
+        # what Selenium's managed-download calls look for before they ask the Grid for the node's files
+        self.caps = {"browserName": "chrome", **({"se:downloadsEnabled": True} if self._managed_downloads else {})}
 
     def quit(self) -> None:
         with contextlib.suppress(Exception):
@@ -156,21 +163,48 @@ def _cdp(driver: webdriver.Remote, command: str, params: dict) -> None:
     driver.execute("coupangCdp", {"cmd": command, "params": params})
 
 
-def new_session(server_url: str, options: Options, *, download_dir: Path | None = None) -> webdriver.Remote:
-    """A new browser session on the server (the caller records ``session_id`` and attaches later)."""
-    driver = webdriver.Remote(command_executor=server_url, options=options)
+_GRIDS: dict[str, bool] = {}
+
+
+def is_grid(server_url: str) -> bool:
+    """True for a Selenium Grid (its ``/status`` lists ``nodes``), False for a bare chromedriver.
+    Asked once per server and process; a server that does not answer is taken for a chromedriver
+    (the session call that follows then fails with the real reason)."""
+    if server_url not in _GRIDS:
+        try:
+            with urllib.request.urlopen(f"{server_url.rstrip('/')}/status", timeout=10) as response:
+                value = json.loads(response.read()).get("value") or {}
+            _GRIDS[server_url] = isinstance(value, dict) and "nodes" in value
+        except (OSError, ValueError):
+            return False
+    return _GRIDS[server_url]
+
+
+def _local_downloads(driver: webdriver.Remote, download_dir: Path | None) -> None:
+    """Point a chromedriver browser's downloads at this task's folder (a Grid node keeps its own)."""
     if download_dir is not None:
-        with contextlib.suppress(Exception):  # a Grid node uses managed downloads instead
-            _cdp(driver, "Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(download_dir)})
+        _cdp(driver, "Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(download_dir)})
+
+
+def new_session(server_url: str, options: Options, *, download_dir: Path | None = None) -> webdriver.Remote:
+    """A new browser session on the server (the caller records ``session_id`` and attaches later);
+    on a Grid with managed downloads, whose files the tasks fetch from the node."""
+    grid = is_grid(server_url)
+    if grid:
+        options.enable_downloads = True
+    driver = webdriver.Remote(command_executor=server_url, options=options)
+    if not grid:
+        _local_downloads(driver, download_dir)
     return driver
 
 
 def attach(server_url: str, session_id: str, *, download_dir: Path | None = None) -> webdriver.Remote:
-    """The existing ``session_id`` on the server, downloading to this task's ``download_dir``."""
-    driver = _Attached(server_url, session_id)
-    if download_dir is not None:
-        with contextlib.suppress(Exception):
-            _cdp(driver, "Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(download_dir)})
+    """The existing ``session_id`` on the server: downloading to this task's ``download_dir`` on a
+    chromedriver, through the Grid's managed downloads on a Grid node."""
+    grid = is_grid(server_url)
+    driver = _Attached(server_url, session_id, managed_downloads=grid)
+    if not grid:
+        _local_downloads(driver, download_dir)
     return driver
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from selenium.common.exceptions import TimeoutException
-from selenium.webdriver.chromium.webdriver import ChromiumDriver
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
@@ -349,7 +348,8 @@ class SupplierHubSession(PortalSession):
             "table": "receive_detail.table"})
         self._judge_detail_page(page_name, found, self.selectors["receive_detail.excel"][1])
         what = f"입고상세내역 Excel of invoice {invoice_no}"
-        remote = not isinstance(self.driver, ChromiumDriver)
+        # a Grid node's browser saves on the node: its files are fetched through managed downloads
+        remote = bool(self.driver.capabilities.get("se:downloadsEnabled"))
         before = set(self.driver.get_downloadable_files()) if remote else set(os.listdir(self.download_dir))
 
         def new_file(_: WebDriver) -> str | bool:
