@@ -247,7 +247,7 @@ RECEIPT_FACT, RETURN_FACT = "rocket_receipt", "rocket_return"
 ROCKET_FACT_KINDS = (RECEIPT_FACT, RETURN_FACT)
 
 
-def facts(invoices: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
+def facts(invoices: pd.DataFrame, lines: pd.DataFrame, *, text_as_objects: bool = True) -> pd.DataFrame:
     """One fact per receipt line and per 반출 line, keyed by its source row.
 
     - A receipt (발주): ``order_id`` = 발주번호, ``fact_key`` = the line key
@@ -257,6 +257,9 @@ def facts(invoices: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
       as the invoice prints them, ``fact_date`` = its own invoice's 작성일자.
     - ``unit_price`` = 총단가 / 수량 (whole won, rounded down); ``group_key`` = 발주번호/SKU번호:
       a 반출 restates only receipts of its own group.
+
+    ``text_as_objects=False``: the text columns stay in pandas' string type, for the transform stage,
+    which only writes the facts to its staged file (``fact_frame``).
     """
     written = dict(zip(invoices["invoice_no"], invoices["written_date"], strict=True))
     missing = sorted(set(lines["invoice_no"]) - set(written))
@@ -274,6 +277,8 @@ def facts(invoices: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
     grouped = (lines.groupby(["fact_kind", "po_no", "fact_key"], sort=True, as_index=False)
                .agg(sku_id=("sku_id", "first"), sku_name=("sku_name", "first"), fact_date=("fact_date", "first"),
                     invoice_no=("invoice_no", "first"), qty=("qty", "sum"), total_price=("total_price", "sum")))
+    # the source lines are done with: a million of them are most of this stage's memory
+    del lines, key, unit, qty, price, is_return
     g_qty, g_price = grouped["qty"].astype("int64"), grouped["total_price"].astype("int64")
     return fact_frame({
         "fact_kind": grouped["fact_kind"],
@@ -289,7 +294,7 @@ def facts(invoices: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
         "coupon_discount": 0,
         "commission": pd.NA,
         "unit_price": (g_price.abs() // g_qty.abs().where(g_qty != 0, 1)).where(g_qty != 0, g_price.abs()),
-    })
+    }, text_as_objects=text_as_objects)
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:

@@ -154,7 +154,8 @@ def transform(*, staging: Path, account: Mapping[str, Any]) -> dict[str, Any]:
     """
     from coupang_sales.rocket import policy as rocket
 
-    facts = rocket.facts(read_frame(staging / INVOICES_FRAME), read_frame(staging / LINES_FRAME))
+    facts = rocket.facts(read_frame(staging / INVOICES_FRAME), read_frame(staging / LINES_FRAME),
+                         text_as_objects=False)
     write_frame(facts, staging / FACTS_FRAME)
     returns = int((facts["fact_kind"] == rocket.RETURN_FACT).sum())
     return {"facts": len(facts), "order_lines": len(facts) - returns, "returns": returns,
