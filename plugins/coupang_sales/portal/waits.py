@@ -122,8 +122,13 @@ class PageWaits:
             if blank_since:
                 found = "__blank"
             else:
+                # what the page says instead, to tell a changed page from a stray one (innerText holds no
+                # field's value, so no typed credential)
+                shown = " ".join(str(driver.execute_script(
+                    "return document.body ? document.body.innerText : ''") or "").split())[:100]
                 raise ExportFormatError(f"{page}: none of the expected parts ({', '.join(expected)}) is on the "
-                                        f"page (title {driver.title!r}, path {url_path(driver.current_url)})") from None
+                                        f"page (title {driver.title!r}, path {url_path(driver.current_url)}, "
+                                        f"HTTP {status or 'unknown'}, text {shown!r})") from None
         if found == "__denied":
             raise CollectionError("bot_rejected", f"{page}: the portal answered 'Access Denied' at "
                                                   f"{url_path(driver.current_url)}")
