@@ -19,19 +19,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+import local_stack
 from coupang_sales.portal.browser import VirtualDisplay
 from coupang_sales.portal.routes import BYPASS_NONE, GRID_ROUTE_CAPABILITY
 
 ROOT = Path(__file__).resolve().parents[2]
 JAR = ROOT / ".venv" / "share" / "selenium" / "selenium-server-4.48.0.jar"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class SeleniumGrid:
@@ -41,7 +34,7 @@ class SeleniumGrid:
         if not JAR.is_file():
             raise RuntimeError(f"no Selenium server at {JAR}: run make setup")
         self.folder, self.routes, self.session_timeout = Path(folder), routes, session_timeout
-        self.port = _free_port()
+        self.port = local_stack.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.folder / "grid.log"
         self.process: subprocess.Popen | None = None
