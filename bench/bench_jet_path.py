@@ -199,7 +199,8 @@ def main(argv: list[str] | None = None) -> Report:
                note=f"{again.result['groups_derived']} groups derived")
     report.add("  second load / first load", again.seconds / loaded.seconds, "x", "<= 0.5")
     report.add("peak memory (max RSS of the largest stage)", max(peaks.values()), "MB", "< 1536",
-               note="each stage in its own process: " + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()))
+               note="each stage in its own process: " + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items())
+                    + f"; each decode process of validate at most {validated.children_peak_mb:.0f}")
     report.emit()
     return report
 

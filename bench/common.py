@@ -89,6 +89,11 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def children_peak_rss_mb() -> float:
+    """Peak resident memory of the largest child process this one has waited for (0 if none)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
 @contextlib.contextmanager
 def timed(into: dict[str, float], name: str) -> Iterator[None]:
     """Add the wall time of the block to ``into[name]`` (seconds)."""

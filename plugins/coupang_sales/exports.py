@@ -288,6 +288,10 @@ SUMMARY_LABELS = {"합계", "총계", "소계", "total"}
 DECODE_PROCESSES_SETTING = "COUPANG_DECODE_PROCESSES"
 
 
+# Below this many bytes of files in all, map_files decodes them in this process (see there).
+PARALLEL_DECODE_BYTES = 2_000_000
+
+
 def decode_processes(files: int) -> int:
     """How many processes ``map_files`` may use for ``files`` files: ``COUPANG_DECODE_PROCESSES``
     (default ``os.cpu_count()``), never more than the files, and 1 (this process) where a child
@@ -311,15 +315,18 @@ def decode_processes(files: int) -> int:
     return 1 if daemonic else max(1, min(wanted, files))
 
 
-def map_files(function: Callable[[T], object], jobs: Sequence[T]) -> list:
+def map_files(function: Callable[[T], object], jobs: Sequence[T], *, total_bytes: int | None = None) -> list:
     """``[function(job) for job in jobs]``, in order, over ``decode_processes`` processes.
 
     The processes are started with 'spawn' (a fresh interpreter: nothing of this process's
     threads, connections or locks is inherited) and live only for this call. ``function`` must
     be a module-level function; what it returns is sent back pickled, so it should be the
-    decoded table, not the rows. With one process (or one job) it runs here.
+    decoded table, not the rows. With one process (or one job) it runs here, and so it does when
+    the files are ``total_bytes`` < ``PARALLEL_DECODE_BYTES`` in all: a spawned interpreter takes
+    about a second to import pandas, more than decoding a few small files here.
     """
-    processes = decode_processes(len(jobs))
+    small = total_bytes is not None and total_bytes < PARALLEL_DECODE_BYTES
+    processes = 1 if small else decode_processes(len(jobs))
     if processes <= 1:
         return [function(job) for job in jobs]
     import multiprocessing

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from coupang_sales.model import ADJUSTMENT_COLUMNS, FACT_COLUMNS, RESTATEMENT_COLUMNS  # noqa: F401
@@ -47,10 +48,23 @@ def fact_frame(rows: dict[str, object] | pd.DataFrame, *, text_as_objects: bool 
         frame["fact_date"] = frame["fact_date"].astype(object)
         return frame.reset_index(drop=True)
     for name in ("fact_kind", "order_id", "fact_key", "group_key", "document", "option_id", "product_name"):
-        frame[name] = frame[name].astype(object)
-        frame[name] = frame[name].where(frame[name].notna(), None)
+        frame[name] = pd.Series(shared_objects(frame[name]), index=frame.index, dtype=object)
     frame["fact_date"] = frame["fact_date"].astype(object)
     return frame.reset_index(drop=True)
+
+
+def shared_objects(values: pd.Series) -> np.ndarray:
+    """``values`` as Python objects, ``None`` where missing, equal texts one object.
+
+    A text column of pandas' own string type (what a staged Parquet file reads back as) gives a new
+    ``str`` per cell when cast to ``object``: a million facts repeat their kinds, documents, orders
+    and options, and one object per distinct value is a fraction of the memory.
+    """
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    table = np.empty(len(uniques) + 1, dtype=object)  # the last entry (code -1) is the missing value
+    table[:-1] = np.asarray(uniques, dtype=object)
+    table[-1] = None
+    return table[codes]
 
 
 def typed(frame: pd.DataFrame, columns: Sequence[str], integers: Sequence[str]) -> pd.DataFrame:

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import pandas as pd
 
 SUFFIX = ".parquet"
@@ -40,7 +42,13 @@ def write_frame(frame: "pd.DataFrame", path: Path) -> Path:
     return path
 
 
-def read_frame(path: Path) -> "pd.DataFrame":
+def read_frame(path: Path, columns: "Sequence[str] | None" = None) -> "pd.DataFrame":
+    """The frame of ``path``; with ``columns``, only those of them the file has (in the file's order)."""
     import pandas as pd
 
-    return pd.read_parquet(Path(path), engine="pyarrow")
+    if columns is not None:
+        import pyarrow.parquet as pq
+
+        wanted = set(columns)
+        columns = [name for name in pq.read_schema(Path(path)).names if name in wanted]
+    return pd.read_parquet(Path(path), engine="pyarrow", columns=columns)

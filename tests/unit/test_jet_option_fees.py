@@ -78,3 +78,35 @@ def test_an_options_fee_never_moves_with_another_options_cancellation(prices, fe
     if not order_fee:
         assert before == own
         assert after[victim] == (0 if reversed_fee else own[victim])
+
+
+@settings(max_examples=25, deadline=None, database=None)
+@given(orders=st.lists(st.tuples(st.integers(0, 3), st.booleans(), st.integers(0, 2), st.integers(0, 2_000)),
+                       min_size=1, max_size=12),
+       usage=st.booleans(), chunk=st.integers(1, 4))
+def test_reports_taken_in_chunks_of_orders_give_what_one_pass_gives(orders, usage, chunk):
+    """``transform_v2`` over ``TRANSFORM_CHUNK_ORDERS`` orders at a time returns the same frames, row for
+    row, as one pass: orders with and without sales, cancellations with and without an original, fees
+    with and without a line, with an option and without, account-level fees."""
+    tr_rows, ws_rows = [], []
+    for number, (options, cancelled, fees, fee) in enumerate(orders):
+        order = f"9{(number * 37) % 101:03d}"  # not in file order
+        for option in range(options):
+            tr_rows.append(tr_row(order, f"O{option}", price=1_000 * (option + 1), qty=1 + option))
+        if cancelled:
+            tr_rows.append(cancel_row(order, "O0", price=1_000))  # no original when the order has no sale
+        ws_rows += [ws(order, "배송비 정산", fee + i, f"O{i}" if i % 2 else "") for i in range(fees)]
+    if usage:
+        ws_rows.append(ws("", "보관비", 700))
+    tr = pd.DataFrame(tr_rows, columns=list(jet.CATEGORY_TR_COLUMNS))
+    wsf = pd.DataFrame(ws_rows, columns=list(jet.WAREHOUSING_SHIPPING_COLUMNS))
+    whole = jet.transform_v2(tr, wsf, account_id="A1")
+    original = jet.TRANSFORM_CHUNK_ORDERS
+    jet.TRANSFORM_CHUNK_ORDERS = chunk
+    try:
+        chunked = jet.transform_v2(tr, wsf, account_id="A1")
+    finally:
+        jet.TRANSFORM_CHUNK_ORDERS = original
+    for name in ("order_lines", "facts", "restatements", "adjustments", "account_fees", "unmatched_cancellations",
+                 "unmatched_fees"):
+        pd.testing.assert_frame_equal(getattr(chunked, name), getattr(whole, name), obj=name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from openpyxl import Workbook
 
@@ -121,3 +122,26 @@ def test_v1_rows_keep_each_item_once_per_day_with_the_configured_amount():
                                         "옵션명": "1L", "판매수량": 3, "판매금액": 29_700}]
     with pytest.raises(ExportFormatError, match="totalSales"):
         jet_v1.sales_rows({**staged, "amount_field": "totalSales"})
+
+
+def test_reports_decoded_in_parallel_are_the_serial_frame_and_a_bad_file_is_named(tmp_path, monkeypatch):
+    from coupang_sales import exports
+
+    paths = [book(tmp_path / f"CATEGORY_TR__G{i}.xlsx", {"s": [TR_HEADER, tr_row(str(i), "주문 정산", 1, 1_000 * i),
+                                                               tr_row(f"{i}b", "주문 정산", 2, 500)]})
+             for i in range(3)]
+    serial = reports.read_reports(paths, reports.CATEGORY_TR)  # a few small files: decoded here
+    monkeypatch.setattr(exports, "PARALLEL_DECODE_BYTES", 0)
+    monkeypatch.setenv(exports.DECODE_PROCESSES_SETTING, "2")
+    assert exports.decode_processes(len(paths)) == 2
+    pd.testing.assert_frame_equal(reports.read_reports(paths, reports.CATEGORY_TR), serial)
+    (tmp_path / "CATEGORY_TR__G9.xlsx").write_bytes(b"not a workbook")
+    with pytest.raises(ExportFormatError, match="CATEGORY_TR__G9.xlsx"):
+        reports.read_reports([*paths, tmp_path / "CATEGORY_TR__G9.xlsx"], reports.CATEGORY_TR)
+
+
+def test_equal_texts_of_a_report_column_are_one_object(tmp_path):
+    path = book(tmp_path / "tr.xlsx", {"a": [TR_HEADER, tr_row("1", "주문 정산", 1, 1), tr_row("2", "주문 정산", 1, 2)],
+                                       "b": [TR_HEADER, tr_row("3", "주문 정산", 1, 3)]})
+    kinds = reports.read_report(path, reports.CATEGORY_TR).frame["거래유형"].tolist()
+    assert kinds == ["주문 정산"] * 3 and kinds[0] is kinds[1] is kinds[2]

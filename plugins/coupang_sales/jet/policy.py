@@ -21,6 +21,7 @@ from coupang_sales.facts import (
     Derived,
     fact_frame,
     largest_remainder,
+    shared_objects,
     typed,
 )
 from coupang_sales.jet import reports
@@ -104,7 +105,7 @@ def _order_lines(columns: dict[str, object]) -> pd.DataFrame:
     """A ``sales.order_lines`` frame in table order with the warehouse's types."""
     frame = pd.DataFrame(columns, columns=list(ORDER_LINE_COLUMNS))
     for name in ("channel", "account_id", "order_id", "line_key", "option_id", "product_name", "source"):
-        frame[name] = frame[name].astype(object)
+        frame[name] = pd.Series(shared_objects(frame[name]), index=frame.index, dtype=object)
     for name in ("quantity", "gross_amount", "coupon_discount", "payment_amount", "seller_shipping_fee",
                  "collected_commission", "cancelled_quantity", "cancelled_amount"):
         frame[name] = frame[name].astype("Int64")
@@ -365,7 +366,68 @@ def transform_v2(category_tr: pd.DataFrame, warehousing_shipping: pd.DataFrame, 
 
     Rows with no value at all are skipped in both reports. The reports must not overlap
     (pass one download per report), since repeated rows are summed, not de-duplicated.
+
+    Reports of more than ``TRANSFORM_CHUNK_ORDERS`` orders are taken that many orders at a time
+    (``_order_chunks``): the policy is local to an order, and the frames returned are the ones a
+    single pass gives, row for row. Only a format error may differ: it names what the first
+    chunk holding a bad row shows.
     """
+    chunks = _order_chunks(category_tr, warehousing_shipping)
+    if len(chunks) == 1:
+        return _transform_orders(category_tr, warehousing_shipping, account_id=account_id)
+    parts = [_transform_orders(category_tr[in_tr], warehousing_shipping[in_ws], account_id=account_id)
+             for in_tr, in_ws in chunks]
+    return _joined(parts)
+
+
+# transform_v2 works through this many orders at a time: a Python record per fact of a whole large
+# extract at once is gigabytes (the load hands derive_v2 at most DERIVE_CHUNK_GROUPS orders).
+TRANSFORM_CHUNK_ORDERS = 100_000
+_ORDER_ID = "주문ID"
+
+
+def _order_chunks(category_tr: pd.DataFrame, warehousing_shipping: pd.DataFrame) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Row masks of both reports, ``TRANSFORM_CHUNK_ORDERS`` orders (by 주문ID text) per chunk, in
+    주문ID order; the rows without a 주문ID (account-level fees, blank rows) fall in the first. One
+    chunk covering every row when the reports are small or have no 주문ID column (the single pass
+    then names what is missing)."""
+    ids = []
+    for frame in (category_tr, warehousing_shipping):
+        column = next((c for c in frame.columns if normalise_header(str(c)) == _ORDER_ID), None)
+        if column is None:
+            return [(np.ones(len(category_tr), bool), np.ones(len(warehousing_shipping), bool))]
+        ids.append(cell_text(frame[column]).to_numpy(dtype=object))
+    orders = np.sort(pd.unique(np.concatenate(ids)))
+    if len(orders) <= TRANSFORM_CHUNK_ORDERS:
+        return [(np.ones(len(category_tr), bool), np.ones(len(warehousing_shipping), bool))]
+    bounds = orders[TRANSFORM_CHUNK_ORDERS::TRANSFORM_CHUNK_ORDERS]
+    tr_chunk, ws_chunk = (np.searchsorted(bounds, values, side="right") for values in ids)
+    return [(tr_chunk == number, ws_chunk == number) for number in range(len(bounds) + 1)]
+
+
+def _joined(parts: list[JetV2Result]) -> JetV2Result:
+    """The results of consecutive order chunks as one pass over all of them orders its frames."""
+    def join(name: str, frames=None) -> pd.DataFrame:
+        joined = pd.concat(list(frames) if frames is not None else [getattr(p, name) for p in parts],
+                           ignore_index=True)
+        for part in parts:
+            setattr(part, name, None)  # each part's copy is released as soon as it is joined
+        return joined
+
+    # one pass: sales facts sorted by (kind, order, key), then the fee facts by (order, key)
+    kinds = sorted({kind for part in parts for kind in part.facts["fact_kind"].unique()} - {ORDER_FEE_FACT})
+    facts = join("facts", (p.facts[p.facts["fact_kind"] == kind] for kind in [*kinds, ORDER_FEE_FACT] for p in parts))
+    # ... and the cancellations' adjustments before the fees without a line
+    adjustments = join("adjustments", [*(p.adjustments[p.adjustments["fact_kind"] != ORDER_FEE_FACT] for p in parts),
+                                       *(p.adjustments[p.adjustments["fact_kind"] == ORDER_FEE_FACT] for p in parts)])
+    return JetV2Result(order_lines=join("order_lines"), account_fees=join("account_fees"),
+                       unmatched_cancellations=join("unmatched_cancellations"), unmatched_fees=join("unmatched_fees"),
+                       facts=facts, restatements=join("restatements"), adjustments=adjustments)
+
+
+def _transform_orders(category_tr: pd.DataFrame, warehousing_shipping: pd.DataFrame, *,
+                      account_id: str) -> JetV2Result:
+    """``transform_v2`` of reports taken whole."""
     rows = _parse_category_tr(category_tr)
     fee_rows = _parse_warehousing_shipping(warehousing_shipping)
     account_level = fee_rows["order_id"] == ""

@@ -46,6 +46,13 @@ CATEGORY_TR_AMOUNTS = ("판매수량(B)", "판매액(A*B)", "쿠팡지원할인(
 WAREHOUSING_SHIPPING_AMOUNTS = ("판매수량", "발생비용(A)", "할인가(B)", "할인적용가(A-B)", "추가비용")
 SOURCE_COLUMNS = ("_file", "_sheet", "_row")  # where each row was read: file name, sheet, 1-based row
 
+# What the typed rows below read of each report's frame (a staged frame may be read for these only).
+TYPED_READS = {
+    CATEGORY_TR: (*CATEGORY_TR_REQUIRED, "등록상품명", "상품명", "옵션명", *SOURCE_COLUMNS),
+    WAREHOUSING_SHIPPING: (*WAREHOUSING_SHIPPING_REQUIRED, "추가비용", "옵션ID", "등록상품명", "옵션명",
+                           *SOURCE_COLUMNS),
+}
+
 LAYOUTS = {
     CATEGORY_TR: (CATEGORY_TR_REQUIRED, CATEGORY_TR_OPTIONAL),
     WAREHOUSING_SHIPPING: (WAREHOUSING_SHIPPING_REQUIRED, WAREHOUSING_SHIPPING_OPTIONAL),
@@ -108,7 +115,11 @@ def read_report(path: Path, report_type: str) -> Report:
     except Exception as exc:
         raise ExportFormatError(f"{path.name}: not a readable .xlsx {report_type} report "
                                 f"({type(exc).__name__}: {exc})") from exc
-    columns: dict[str, list] = {name: [] for name in (*required, *optional, *SOURCE_COLUMNS)}
+    names_read = (*required, *optional)
+    columns: dict[str, list] = {name: [] for name in (*names_read, *SOURCE_COLUMNS)}
+    # Equal texts share one object (per column, over every sheet): the reader makes a new string
+    # per cell, and a report repeats its kinds, dates, products and prices (as exports.read_table).
+    shared: dict[str, dict[str, str]] = {name: {} for name in names_read}
     header_rows: dict[str, int] = {}
     for sheet_name, rows in sheets:
         if not any(_cell_text(c) for row in rows for c in row):
@@ -116,18 +127,37 @@ def read_report(path: Path, report_type: str) -> Report:
         where = f"{path.name} sheet {sheet_name!r}"
         data_at, names = _find_header(rows, required, optional, where)
         header_rows[sheet_name] = data_at
-        at = {n: names.index(normalise_header(n)) for n in (*required, *optional) if normalise_header(n) in names}
+        at = {n: names.index(normalise_header(n)) for n in names_read if normalise_header(n) in names}
+        kept, numbers = [], []
+        is_summary: dict[str, bool] = {}  # first cells repeat: normalise each once
         for offset, row in enumerate(rows[data_at:]):
-            texts = [_cell_text(c) for c in row]
-            first = next((t for t in texts if t), "")
-            if not first or normalise_header(first).lower() in SUMMARY_LABELS:
+            first = row[0].strip() if row and type(row[0]) is str else ""  # nearly always the first cell
+            if not first:
+                first = next((text for text in map(_cell_text, row) if text), "")  # the first non-blank cell
+            if not first:
                 continue
-            for name in (*required, *optional):
-                position = at.get(name)
-                columns[name].append(texts[position] if position is not None and position < len(texts) else None)
-            columns["_file"].append(path.name)
-            columns["_sheet"].append(sheet_name)
-            columns["_row"].append(data_at + offset + 1)
+            if first not in is_summary:
+                is_summary[first] = normalise_header(first).lower() in SUMMARY_LABELS
+            if not is_summary[first]:
+                kept.append(row)
+                numbers.append(data_at + offset + 1)
+        # Column by column: one pass per wanted column is much cheaper than converting every row.
+        for name in names_read:
+            position = at.get(name)
+            if position is None:
+                columns[name].extend([None] * len(kept))
+                continue
+            texts, column = shared[name], columns[name]
+            for row in kept:
+                if position < len(row):  # a short row has nothing (None) under the columns past its end
+                    value = row[position]
+                    text = value.strip() if type(value) is str else _cell_text(value)
+                    column.append(texts.setdefault(text, text))
+                else:
+                    column.append(None)
+        columns["_file"].extend([path.name] * len(kept))
+        columns["_sheet"].extend([sheet_name] * len(kept))
+        columns["_row"].extend(numbers)
     if not header_rows:
         raise ExportFormatError(f"{path.name}: the {report_type} report has no sheet with data or a header")
     # An optional column no sheet had is left out (None in every row means 'not in the file').
@@ -136,10 +166,28 @@ def read_report(path: Path, report_type: str) -> Report:
     return Report(frame=frame, sheets=header_rows)
 
 
+def _read_one_report(job: tuple[str, str]) -> tuple[pd.DataFrame | None, str | None]:
+    """``read_report`` of one file, in a worker process: (its frame, None) or (None, the error)."""
+    path, report_type = job
+    try:
+        return read_report(Path(path), report_type).frame, None
+    except ExportFormatError as exc:
+        return None, exc.detail
+
+
 def read_reports(paths: Iterable[Path], report_type: str) -> pd.DataFrame:
-    """The rows of several downloads of one report type (one per settlement group), in one frame."""
+    """The rows of several downloads of one report type (one per settlement group), in one frame;
+    the files are decoded in parallel where this process may start others (``exports.map_files``)."""
+    from coupang_sales.exports import map_files
+
     required, _ = LAYOUTS[report_type]
-    frames = [read_report(Path(p), report_type).frame for p in paths]
+    paths = [Path(p) for p in paths]
+    frames = []
+    for frame, error in map_files(_read_one_report, [(str(p), report_type) for p in paths],
+                                  total_bytes=sum(p.stat().st_size for p in paths if p.exists())):
+        if error is not None:
+            raise ExportFormatError(error)
+        frames.append(frame)
     if not frames:
         return pd.DataFrame(columns=[*required, *SOURCE_COLUMNS], dtype=object)
     return pd.concat(frames, ignore_index=True)
@@ -161,14 +209,6 @@ def _where(raw: pd.DataFrame, position: int) -> str:
         row = raw.iloc[position]
         return f"{row['_file']} sheet {row['_sheet']!r} row {row['_row']}"
     return f"row {position + 1}"
-
-
-def _source_rows(raw: pd.DataFrame) -> list[str] | str:
-    """``_where`` of every row, column by column (row by row it costs a millisecond a row)."""
-    if "_sheet" not in raw.columns:
-        return ""
-    return [f"{file} sheet {sheet!r} row {row}" for file, sheet, row in zip(
-        raw["_file"].tolist(), raw["_sheet"].tolist(), raw["_row"].tolist(), strict=True)]
 
 
 def _ids(raw: pd.DataFrame, column: str, source: str) -> pd.Series:
@@ -231,8 +271,8 @@ def category_tr_rows(frame: pd.DataFrame) -> pd.DataFrame:
 
     Columns: order_id, option_id, is_cancellation, product_name (등록상품명 + ' ' + 옵션명),
     recognized_date (매출인식일), quantity, gross (판매액(A*B)), coupon (쿠팡지원할인(C) +
-    판매자할인쿠폰(D+E)), commission (판매수수료 + VAT), then option_name (옵션명) and
-    source_row (file, sheet and row). A '주문 정산취소' row has every amount negative, whatever
+    판매자할인쿠폰(D+E)), commission (판매수수료 + VAT), then option_name (옵션명). Errors name the
+    file, sheet and row (SOURCE_COLUMNS of ``frame``). A '주문 정산취소' row has every amount negative, whatever
     its sign in the file; blank discounts read as 0; an unknown 거래유형 is a format change.
     """
     raw = _drop_blank_rows(_canonical(frame, CATEGORY_TR)).reset_index(drop=True)
@@ -261,14 +301,13 @@ def category_tr_rows(frame: pd.DataFrame) -> pd.DataFrame:
         "coupon": won("쿠팡지원할인(C)", blank_as_zero=True) + won("판매자할인쿠폰(D+E)", blank_as_zero=True),
         "commission": won("판매수수료") + won("판매수수료 VAT"),
         "option_name": option,
-        "source_row": _source_rows(raw),
     }).reset_index(drop=True)
 
 
 def warehousing_shipping_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """Typed WAREHOUSING_SHIPPING rows: order_id, fee_type (거래유형, spaces collapsed), recognized_date
     (raw text), fee (발생비용(A) − 할인가(B) + 추가비용, negative on a '… 정산취소' row whatever its sign
-    in the file), then option_id, product_name, option_name and source_row."""
+    in the file), then option_id, product_name and option_name."""
     raw = _drop_blank_rows(_canonical(frame, WAREHOUSING_SHIPPING)).reset_index(drop=True)
     fee_type = cell_text(raw["거래유형"]).map(lambda t: " ".join(t.split()))
     reversal = fee_type.map(normalise_header).str.endswith(CANCELLATION_SUFFIX)
@@ -286,7 +325,6 @@ def warehousing_shipping_rows(frame: pd.DataFrame) -> pd.DataFrame:
         "option_id": _optional_text(raw, "옵션ID"),
         "product_name": (_optional_text(raw, "등록상품명") + " " + _optional_text(raw, "옵션명")).str.strip(),
         "option_name": _optional_text(raw, "옵션명"),
-        "source_row": _source_rows(raw),
     }).reset_index(drop=True)
 
 

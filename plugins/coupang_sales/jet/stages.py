@@ -192,11 +192,12 @@ class V2Stages:
         from coupang_sales.jet import fees as account_level
         from coupang_sales.jet import policy as jet
         from coupang_sales.jet import quality as suites
+        from coupang_sales.jet.reports import TYPED_READS
 
         account_id = plan.account.account_id
-        category_tr, warehousing = (read_frame(staging / REPORT_FRAMES[report]) for report in REPORTS)
+        result = jet.transform_v2(*(read_frame(staging / REPORT_FRAMES[report], columns=TYPED_READS[report])
+                                    for report in REPORTS), account_id=account_id)
         groups = self._groups(staging)
-        result = jet.transform_v2(category_tr, warehousing, account_id=account_id)
         if len(result.account_fees):
             # The real WAREHOUSING_SHIPPING has only per-order rows; account-level fees are group totals.
             raise ExportFormatError(f"WAREHOUSING_SHIPPING: {len(result.account_fees)} row(s) without 주문ID "
@@ -205,9 +206,7 @@ class V2Stages:
         lines = result.order_lines
         fees = account_level.account_fees(groups, account_id=account_id)
         periods = [(s.isoformat(), e.isoformat()) for s, e in account_level.periods(groups)]
-        matched_fees = jet.order_fee_totals(warehousing)
-        matched_fees = matched_fees[matched_fees.index.isin(set(lines["order_id"]))]
-        _run_suite("coupang_jet_v2_policy", suites.v2_policy_checks(lines, matched_fees), staging)
+        _run_suite("coupang_jet_v2_policy", suites.v2_policy_checks(lines, order_fees(result.facts, lines)), staging)
         write_frame(result.facts, staging / FACTS_FRAME)
         _write_outputs(staging, lines, fees, periods)
         return TransformSummary(order_lines=len(lines), account_fee_rows=len(fees), facts=len(result.facts))
@@ -244,11 +243,20 @@ def checked_derivation(stored, *, account_id: str, staging: Path):
     from coupang_sales.jet import quality as suites
 
     derived = jet.derive_v2(stored, account_id=account_id)
-    fee_facts = stored[stored["fact_kind"] == jet.ORDER_FEE_FACT]
-    order_fees = fee_facts.groupby("order_id")["amount"].sum().astype("Int64")
-    order_fees = order_fees[order_fees.index.isin(set(derived.order_lines["order_id"]))]
-    _run_suite("coupang_jet_v2_derived", suites.v2_policy_checks(derived.order_lines, order_fees), staging)
+    _run_suite("coupang_jet_v2_derived", suites.v2_policy_checks(derived.order_lines,
+                                                                 order_fees(stored, derived.order_lines)), staging)
     return derived
+
+
+def order_fees(facts, lines):
+    """Each order's net fee (its fee facts: the WAREHOUSING_SHIPPING rows summed per key, reversals
+    negative) by 주문ID, for the orders that have ``lines``: what the policy suite checks their spread
+    fees sum to."""
+    from coupang_sales.jet import policy as jet
+
+    fee_facts = facts[facts["fact_kind"] == jet.ORDER_FEE_FACT]
+    totals = fee_facts.groupby("order_id")["amount"].sum().astype("Int64")
+    return totals[totals.index.isin(set(lines["order_id"]))]
 
 
 V1 = V1Stages()
