@@ -12,7 +12,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 
-from coupang_sales.errors import CollectionError
+from coupang_sales.errors import CollectionError, ExportFormatError
 from coupang_sales.portal.failures import step, unavailable, url_path
 from coupang_sales.portal.pages import Page
 from coupang_sales.portal.settings import Locator, locator
@@ -91,9 +91,21 @@ class SignOn:
     def _at_home(self, page: str) -> bool:
         """Open the portal's home and wait for the landing page or the sign-on form; True (after
         ``_signed_on``) when it lands: the profile is still signed on, or Keycloak's live session
-        signed it on again without the password."""
+        signed it on again without the password.
+
+        A page showing neither is asked for once more before it counts as a changed page: under load
+        a late document of the browser's previous page (a signed-out page of another origin) has been
+        seen to replace the home asked for. The stray page is logged; a second one raises."""
+        expected = {"home": LANDED, "form": "sign_on.form"}
         self._get(self.base_url + self.settings.path("home"), page)
-        if self._wait_for(page, {"home": LANDED, "form": "sign_on.form"}, sign_on=True) == "home":
+        try:
+            found = self._wait_for(page, expected, sign_on=True)
+        except ExportFormatError as exc:
+            log.warning("%s: asking for the portal's home again, the browser showed another page: %s",
+                        page, exc.detail)
+            self._get(self.base_url + self.settings.path("home"), page)
+            found = self._wait_for(page, expected, sign_on=True)
+        if found == "home":
             self._signed_on()
             return True
         return False
