@@ -373,7 +373,7 @@ def transform_v2(category_tr: pd.DataFrame, warehousing_shipping: pd.DataFrame, 
     chunk holding a bad row shows.
     """
     chunks = _order_chunks(category_tr, warehousing_shipping)
-    if len(chunks) == 1:
+    if chunks is None:
         return _transform_orders(category_tr, warehousing_shipping, account_id=account_id)
     parts = [_transform_orders(category_tr[in_tr], warehousing_shipping[in_ws], account_id=account_id)
              for in_tr, in_ws in chunks]
@@ -386,20 +386,21 @@ TRANSFORM_CHUNK_ORDERS = 100_000
 _ORDER_ID = "주문ID"
 
 
-def _order_chunks(category_tr: pd.DataFrame, warehousing_shipping: pd.DataFrame) -> list[tuple[np.ndarray, np.ndarray]]:
+def _order_chunks(category_tr: pd.DataFrame, warehousing_shipping: pd.DataFrame
+                  ) -> list[tuple[np.ndarray, np.ndarray]] | None:
     """Row masks of both reports, ``TRANSFORM_CHUNK_ORDERS`` orders (by 주문ID text) per chunk, in
-    주문ID order; the rows without a 주문ID (account-level fees, blank rows) fall in the first. One
-    chunk covering every row when the reports are small or have no 주문ID column (the single pass
-    then names what is missing)."""
+    주문ID order; the rows without a 주문ID (account-level fees, blank rows) fall in the first. None
+    (one pass) when the reports are small or have no 주문ID column (the single pass then names what
+    is missing)."""
     ids = []
     for frame in (category_tr, warehousing_shipping):
         column = next((c for c in frame.columns if normalise_header(str(c)) == _ORDER_ID), None)
         if column is None:
-            return [(np.ones(len(category_tr), bool), np.ones(len(warehousing_shipping), bool))]
+            return None
         ids.append(cell_text(frame[column]).to_numpy(dtype=object))
     orders = np.sort(pd.unique(np.concatenate(ids)))
     if len(orders) <= TRANSFORM_CHUNK_ORDERS:
-        return [(np.ones(len(category_tr), bool), np.ones(len(warehousing_shipping), bool))]
+        return None
     bounds = orders[TRANSFORM_CHUNK_ORDERS::TRANSFORM_CHUNK_ORDERS]
     tr_chunk, ws_chunk = (np.searchsorted(bounds, values, side="right") for values in ids)
     return [(tr_chunk == number, ws_chunk == number) for number in range(len(bounds) + 1)]

@@ -128,8 +128,9 @@ def read_receive_detail_exports(paths: Sequence[Path], *, sources: Sequence[str]
 
     table = {name: tuple(names) for name, names in (aliases or {}).items()}
     out = []
-    for frame, error in map_files(_read_one_export, [(str(p), s, table) for p, s in zip(paths, sources,
-                                                                                         strict=True)]):
+    jobs = [(str(p), s, table) for p, s in zip(paths, sources, strict=True)]
+    for frame, error in map_files(_read_one_export, jobs,
+                                  total_bytes=sum(Path(p).stat().st_size for p in paths if Path(p).exists())):
         if error is not None:
             raise ExportFormatError(error)
         out.append(frame)
