@@ -8,6 +8,7 @@ Each stage reads what the previous one staged and returns a small JSON-safe summ
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,6 +32,16 @@ INVOICES_FRAME = "invoices.parquet"  # validate -> transform, load: the typed in
 LINES_FRAME = "lines.parquet"  # validate -> transform: the typed, de-duplicated 입고상세내역 lines
 FACTS_FRAME = "facts.parquet"  # transform -> load
 ORDER_LINES_FRAME = "order_lines.parquet"  # load: the lines it derived, for reading after it
+POLICY_RESULT_FILE = "quality_policy_result.json"  # load: the policy suite's result over those lines
+
+
+def chunk_file(name: str, chunk: int) -> str:
+    """The staged file of ``name`` for the load's derivation chunk ``chunk``: ``name`` itself for the
+    first, ``order_lines.2.parquet`` for the third (a load derives 100,000 groups at a time)."""
+    if chunk == 0:
+        return name
+    stem, dot, suffix = name.partition(".")
+    return f"{stem}.{chunk}{dot}{suffix}"
 
 
 def extract(session: "SupplierHubSession", *, account: Mapping[str, Any], window: Window,
@@ -177,29 +188,34 @@ def load(conn: "psycopg.Connection", *, staging: Path, account: Mapping[str, Any
     facts = read_frame(staging / FACTS_FRAME)
     invoices = read_frame(staging / INVOICES_FRAME)
     read = Window(window.start, max(window.end, list_until or window.end))
+    for stale in [*staging.glob("order_lines.*.parquet"), *staging.glob("quality_policy_result.*.json")]:
+        stale.unlink()  # an earlier try's chunks (``chunk_file``) are not this load's
+    chunks = itertools.count()
     result = load_facts(conn, channel=ROCKET, account_id=account["account_id"], facts=facts,
                         kinds=rocket.ROCKET_FACT_KINDS, read_range=read,
                         documents=tuple(invoices["invoice_no"]), sources=("rocket",), run_id=run_id,
                         derive=lambda stored: checked_derivation(stored, account_id=account["account_id"],
-                                                                 staging=staging))
+                                                                 staging=staging, chunk=next(chunks)))
     # Σ 총단가 of the invoices read, returns included: their 지급예정금액.
     return {**result.as_dict(), "payment_amount": int(facts["amount"].sum()),
             "return_amount": int(facts.loc[facts["fact_kind"] == rocket.RETURN_FACT, "amount"].sum())}
 
 
-def checked_derivation(stored, *, account_id: str, staging: Path):
-    """``policy.derive`` of the stored facts, with the Rocket policy suite run over its result."""
+def checked_derivation(stored, *, account_id: str, staging: Path, chunk: int = 0):
+    """``policy.derive`` of the stored facts of one derivation chunk, with the Rocket policy suite run
+    over its result; the lines and the suite's result are staged per chunk (``chunk_file``)."""
     from coupang_sales.quality import run_checks
     from coupang_sales.rocket import policy as rocket
     from coupang_sales.rocket.quality import rocket_policy_checks
 
     derived = rocket.derive(stored, account_id=account_id)
-    write_frame(derived.order_lines, staging / ORDER_LINES_FRAME)  # what this load writes, for reading after it
+    write_frame(derived.order_lines, staging / chunk_file(ORDER_LINES_FRAME, chunk))
     result = run_checks("coupang_rocket_policy", rocket_policy_checks(stored, derived))
-    (staging / "quality_policy_result.json").write_text(result.to_json(), encoding="utf-8")
+    result_file = staging / chunk_file(POLICY_RESULT_FILE, chunk)
+    result_file.write_text(result.to_json(), encoding="utf-8")
     if not result.success:
         raise CollectionError("validation_failed", f"{len(result.failures)} policy expectation(s) failed: "
-                              + "; ".join(result.failures) + f". Full result: {staging / 'quality_policy_result.json'}")
+                              + "; ".join(result.failures) + f". Full result: {result_file}")
     return derived
 
 

@@ -1,0 +1,62 @@
+"""A load derives its groups ``DERIVE_CHUNK_GROUPS`` at a time; at one group a chunk the warehouse ends
+as it does in one chunk, and the Rocket load stages every chunk's lines (the real policy and the real
+load against PostgreSQL, no browser)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from restatement_world import D, RocketWorld, lines, rocket_line
+
+import coupang_sales.warehouse as warehouse_module
+from coupang_sales.frames import read_frame
+from coupang_sales.model import Window
+from coupang_sales.rocket import stages as rocket_stages
+
+pytestmark = pytest.mark.integration
+
+
+def seller(account_id: str) -> RocketWorld:
+    """Five 발주번호/SKU번호 over two invoices; a later invoice returns part of one and all of another."""
+    world = RocketWorld(account_id=account_id)
+    world.invoice("300", "2026-01-05", *(rocket_line("300", "발주", f"PO{n}", "S1", 10, 1_000 * n) for n in (1, 2, 3)))
+    world.invoice("301", "2026-01-06", rocket_line("301", "발주", "PO4", "S1", 5, 700),
+                  rocket_line("301", "발주", "PO5", "S2", 2, 19_900))
+    world.invoice("302", "2026-01-20", rocket_line("302", "반출", "PO2", "S1", -4, 2_000, moved="2026-01-20"),
+                  rocket_line("302", "반출", "PO5", "S2", -2, 19_900, moved="2026-01-20"))
+    return world
+
+
+def changes(conn, account_id: str) -> list[tuple]:
+    return conn.execute(
+        "SELECT run_id, order_id, line_key, change, old_payment_amount, new_payment_amount, cause, cause_facts "
+        "FROM sales.order_line_changes WHERE account_id = %s ORDER BY run_id, order_id, line_key, change",
+        (account_id,)).fetchall()
+
+
+def test_one_group_a_chunk_leaves_the_rows_of_one_chunk(warehouse, monkeypatch, tmp_path):
+    runs = [(Window(D("2026-01-05"), D("2026-01-06")), D("2026-01-07"), "first"),
+            (Window(D("2026-01-20"), D("2026-01-20")), D("2026-01-21"), "the return")]
+    whole = seller("WHOLE")
+    for window, until, run_id in runs:
+        whole.run(warehouse, window, until, run_id=run_id)
+
+    monkeypatch.setattr(warehouse_module, "DERIVE_CHUNK_GROUPS", 1)
+    chunked = seller("CHUNKED")
+    for n, (window, until, run_id) in enumerate(runs):
+        staged = tmp_path / str(n)
+        staged.mkdir()
+        result = chunked.run(warehouse, window, until, run_id=run_id,
+                             checked=lambda stored, staged=staged, chunk=itertools.count():
+                             rocket_stages.checked_derivation(stored, account_id="CHUNKED", staging=staged,
+                                                              chunk=next(chunk)))
+    assert len(list((tmp_path / "0").glob("order_lines*.parquet"))) == 5, "the first run: five groups, five chunks"
+    assert lines(warehouse, "CHUNKED") == lines(warehouse, "WHOLE")
+    assert changes(warehouse, "CHUNKED") == changes(warehouse, "WHOLE")
+    assert result.groups == 2, "the return's run derives the two groups it touches, one per chunk"
+    assert sorted(p.name for p in staged.glob("order_lines*.parquet")) == ["order_lines.1.parquet",
+                                                                           "order_lines.parquet"]
+    restated = sorted(order for name in ("order_lines.parquet", "order_lines.1.parquet")
+                      for order in read_frame(staged / name)["order_id"])
+    assert restated == ["PO2", "PO5"]
