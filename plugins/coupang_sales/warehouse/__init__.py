@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import io
 import json
@@ -357,24 +356,6 @@ _FACT_DIFF = f"""
 
 
 
-@contextlib.contextmanager
-def _probing(cur):
-    """Run the statements inside as index probes driven by their temporary tables (no hash or merge join).
-
-    The account's rows a load has just written are not in the tables' statistics until autovacuum
-    analyses them (an ANALYZE here would take a lock every other account's load waits for), so the
-    planner takes a whole account's facts or lines for a handful and hashes all of them to change a
-    few (1.3 s to update 9,800 of 1,000,000 facts). Probing costs one index lookup per row of the
-    driving table: what the load touches, never what the account holds. The settings are the
-    transaction's (``SET LOCAL``) and put back after the block.
-    """
-    cur.execute("SET LOCAL enable_hashjoin = off")
-    cur.execute("SET LOCAL enable_mergejoin = off")
-    yield
-    cur.execute("RESET enable_hashjoin")
-    cur.execute("RESET enable_mergejoin")
-
-
 def load_facts(
     conn: "psycopg.Connection",
     *,
@@ -462,21 +443,19 @@ def load_facts(
         cur.execute("ALTER TABLE affected ADD PRIMARY KEY (group_key)")
         cur.execute("CREATE INDEX ON affected (chunk)")
         cur.execute("ANALYZE affected")
-        with _probing(cur):
-            cur.execute("""
-                DELETE FROM sales.collected_facts f USING fact_changes c
-                WHERE c.status = 'removed' AND f.channel = %(channel)s AND f.account_id = %(account)s
-                  AND f.fact_kind = c.fact_kind AND f.order_id = c.order_id AND f.fact_key = c.fact_key
-                """, who)
+        cur.execute("""
+            DELETE FROM sales.collected_facts f USING fact_changes c
+            WHERE c.status = 'removed' AND f.channel = %(channel)s AND f.account_id = %(account)s
+              AND f.fact_kind = c.fact_kind AND f.order_id = c.order_id AND f.fact_key = c.fact_key
+            """, who)
         # A changed fact is updated in place and a new one inserted without ON CONFLICT: the diff above,
         # under the account's lock, already tells them apart (a first load inserts every fact).
-        with _probing(cur):
-            cur.execute(f"""
-                UPDATE sales.collected_facts f SET {_FACT_UPDATES_C}, run_id = %(run_id)s, collected_at = now()
-                FROM fact_changes c
-                WHERE c.status = 'changed' AND f.channel = %(channel)s AND f.account_id = %(account)s
-                  AND f.fact_kind = c.fact_kind AND f.order_id = c.order_id AND f.fact_key = c.fact_key
-                """, who)
+        cur.execute(f"""
+            UPDATE sales.collected_facts f SET {_FACT_UPDATES_C}, run_id = %(run_id)s, collected_at = now()
+            FROM fact_changes c
+            WHERE c.status = 'changed' AND f.channel = %(channel)s AND f.account_id = %(account)s
+              AND f.fact_kind = c.fact_kind AND f.order_id = c.order_id AND f.fact_key = c.fact_key
+            """, who)
         cur.execute(
             f"""
             INSERT INTO sales.collected_facts (channel, account_id, {_FACT_COLS}, run_id)
@@ -588,14 +567,8 @@ def _write_lines(cur, who: dict[str, Any]) -> dict[str, int]:
                     ELSE o.order_id || '/' || coalesce(o.option_id, '') END AS group_key
         FROM sales.order_lines o
         WHERE o.channel = %(channel)s AND o.account_id = %(account)s AND o.source = ANY(%(sources)s)
-          AND (o.order_id, o.line_key) IN (
-              SELECT l.order_id, l.line_key FROM affected a CROSS JOIN LATERAL (
-                  SELECT order_id, line_key FROM sales.order_lines
-                  WHERE channel = %(channel)s AND account_id = %(account)s AND order_id = a.group_key
-                  UNION ALL
-                  SELECT order_id, line_key FROM sales.order_lines
-                  WHERE channel = %(channel)s AND account_id = %(account)s
-                    AND order_id || '/' || coalesce(option_id, '') = a.group_key OFFSET 0) l)
+          AND (o.order_id IN (SELECT group_key FROM affected)
+               OR o.order_id || '/' || coalesce(o.option_id, '') IN (SELECT group_key FROM affected))
         """, who)
     cur.execute("ANALYZE old_lines")
     cur.execute(
@@ -657,13 +630,12 @@ def _write_lines(cur, who: dict[str, Any]) -> dict[str, int]:
         FROM line_changes c LEFT JOIN causes k USING (id)
         ORDER BY c.id
         """, who)
-    with _probing(cur):
-        cur.execute("""
-            DELETE FROM sales.order_lines o
-            USING (SELECT order_id, line_key FROM new_lines UNION SELECT order_id, line_key FROM old_lines) k
-            WHERE o.channel = %(channel)s AND o.account_id = %(account)s
-              AND o.order_id = k.order_id AND o.line_key = k.line_key
-            """, who)
+    cur.execute("""
+        DELETE FROM sales.order_lines o
+        USING (SELECT order_id, line_key FROM new_lines UNION SELECT order_id, line_key FROM old_lines) k
+        WHERE o.channel = %(channel)s AND o.account_id = %(account)s
+          AND o.order_id = k.order_id AND o.line_key = k.line_key
+        """, who)
     cur.execute(f"INSERT INTO sales.order_lines ({_LINE_COLS}, run_id) SELECT {_LINE_COLS}, %(run_id)s "
                 "FROM new_lines", who)
     cur.execute("DELETE FROM sales.restatements t USING affected a WHERE t.group_key = a.group_key "
