@@ -355,7 +355,6 @@ _FACT_DIFF = f"""
 """
 
 
-
 def load_facts(
     conn: "psycopg.Connection",
     *,
