@@ -35,9 +35,10 @@ ORDER_LINES_FRAME = "order_lines.parquet"  # load: the lines it derived, for rea
 POLICY_RESULT_FILE = "quality_policy_result.json"  # load: the policy suite's result over those lines
 
 
-def chunk_file(name: str, chunk: int) -> str:
+def chunk_file(name: str, chunk: int | str) -> str:
     """The staged file of ``name`` for the load's derivation chunk ``chunk``: ``name`` itself for the
-    first, ``order_lines.2.parquet`` for the third (a load derives 100,000 groups at a time)."""
+    first, ``order_lines.2.parquet`` for the third (a load derives 100,000 groups at a time); ``"*"``
+    gives the pattern of every chunk's file after the first."""
     if chunk == 0:
         return name
     stem, dot, suffix = name.partition(".")
@@ -188,8 +189,9 @@ def load(conn: "psycopg.Connection", *, staging: Path, account: Mapping[str, Any
     facts = read_frame(staging / FACTS_FRAME)
     invoices = read_frame(staging / INVOICES_FRAME)
     read = Window(window.start, max(window.end, list_until or window.end))
-    for stale in [*staging.glob("order_lines.*.parquet"), *staging.glob("quality_policy_result.*.json")]:
-        stale.unlink()  # an earlier try's chunks (``chunk_file``) are not this load's
+    for name in (ORDER_LINES_FRAME, POLICY_RESULT_FILE):
+        for stale in staging.glob(chunk_file(name, "*")):
+            stale.unlink()  # an earlier try's chunks are not this load's
     chunks = itertools.count()
     result = load_facts(conn, channel=ROCKET, account_id=account["account_id"], facts=facts,
                         kinds=rocket.ROCKET_FACT_KINDS, read_range=read,
