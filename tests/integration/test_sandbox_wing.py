@@ -464,12 +464,14 @@ def test_v2_reports_of_every_group_each_once_and_only_window_rows_kept(portal, o
 def test_a_report_that_never_gets_ready_is_portal_unavailable_after_the_wait(portal, open_wing, tmp_path):
     with open_wing(portal, "wing_slow", report_wait=0.5, poll_interval=0.05) as wing:
         wing.login()
-        started = time.monotonic()
         with pytest.raises(CollectionError) as caught:
             wing.settlement_reports(TODAY, TODAY, tmp_path / "slow")
     assert caught.value.category == "portal_unavailable" and caught.value.retryable
     assert "CATEGORY_TR" in str(caught.value) and "PENDING" in str(caught.value)
-    assert time.monotonic() - started < 5
+    # Waits of 0.05, 0.1 and 0.2 s fit into 0.5 s, the next (0.4 s) does not: at most four polls,
+    # however slow the machine (a slow machine only polls fewer times).
+    polls = int(re.search(r"after (\d+) polls", str(caught.value)).group(1))
+    assert 1 <= polls <= 4, str(caught.value)
 
 
 def test_check_export_reads_downloaded_reports(portal, open_wing, tmp_path):
@@ -534,7 +536,7 @@ def test_a_slow_download_list_is_portal_unavailable_after_the_timeout(open_wing,
         with pytest.raises(CollectionError) as caught:
             wing.settlement_reports(TODAY, TODAY, tmp_path / "slow")
         assert caught.value.category == "portal_unavailable" and "no answer within 1 s" in str(caught.value)
-        assert time.monotonic() - started < 8
+        assert time.monotonic() - started < 25, "gave up at its timeout, not when the 30 s answer came"
 
 
 def test_a_session_lost_on_an_api_call_signs_on_again_with_a_fresh_token(open_wing, tmp_path):
@@ -675,12 +677,15 @@ def test_status_api_failing_past_the_retry_budget_is_portal_unavailable(open_win
     with SandboxServer(flaky_scenario({"status_failures": {"share": 0.99}})) as server, \
             open_wing(server, "wing_small", overrides={"waits": {"status_retry": 0.6, "retry_backoff": 0.1}}) as wing:
         wing.login()
-        started = time.monotonic()
+        before = len(server.state.requests)
         with pytest.raises(CollectionError) as caught:
             wing.settlement_groups(TODAY, TODAY)
+        calls = [r for r in server.state.requests[before:] if "/status/api" in r.target]
     assert caught.value.category == "portal_unavailable" and caught.value.retryable
     assert "HTTP 500" in str(caught.value) and "status/api" in str(caught.value)
-    assert time.monotonic() - started < 3
+    # Waits of 0.1 and 0.2 s fit into the 0.6 s budget, a third (0.4 s) would not: at most three calls,
+    # however slow the machine (a slow one makes fewer).
+    assert 1 <= len(calls) <= 3, [r.status for r in calls]
 
 
 def v1_listing_scenario() -> dict:
