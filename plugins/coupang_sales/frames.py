@@ -20,6 +20,24 @@ if TYPE_CHECKING:
 SUFFIX = ".parquet"
 
 
+def chunk_file(name: str, chunk: int | str) -> str:
+    """The staged file of ``name`` for a load's derivation chunk ``chunk``: ``name`` itself for the
+    first, ``order_lines.2.parquet`` for the third (a load derives 100,000 groups at a time); ``"*"``
+    gives the pattern of every chunk's file after the first."""
+    if chunk == 0:
+        return name
+    stem, dot, suffix = name.partition(".")
+    return f"{stem}.{chunk}{dot}{suffix}"
+
+
+def clear_chunks(staging: Path, *names: str) -> None:
+    """Remove the chunk files of ``names`` after the first that an earlier try of a load left (the
+    first chunk's file is written again by the next load)."""
+    for name in names:
+        for stale in staging.glob(chunk_file(name, "*")):
+            stale.unlink()
+
+
 def _integers_kept(frame: "pd.DataFrame") -> "pd.DataFrame":
     """Object columns holding only integers (and gaps) become ``Int64``; nothing else changes."""
     from pandas.api.types import infer_dtype

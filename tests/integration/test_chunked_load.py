@@ -1,16 +1,17 @@
 """A load derives its groups ``DERIVE_CHUNK_GROUPS`` at a time; at one group a chunk the warehouse ends
-as it does in one chunk, and the Rocket load stages every chunk's lines (the real policy and the real
-load against PostgreSQL, no browser)."""
+as it does in one chunk, and the loads stage every chunk's lines and policy result (the real policies, the
+real GX suites and the real load against PostgreSQL, no browser)."""
 
 from __future__ import annotations
 
 import itertools
 
 import pytest
-from restatement_world import D, RocketWorld, lines, rocket_line
+from restatement_world import D, JetWorld, RocketWorld, lines, rocket_line, tr_row, ws_row
 
 import coupang_sales.warehouse as warehouse_module
 from coupang_sales.frames import read_frame
+from coupang_sales.jet import stages as jet_stages
 from coupang_sales.model import Window
 from coupang_sales.rocket import stages as rocket_stages
 
@@ -60,3 +61,35 @@ def test_one_group_a_chunk_leaves_the_rows_of_one_chunk(warehouse, monkeypatch, 
     restated = sorted(order for name in ("order_lines.parquet", "order_lines.1.parquet")
                       for order in read_frame(staged / name)["order_id"])
     assert restated == ["PO2", "PO5"]
+
+
+def jet_seller(account_id: str) -> JetWorld:
+    """Three orders with their shipping fees; a later cancellation of one of them."""
+    return JetWorld(account_id=account_id,
+                    category_tr=[tr_row("O1", "A", "2026-01-05", coupon=500), tr_row("O2", "A", "2026-01-05"),
+                                 tr_row("O3", "B", "2026-01-06", qty=2),
+                                 tr_row("O2", "A", "2026-01-20", cancel=True)],
+                    warehousing=[ws_row(order, "배송비 정산", 2_500, "2026-01-05") for order in ("O1", "O2")])
+
+
+def test_jet_one_group_a_chunk_leaves_the_rows_and_a_policy_result_per_chunk(warehouse, monkeypatch, tmp_path):
+    runs = [(Window(D("2026-01-05"), D("2026-01-06")), D("2026-01-07"), "first"),
+            (Window(D("2026-01-20"), D("2026-01-20")), D("2026-01-21"), "the cancellation")]
+    whole = jet_seller("WHOLE")
+    for window, until, run_id in runs:
+        whole.run(warehouse, window, until, run_id=run_id)
+
+    monkeypatch.setattr(warehouse_module, "DERIVE_CHUNK_GROUPS", 1)
+    chunked = jet_seller("CHUNKED")
+    for n, (window, until, run_id) in enumerate(runs):
+        staged = tmp_path / str(n)
+        staged.mkdir()
+        chunked.run(warehouse, window, until, run_id=run_id,
+                    checked=lambda stored, staged=staged, chunk=itertools.count():
+                    jet_stages.checked_derivation(stored, account_id="CHUNKED", staging=staged, chunk=next(chunk)))
+    assert lines(warehouse, "CHUNKED") == lines(warehouse, "WHOLE")
+    assert changes(warehouse, "CHUNKED") == changes(warehouse, "WHOLE")
+    results = sorted(p.name for p in (tmp_path / "0").glob("quality_*.json"))
+    assert results == ["quality_coupang_jet_v2_derived.1.json", "quality_coupang_jet_v2_derived.2.json",
+                       "quality_coupang_jet_v2_derived.json"], "the first run: three orders, three chunks"
+    assert [p.name for p in (tmp_path / "1").glob("quality_*.json")] == ["quality_coupang_jet_v2_derived.json"]

@@ -9,6 +9,7 @@ once per account and run.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from coupang_sales.channel import Stages, stages_by_version
 from coupang_sales.errors import CollectionError
-from coupang_sales.frames import read_frame, write_frame
+from coupang_sales.frames import chunk_file, clear_chunks, read_frame, write_frame
 from coupang_sales.model import JET, dated_within
 from coupang_sales.plan import LoadSummary, RunPlan, StageSummary
 
@@ -36,6 +37,8 @@ REPORT_FRAMES = {"CATEGORY_TR": "category_tr.parquet", "WAREHOUSING_SHIPPING": "
 FACTS_FRAME = "facts.parquet"
 ORDER_LINES_FRAME = "order_lines.parquet"
 ACCOUNT_FEES_FRAME = "account_fees.parquet"
+DERIVED_SUITE = "coupang_jet_v2_derived"  # load: the v2 policy suite over the lines it derives
+DERIVED_RESULT_FILE = f"quality_{DERIVED_SUITE}.json"  # ... its result, one file per derivation chunk
 
 
 class V1ExtractSummary(StageSummary):
@@ -72,11 +75,12 @@ def _report_files(staging: Path, report: str) -> list[Path]:
     return sorted(staging.glob(f"{report}__*.xlsx"))
 
 
-def _run_suite(name: str, checks, staging: Path) -> None:
+def _run_suite(name: str, checks, staging: Path, *, chunk: int = 0) -> None:
+    """Run the suite ``name`` and stage its result (per derivation chunk for the load's suite)."""
     from coupang_sales.quality import run_checks
 
     result = run_checks(name, checks)
-    path = staging / f"quality_{name}.json"
+    path = staging / chunk_file(f"quality_{name}.json", chunk)
     path.write_text(result.to_json(), encoding="utf-8")
     if not result.success:
         raise CollectionError("validation_failed", f"{len(result.failures)} expectation(s) failed: "
@@ -224,10 +228,13 @@ class V2Stages:
         periods = [tuple(dt.date.fromisoformat(d) for d in p)
                    for p in json.loads((staging / FEE_PERIODS_FILE).read_text(encoding="utf-8"))]
         facts = read_frame(staging / FACTS_FRAME)
+        clear_chunks(staging, DERIVED_RESULT_FILE)  # an earlier try's chunks are not this load's
+        chunks = itertools.count()
         result = load_facts(conn, channel=JET, account_id=account_id, facts=facts,
                             kinds=jet.JET_FACT_KINDS, read_range=plan.read_range, sources=("jet_v2",),
                             supersedes=("jet_v1",), run_id=run_id,
-                            derive=lambda stored: checked_derivation(stored, account_id=account_id, staging=staging),
+                            derive=lambda stored: checked_derivation(stored, account_id=account_id, staging=staging,
+                                                                     chunk=next(chunks)),
                             account_fees=fees, fee_periods=periods)
         sales = facts[facts["fact_kind"] != jet.ORDER_FEE_FACT]
         return LoadSummary(
@@ -237,14 +244,15 @@ class V2Stages:
             fee_periods=[[s.isoformat(), e.isoformat()] for s, e in periods])
 
 
-def checked_derivation(stored, *, account_id: str, staging: Path):
-    """``policy.derive_v2`` of the stored facts, checked by the v2 policy suite before the load commits."""
+def checked_derivation(stored, *, account_id: str, staging: Path, chunk: int = 0):
+    """``policy.derive_v2`` of the stored facts of one derivation chunk, checked by the v2 policy suite
+    before the load commits; each chunk's result is staged (``DERIVED_RESULT_FILE`` per ``chunk_file``)."""
     from coupang_sales.jet import policy as jet
     from coupang_sales.jet import quality as suites
 
     derived = jet.derive_v2(stored, account_id=account_id)
-    _run_suite("coupang_jet_v2_derived", suites.v2_policy_checks(derived.order_lines,
-                                                                 order_fees(stored, derived.order_lines)), staging)
+    _run_suite(DERIVED_SUITE, suites.v2_policy_checks(derived.order_lines, order_fees(stored, derived.order_lines)),
+               staging, chunk=chunk)
     return derived
 
 

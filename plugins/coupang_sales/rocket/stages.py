@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from coupang_sales.errors import CollectionError, ExportFormatError
-from coupang_sales.frames import read_frame, write_frame
+from coupang_sales.frames import chunk_file, clear_chunks, read_frame, write_frame
 from coupang_sales.model import ROCKET, Window
 from coupang_sales.plan import LoadSummary, RunPlan, StageSummary
 
@@ -33,16 +33,6 @@ LINES_FRAME = "lines.parquet"  # validate -> transform: the typed, de-duplicated
 FACTS_FRAME = "facts.parquet"  # transform -> load
 ORDER_LINES_FRAME = "order_lines.parquet"  # load: the lines it derived, for reading after it
 POLICY_RESULT_FILE = "quality_policy_result.json"  # load: the policy suite's result over those lines
-
-
-def chunk_file(name: str, chunk: int | str) -> str:
-    """The staged file of ``name`` for the load's derivation chunk ``chunk``: ``name`` itself for the
-    first, ``order_lines.2.parquet`` for the third (a load derives 100,000 groups at a time); ``"*"``
-    gives the pattern of every chunk's file after the first."""
-    if chunk == 0:
-        return name
-    stem, dot, suffix = name.partition(".")
-    return f"{stem}.{chunk}{dot}{suffix}"
 
 
 def extract(session: "SupplierHubSession", *, account: Mapping[str, Any], window: Window,
@@ -189,9 +179,7 @@ def load(conn: "psycopg.Connection", *, staging: Path, account: Mapping[str, Any
     facts = read_frame(staging / FACTS_FRAME)
     invoices = read_frame(staging / INVOICES_FRAME)
     read = Window(window.start, max(window.end, list_until or window.end))
-    for name in (ORDER_LINES_FRAME, POLICY_RESULT_FILE):
-        for stale in staging.glob(chunk_file(name, "*")):
-            stale.unlink()  # an earlier try's chunks are not this load's
+    clear_chunks(staging, ORDER_LINES_FRAME, POLICY_RESULT_FILE)  # an earlier try's chunks are not this load's
     chunks = itertools.count()
     result = load_facts(conn, channel=ROCKET, account_id=account["account_id"], facts=facts,
                         kinds=rocket.ROCKET_FACT_KINDS, read_range=read,
