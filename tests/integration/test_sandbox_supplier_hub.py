@@ -624,6 +624,21 @@ def test_a_session_that_expires_twice_in_a_long_run_is_renewed_twice(open_hub):
     assert [f["remaining"] for f in server.state.faults.remaining()] == [0, 0]
 
 
+def test_pages_read_before_a_lost_session_are_kept_and_only_the_rest_asked_again(open_hub):
+    invoices = [invoice(f"2100000{i}", TODAY, [line(f"7{i}", "1", 1, TODAY)]) for i in range(1, 10)]
+    expiry = {"portal": "supplier_hub", "kind": "session_expired", "path_contains": "/scm/receive/detail?"}
+    scenario = {"today": TODAY.isoformat(), "rocket": {"accounts": [account("V8", "hub_long", invoices)]},
+                "faults": [{**expiry, "after": 4}, {**expiry, "after": 7}]}
+    with SandboxServer(scenario) as server, open_hub(server, "hub_long", fetch_concurrency=1) as hub:
+        hub.login()
+        pages = hub.read_receive_detail_pages([inv["invoice_no"] for inv in invoices])
+        assert hub.renewals == 2, "two losses, each after pages were read: not a session that keeps expiring"
+        asked = [r for r in server.state.requests if "/scm/receive/detail?" in r.target]
+    assert sorted(pages) == sorted(inv["invoice_no"] for inv in invoices)
+    assert all(len(got["rows"]) == 1 for got in pages.values())
+    assert len(asked) == 9 + 2, "each page once, and the two that met the lost session once more"
+
+
 def test_receive_detail_read_from_the_pages_equals_the_export(portal, open_hub):
     from coupang_sales.rocket import policy
 

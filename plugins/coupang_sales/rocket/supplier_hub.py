@@ -34,6 +34,9 @@ PURCHASE_ACCOUNT_HEADERS = ("계산서번호", "거래처명", "작성일자", "
 RECEIVE_DETAIL_KEY = ("구분", "SKU번호")  # headers every 입고상세내역 page table holds
 SUB_ACCOUNT_HEADERS = ("아이디", "만료일")
 DETAIL_PAGE_SIZE = 10
+# Groups of ``concurrency`` 입고상세내역 pages fetched in one call into the browser (a WebDriver round trip
+# costs about as much as a page; ten groups are 30 pages of about 2 KB of answer each by default).
+GROUPS_PER_CALL = 10
 _SAFE_INVOICE_NO = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 
 
@@ -265,17 +268,20 @@ class SupplierHubSession(PortalSession):
     def read_receive_detail_pages(self, invoice_nos: Sequence[str]) -> dict[str, dict]:
         """The 입고상세내역 lines of each invoice read from its HTML pages (10 lines a page, the
         total in the hidden ``totalCount``): ``{invoice_no: {"headers": [...], "rows": [[...]]}}``,
-        cell text as shown, in page order. Up to ``concurrency`` pages are fetched at once."""
+        cell text as shown, in page order. Up to ``concurrency`` pages are fetched at once, ``pacing_seconds``
+        apart, ``GROUPS_PER_CALL`` such groups in one call into the browser."""
         self._check_invoice_nos(invoice_nos)
         probes = {"notice": "settlement.tax_invoice_notice", "total": "receive_detail.total"}
         jobs = [(n, 1, None) for n in invoice_nos]  # (invoice, page, totalCount)
         got: dict[str, dict[int, tuple[list[str], list]]] = {n: {} for n in invoice_nos}
         totals: dict[str, int] = {}
+        per_call = self.fetch_concurrency * GROUPS_PER_CALL
         while jobs:
-            batch, jobs = jobs[:self.fetch_concurrency], jobs[self.fetch_concurrency:]
+            batch, jobs = jobs[:per_call], jobs[per_call:]
             names = [f"입고상세내역 of invoice {n} page {p}" for n, p, _ in batch]
             answers = self._fetch_in_page([self._detail_url(n, p, t) for n, p, t in batch], names,
-                                          probes=list(probes.values()), tables=["receive_detail.table"])
+                                          probes=list(probes.values()), tables=["receive_detail.table"],
+                                          group=self.fetch_concurrency)
             for (invoice_no, page_no, _), name, (page, _) in zip(batch, names, answers, strict=True):
                 if probes["notice"] in page.found:
                     raise CollectionError("tax_invoice_pending",
