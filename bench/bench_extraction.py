@@ -234,6 +234,7 @@ def with_pacing(paced: bool, before: str | None) -> str | None:
 
 def main(argv: list[str] | None = None) -> Report:
     from coupang_sales.portal.settings import load_settings
+    from coupang_sales.rocket import supplier_hub  # noqa: F401  (declares the portal's settings)
 
     parser = argparse.ArgumentParser(description="Browser extraction vs plain HTTP")
     parser.add_argument("--invoices", type=int, default=30)
