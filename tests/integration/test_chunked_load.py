@@ -93,3 +93,34 @@ def test_jet_one_group_a_chunk_leaves_the_rows_and_a_policy_result_per_chunk(war
     assert results == ["quality_coupang_jet_v2_derived.1.json", "quality_coupang_jet_v2_derived.2.json",
                        "quality_coupang_jet_v2_derived.json"], "the first run: three orders, three chunks"
     assert [p.name for p in (tmp_path / "1").glob("quality_*.json")] == ["quality_coupang_jet_v2_derived.json"]
+
+
+def test_a_large_load_analyses_the_facts_unless_another_load_holds_that_lock(warehouse, caplog):
+    """A load that writes more facts than the statistics know of analyses the table in its transaction
+    (its probes of the stored facts need them); when another session holds the ANALYZE lock, the load
+    waits at most ``_ANALYZE_LOCK_WAIT`` and goes on without, its rows the same."""
+    import logging
+
+    import psycopg
+
+    def big(account_id: str) -> RocketWorld:
+        world = RocketWorld(account_id=account_id)
+        world.invoice("900", "2026-01-05", *(rocket_line("900", "발주", f"PO{n:04d}", "S1", 1, 1_000)
+                                             for n in range(1_500)))
+        return world
+
+    def known() -> float:
+        return warehouse.execute("SELECT reltuples FROM pg_class "
+                                 "WHERE oid = 'sales.collected_facts'::regclass").fetchone()[0]
+
+    window = Window(D("2026-01-05"), D("2026-01-05"))
+    with psycopg.connect(**warehouse.info.get_parameters()) as holder:
+        holder.execute("LOCK TABLE sales.collected_facts IN SHARE UPDATE EXCLUSIVE MODE")
+        with caplog.at_level(logging.INFO, logger="coupang_sales.warehouse"):
+            big("HELD").run(warehouse, window, run_id="held")
+        holder.rollback()
+    assert "not analysed: another load holds its ANALYZE lock" in caplog.text
+    assert known() < 1_500, "not analysed"
+    big("FREE").run(warehouse, window, run_id="free")
+    assert known() >= 3_000, "analysed in the load's transaction: both accounts' facts counted"
+    assert len(lines(warehouse, "HELD")) == len(lines(warehouse, "FREE")) == 1_500

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
     import psycopg
 
     from coupang_sales.facts import Derived
+
+log = logging.getLogger(__name__)
 
 FEE_COLUMNS = ("channel", "account_id", "period_start", "period_end", "settlement_group_key", "fee_type", "amount")
 CHANGE_COLUMNS = ("channel", "account_id", "order_id", "line_key", "sales_date", "change", "old_payment_amount",
@@ -165,6 +168,27 @@ def _fact_types() -> dict[str, Any]:
     text = {"fact_kind", "order_id", "fact_key", "group_key", "document", "option_id", "product_name"}
     return {name: pa.string() if name in text else pa.date32() if name == "fact_date" else pa.int64()
             for name in FACT_COLUMNS}
+
+
+def _refresh_fact_statistics(cur, *, written: int) -> None:
+    """ANALYZE ``sales.collected_facts`` in the load's transaction when it has just written more than a
+    tenth of the facts the statistics know of (see ``_KNOWN_FACTS``); skipped, with a log line, when
+    another load holds the table's ANALYZE lock longer than ``_ANALYZE_LOCK_WAIT``."""
+    from psycopg import errors
+
+    known = max(int(cur.execute(_KNOWN_FACTS).fetchone()[0]), 0)
+    if written <= max(known // 10, 1_000):
+        return
+    cur.execute("SAVEPOINT fact_statistics")
+    was = cur.execute(_LOCK_WAIT_SET, {"wait": _ANALYZE_LOCK_WAIT}).fetchone()[0]
+    try:
+        cur.execute(_ANALYZE_FACTS)
+    except errors.LockNotAvailable:
+        cur.execute("ROLLBACK TO SAVEPOINT fact_statistics")  # the lock wait set above goes with it
+        log.info("sales.collected_facts not analysed: another load holds its ANALYZE lock")
+        return
+    cur.execute("RELEASE SAVEPOINT fact_statistics")
+    cur.execute(_LOCK_WAIT_RESTORED, {"wait": was})
 
 
 def _copy_out(cur, query: str, params: dict[str, Any], types: dict[str, Any]) -> "pd.DataFrame":
@@ -326,7 +350,11 @@ _LABEL_OF_KIND = ("CASE f.fact_kind "
 # groups, one probe of ``collected_facts_by_group`` each (OFFSET 0 keeps the planner from flattening the
 # lateral subquery). A join the planner ordered itself scanned every fact of the account per chunk: the
 # facts the load has just inserted are not in the table's statistics yet (1.6 s a chunk at 1,000,000
-# facts, 10 chunks).
+# facts, 10 chunks). The probes need the table's statistics to know a group is a few facts of the
+# account: without them every condition's share is guessed (1/200) and the estimates clamp to one row, so
+# an index of (channel, account_id) alone looked as good as ``collected_facts_by_group``, and each probe
+# read every fact of the account: a first load of 100,000 Jet report rows ran for minutes in this
+# statement. ``_refresh_fact_statistics`` gives the planner what it needs first.
 _STORED_FACTS_OF_CHUNK = f"""
     SELECT {_FACT_COLS_F}
     FROM affected a
@@ -336,6 +364,16 @@ _STORED_FACTS_OF_CHUNK = f"""
     WHERE a.chunk = %(chunk_no)s
     ORDER BY f.group_key, f.fact_kind, f.order_id, f.fact_key
 """
+# A load that wrote more than a tenth of the facts the table's statistics know of (autovacuum's own
+# threshold for analysing, which would only come after the commit) analyses the table inside its
+# transaction, where its own rows count. ANALYZE holds a lock another load's ANALYZE waits on until this
+# load commits: that load waits at most ``_ANALYZE_LOCK_WAIT`` and goes on without (its probes may then
+# be slower, never wrong).
+_KNOWN_FACTS = "SELECT reltuples::bigint FROM pg_class WHERE oid = 'sales.collected_facts'::regclass"
+_ANALYZE_LOCK_WAIT = "2s"
+_ANALYZE_FACTS = "ANALYZE sales.collected_facts"
+_LOCK_WAIT_SET = "SELECT current_setting('lock_timeout'), set_config('lock_timeout', %(wait)s, true)"
+_LOCK_WAIT_RESTORED = "SELECT set_config('lock_timeout', %(wait)s, true)"
 # The diff of ``load_facts``: one full join of the extract's facts with the account's stored facts of the
 # kinds loaded (one hash of each side, where a left join and an anti join built the stored side's twice).
 # An extract's fact is new or changed; a stored fact of what was read (its date in the read range or its
@@ -460,6 +498,7 @@ def load_facts(
             INSERT INTO sales.collected_facts (channel, account_id, {_FACT_COLS}, run_id)
             SELECT %(channel)s, %(account)s, {_FACT_COLS}, %(run_id)s FROM fact_changes WHERE status = 'new'
             """, who)
+        _refresh_fact_statistics(cur, written=cur.rowcount)
         cur.execute(f"CREATE TEMP TABLE new_lines ON COMMIT DROP AS SELECT {_LINE_COLS}, ''::text AS group_key "
                     "FROM sales.order_lines WITH NO DATA")
         cur.execute(f"CREATE TEMP TABLE new_restatements ON COMMIT DROP AS SELECT {_RESTATEMENT_COLS} "
