@@ -173,7 +173,9 @@ def _fact_types() -> dict[str, Any]:
 def _refresh_fact_statistics(cur, *, written: int) -> None:
     """ANALYZE ``sales.collected_facts`` in the load's transaction when it has just written more than a
     tenth of the facts the statistics know of (see ``_KNOWN_FACTS``); skipped, with a log line, when
-    another load holds the table's ANALYZE lock longer than ``_ANALYZE_LOCK_WAIT``."""
+    another load holds the table's ANALYZE lock longer than ``_ANALYZE_LOCK_WAIT``. A role that does not
+    own the table gets PostgreSQL's warning instead and the load goes on without: grant the loading role
+    ownership (or, on PostgreSQL 17, MAINTAIN) for the statistics to be refreshed."""
     from psycopg import errors
 
     known = max(int(cur.execute(_KNOWN_FACTS).fetchone()[0]), 0)
