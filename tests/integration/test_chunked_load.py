@@ -36,22 +36,31 @@ def changes(conn, account_id: str) -> list[tuple]:
         (account_id,)).fetchall()
 
 
-def test_one_group_a_chunk_leaves_the_rows_of_one_chunk(warehouse, monkeypatch, tmp_path):
+def whole_and_chunked(warehouse, monkeypatch, tmp_path, world, checked_derivation, last_run: str):
+    """The same two runs (the first days, then the later restatement ``last_run``) for the account WHOLE
+    in one derivation chunk, then for CHUNKED at one group a chunk, each CHUNKED run staging into
+    ``tmp_path/<n>`` through ``checked_derivation``; returns the last CHUNKED run's result."""
     runs = [(Window(D("2026-01-05"), D("2026-01-06")), D("2026-01-07"), "first"),
-            (Window(D("2026-01-20"), D("2026-01-20")), D("2026-01-21"), "the return")]
-    whole = seller("WHOLE")
+            (Window(D("2026-01-20"), D("2026-01-20")), D("2026-01-21"), last_run)]
+    whole = world("WHOLE")
     for window, until, run_id in runs:
         whole.run(warehouse, window, until, run_id=run_id)
 
     monkeypatch.setattr(warehouse_module, "DERIVE_CHUNK_GROUPS", 1)
-    chunked = seller("CHUNKED")
+    chunked = world("CHUNKED")
     for n, (window, until, run_id) in enumerate(runs):
         staged = tmp_path / str(n)
         staged.mkdir()
         result = chunked.run(warehouse, window, until, run_id=run_id,
                              checked=lambda stored, staged=staged, chunk=itertools.count():
-                             rocket_stages.checked_derivation(stored, account_id="CHUNKED", staging=staged,
-                                                              chunk=next(chunk)))
+                             checked_derivation(stored, account_id="CHUNKED", staging=staged, chunk=next(chunk)))
+    return result
+
+
+def test_one_group_a_chunk_leaves_the_rows_of_one_chunk(warehouse, monkeypatch, tmp_path):
+    result = whole_and_chunked(warehouse, monkeypatch, tmp_path, seller, rocket_stages.checked_derivation,
+                               "the return")
+    staged = tmp_path / "1"
     assert len(list((tmp_path / "0").glob("order_lines*.parquet"))) == 5, "the first run: five groups, five chunks"
     assert lines(warehouse, "CHUNKED") == lines(warehouse, "WHOLE")
     assert changes(warehouse, "CHUNKED") == changes(warehouse, "WHOLE")
@@ -73,20 +82,8 @@ def jet_seller(account_id: str) -> JetWorld:
 
 
 def test_jet_one_group_a_chunk_leaves_the_rows_and_a_policy_result_per_chunk(warehouse, monkeypatch, tmp_path):
-    runs = [(Window(D("2026-01-05"), D("2026-01-06")), D("2026-01-07"), "first"),
-            (Window(D("2026-01-20"), D("2026-01-20")), D("2026-01-21"), "the cancellation")]
-    whole = jet_seller("WHOLE")
-    for window, until, run_id in runs:
-        whole.run(warehouse, window, until, run_id=run_id)
-
-    monkeypatch.setattr(warehouse_module, "DERIVE_CHUNK_GROUPS", 1)
-    chunked = jet_seller("CHUNKED")
-    for n, (window, until, run_id) in enumerate(runs):
-        staged = tmp_path / str(n)
-        staged.mkdir()
-        chunked.run(warehouse, window, until, run_id=run_id,
-                    checked=lambda stored, staged=staged, chunk=itertools.count():
-                    jet_stages.checked_derivation(stored, account_id="CHUNKED", staging=staged, chunk=next(chunk)))
+    whole_and_chunked(warehouse, monkeypatch, tmp_path, jet_seller, jet_stages.checked_derivation,
+                      "the cancellation")
     assert lines(warehouse, "CHUNKED") == lines(warehouse, "WHOLE")
     assert changes(warehouse, "CHUNKED") == changes(warehouse, "WHOLE")
     results = sorted(p.name for p in (tmp_path / "0").glob("quality_*.json"))

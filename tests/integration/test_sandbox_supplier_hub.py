@@ -611,11 +611,17 @@ def test_the_command_line_serves_a_scenario_until_sigterm():
 # --- long runs and both ways of reading 입고상세내역 ----------------------------------------------
 
 
-def test_a_session_that_expires_twice_in_a_long_run_is_renewed_twice(open_hub):
-    invoices = [invoice(f"2000000{i}", TODAY, [line(f"7{i}", "1", 1, TODAY)]) for i in range(1, 7)]
+def long_run(prefix: str, count: int, *expiries_after: int) -> tuple[list[dict], dict]:
+    """``count`` one-line invoices of hub_long, and a scenario whose session expires on 입고상세내역
+    after each of ``expiries_after`` requests."""
+    invoices = [invoice(f"{prefix}{i}", TODAY, [line(f"7{i}", "1", 1, TODAY)]) for i in range(1, count + 1)]
     expiry = {"portal": "supplier_hub", "kind": "session_expired", "path_contains": "/scm/receive/detail?"}
-    scenario = {"today": TODAY.isoformat(), "rocket": {"accounts": [account("V8", "hub_long", invoices)]},
-                "faults": [{**expiry, "after": 1}, {**expiry, "after": 3}]}
+    return invoices, {"today": TODAY.isoformat(), "rocket": {"accounts": [account("V8", "hub_long", invoices)]},
+                      "faults": [{**expiry, "after": after} for after in expiries_after]}
+
+
+def test_a_session_that_expires_twice_in_a_long_run_is_renewed_twice(open_hub):
+    invoices, scenario = long_run("2000000", 6, 1, 3)
     with SandboxServer(scenario) as server, open_hub(server, "hub_long", fetch_concurrency=1) as hub:
         hub.login()
         paths = hub.download_receive_details([inv["invoice_no"] for inv in invoices])
@@ -625,10 +631,7 @@ def test_a_session_that_expires_twice_in_a_long_run_is_renewed_twice(open_hub):
 
 
 def test_pages_read_before_a_lost_session_are_kept_and_only_the_rest_asked_again(open_hub):
-    invoices = [invoice(f"2100000{i}", TODAY, [line(f"7{i}", "1", 1, TODAY)]) for i in range(1, 10)]
-    expiry = {"portal": "supplier_hub", "kind": "session_expired", "path_contains": "/scm/receive/detail?"}
-    scenario = {"today": TODAY.isoformat(), "rocket": {"accounts": [account("V8", "hub_long", invoices)]},
-                "faults": [{**expiry, "after": 4}, {**expiry, "after": 7}]}
+    invoices, scenario = long_run("2100000", 9, 4, 7)
     with SandboxServer(scenario) as server, open_hub(server, "hub_long", fetch_concurrency=1) as hub:
         hub.login()
         pages = hub.read_receive_detail_pages([inv["invoice_no"] for inv in invoices])

@@ -38,7 +38,14 @@ FACTS_FRAME = "facts.parquet"
 ORDER_LINES_FRAME = "order_lines.parquet"
 ACCOUNT_FEES_FRAME = "account_fees.parquet"
 DERIVED_SUITE = "coupang_jet_v2_derived"  # load: the v2 policy suite over the lines it derives
-DERIVED_RESULT_FILE = f"quality_{DERIVED_SUITE}.json"  # ... its result, one file per derivation chunk
+
+
+def suite_file(name: str) -> str:
+    """The staged file of the GX suite ``name``'s result (the first chunk's, for the load's suite)."""
+    return f"quality_{name}.json"
+
+
+DERIVED_RESULT_FILE = suite_file(DERIVED_SUITE)  # load: that suite's result, one file per derivation chunk
 
 
 class V1ExtractSummary(StageSummary):
@@ -80,7 +87,7 @@ def _run_suite(name: str, checks, staging: Path, *, chunk: int = 0) -> None:
     from coupang_sales.quality import run_checks
 
     result = run_checks(name, checks)
-    path = staging / chunk_file(f"quality_{name}.json", chunk)
+    path = staging / chunk_file(suite_file(name), chunk)
     path.write_text(result.to_json(), encoding="utf-8")
     if not result.success:
         raise CollectionError("validation_failed", f"{len(result.failures)} expectation(s) failed: "
