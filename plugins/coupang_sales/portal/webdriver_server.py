@@ -41,6 +41,7 @@ from selenium.webdriver.chrome.options import Options
 log = logging.getLogger(__name__)
 
 DEFAULT_CHROMEDRIVER = "/usr/bin/chromedriver"
+START_ATTEMPTS = 3  # chromedriver starts on a new port after losing the one picked for it
 
 
 def _free_port() -> int:
@@ -108,20 +109,27 @@ class LocalWebDriverServer:
             display = VirtualDisplay(detached=True)
             env["DISPLAY"] = display.display
             display_pid = display.process.pid
-        port = _free_port()
-        driver = subprocess.Popen([os.environ.get("CHROMEDRIVER_PATH", DEFAULT_CHROMEDRIVER), f"--port={port}",
-                                   "--allowed-ips=127.0.0.1", "--log-level=WARNING"],
-                                  env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                  stderr=open(self.root / "chromedriver.log", "a"), start_new_session=True)
-        url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 20
-        while not _answers(url):
-            if driver.poll() is not None or time.monotonic() > deadline:
-                self._stop_processes({"pid": driver.pid, "display_pid": display_pid})
-                raise RuntimeError(f"chromedriver did not start; see {self.root / 'chromedriver.log'}")
-            time.sleep(0.1)
-        log.info("started a WebDriver server at %s (display %s)", url, env.get("DISPLAY"))
-        return {"url": url, "pid": driver.pid, "display_pid": display_pid, "display": env.get("DISPLAY")}
+        for _ in range(START_ATTEMPTS):
+            # The port is free when picked, but another process may bind it before chromedriver does,
+            # which then exits at once ('bind() failed: Address already in use'): pick another then.
+            port = _free_port()
+            driver = subprocess.Popen([os.environ.get("CHROMEDRIVER_PATH", DEFAULT_CHROMEDRIVER), f"--port={port}",
+                                       "--allowed-ips=127.0.0.1", "--log-level=WARNING"],
+                                      env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                      stderr=open(self.root / "chromedriver.log", "a"), start_new_session=True)
+            url = f"http://127.0.0.1:{port}"
+            while driver.poll() is None and time.monotonic() <= deadline:
+                if _answers(url):
+                    log.info("started a WebDriver server at %s (display %s)", url, env.get("DISPLAY"))
+                    return {"url": url, "pid": driver.pid, "display_pid": display_pid, "display": env.get("DISPLAY")}
+                time.sleep(0.1)
+            exited = driver.poll() is not None
+            self._stop_processes({"pid": driver.pid})
+            if not exited:  # running but not answering by the deadline: another port would not help
+                break
+        self._stop_processes({"display_pid": display_pid})
+        raise RuntimeError(f"chromedriver did not start; see {self.root / 'chromedriver.log'}")
 
     @staticmethod
     def _stop_processes(state: dict) -> None:
