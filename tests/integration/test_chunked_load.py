@@ -121,3 +121,41 @@ def test_a_large_load_analyses_the_facts_unless_another_load_holds_that_lock(war
     big("FREE").run(warehouse, window, run_id="free")
     assert known() >= 3_000, "analysed in the load's transaction: both accounts' facts counted"
     assert len(lines(warehouse, "HELD")) == len(lines(warehouse, "FREE")) == 1_500
+
+
+def rocket_runs(account_id: str):
+    """A first run, a re-collection of the same invoices with one line's quantity changed and another line
+    gone, then the later return: facts new, changed, removed and restating."""
+    first = seller(account_id)
+    recollected = seller(account_id)
+    recollected.invoice("300", "2026-01-05", rocket_line("300", "발주", "PO1", "S1", 11, 1_000),
+                        rocket_line("300", "발주", "PO2", "S1", 10, 2_000))
+    early = Window(D("2026-01-05"), D("2026-01-06"))
+    return [(first, early, "first"), (recollected, early, "again"),
+            (recollected, Window(D("2026-01-20"), D("2026-01-20")), "the return")]
+
+
+def jet_runs(account_id: str):
+    first = jet_seller(account_id)
+    recollected = jet_seller(account_id)
+    recollected.category_tr[0] = tr_row("O1", "A", "2026-01-05", coupon=700)
+    del recollected.category_tr[2]
+    early = Window(D("2026-01-05"), D("2026-01-06"))
+    return [(first, early, "first"), (recollected, early, "again"),
+            (recollected, Window(D("2026-01-20"), D("2026-01-20")), "the cancellation")]
+
+
+@pytest.mark.parametrize("runs", [rocket_runs, jet_runs], ids=["rocket", "jet"])
+def test_probing_the_account_or_joining_it_leaves_the_same_rows(warehouse, monkeypatch, runs):
+    """The facts' UPDATE, the old lines and the lines' DELETE probe the account's rows when the rows that
+    drive them are few and join them otherwise (``_probes_pay``): both ways end in the same warehouse."""
+    results = {}
+    for account_id, probes in (("PROBED", True), ("JOINED", False)):
+        monkeypatch.setattr(warehouse_module, "_probes_pay", lambda cur, table, rows, probes=probes: probes)
+        results[account_id] = [world.run(warehouse, window, D("2026-01-21"), run_id=run_id)
+                               for world, window, run_id in runs(account_id)]
+    assert lines(warehouse, "PROBED") == lines(warehouse, "JOINED")
+    assert changes(warehouse, "PROBED") == changes(warehouse, "JOINED")
+    again = results["PROBED"][1]
+    assert (again.facts_changed, again.facts_removed) == (1, 1), again
+    assert [r.as_dict() for r in results["PROBED"]] == [r.as_dict() for r in results["JOINED"]]
