@@ -187,16 +187,18 @@ def test_rerunning_a_date_and_an_earlier_one_leaves_the_same_rows(collection_dag
     """6 Jan, then 5 Jan (after the 6 Jan cancellation exists), then 6 Jan again: the same rows each
     time. The 5 Jan run reads the 6 Jan invoice too (look-ahead): its facts are stored, so 5 Jan stays
     at 0 (it used to load only lines dated in its window). The second 6 Jan run changes nothing.
-    The accounts with rows only: the blocked ones load nothing on any run (the first test)."""
-    with_rows = {**SCENARIO, "rocket": {"accounts": [a for a in SCENARIO["rocket"]["accounts"]
-                                                     if a["account_id"] in {"V00000001", "V00000004", "V00000005"}]}}
-    rocket_dag = collection_dag(portal, with_rows, "coupang_rocket_sales")
+    The account whose return restates an earlier date only: the others' single lines add nothing to the
+    order of the runs (the first test loads them; the property suites vary the order of any runs)."""
+    restated = {**SCENARIO, "rocket": {"accounts": [a for a in SCENARIO["rocket"]["accounts"]
+                                                    if a["account_id"] == "V00000001"]}}
+    expected = [row for row in EXPECTED if row[0] == "V00000001"]
+    rocket_dag = collection_dag(portal, restated, "coupang_rocket_sales")
     rocket_dag.test(logical_date=local_stack.logical_date_for(D("2026-01-06")))
-    assert order_lines(warehouse) == EXPECTED
+    assert order_lines(warehouse) == expected
     changes = warehouse.execute("SELECT count(*) FROM sales.order_line_changes").fetchone()[0]
     rocket_dag.test(logical_date=local_stack.logical_date_for(D("2026-01-05")))
-    assert order_lines(warehouse) == EXPECTED
+    assert order_lines(warehouse) == expected
     rocket_dag.test(logical_date=local_stack.logical_date_for(D("2026-01-06")))
-    assert order_lines(warehouse) == EXPECTED
+    assert order_lines(warehouse) == expected
     assert warehouse.execute("SELECT count(*) FROM sales.order_line_changes").fetchone()[0] == changes, \
         "the reruns changed rows"
