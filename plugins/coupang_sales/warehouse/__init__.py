@@ -402,7 +402,10 @@ _FACT_DIFF = f"""
 # pages a probe takes about 40 µs and the scan about 1 µs a row, so the probes are used while the driving
 # rows are at most one in ``_PROBE_SHARE`` of the table's (``_probes_pay``); beyond that, the join.
 # Measured on a 1,000,000-fact account with 9,800 facts changed: the facts' UPDATE 2.6 -> 1.4 s, the old
-# lines 0.9 -> 0.1 s, the lines' DELETE 0.7 -> 0.2 s.
+# lines 0.9 -> 0.1 s, the lines' DELETE 0.7 -> 0.2 s. The UPDATE and the DELETE write the rows by the ctid
+# their probe read: a row another transaction changed in between would be skipped (a join re-checks it by
+# key), and none can be, for every writer of an account's facts and lines is a load of this module holding
+# the account's advisory lock (``account_lock_key``) for its transaction.
 _PROBE_SHARE = 40
 # A table's rows as the planner's statistics know them, or as the statistics collector counted them when it
 # was never analysed (a warehouse's first loads): either may lag, neither is read from the table itself.
