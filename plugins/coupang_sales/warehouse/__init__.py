@@ -606,13 +606,13 @@ def load_facts(
         cur.execute("ANALYZE new_lines")
         cur.execute("ANALYZE new_restatements")
         cur.execute("ANALYZE new_adjustments")
-        changes = _write_lines(cur, who)
+        cur.execute("SELECT count(*) FROM new_lines")
+        loaded = cur.fetchone()[0]
+        changes = _write_lines(cur, who, groups=int(groups), new_lines=loaded)
         superseded = _supersede(cur, who, supersedes) if supersedes else 0
         if account_fees is not None:
             _replace_fees(cur, channel=channel, account_id=account_id, periods=list(fee_periods or []),
                           fees=account_fees, run_id=run_id)
-        cur.execute("SELECT count(*) FROM new_lines")
-        loaded = cur.fetchone()[0]
         # What no line carries in the groups this load read or derived (whether derived again or not), in
         # the order the policies give it: by group, oldest restatement first, fees without a line last. The
         # account's adjustments are few beside its facts: the groups read are matched here, against the
@@ -683,16 +683,16 @@ def _supersede(cur, who: dict[str, Any], sources: tuple[str, ...]) -> int:
     return cur.rowcount
 
 
-def _write_lines(cur, who: dict[str, Any]) -> dict[str, int]:
+def _write_lines(cur, who: dict[str, Any], *, groups: int, new_lines: int) -> dict[str, int]:
     """Swap the affected groups' lines, restatements and adjustments for the derived ones (``new_lines``,
     ``new_restatements``, ``new_adjustments``), writing one ``order_line_changes`` row per line added,
     changed or removed with the facts of this load that caused it; returns the count of each change.
 
     A line's causes are the facts of this load that are its own original, that restate it
     (before or after), or that are per-order fees of its group; failing those, every fact of
-    this load in its group.
+    this load in its group. ``groups`` and ``new_lines`` are the rows of ``affected`` and ``new_lines``,
+    which the caller has counted: they choose between probing and joining the account's lines.
     """
-    groups = cur.execute("SELECT count(*) FROM affected").fetchone()[0]
     cur.execute(_OLD_LINES_PROBED if _probes_pay(cur, "sales.order_lines", 2 * groups) else _OLD_LINES_JOINED, who)
     cur.execute("ANALYZE old_lines")
     cur.execute(
@@ -754,7 +754,7 @@ def _write_lines(cur, who: dict[str, Any]) -> dict[str, int]:
         FROM line_changes c LEFT JOIN causes k USING (id)
         ORDER BY c.id
         """, who)
-    swapped = cur.execute("SELECT (SELECT count(*) FROM new_lines) + (SELECT count(*) FROM old_lines)").fetchone()[0]
+    swapped = new_lines + cur.execute("SELECT count(*) FROM old_lines").fetchone()[0]
     cur.execute(_LINES_DELETED_PROBED if _probes_pay(cur, "sales.order_lines", swapped) else _LINES_DELETED_JOINED,
                 who)
     cur.execute(f"INSERT INTO sales.order_lines ({_LINE_COLS}, run_id) SELECT {_LINE_COLS}, %(run_id)s "
