@@ -87,8 +87,31 @@ def quiet_context(g):
     return context
 
 
+# The parameters through which a column or pair of columns expectation names its columns (GX 1.x).
+_COLUMN_PARAMETERS = ("column", "column_A", "column_B")
+
+
+def columns_checked(expectations: Sequence[Any]) -> list[str] | None:
+    """The columns ``expectations`` read, in first-named order; None when one of them is not a column,
+    pair or compound-columns expectation (a table expectation sees every column)."""
+    names: list[str] = []
+    for expectation in expectations:
+        found = [getattr(expectation, p) for p in _COLUMN_PARAMETERS if getattr(expectation, p, None)]
+        found += list(getattr(expectation, "column_list", None) or [])
+        if not found:
+            return None
+        names += [name for name in found if name not in names]
+    return names
+
+
 def run_checks(suite_name: str, checks: Sequence[Check]) -> QualityResult:
-    """Validate each frame against its expectations in an ephemeral GX context."""
+    """Validate each frame against its expectations in an ephemeral GX context.
+
+    A check's frame is narrowed to the columns its expectations read before GX sees it: GX
+    fingerprints every column of a batch's frame (a hash of each cell) before validating it, and a
+    frame of order lines carries product names and other text no expectation reads (the Rocket policy
+    suite over a 100,000-line derivation chunk: 1.2-1.4 s whole, 0.85-1.0 s narrowed).
+    """
     g = gx()
     context = quiet_context(g)
     source = context.data_sources.add_pandas(name=suite_name)
@@ -96,7 +119,7 @@ def run_checks(suite_name: str, checks: Sequence[Check]) -> QualityResult:
     for check in checks:
         asset = source.add_dataframe_asset(name=check.name)
         batch = asset.add_batch_definition_whole_dataframe(f"{check.name}_all").get_batch(
-            batch_parameters={"dataframe": gx_frame(check.frame)})
+            batch_parameters={"dataframe": gx_frame(_narrowed(check))})
         suite = g.ExpectationSuite(name=f"{suite_name}.{check.name}")
         for expectation in check.expectations:
             suite.add_expectation(expectation)
@@ -107,6 +130,13 @@ def run_checks(suite_name: str, checks: Sequence[Check]) -> QualityResult:
                 outcome.success = False
                 outcome.failures.append(_describe_failure(check.name, expectation))
     return outcome
+
+
+def _narrowed(check: Check) -> "pd.DataFrame":
+    columns = columns_checked(check.expectations)
+    if columns is None or any(name not in check.frame.columns for name in columns):
+        return check.frame  # GX reports the missing column itself
+    return check.frame.loc[:, columns]
 
 
 Builder = Callable[..., list[Check]]
