@@ -570,8 +570,10 @@ def test_a_slow_page_is_portal_unavailable_after_the_timeout(open_hub):
 
 
 def test_a_password_typed_into_a_hanging_sign_on_never_reaches_the_artifacts(open_hub, tmp_path):
+    # held far longer than any of the browser's own waits (page load 10 s, scripts 30 s by default), so
+    # only a sign-on that waited past its timeouts could see the answer; stopping the sandbox ends the hold
     scenario = small_scenario([{"portal": "supplier_hub", "kind": "timeout", "path_contains": "login-actions",
-                                "delay_seconds": 30}])
+                                "delay_seconds": 300}])
     artifacts = tmp_path / "artifacts"
     with SandboxServer(scenario) as server, open_hub(server, "hub_small", artifacts_dir=artifacts) as hub:
         hub.timeout = 1  # the form's answer is waited for 1 s (the browser's page loads keep the default)

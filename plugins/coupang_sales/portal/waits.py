@@ -146,8 +146,12 @@ class PageWaits:
         """Wait until the browser shows a new document after a click that submits a form.
 
         Chromedriver's staleness check fails with inspector errors mid-navigation, so the
-        old document is recognised by a mark set on its window instead.
+        old document is recognised by a mark set on its window instead. Each look runs a
+        script, which chromedriver holds while the submitted form's navigation is pending:
+        the script timeout is set to this wait's own (an in-page fetch batch may have left
+        minutes), so no single look outlasts it.
         """
+        self.driver.set_script_timeout(self.timeout)
 
         def left(d: WebDriver) -> bool:
             try:
