@@ -527,7 +527,9 @@ def load_facts(
     bad = facts[~facts["fact_kind"].isin(kinds)]
     if len(bad):
         raise ValueError(f"{len(bad)} facts of {channel}/{account_id} are not of the kinds {kinds}")
-    read = facts["fact_date"].map(lambda d: read_range.start <= d <= read_range.end).astype(bool)
+    # Compared column-wise (the dates are ``datetime.date`` objects): a Python call per fact cost 0.5 s
+    # of every load of 1,000,000 facts, changed or not.
+    read = ((facts["fact_date"] >= read_range.start) & (facts["fact_date"] <= read_range.end)).astype(bool)
     outside = facts[~read & ~facts["document"].isin(documents)]
     if len(outside):
         raise ValueError(f"{len(outside)} facts of {channel}/{account_id} lie outside what was read "
@@ -647,14 +649,18 @@ def load_facts(
 
 
 def _read_groups(facts: "pd.DataFrame", groups: list[str]) -> list[bool]:
-    """Whether each of ``groups`` is the group of one of ``facts`` (Arrow's hash of the facts' keys: a
-    million in a quarter of a second, where a Python set of them takes a second)."""
+    """Whether each of ``groups`` is the group of one of ``facts``. The few ``groups`` are hashed and the
+    facts' keys looked up in them (Arrow, column-wise): hashing a million facts' keys instead took a third
+    of a second of every load, changed or not."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if not groups:
         return []
-    return pc.is_in(pa.array(groups, pa.string()), value_set=pa.array(facts["group_key"], pa.string())).to_pylist()
+    wanted = pa.array(groups, pa.string())
+    keys = pa.array(facts["group_key"], pa.string())
+    found = pc.unique(keys.filter(pc.is_in(keys, value_set=wanted)))
+    return pc.is_in(wanted, value_set=found).to_pylist()
 
 
 def _supersede(cur, who: dict[str, Any], sources: tuple[str, ...]) -> int:
