@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -30,6 +31,25 @@ BENCHMARKS = {
 }
 
 
+# Before each benchmark, the machine is let settle until its 1-minute load average is under SETTLED_LOAD,
+# waiting at most SETTLE_SECONDS: a benchmark that starts many processes (routes: 4 browsers and their
+# sandbox) leaves the load at 10 or more, and the next one's figures would carry it: the status page,
+# run right after routes, started at a load average of 2.6-2.8 in two runs of 2026-12-04.
+SETTLED_LOAD = 1.0
+SETTLE_SECONDS = 180
+
+
+def settle_machine(limit: float = SETTLE_SECONDS) -> None:
+    """Wait until the 1-minute load average is under SETTLED_LOAD, or ``limit`` seconds; say which."""
+    start = time.monotonic()
+    while os.getloadavg()[0] >= SETTLED_LOAD and time.monotonic() - start < limit:
+        time.sleep(5)
+    load = os.getloadavg()[0]
+    print(f"(settled {time.monotonic() - start:.0f} s: 1-minute load average {load:.1f}"
+          + ("" if load < SETTLED_LOAD else f", still at or over {SETTLED_LOAD} after {limit:.0f} s") + ")",
+          flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the benchmarks")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run, not figures of record")
@@ -43,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
             failed.append(f"{name}: {script} is missing")
             continue
         print(f"\n--- {name} ---", flush=True)
+        if not args.quick:
+            settle_machine()
         start = time.perf_counter()
         done = subprocess.run([sys.executable, str(ROOT / "bench" / script), *(quick if args.quick else [])],
                               cwd=ROOT)
