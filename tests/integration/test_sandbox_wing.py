@@ -550,9 +550,20 @@ def test_a_session_lost_on_an_api_call_signs_on_again_with_a_fresh_token(open_wi
         assert len(server.state.sessions) == 1, "the lost session was replaced by a new one"
 
 
+def _xsrf_answers_seen(driver) -> int:
+    """How many answers of the XSRF resource the page has received (each one (re)set the cookie)."""
+    return driver.execute_script("return performance.getEntriesByType('resource')"
+                                 ".filter(e => e.name.includes('/card/cre/resource')).length")
+
+
 def test_a_stale_xsrf_cookie_is_refreshed_once(open_wing, tmp_path):
+    from selenium.webdriver.support.ui import WebDriverWait
+
     with SandboxServer(small_scenario([])) as server, open_wing(server, "wing_small") as wing:
         wing.login()
+        # The sign-on makes the XSRF XHR itself; the home page makes its own 0.4 s after loading, and its
+        # answer would set the real token again over a stale one put in before it lands.
+        WebDriverWait(wing.driver, 60, poll_frequency=0.1).until(lambda driver: _xsrf_answers_seen(driver) >= 2)
         wing.driver.delete_cookie(XSRF_COOKIE)
         wing.driver.add_cookie({"name": XSRF_COOKIE, "value": "stale", "path": "/wing"})
         assert wing.settlement_groups(TODAY, TODAY)
