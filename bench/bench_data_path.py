@@ -30,11 +30,11 @@ and then the limit: ``COPY ... FROM STDIN (FORMAT csv)`` of the final rows of
 ``sales.order_lines``, as CSV prepared beforehand, into an empty table like it. Targets:
 the whole path within 3x the COPY, peak memory (max RSS of each stage's process) under
 1.5 GB, the second load at most half the first, a run that touches 1 % of the account's lines at
-most a tenth of the full load. That last target is read two ways, and both are reported against it:
-the whole window re-read with 1 % of its lines changed (the extract is sent and compared whole, so
-this load has the nothing-changed load as its floor), and a run that reads 1 % of the account's
-lines (the daily run of a big seller). Also reported: the time to merely decode the .xlsx files (calamine), the floor of
-any path that starts from the portal's files.
+most a tenth of the full load. That last target is read two ways, and both are reported against
+it: the whole window re-read with 1 % of its lines changed (the extract is sent and compared whole,
+so this load has the nothing-changed load as its floor), and a run that reads 1 % of the account's
+lines (the daily run of a big seller). Also reported: the time to merely decode the .xlsx files
+(calamine), the floor of any path that starts from the portal's files.
 """
 
 from __future__ import annotations
@@ -132,18 +132,24 @@ def final_rows_csv(conn) -> tuple[bytes, int]:
     return buffer.getvalue(), conn.execute("SELECT count(*) FROM sales.order_lines").fetchone()[0]
 
 
+def _one_more_unit(facts, share: int) -> int:
+    """Give one receipt fact in ``share`` of ``facts`` one more unit at its unit price, in place, as the
+    portal would show a line re-counted; returns how many facts changed."""
+    chosen = facts.index[facts["fact_kind"] == "rocket_receipt"][::share]
+    facts.loc[chosen, "quantity"] = facts.loc[chosen, "quantity"] + 1
+    facts.loc[chosen, "amount"] = facts.loc[chosen, "amount"] + facts.loc[chosen, "unit_price"]
+    return len(chosen)
+
+
 def touch_facts(staging: Path, share: int = 100) -> int:
-    """Change one receipt fact in ``share`` (one more unit at its unit price) in the staged facts, as a
-    re-collection that finds 1 % of the lines changed would; returns how many facts changed."""
+    """Change one receipt fact in ``share`` (``_one_more_unit``) in the staged facts, as a re-collection
+    that finds 1 % of the lines changed would; returns how many facts changed."""
     from coupang_sales.frames import read_frame, write_frame
 
     facts = read_frame(staging / "facts.parquet")
-    receipts = facts.index[facts["fact_kind"] == "rocket_receipt"]
-    chosen = receipts[::share]
-    facts.loc[chosen, "quantity"] = facts.loc[chosen, "quantity"] + 1
-    facts.loc[chosen, "amount"] = facts.loc[chosen, "amount"] + facts.loc[chosen, "unit_price"]
+    changed = _one_more_unit(facts, share)
     write_frame(facts, staging / "facts.parquet")
-    return len(chosen)
+    return changed
 
 
 def one_day(staging: Path, target: Path, day: dt.date, share: int = 100) -> tuple[int, int]:
@@ -157,12 +163,10 @@ def one_day(staging: Path, target: Path, day: dt.date, share: int = 100) -> tupl
     invoices = invoices[invoices["written_date"] == day].reset_index(drop=True)
     facts = read_frame(staging / "facts.parquet")
     facts = facts[facts["document"].isin(invoices["invoice_no"])].reset_index(drop=True)
-    chosen = facts.index[facts["fact_kind"] == "rocket_receipt"][::share]
-    facts.loc[chosen, "quantity"] = facts.loc[chosen, "quantity"] + 1
-    facts.loc[chosen, "amount"] = facts.loc[chosen, "amount"] + facts.loc[chosen, "unit_price"]
+    changed = _one_more_unit(facts, share)
     write_frame(invoices, target / "invoices.parquet")
     write_frame(facts, target / "facts.parquet")
-    return len(facts), len(chosen)
+    return len(facts), changed
 
 
 def copy_limit(conn, data: bytes, rows: int) -> float:

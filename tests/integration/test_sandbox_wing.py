@@ -552,8 +552,10 @@ def test_a_session_lost_on_an_api_call_signs_on_again_with_a_fresh_token(open_wi
 
 def _xsrf_answers_seen(driver) -> int:
     """How many answers of the XSRF resource the page has received (each one (re)set the cookie)."""
+    from sandbox.wing import XSRF_RESOURCE_PATH
+
     return driver.execute_script("return performance.getEntriesByType('resource')"
-                                 ".filter(e => e.name.includes('/card/cre/resource')).length")
+                                 ".filter(e => e.name.includes(arguments[0])).length", XSRF_RESOURCE_PATH)
 
 
 def test_a_stale_xsrf_cookie_is_refreshed_once(open_wing, tmp_path):
